@@ -1,0 +1,96 @@
+"""How alike heads attend: Jensen-Shannon distances between heads, the 2-D head map, neighbours.
+
+D(h, g) = Σ_examples Σ_i JS(P_h[i,:], P_g[i,:]) / Σ_examples n, with P = 0.999·A + 0.001/n and JS
+in nats: the mean Jensen-Shannon divergence per token (Clark et al. 2019 §6 sum it, which only
+rescales). It is 0 for identical heads, symmetric, and at most ln 2.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .model import Record
+
+JS_SMOOTHING = 1e-3
+MAP_SEED = 0
+
+
+def js_sums(attention: np.ndarray, smoothing: float = JS_SMOOTHING) -> np.ndarray:
+    """Σ_i JS(P_h[i,:], P_g[i,:]) for every pair of heads of one example: [K, K], K = L·H.
+
+    Uses JS(p, q) = H((p + q)/2) - (H(p) + H(q))/2, one head against all later heads at a time,
+    so memory stays at K·n² values."""
+    layers, heads, n, _ = attention.shape
+    k = layers * heads
+    p = (1.0 - smoothing) * attention.reshape(k, n, n).astype(np.float64) + smoothing / n
+    entropy = -(p * np.log(p)).sum(-1)  # [K, n]
+    out = np.zeros((k, k))
+    for h in range(k - 1):
+        m = 0.5 * (p[h] + p[h + 1 :])  # [K-h-1, n, n]
+        mixed = -(m * np.log(m)).sum(-1)  # [K-h-1, n]
+        js = mixed - 0.5 * (entropy[h] + entropy[h + 1 :])
+        out[h, h + 1 :] = np.maximum(js, 0.0).sum(-1)  # clip rounding below zero
+    return out + out.T
+
+
+class HeadDistances:
+    """Streaming sum of per-token JS divergences between all pairs of heads."""
+
+    def __init__(self, layers: int, heads: int):
+        self.total = np.zeros((layers * heads, layers * heads))
+        self.tokens = 0
+
+    def add(self, record: Record) -> None:
+        self.total += js_sums(record.attention)
+        self.tokens += record.n
+
+    def distances(self) -> np.ndarray:
+        """Mean JS divergence per token, [K, K]."""
+        return self.total / max(self.tokens, 1)
+
+
+def head_map(distances: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, float]:
+    """Place heads in 2-D by metric MDS on the distance matrix; return (coords [K, 2], stress-1).
+
+    Stress-1 (Kruskal) = sqrt(Σ (d_map - D)² / Σ D²) over head pairs: 0 is a perfect map, and
+    under about 0.2 the map is a fair picture of the distances."""
+    from sklearn.manifold import MDS
+
+    k = distances.shape[0]
+    if k < 3:
+        coords = np.zeros((k, 2))
+        if k == 2:
+            coords[1, 0] = distances[0, 1]
+        return coords, 0.0
+    mds = MDS(
+        n_components=2,
+        metric_mds=True,
+        metric="precomputed",
+        n_init=4,
+        init="random",
+        max_iter=500,
+        random_state=seed,
+        normalized_stress=False,
+    )
+    coords = mds.fit_transform(distances)
+    return coords, stress1(distances, coords)
+
+
+def stress1(distances: np.ndarray, coords: np.ndarray) -> float:
+    """Kruskal's stress-1 of a 2-D layout against the distances it should keep."""
+    upper = np.triu_indices(distances.shape[0], 1)
+    mapped = np.sqrt(((coords[:, None, :] - coords[None, :, :]) ** 2).sum(-1))[upper]
+    target = distances[upper]
+    denominator = float((target**2).sum())
+    return float(np.sqrt(((mapped - target) ** 2).sum() / denominator)) if denominator else 0.0
+
+
+def nearest(distances: np.ndarray, count: int = 5) -> list[list[int]]:
+    """For each head, the ``count`` other heads closest to it (ties by head order)."""
+    k = distances.shape[0]
+    out = []
+    for h in range(k):
+        others = [g for g in range(k) if g != h]
+        others.sort(key=lambda g: (distances[h, g], g))
+        out.append(others[:count])
+    return out

