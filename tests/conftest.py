@@ -1,0 +1,41 @@
+"""Shared fixtures: tiny models of each family, and sites built once per test session."""
+
+from __future__ import annotations
+
+import pathlib
+
+import pytest
+from tiny_models import make_tiny_model
+
+from atlas.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples" / "sentences.txt"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A function: family name -> directory of a tiny random model of that family (cached)."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # saving a model draws a bar on stderr
+    made: dict[str, pathlib.Path] = {}
+
+    def get(family: str) -> pathlib.Path:
+        if family not in made:
+            made[family] = make_tiny_model(family, tmp_path_factory.mktemp(f"tiny-{family}"))
+        return made[family]
+
+    return get
+
+
+@pytest.fixture(scope="session")
+def default_site(tmp_path_factory) -> pathlib.Path:
+    """The example corpus built with the real default model (all-MiniLM-L6-v2), once."""
+    out = tmp_path_factory.mktemp("default") / "site"
+    assert main(["build", str(EXAMPLES), "-o", str(out), "-q"]) == 0
+    return out
+
+
+def build(args: list[str]) -> int:
+    return main(["build", *args, "-q"])

@@ -1,0 +1,121 @@
+"""The built site in a real browser (headless Chromium over file://): charts draw, heatmaps
+draw, links in charts work, the hash selects a head, and nothing errs or leaves the site."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from browser import Browser, require_chromium
+
+from atlas import report
+
+require_chromium()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    with Browser() as b:
+        yield b
+
+
+def test_overview_draws_every_chart(browser, default_site):
+    page, rep = browser.open(default_site / "index.html")
+    page.wait_for_function(
+        "document.querySelectorAll('div.vega.drawn svg.marks').length === "
+        "document.querySelectorAll('div.vega').length",
+        timeout=20000,
+    )
+    charts = page.locator("div.vega")
+    assert charts.count() == 11  # 9 metric heatmaps, the layer curves, the head map
+    # The head map has one mark per head.
+    marks = page.locator("div[data-spec='spec-head-map'] path[role='graphics-symbol']")
+    assert marks.count() >= 72
+    assert rep.clean, rep
+    page.close()
+
+
+def test_clicking_a_heatmap_cell_opens_that_head(browser, default_site):
+    page, rep = browser.open(default_site / "index.html")
+    page.wait_for_selector("div[data-spec='spec-heatmap-to_cls'].drawn svg.marks")
+    cell = page.locator("div[data-spec='spec-heatmap-to_cls'] path[role='graphics-symbol']").first
+    label = cell.get_attribute("aria-label") or ""
+    url = label.split("url: ")[1].split(";")[0]
+    assert url == "heads/L01-H01.html"
+    with page.expect_navigation():
+        cell.click()
+    assert page.url.endswith("/heads/L01-H01.html")
+    assert page.locator("h1").inner_text().startswith("L1-H1")
+    assert rep.clean, rep
+    page.close()
+
+
+def test_head_page_shows_charts_and_example_heatmaps(browser, default_site):
+    atlas = report.load(default_site)
+    head = max(atlas.heads, key=lambda h: h.metrics["prev"])
+    page, rep = browser.open(default_site / "heads" / f"{head.slug}.html")
+    page.wait_for_function("document.querySelectorAll('div.vega.drawn svg.marks').length === 2")
+    canvases = page.locator("canvas.heatmap")
+    assert canvases.count() == len(head.examples) == 3
+    for i in range(canvases.count()):
+        box = canvases.nth(i).bounding_box()
+        assert box and box["width"] > 100 and box["height"] > 100
+    # The drawn heatmap really is this head's pattern: dark cells just left of the diagonal.
+    dark_below_diagonal = page.evaluate(
+        """() => {
+          const c = document.querySelector('canvas.heatmap');
+          const s = AtlasData.get(c.dataset.key);
+          const m = s.matrix(Number(c.dataset.layer), Number(c.dataset.head));
+          let prev = 0;
+          for (let i = 1; i < s.n; i++) prev += m[i * s.n + i - 1];
+          return prev / s.n;
+        }"""
+    )
+    assert dark_below_diagonal > 0.8
+    assert rep.clean, rep
+    page.close()
+
+
+def test_sentence_page_hash_selects_a_head(browser, default_site):
+    page, rep = browser.open(default_site / "sentences" / "0005.html", fragment="L3-H4")
+    page.wait_for_selector("#head-grid canvas.active")
+    assert page.locator("#selected-title").inner_text() == "L3-H4"
+    active = page.locator("#head-grid canvas.active")
+    assert active.get_attribute("data-layer") == "3" and active.get_attribute("data-head") == "4"
+    assert page.locator("#head-grid canvas").count() == 72
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowDown")
+    assert page.locator("#selected-title").inner_text() == "L4-H5"
+    assert page.evaluate("location.hash") == "#L4-H5"
+    page.locator("#head-grid canvas[data-layer='6'][data-head='12']").click()
+    assert page.locator("#selected-title").inner_text() == "L6-H12"
+    assert page.locator("#selected-link").get_attribute("href") == "../heads/L06-H12.html"
+    assert rep.clean, rep
+    page.close()
+
+
+def test_hostile_sentence_shows_as_text(browser, default_site):
+    atlas = report.load(default_site)
+    evil = next(s for s in atlas.sentences if "</script>" in s.text)
+    page, rep = browser.open(default_site / "sentences" / f"{evil.index + 1:04d}.html")
+    page.wait_for_timeout(300)
+    assert "</script><script>alert(1)</script>" in page.locator("p.sentence").inner_text()
+    assert page.locator("img").count() == 0
+    assert rep.dialogs == [] and rep.clean, rep
+    page.close()
+    page, rep = browser.open(default_site / "sentences" / "index.html")
+    page.wait_for_timeout(300)
+    assert rep.dialogs == [] and rep.clean, rep
+    page.close()
+
+
+def test_heads_table_sorts(browser, default_site):
+    page, rep = browser.open(default_site / "heads" / "index.html")
+    header = page.locator("#heads-table thead th", has_text="previous")
+    header.click()
+    header.click()  # descending
+    first = page.locator("#heads-table tbody tr").first.locator("td").first.inner_text()
+    atlas = report.load(default_site)
+    assert first == max(atlas.heads, key=lambda h: h.metrics["prev"]).name
+    assert rep.clean, rep
+    page.close()

@@ -1,0 +1,276 @@
+"""Tiny, randomly initialised HF models with locally built tokenizers, for offline tests.
+
+``make_tiny_model(family, directory)`` writes a model and a matching fast tokenizer that load
+with ``AutoTokenizer.from_pretrained`` and ``AutoModel.from_pretrained``; nothing is downloaded.
+Weights are seeded, so the same family always yields the same model.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import string
+
+import torch
+import transformers
+from tokenizers import Tokenizer, decoders, normalizers, pre_tokenizers, processors
+from tokenizers.models import BPE, WordPiece
+from tokenizers.trainers import BpeTrainer
+
+FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "electra", "gpt2")
+
+# (layers, heads) of each family's tiny model; the two counts always differ, so tests can tell
+# the layer axis from the head axis.
+SHAPES: dict[str, tuple[int, int]] = {
+    "bert": (2, 4),
+    "roberta": (2, 4),
+    "distilbert": (2, 4),
+    "electra": (2, 4),
+    "gpt2": (3, 2),
+}
+
+HIDDEN_SIZE = 32
+MAX_LENGTH = 64  # the longest input (special tokens included) every tiny model accepts
+
+_WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+_ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # roberta-base's ids 0-4
+_GPT2_SPECIAL = "<|endoftext|>"
+
+# Common English words for the WordPiece vocabulary. Some frequent words ("sat", "mat", "dog",
+# "run", ...) are left out on purpose so that ordinary sentences also produce ## pieces.
+_WORDS = """
+the of and a to in is you that it he was for on are as with his they i at be this have from
+or one had by word but not what all were we when your can said there use an each which she do
+how their if will up other about out many then them these so some her would make like him into
+time has look two more write go see number no way could people my than first water been call who
+oil its now find long down day did get come made may part over new sound take only little work
+know place year live me back give most very after thing our just name good sentence man think
+say great where help through much before line right too mean old any same tell boy follow came
+want show also around form three small set put end does another well large must big even such
+because turn here why ask went men read need land different home us move try kind hand picture
+again change off play spell air away animal house point page letter mother answer found study
+still learn should world high every near add food between own below country plant last school
+father keep tree never start city earth eye light thought head under story saw left few while
+along might close something seem next hard open example begin life always those both paper
+together got group often cat house bird fish model head attention
+"""
+
+_SUFFIXES = ["s", "es", "ed", "ing", "er", "ly", "at", "an", "en", "on", "in", "re", "th", "st"]
+
+# Training text for the byte-level BPE tokenizers (roberta, gpt2).
+_BPE_CORPUS = [
+    "The cat sat on the mat.",
+    "Where is the cat?",
+    "The dog sat on the rug and looked at the cat.",
+    "A bird sang in the tree near the house.",
+    "She walked to the market to buy fresh bread.",
+    "They played football in the park after school.",
+    "He reads a book every night before he sleeps.",
+    "The weather was cold, so we stayed inside.",
+    "My brother works in a large city far from home.",
+    "Where did you put the keys to the car?",
+    "The children laughed at the funny story.",
+    "We will meet at the station at noon.",
+    "The river runs through the middle of the town.",
+    "Please close the door when you leave the room.",
+    "Our teacher asked us to write a short letter.",
+    "The old man sat by the fire and told stories.",
+    "It rained all day, and the streets were wet.",
+    "Is this the right way to the museum?",
+    "The cat chased the mouse under the table.",
+    "I think the answer is in the next chapter.",
+    "Birds fly south when the winter comes.",
+    "The students learned about plants and animals.",
+    "Can you help me carry these boxes upstairs?",
+    "The sun was shining and the sky was blue.",
+    "He forgot his umbrella at the office again.",
+    "The small boat drifted slowly across the lake.",
+    "Every morning she drinks a cup of hot tea.",
+    "The museum opens at nine and closes at five.",
+    "They built a new bridge over the river last year.",
+    "The model pays attention to every word in the sentence.",
+    "Which head of the model looks at the previous word?",
+    "The mother read a story to her children.",
+    "We saw many animals at the zoo on Sunday.",
+    "The train to the city leaves in ten minutes.",
+    "Why is the sky blue and the grass green?",
+    "The cat and the dog are sleeping on the sofa.",
+]
+
+
+def _wordpiece_vocab() -> list[str]:
+    """Special tokens, punctuation, digits, letters and their ## forms, suffixes, whole words."""
+    entries = list(_WORDPIECE_SPECIALS)
+    entries += list(string.punctuation)
+    entries += list(string.digits) + [f"##{d}" for d in string.digits]
+    entries += list(string.ascii_lowercase) + [f"##{c}" for c in string.ascii_lowercase]
+    entries += [f"##{s}" for s in _SUFFIXES]
+    entries += _WORDS.split()
+    return list(dict.fromkeys(entries))  # dedupe, keep order
+
+
+def _wordpiece_tokenizer(
+    tokenizer_class: type[transformers.PreTrainedTokenizerBase],
+) -> transformers.PreTrainedTokenizerBase:
+    vocab = {token: i for i, token in enumerate(_wordpiece_vocab())}
+    backend = Tokenizer(WordPiece(vocab, unk_token="[UNK]"))
+    backend.normalizer = normalizers.BertNormalizer(lowercase=True)
+    backend.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    backend.decoder = decoders.WordPiece(prefix="##")
+    backend.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", vocab["[CLS]"]), ("[SEP]", vocab["[SEP]"])],
+    )
+    return tokenizer_class(
+        tokenizer_object=backend,
+        do_lower_case=True,
+        unk_token="[UNK]",
+        sep_token="[SEP]",
+        pad_token="[PAD]",
+        cls_token="[CLS]",
+        mask_token="[MASK]",
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def _byte_level_bpe(special_tokens: list[str], vocab_size: int = 450) -> Tokenizer:
+    """A byte-level BPE (as in GPT-2 / RoBERTa) trained on the in-memory corpus."""
+    backend = Tokenizer(BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(_BPE_CORPUS, trainer=trainer)
+    return backend
+
+
+def _roberta_tokenizer() -> transformers.PreTrainedTokenizerBase:
+    backend = _byte_level_bpe(_ROBERTA_SPECIALS)
+    backend.post_processor = processors.RobertaProcessing(
+        ("</s>", backend.token_to_id("</s>")),  # sep
+        ("<s>", backend.token_to_id("<s>")),  # cls
+        trim_offsets=True,
+        add_prefix_space=False,
+    )
+    return transformers.RobertaTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        sep_token="</s>",
+        cls_token="<s>",
+        unk_token="<unk>",
+        pad_token="<pad>",
+        mask_token="<mask>",
+        add_prefix_space=False,
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def _gpt2_tokenizer() -> transformers.PreTrainedTokenizerBase:
+    backend = _byte_level_bpe([_GPT2_SPECIAL])
+    backend.post_processor = processors.ByteLevel(trim_offsets=False)  # as in gpt2's tokenizer.json
+    return transformers.GPT2TokenizerFast(
+        tokenizer_object=backend,
+        bos_token=_GPT2_SPECIAL,
+        eos_token=_GPT2_SPECIAL,
+        unk_token=_GPT2_SPECIAL,
+        add_prefix_space=False,
+        model_max_length=MAX_LENGTH,
+    )
+
+
+def _build(
+    family: str,
+) -> tuple[transformers.PreTrainedTokenizerBase, transformers.PreTrainedModel]:
+    if family not in SHAPES:
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+    layers, heads = SHAPES[family]
+    common = {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0}
+    if family in ("bert", "electra"):
+        fast_class = {
+            "bert": transformers.BertTokenizerFast,
+            "electra": transformers.ElectraTokenizerFast,
+        }[family]
+        tokenizer = _wordpiece_tokenizer(fast_class)
+        config_class = transformers.BertConfig if family == "bert" else transformers.ElectraConfig
+        extra = {"embedding_size": HIDDEN_SIZE // 2} if family == "electra" else {}
+        config = config_class(
+            vocab_size=len(tokenizer),
+            hidden_size=HIDDEN_SIZE,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=2 * HIDDEN_SIZE,
+            max_position_embeddings=MAX_LENGTH,
+            type_vocab_size=2,
+            pad_token_id=tokenizer.pad_token_id,
+            **common,
+            **extra,
+        )
+    elif family == "distilbert":
+        tokenizer = _wordpiece_tokenizer(transformers.DistilBertTokenizerFast)
+        config = transformers.DistilBertConfig(
+            vocab_size=len(tokenizer),
+            dim=HIDDEN_SIZE,
+            n_layers=layers,
+            n_heads=heads,
+            hidden_dim=2 * HIDDEN_SIZE,
+            max_position_embeddings=MAX_LENGTH,
+            pad_token_id=tokenizer.pad_token_id,
+            dropout=0.0,
+            attention_dropout=0.0,
+        )
+    elif family == "roberta":
+        tokenizer = _roberta_tokenizer()
+        config = transformers.RobertaConfig(
+            vocab_size=len(tokenizer),
+            hidden_size=HIDDEN_SIZE,
+            num_hidden_layers=layers,
+            num_attention_heads=heads,
+            intermediate_size=2 * HIDDEN_SIZE,
+            # RoBERTa position ids start at pad_token_id + 1, as in roberta-base (514 for 512).
+            max_position_embeddings=MAX_LENGTH + tokenizer.pad_token_id + 1,
+            type_vocab_size=1,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            **common,
+        )
+    elif family == "gpt2":
+        tokenizer = _gpt2_tokenizer()
+        config = transformers.GPT2Config(
+            vocab_size=len(tokenizer),
+            n_positions=MAX_LENGTH,
+            n_embd=HIDDEN_SIZE,
+            n_layer=layers,
+            n_head=heads,
+            bos_token_id=tokenizer.bos_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+            resid_pdrop=0.0,
+            embd_pdrop=0.0,
+            attn_pdrop=0.0,
+        )
+    else:  # pragma: no cover - guarded above
+        raise AssertionError(family)
+
+    torch.manual_seed(0)
+    model = transformers.AutoModel.from_config(config)
+    model.eval()
+    return tokenizer, model
+
+
+def make_tiny_model(family: str, directory: pathlib.Path) -> pathlib.Path:
+    """Save a tiny random model and its matching fast tokenizer to `directory`; return it.
+
+    `family` is one of `FAMILIES`; `SHAPES[family]` gives the model's (layers, heads).
+    """
+    tokenizer, model = _build(family)
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
