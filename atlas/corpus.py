@@ -12,6 +12,7 @@ Both are read as UTF-8, with or without a byte-order mark, with LF or CRLF line 
 
 from __future__ import annotations
 
+import codecs
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,11 +45,19 @@ def read_corpus(path: str | Path, limit: int | None = None) -> list[Example]:
         )
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
+    if limit is not None and limit < 1:
+        raise CorpusError(f"limit must be at least 1, got {limit}")
+    data = path.read_bytes()
+    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as err:
-        raise CorpusError(f"{path}: not UTF-8 text (byte {err.start})") from None
-    lines = text.splitlines()
+        line = data[: bom + err.start].count(b"\n") + 1
+        raise CorpusError(
+            f"{path}:{line}: not UTF-8 text (byte {bom + err.start} of the file)"
+        ) from None
+    # Only LF (and CRLF) end a line: str.splitlines() would also split on U+2028, form feeds...
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     parse = _parse_txt if suffix == ".txt" else _parse_jsonl
     examples: list[Example] = []
     seen: dict[str, int] = {}
@@ -70,10 +79,10 @@ def read_corpus(path: str | Path, limit: int | None = None) -> list[Example]:
 def _parse_txt(path: Path, lines: list[str]):
     count = 0
     for number, raw in enumerate(lines, start=1):
-        line = raw.strip()
-        if not line or line.startswith("#"):
+        stripped = raw.strip()
+        if not stripped or stripped.startswith("#"):
             continue
-        parts = [part.strip() for part in line.split("\t")]
+        parts = [part.strip() for part in raw.split("\t")]
         if len(parts) > 2:
             raise CorpusError(
                 f"{path}:{number}: {len(parts) - 1} TABs; a line holds one sentence "
@@ -106,7 +115,7 @@ def _parse_jsonl(path: Path, lines: list[str]):
             raise CorpusError(f"{path}:{number}: 'text' must be a non-empty string")
         if text_b is not None and (not isinstance(text_b, str) or not text_b.strip()):
             raise CorpusError(f"{path}:{number}: 'text_b' must be a non-empty string or absent")
-        if ident is not None and not isinstance(ident, (str, int)):
+        if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (str, int))):
             raise CorpusError(f"{path}:{number}: 'id' must be a string or an integer")
         count += 1
         yield Example(

@@ -91,7 +91,8 @@ def normalised_entropy(rows: np.ndarray, causal: bool = False) -> np.ndarray:
     keep = visible >= 2
     if not keep.any():
         return np.zeros(rows.shape[:-1])
-    return (rows[..., keep] / np.log(visible[keep])).mean(-1)
+    # Capped at 1: for a decoder, smoothing puts a little mass on keys the row cannot see.
+    return np.minimum(rows[..., keep] / np.log(visible[keep]), 1.0).mean(-1)
 
 
 def offset_profile(attention: np.ndarray) -> np.ndarray:

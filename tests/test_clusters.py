@@ -1,0 +1,173 @@
+"""Exact-value tests of atlas.clusters: JS distances between heads, the head map, neighbours."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from atlas.clusters import HeadDistances, head_map, js_sums, nearest, stress1
+from atlas.model import Record
+
+SMOOTH = 1e-3  # DESIGN: P = 0.999·A + 0.001/n
+
+
+def random_attention(rng, layers: int, heads: int, n: int) -> np.ndarray:
+    a = rng.random((layers, heads, n, n)) ** 3 + 1e-6
+    return a / a.sum(-1, keepdims=True)
+
+
+def reference_js(p_row, q_row) -> float:
+    """JS(p, q) = ½ KL(p‖m) + ½ KL(q‖m), m = (p + q)/2, rows smoothed as DESIGN says."""
+    n = len(p_row)
+    p = [(1 - SMOOTH) * x + SMOOTH / n for x in p_row]
+    q = [(1 - SMOOTH) * x + SMOOTH / n for x in q_row]
+    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+    kl_p = sum(a * math.log(a / c) for a, c in zip(p, m, strict=True))
+    kl_q = sum(b * math.log(b / c) for b, c in zip(q, m, strict=True))
+    return 0.5 * kl_p + 0.5 * kl_q
+
+
+def reference_js_sums(attention: np.ndarray) -> np.ndarray:
+    layers, heads, n, _ = attention.shape
+    flat = attention.reshape(layers * heads, n, n).tolist()
+    k = len(flat)
+    out = np.zeros((k, k))
+    for h in range(k):
+        for g in range(k):
+            out[h, g] = sum(reference_js(flat[h][i], flat[g][i]) for i in range(n))
+    return out
+
+
+def make_record(index: int, attention: np.ndarray) -> Record:
+    n = attention.shape[-1]
+    none = np.zeros(n, dtype=bool)
+    return Record(
+        index=index,
+        tokens=[f"t{i}" for i in range(n)],
+        cls=none,
+        sep=none,
+        special=none,
+        punct=none,
+        segments=np.zeros(n, dtype=np.int8),
+        attention=attention,
+    )
+
+
+def test_js_sums_identical_heads_symmetric_zero_diagonal():
+    """Identical heads are at distance 0; the matrix is symmetric with a zero diagonal."""
+    rng = np.random.default_rng(1)
+    a = random_attention(rng, 2, 3, 7)
+    a[1, 2] = a[0, 1]  # heads 1 (L1-H2) and 5 (L2-H3) are the same
+    d = js_sums(a)
+    assert d.shape == (6, 6)
+    assert d[1, 5] == pytest.approx(0.0, abs=1e-12)
+    assert d[5, 1] == pytest.approx(0.0, abs=1e-12)
+    np.testing.assert_array_equal(d, d.T)
+    np.testing.assert_array_equal(np.diag(d), np.zeros(6))
+    off = d[~np.eye(6, dtype=bool)]
+    assert (off[(off != d[1, 5])] > 1e-3).all()  # other pairs really differ
+
+
+def test_js_of_disjoint_one_hot_heads_by_hand():
+    """Two one-hot heads on different tokens: per-token JS is just below ln 2, computed by hand."""
+    n = 5
+    a = np.zeros((1, 2, n, n))
+    a[0, 0, :, 0] = 1.0  # head 0: every row on token 0
+    a[0, 1, :, 1] = 1.0  # head 1: every row on token 1
+    hi, lo = 0.999 + 0.001 / n, 0.001 / n
+    mid = (hi + lo) / 2
+    # p = (hi, lo, lo, lo, lo), q = (lo, hi, lo, lo, lo), m = (mid, mid, lo, lo, lo)
+    kl = hi * math.log(hi / mid) + lo * math.log(lo / mid)  # the lo/lo entries contribute 0
+    per_token = 0.5 * kl + 0.5 * kl
+    d = js_sums(a)
+    assert d[0, 1] / n == pytest.approx(per_token, rel=1e-12)
+    assert d[0, 1] / n <= math.log(2)
+    assert d[0, 1] / n > 0.68
+
+
+def test_js_sums_matches_reference_loop():
+    """For random attention, js_sums equals a direct KL double loop over heads and tokens."""
+    rng = np.random.default_rng(42)
+    for n in (1, 3, 9):
+        a = random_attention(rng, 2, 2, n)
+        np.testing.assert_allclose(js_sums(a), reference_js_sums(a), rtol=0, atol=1e-10)
+
+
+def test_head_distances_are_total_js_over_total_tokens():
+    """HeadDistances over records of different n = (Σ js_sums) / (Σ n), not a mean of means."""
+    rng = np.random.default_rng(9)
+    records = [make_record(i, random_attention(rng, 2, 2, n)) for i, n in enumerate((3, 10, 6))]
+    distances = HeadDistances(2, 2)
+    for record in records:
+        distances.add(record)
+    total = sum(reference_js_sums(r.attention) for r in records)
+    expected = total / sum(r.n for r in records)
+    np.testing.assert_allclose(distances.distances(), expected, rtol=0, atol=1e-12)
+    assert distances.tokens == 19
+    mean_of_means = sum(reference_js_sums(r.attention) / r.n for r in records) / len(records)
+    assert not np.allclose(distances.distances(), mean_of_means)
+    assert (distances.distances() <= math.log(2)).all()
+
+
+def test_head_distances_empty_is_zero():
+    """No records: zero distances, no division by zero."""
+    np.testing.assert_array_equal(HeadDistances(1, 3).distances(), np.zeros((3, 3)))
+
+
+def planar_distances(seed: int = 0, count: int = 10) -> tuple[np.ndarray, np.ndarray]:
+    points = np.random.default_rng(seed).normal(size=(count, 2))
+    return points, np.sqrt(((points[:, None] - points[None]) ** 2).sum(-1))
+
+
+def test_head_map_recovers_planar_distances_deterministically():
+    """Distances of points in a plane: stress-1 < 0.01, distances kept, same output twice."""
+    _, d = planar_distances()
+    coords, stress = head_map(d)
+    assert coords.shape == (10, 2)
+    assert 0.0 <= stress < 0.01
+    assert stress == pytest.approx(stress1(d, coords), abs=1e-15)
+    mapped = np.sqrt(((coords[:, None] - coords[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(mapped, d, atol=0.02 * d.max())
+    again, stress_again = head_map(d)
+    np.testing.assert_array_equal(coords, again)
+    assert stress == stress_again
+
+
+def test_stress1_exact():
+    """Stress-1 is 0 for a perfect layout and sqrt(Σ(d_map - D)² / Σ D²) otherwise."""
+    points, d = planar_distances(seed=3, count=6)
+    assert stress1(d, points) == pytest.approx(0.0, abs=1e-12)
+    # three heads at mutual distance 2, laid out on a line at 0, 2, 4
+    d3 = 2 * (np.ones((3, 3)) - np.eye(3))
+    line = np.array([[0.0, 0.0], [2.0, 0.0], [4.0, 0.0]])
+    # mapped pair distances 2, 4, 2 against 2, 2, 2: sqrt(4 / 12)
+    assert stress1(d3, line) == pytest.approx(math.sqrt(4 / 12), rel=1e-12)
+    assert stress1(np.zeros((3, 3)), line) == 0.0
+
+
+def test_head_map_fewer_than_three_heads():
+    """One or two heads are placed exactly without MDS."""
+    coords, stress = head_map(np.array([[0.0, 0.3], [0.3, 0.0]]))
+    assert np.linalg.norm(coords[0] - coords[1]) == pytest.approx(0.3)
+    assert stress == 0.0
+    coords, stress = head_map(np.zeros((1, 1)))
+    assert coords.shape == (1, 2) and stress == 0.0
+
+
+def test_nearest_orders_other_heads_by_distance():
+    """nearest() returns the k closest other heads, never the head itself, ties by head order."""
+    d = np.array(
+        [
+            [0.0, 0.4, 0.1, 0.3, 0.2],
+            [0.4, 0.0, 0.5, 0.1, 0.1],
+            [0.1, 0.5, 0.0, 0.6, 0.7],
+            [0.3, 0.1, 0.6, 0.0, 0.2],
+            [0.2, 0.1, 0.7, 0.2, 0.0],
+        ]
+    )
+    assert nearest(d, count=3) == [[2, 4, 3], [3, 4, 0], [0, 1, 3], [1, 4, 0], [1, 0, 3]]
+    for h, row in enumerate(nearest(d, count=10)):
+        assert len(row) == 4 and h not in row
+        assert [d[h, g] for g in row] == sorted(d[h, g] for g in row)

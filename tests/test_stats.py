@@ -1,0 +1,424 @@
+"""Exact-value tests of atlas.stats on hand-made attention, against DESIGN.md's definitions."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from atlas.model import Record
+from atlas.stats import (
+    MIN_EXAMPLE_TOKENS,
+    OFFSETS,
+    HeadStats,
+    PairCounter,
+    example_metrics,
+    label_head,
+    offset_profile,
+)
+
+S = 1e-4  # DESIGN: A' = 0.9999·A + 0.0001/n for entropies
+
+
+def one_head(matrix: np.ndarray) -> np.ndarray:
+    """Wrap an [n, n] attention matrix as [layers=1, heads=1, n, n]."""
+    return np.asarray(matrix, dtype=np.float64)[None, None]
+
+
+def mask(n: int, *positions: int) -> np.ndarray:
+    out = np.zeros(n, dtype=bool)
+    out[list(positions)] = True
+    return out
+
+
+def metrics_of(matrix, cls=(), sep=(), punct=(), causal=False) -> dict[str, float]:
+    """example_metrics of a single head, as plain floats."""
+    n = len(matrix)
+    out = example_metrics(
+        one_head(matrix), mask(n, *cls), mask(n, *sep), mask(n, *punct), causal=causal
+    )
+    for value in out.values():
+        assert value.shape == (1, 1)
+    return {key: float(value[0, 0]) for key, value in out.items()}
+
+
+def profile_of(matrix) -> dict[int, float]:
+    values = offset_profile(one_head(matrix))
+    assert values.shape == (1, 1, len(OFFSETS))
+    return dict(zip(OFFSETS, values[0, 0].tolist(), strict=True))
+
+
+def previous_token_head(n: int) -> np.ndarray:
+    a = np.zeros((n, n))
+    a[0, 0] = 1.0
+    for i in range(1, n):
+        a[i, i - 1] = 1.0
+    return a
+
+
+def next_token_head(n: int) -> np.ndarray:
+    a = np.zeros((n, n))
+    for i in range(n - 1):
+        a[i, i + 1] = 1.0
+    a[n - 1, n - 1] = 1.0
+    return a
+
+
+def random_attention(rng, layers: int, heads: int, n: int) -> np.ndarray:
+    """Rows sum to 1; cubing makes some rows peaky so the metrics are not all alike."""
+    a = rng.random((layers, heads, n, n)) ** 3 + 1e-6
+    return a / a.sum(-1, keepdims=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Reference implementation: plain Python loops, written from DESIGN.md "Definitions".
+
+
+def smoothed_entropy(row: list[float]) -> float:
+    n = len(row)
+    total = 0.0
+    for x in row:
+        p = (1 - S) * x + S / n
+        total -= p * math.log(p)
+    return total
+
+
+def reference_metrics(a: np.ndarray, cls, sep, punct, causal=False) -> dict[str, float]:
+    """DESIGN's per-example formulas for one head's [n, n] matrix, loop by loop."""
+    a = a.tolist()
+    n = len(a)
+    out = {
+        "to_cls": sum(sum(a[i][j] for j in range(n) if cls[j]) for i in range(n)) / n,
+        "to_sep": sum(sum(a[i][j] for j in range(n) if sep[j]) for i in range(n)) / n,
+        "to_punct": sum(sum(a[i][j] for j in range(n) if punct[j]) for i in range(n)) / n,
+        "self": sum(a[i][i] for i in range(n)) / n,
+        "prev": sum(a[i][i - 1] for i in range(1, n)) / n,
+        "next": sum(a[i][i + 1] for i in range(n - 1)) / n,
+    }
+    rows = [smoothed_entropy(a[i]) for i in range(n)]
+    out["entropy"] = sum(rows) / n
+    out["cls_entropy"] = rows[0]
+    # normalised entropy: H(row) / ln(keys the row sees), capped at 1 (smoothing leaks a little
+    # mass to unseen keys in a decoder); rows that see one key are left out
+    ratios = []
+    for i in range(n):
+        visible = i + 1 if causal else n
+        if visible >= 2:
+            ratios.append(min(rows[i] / math.log(visible), 1.0))
+    out["entropy_norm"] = sum(ratios) / len(ratios) if ratios else 0.0
+    return out
+
+
+def reference_profile(a: np.ndarray) -> list[float]:
+    n = len(a)
+    return [sum(a[i][i + d] for i in range(n) if 0 <= i + d < n) / n for d in range(-8, 9)]
+
+
+# ---------------------------------------------------------------------------------------------
+# Hand-made heads with exact values.
+
+
+def test_previous_token_head_exact_shares():
+    """Pure previous-token head: prev = (n-1)/n, self = 1/n, next = 0, profile at -1 and 0."""
+    n = 6
+    m = metrics_of(previous_token_head(n))
+    # DESIGN normalises by n, not n-1: row 0 has no previous token (it attends to itself),
+    # so even a perfect previous-token head scores (n-1)/n, not 1.
+    assert m["prev"] == pytest.approx((n - 1) / n, abs=1e-15)
+    assert m["self"] == pytest.approx(1 / n, abs=1e-15)
+    assert m["next"] == 0.0
+    profile = profile_of(previous_token_head(n))
+    assert profile[-1] == pytest.approx((n - 1) / n, abs=1e-15)
+    assert profile[0] == pytest.approx(1 / n, abs=1e-15)
+    assert all(value == 0.0 for d, value in profile.items() if d not in (-1, 0))
+
+
+def test_next_token_head_exact_shares():
+    """Pure next-token head (last row attends to itself): next = (n-1)/n, self = 1/n."""
+    n = 5
+    m = metrics_of(next_token_head(n))
+    assert m["next"] == pytest.approx((n - 1) / n, abs=1e-15)
+    assert m["self"] == pytest.approx(1 / n, abs=1e-15)
+    assert m["prev"] == 0.0
+    profile = profile_of(next_token_head(n))
+    assert profile[1] == pytest.approx((n - 1) / n, abs=1e-15)
+    assert profile[0] == pytest.approx(1 / n, abs=1e-15)
+
+
+def test_uniform_head_exact_values():
+    """Uniform head: entropy = ln n, normalised 1, to_cls 1/n, to_sep 2/n, prev (n-1)/n²."""
+    n = 7
+    uniform = np.full((n, n), 1 / n)
+    m = metrics_of(uniform, cls=[0], sep=[3, n - 1])
+    # smoothing a uniform row gives the same uniform row, so the entropy is exactly ln n
+    assert m["entropy"] == pytest.approx(math.log(n), abs=1e-12)
+    assert m["entropy_norm"] == pytest.approx(1.0, abs=1e-12)
+    assert m["cls_entropy"] == pytest.approx(math.log(n), abs=1e-12)
+    assert m["to_cls"] == pytest.approx(1 / n, abs=1e-15)
+    assert m["to_sep"] == pytest.approx(2 / n, abs=1e-15)
+    assert m["to_punct"] == 0.0
+    assert m["self"] == pytest.approx(1 / n, abs=1e-15)
+    assert m["prev"] == pytest.approx((n - 1) / n**2, abs=1e-15)
+    assert m["next"] == pytest.approx((n - 1) / n**2, abs=1e-15)
+
+
+def test_uniform_head_offset_profile():
+    """Uniform head: profile at d is (n-|d|)/n² for |d| < n and 0 for offsets past the sentence."""
+    n = 6  # so offsets ±6, ±7, ±8 fall outside the sentence
+    profile = profile_of(np.full((n, n), 1 / n))
+    for d, value in profile.items():
+        expected = (n - abs(d)) / n**2 if abs(d) < n else 0.0
+        assert value == pytest.approx(expected, abs=1e-15), d
+
+
+def test_one_hot_cls_head_entropy_by_hand():
+    """Every row on token 0: to_cls = 1, entropy = entropy of the smoothed one-hot row."""
+    n = 9
+    a = np.zeros((n, n))
+    a[:, 0] = 1.0
+    m = metrics_of(a, cls=[0], sep=[n - 1])
+    high = 0.9999 + 0.0001 / n
+    low = 0.0001 / n
+    expected = -(high * math.log(high) + (n - 1) * low * math.log(low))
+    assert m["to_cls"] == 1.0
+    assert m["to_sep"] == 0.0
+    assert m["entropy"] == pytest.approx(expected, rel=1e-12)
+    assert m["cls_entropy"] == pytest.approx(expected, rel=1e-12)
+    assert m["entropy_norm"] == pytest.approx(expected / math.log(n), rel=1e-12)
+    assert m["self"] == pytest.approx(1 / n, abs=1e-15)  # only row 0 attends to itself
+
+
+def test_to_punct_matches_loop():
+    """to_punct = mean over rows of the attention to punctuation columns."""
+    rng = np.random.default_rng(7)
+    n = 8
+    a = random_attention(rng, 1, 1, n)[0, 0]
+    punct = [2, 5, 7]
+    expected = sum(sum(a[i, j] for j in punct) for i in range(n)) / n
+    assert metrics_of(a, punct=punct)["to_punct"] == pytest.approx(expected, abs=1e-14)
+
+
+def test_random_attention_every_metric_matches_reference():
+    """Seeded random attention, 2 layers × 3 heads: every metric equals the loop reference."""
+    rng = np.random.default_rng(2019)
+    layers, heads = 2, 3
+    for n in (2, 5, 11):
+        a = random_attention(rng, layers, heads, n)
+        cls, sep, punct = mask(n, 0), mask(n, n - 1), mask(n, *range(1, n, 3))
+        for causal in (False, True):
+            got = example_metrics(a, cls, sep, punct, causal=causal)
+            profile = offset_profile(a)
+            assert set(got) == set(reference_metrics(a[0, 0], cls, sep, punct))
+            for layer in range(layers):
+                for head in range(heads):
+                    want = reference_metrics(a[layer, head], cls, sep, punct, causal)
+                    for key, value in want.items():
+                        assert got[key][layer, head] == pytest.approx(value, abs=1e-12), (
+                            key,
+                            n,
+                            causal,
+                            layer,
+                            head,
+                        )
+                    np.testing.assert_allclose(
+                        profile[layer, head], reference_profile(a[layer, head]), atol=1e-12
+                    )
+
+
+def test_causal_uniform_prefix_head_normalised_entropy_is_one():
+    """Row i uniform over tokens 0..i: causal normalised entropy ≈ 1; non-causal is much lower."""
+    n = 12
+    a = np.zeros((n, n))
+    for i in range(n):
+        a[i, : i + 1] = 1 / (i + 1)
+    # within 1e-3 only: the smoothing puts 0.0001/n on each future token
+    assert metrics_of(a, causal=True)["entropy_norm"] == pytest.approx(1.0, abs=1e-3)
+    assert metrics_of(a, causal=False)["entropy_norm"] < 0.8
+
+
+def test_single_token_example_normalised_entropy_is_zero():
+    """A one-token example has no row that can choose, so its normalised entropy is 0."""
+    m = metrics_of(np.ones((1, 1)), cls=[0])
+    assert m["entropy_norm"] == 0.0
+    assert m["to_cls"] == 1.0
+    assert m["prev"] == 0.0 and m["next"] == 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels.
+
+
+def means(**values: float) -> dict[str, float]:
+    base = dict.fromkeys(
+        ("to_cls", "to_sep", "to_punct", "self", "prev", "next", "entropy", "cls_entropy"), 0.1
+    )
+    base["entropy_norm"] = 0.5
+    base.update(values)
+    return base
+
+
+@pytest.mark.parametrize(
+    ("values", "label"),
+    [
+        ({"prev": 0.6}, "previous-token"),
+        ({"next": 0.6}, "next-token"),
+        ({"self": 0.55}, "self"),
+        ({"to_cls": 0.8}, "[CLS]"),
+        ({"to_sep": 0.7}, "[SEP]"),
+        ({"to_punct": 0.51}, "punctuation"),
+        ({"to_sep": 0.7, "to_cls": 0.6}, "[SEP]"),  # the largest share wins
+        ({"prev": 0.49, "entropy_norm": 0.9}, "broad"),
+        ({"prev": 0.49, "entropy_norm": 0.3}, "mixed"),
+        ({"prev": 0.5}, "previous-token"),  # exactly on the threshold: labelled
+        ({"entropy_norm": 0.75}, "broad"),  # exactly on the broad threshold
+        ({"entropy_norm": 0.7499}, "mixed"),
+        ({"to_sep": 0.9, "entropy_norm": 0.1}, "[SEP]"),  # a share beats entropy
+    ],
+)
+def test_label_head(values, label):
+    """label_head picks the largest share ≥ 0.5, else broad (entropy_norm ≥ 0.75) or mixed."""
+    assert label_head(means(**values)) == label
+
+
+# ---------------------------------------------------------------------------------------------
+# Streaming accumulation.
+
+
+def make_record(index: int, attention: np.ndarray, punct_every: int = 4) -> Record:
+    """A Record with [CLS] first, [SEP] last and punctuation every few tokens."""
+    n = attention.shape[-1]
+    tokens = ["[CLS]", *(f"w{i}" if i % punct_every else "," for i in range(1, n - 1)), "[SEP]"]
+    cls, sep = mask(n, 0), mask(n, n - 1)
+    return Record(
+        index=index,
+        tokens=tokens,
+        cls=cls,
+        sep=sep,
+        special=cls | sep,
+        punct=np.array([t == "," for t in tokens]),
+        segments=np.where(cls | sep, -1, 0).astype(np.int8),
+        attention=attention.astype(np.float32),
+    )
+
+
+def test_head_stats_means_are_plain_means_over_examples():
+    """HeadStats.means() is the plain mean of example_metrics over records of different n."""
+    rng = np.random.default_rng(3)
+    layers, heads = 2, 3
+    records = [
+        make_record(i, random_attention(rng, layers, heads, n))
+        for i, n in enumerate((4, 9, 13, 6, 20))
+    ]
+    stats = HeadStats(layers, heads)
+    per_example = [stats.add(record) for record in records]
+    expected = [
+        example_metrics(r.attention, r.cls, r.sep, r.punct) for r in records
+    ]  # recomputed independently of add()'s return value
+    got = stats.means()
+    assert stats.count == len(records)
+    assert stats.tokens == sum(r.n for r in records)
+    for key, value in got.items():
+        assert value.shape == (layers, heads)
+        mean = sum(e[key] for e in expected) / len(records)
+        np.testing.assert_allclose(value, mean, rtol=0, atol=1e-12, err_msg=key)
+        for returned, direct in zip(per_example, expected, strict=True):
+            np.testing.assert_array_equal(returned[key], direct[key])
+    # the prev share of a plain mean differs from a token-weighted mean on these records
+    weighted = sum(e["prev"] * r.n for e, r in zip(expected, records, strict=True)) / stats.tokens
+    assert not np.allclose(got["prev"], weighted)
+    profile = sum(offset_profile(r.attention) for r in records) / len(records)
+    np.testing.assert_allclose(stats.offset_means(), profile, atol=1e-12)
+
+
+def test_head_stats_empty_means_are_zero():
+    """Before any record, means are zeros rather than a division by zero."""
+    stats = HeadStats(1, 2)
+    assert all((value == 0).all() for value in stats.means().values())
+    assert (stats.offset_means() == 0).all()
+
+
+def test_best_examples_ranks_by_score_and_prefers_long_records():
+    """best_examples: highest score first, records under MIN_EXAMPLE_TOKENS ranked last."""
+    short = MIN_EXAMPLE_TOKENS - 3
+    assert short >= 2
+    # (index, n, pattern) — head 0 gets the pattern, head 1 is always uniform
+    plan = [
+        (0, short, "prev"),  # prev share (n-1)/n = 0.8 but too short
+        (1, 10, "uniform"),  # prev share 9/100
+        (2, 10, "prev"),  # 0.9
+        (3, 9, "prev"),  # 8/9
+        (4, 12, "uniform"),  # 11/144
+        (5, 10, "prev"),  # 0.9 again: ties go to the earlier record
+    ]
+    stats3 = HeadStats(1, 2, keep=3)
+    stats9 = HeadStats(1, 2, keep=9)
+    for index, n, pattern in plan:
+        first = previous_token_head(n) if pattern == "prev" else np.full((n, n), 1 / n)
+        attention = np.stack([first, np.full((n, n), 1 / n)])[None]
+        record = make_record(index, attention)
+        stats3.add(record)
+        stats9.add(record)
+    assert stats3.best_examples("previous-token", 0) == [2, 5, 3]
+    assert stats9.best_examples("previous-token", 0) == [2, 5, 3, 1, 4, 0]
+    # head 1 is uniform everywhere: prev share (n-1)/n² is largest for the shortest long record
+    assert stats3.best_examples("previous-token", 1) == [3, 1, 2]
+
+
+# ---------------------------------------------------------------------------------------------
+# Frequent token pairs.
+
+
+def test_pair_counter_exact_below_capacity():
+    """With at most 2·capacity distinct pairs nothing is dropped: counts are exact, error 0."""
+    rng = np.random.default_rng(5)
+    pairs = [(f"a{x}", f"b{y}") for x, y in rng.integers(0, 4, size=(300, 2))]  # ≤ 16 distinct
+    counter = PairCounter(capacity=10)
+    for start in range(0, len(pairs), 37):
+        counter.update(pairs[start : start + 37])
+    truth = Counter(pairs)
+    assert counter.error == 0
+    assert counter.total == len(pairs)
+    assert dict(counter.counts) == dict(truth)
+    expected_top = sorted(truth.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+    assert counter.top(5) == expected_top
+
+
+def test_pair_counter_top_breaks_ties_by_pair():
+    """Equal counts are ordered by the pair itself, so output is stable."""
+    counter = PairCounter(capacity=10)
+    counter.update([("b", "x"), ("a", "z"), ("a", "y"), ("c", "c"), ("c", "c")])
+    assert counter.top(3) == [(("c", "c"), 2), (("a", "y"), 1), (("a", "z"), 1)]
+
+
+def test_pair_counter_bounded_error_and_heavy_hitter():
+    """Many distinct pairs: the heavy pair is first, and true - error ≤ count ≤ true for all."""
+    rng = np.random.default_rng(11)
+    heavy = ("the", "cat")
+    stream = []
+    for i in range(3000):
+        if i % 5 == 0:
+            stream.append(heavy)
+        elif i % 7 == 0:
+            stream.append(("of", "the"))  # a second, lighter frequent pair
+        else:
+            stream.append((f"x{rng.integers(2000)}", f"y{rng.integers(3)}"))
+    capacity = 8
+    counter = PairCounter(capacity)
+    for start in range(0, len(stream), 50):
+        counter.update(stream[start : start + 50])
+    truth = Counter(stream)
+    assert counter.error > 0  # the summary really had to drop pairs
+    assert counter.total == len(stream)
+    assert len(counter.counts) <= 2 * capacity + 50
+    assert counter.error <= len(stream) / (capacity + 1)  # Misra-Gries bound
+    assert counter.top(1)[0][0] == heavy
+    assert counter.top(2)[1][0] == ("of", "the")
+    for pair, count in counter.counts.items():
+        assert count > 0, pair  # pairs whose count fell to 0 are dropped
+        assert truth[pair] - counter.error <= count <= truth[pair], pair
+    # a pair no longer tracked was never more frequent than the error bound
+    for pair, count in truth.items():
+        if pair not in counter.counts:
+            assert count <= counter.error
