@@ -163,7 +163,71 @@ class Atlas:
         return next((v for v in self.views if v.index == index), None)
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, ensure_ascii=False) + "\n"
+        """atlas.json: everything but the per-sentence attention, which the site keeps in
+        data/NNNN.js (see data_script) rather than twice."""
+        data = dataclasses.asdict(self)
+        del data["views"]
+        return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def sentence_number(index: int, total: int) -> str:
+    """1-based, zero-padded to at least 4 digits: the page name and the data key."""
+    return str(index + 1).zfill(max(4, len(str(total))))
+
+
+DATA_PREFIX = "window.ATLAS_DATA = window.ATLAS_DATA || {};\n"
+
+
+def data_script(atlas: Atlas, view: View) -> str:
+    """data/NNNN.js: one sentence's attention (and q/k), set on a global for the pages, since
+    file:// pages cannot fetch(). ``read_data_script`` reads it back."""
+    key = sentence_number(view.index, len(atlas.sentences))
+    payload = {
+        "key": key,
+        "index": view.index,
+        "id": atlas.sentences[view.index].id,
+        "layers": atlas.model.layers,
+        "heads": atlas.model.heads,
+        "causal": atlas.model.causal,
+        "tokens": view.tokens,
+        "segments": view.segments,
+        "special": view.special,
+        "attention": view.attention,
+        "neuron": {
+            "available": atlas.model.neuron_view,
+            "note": atlas.model.neuron_note,
+            "head_dim": atlas.model.head_dim,
+            "query": view.query,
+            "query_scale": view.query_scale,
+            "key": view.key,
+            "key_scale": view.key_scale,
+        },
+    }
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    # "<" escaped so no token can close a script element, even if this is ever inlined.
+    text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f'{DATA_PREFIX}window.ATLAS_DATA["{key}"] = {text};\n'
+
+
+def read_data_script(path: Path) -> View:
+    """The View in a data/NNNN.js written by data_script."""
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith(DATA_PREFIX):
+        raise ValueError("not an atlas data script")
+    _assignment, _, body = text[len(DATA_PREFIX) :].partition("] = ")
+    payload = json.loads(body.rstrip().removesuffix(";"))
+    neuron = payload["neuron"]
+    return View(
+        index=payload["index"],
+        tokens=payload["tokens"],
+        segments=payload["segments"],
+        special=payload["special"],
+        attention=payload["attention"],
+        query=neuron["query"],
+        query_scale=neuron["query_scale"],
+        key=neuron["key"],
+        key_scale=neuron["key_scale"],
+    )
 
 
 def quantise(attention: np.ndarray) -> str:
@@ -343,7 +407,7 @@ def rounded(atlas: Atlas) -> Atlas:
     return from_dict(walk(dataclasses.asdict(atlas)))
 
 
-def from_dict(data: dict) -> Atlas:
+def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
     """Rebuild an Atlas from its ``asdict`` form (as read from atlas.json)."""
     return Atlas(
         title=data["title"],
@@ -365,7 +429,7 @@ def from_dict(data: dict) -> Atlas:
         map_stress=data["map_stress"],
         distances=data["distances"],
         sentences=[Sentence(**s) for s in data["sentences"]],
-        views=[View(**v) for v in data["views"]],
+        views=views if views is not None else [View(**v) for v in data["views"]],
         schema_version=data["schema_version"],
         atlas_version=data["atlas_version"],
         labels=data["labels"],
@@ -390,7 +454,20 @@ def load(path: str | Path) -> Atlas:
             f"{path}: schema version {data['schema_version']}, this atlas reads "
             f"{SCHEMA_VERSION}; rebuild it with `atlas build`"
         )
+    views = []
+    total = len(data.get("sentences", []))
+    for sentence in data.get("sentences", []):
+        if not sentence.get("has_view"):
+            continue
+        script = path.parent / "data" / f"{sentence_number(sentence['index'], total)}.js"
+        try:
+            views.append(read_data_script(script))
+        except (OSError, ValueError, KeyError) as err:
+            raise AtlasFileError(
+                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention ({err}); "
+                "atlas.json is read together with the data/ folder beside it"
+            ) from None
     try:
-        return from_dict(data)
+        return from_dict(data, views)
     except (KeyError, TypeError) as err:
         raise AtlasFileError(f"{path}: malformed atlas.json ({err})") from None

@@ -8,7 +8,6 @@ place, so an interrupted build never leaves half a site and never harms what was
 from __future__ import annotations
 
 import functools
-import json
 import os
 import shutil
 import tempfile
@@ -17,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, charts
-from .report import Atlas, Head, Sentence
+from .report import Atlas, Head, Sentence, data_script, sentence_number
 from .stats import BROAD_THRESHOLD, LABEL_THRESHOLD, LABELS, METRICS, OFFSETS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -58,43 +57,6 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         atlas_version=__version__,
     )
     return env
-
-
-def sentence_number(index: int, total: int) -> str:
-    """1-based, zero-padded to at least 4 digits: the page name and the data key."""
-    return str(index + 1).zfill(max(4, len(str(total))))
-
-
-def data_script(atlas: Atlas, index: int) -> str:
-    """data/NNNN.js: one sentence's attention, set on a global (file:// blocks fetch())."""
-    view = atlas.view(index)
-    assert view is not None
-    key = sentence_number(index, len(atlas.sentences))
-    sentence = atlas.sentences[index]
-    payload = {
-        "key": key,
-        "id": sentence.id,
-        "layers": atlas.model.layers,
-        "heads": atlas.model.heads,
-        "causal": atlas.model.causal,
-        "tokens": view.tokens,
-        "segments": view.segments,
-        "special": view.special,
-        "attention": view.attention,
-        "neuron": {
-            "available": atlas.model.neuron_view,
-            "note": atlas.model.neuron_note,
-            "head_dim": atlas.model.head_dim,
-            "query": view.query,
-            "query_scale": view.query_scale,
-            "key": view.key,
-            "key_scale": view.key_scale,
-        },
-    }
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    # "<" escaped so no token can close a script element, even if this is ever inlined.
-    text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return f'window.ATLAS_DATA = window.ATLAS_DATA || {{}};\nwindow.ATLAS_DATA["{key}"] = {text};\n'
 
 
 @functools.lru_cache(maxsize=1)
@@ -155,7 +117,7 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
             next=with_view[position + 1] if position + 1 < len(with_view) else None,
             head_links=_head_links(atlas, sentence),
         )
-        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, sentence.index)
+        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, atlas.view(sentence.index))
     for source in sorted(_asset_files(templates)):
         files[f"{ASSETS}/{source.name}"] = source.read_bytes()
     files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle()
