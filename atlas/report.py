@@ -125,8 +125,9 @@ class View:
     segments: list[int]  # 0 = A, 1 = B, -1 = special
     special: list[int]  # 1 = special token
     attention: str
-    # Queries and keys for the neuron view: int8 [L, H, n, head_dim] in base64, each vector with
-    # its own scale (float32 [L, H, n], base64): value = int8 × scale. Empty when unavailable.
+    # Queries and keys for the neuron view: int16 [L, H, n, head_dim] in base64, each vector with
+    # its own scale (float32 [L, H, n], base64): value = int16 × scale. Empty when unavailable.
+    # (int8 was tried: its rounding moved the neuron view's softmax up to 0.022 off the model's.)
     query: str = ""
     query_scale: str = ""
     key: str = ""
@@ -176,11 +177,27 @@ def sentence_number(index: int, total: int) -> str:
 
 
 DATA_PREFIX = "window.ATLAS_DATA = window.ATLAS_DATA || {};\n"
+VECTORS_PREFIX = "window.ATLAS_VECTORS = window.ATLAS_VECTORS || {};\n"
+
+
+def _script(prefix: str, name: str, key: str, payload: dict) -> str:
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    # "<" escaped so no token can close a script element, even if this is ever inlined.
+    text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+    return f'{prefix}window.{name}["{key}"] = {text};\n'
+
+
+def _read_script(path: Path, prefix: str) -> dict:
+    text = path.read_text(encoding="utf-8")
+    if not text.startswith(prefix):
+        raise ValueError("not an atlas data script")
+    _assignment, _, body = text[len(prefix) :].partition("] = ")
+    return json.loads(body.rstrip().removesuffix(";"))
 
 
 def data_script(atlas: Atlas, view: View) -> str:
-    """data/NNNN.js: one sentence's attention (and q/k), set on a global for the pages, since
-    file:// pages cannot fetch(). ``read_data_script`` reads it back."""
+    """data/NNNN.js: one sentence's tokens and attention, set on a global for the pages, since
+    file:// pages cannot fetch(). ``read_view`` reads it back."""
     key = sentence_number(view.index, len(atlas.sentences))
     payload = {
         "key": key,
@@ -194,39 +211,42 @@ def data_script(atlas: Atlas, view: View) -> str:
         "special": view.special,
         "attention": view.attention,
         "neuron": {
-            "available": atlas.model.neuron_view,
+            "available": atlas.model.neuron_view and bool(view.query),
             "note": atlas.model.neuron_note,
             "head_dim": atlas.model.head_dim,
-            "query": view.query,
-            "query_scale": view.query_scale,
-            "key": view.key,
-            "key_scale": view.key_scale,
         },
     }
-    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
-    # "<" escaped so no token can close a script element, even if this is ever inlined.
-    text = text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
-    return f'{DATA_PREFIX}window.ATLAS_DATA["{key}"] = {text};\n'
+    return _script(DATA_PREFIX, "ATLAS_DATA", key, payload)
 
 
-def read_data_script(path: Path) -> View:
-    """The View in a data/NNNN.js written by data_script."""
-    text = path.read_text(encoding="utf-8")
-    if not text.startswith(DATA_PREFIX):
-        raise ValueError("not an atlas data script")
-    _assignment, _, body = text[len(DATA_PREFIX) :].partition("] = ")
-    payload = json.loads(body.rstrip().removesuffix(";"))
-    neuron = payload["neuron"]
+def vectors_script(atlas: Atlas, view: View) -> str:
+    """data/NNNN.qk.js: the sentence's queries and keys, loaded only when the neuron view
+    opens, so the other views load no more than the attention."""
+    key = sentence_number(view.index, len(atlas.sentences))
+    payload = {
+        "query": view.query,
+        "query_scale": view.query_scale,
+        "key": view.key,
+        "key_scale": view.key_scale,
+    }
+    return _script(VECTORS_PREFIX, "ATLAS_VECTORS", key, payload)
+
+
+def read_view(path: Path) -> View:
+    """The View kept in data/NNNN.js (and data/NNNN.qk.js beside it, if there is one)."""
+    payload = _read_script(path, DATA_PREFIX)
+    vectors_path = path.with_suffix(".qk.js")
+    vectors = _read_script(vectors_path, VECTORS_PREFIX) if vectors_path.is_file() else {}
     return View(
         index=payload["index"],
         tokens=payload["tokens"],
         segments=payload["segments"],
         special=payload["special"],
         attention=payload["attention"],
-        query=neuron["query"],
-        query_scale=neuron["query_scale"],
-        key=neuron["key"],
-        key_scale=neuron["key_scale"],
+        query=vectors.get("query", ""),
+        query_scale=vectors.get("query_scale", ""),
+        key=vectors.get("key", ""),
+        key_scale=vectors.get("key_scale", ""),
     )
 
 
@@ -236,11 +256,16 @@ def quantise(attention: np.ndarray) -> str:
     return base64.b64encode(q.tobytes()).decode("ascii")
 
 
+VECTOR_LEVELS = 32767  # int16
+
+
 def quantise_vectors(vectors: np.ndarray) -> tuple[str, str]:
-    """int8 with one float32 scale per vector (last axis): error at most scale / 2."""
-    scale = np.abs(vectors).max(-1) / 127.0
+    """int16 with one float32 scale per vector (last axis): error at most scale / 2, i.e.
+    1/65534 of the vector's largest component."""
+    scale = np.abs(vectors).max(-1) / VECTOR_LEVELS
     scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.rint(vectors / scale[..., None]), -127, 127).astype(np.int8)
+    q = np.clip(np.rint(vectors / scale[..., None]), -VECTOR_LEVELS, VECTOR_LEVELS)
+    q = q.astype("<i2")
     return (
         base64.b64encode(q.tobytes()).decode("ascii"),
         base64.b64encode(scale.tobytes()).decode("ascii"),
@@ -461,7 +486,7 @@ def load(path: str | Path) -> Atlas:
             continue
         script = path.parent / "data" / f"{sentence_number(sentence['index'], total)}.js"
         try:
-            views.append(read_data_script(script))
+            views.append(read_view(script))
         except (OSError, ValueError, KeyError) as err:
             raise AtlasFileError(
                 f"{script}: cannot read sentence {sentence['index'] + 1}'s attention ({err}); "

@@ -16,7 +16,7 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, charts
-from .report import Atlas, Head, Sentence, data_script, sentence_number
+from .report import Atlas, Head, Sentence, data_script, sentence_number, vectors_script
 from .stats import BROAD_THRESHOLD, LABEL_THRESHOLD, LABELS, METRICS, OFFSETS
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -117,7 +117,10 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
             next=with_view[position + 1] if position + 1 < len(with_view) else None,
             head_links=_head_links(atlas, sentence),
         )
-        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, atlas.view(sentence.index))
+        view = atlas.view(sentence.index)
+        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, view)
+        if view.query:
+            files[f"data/{numbers[sentence.index]}.qk.js"] = vectors_script(atlas, view)
     for source in sorted(_asset_files(templates)):
         files[f"{ASSETS}/{source.name}"] = source.read_bytes()
     files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle()

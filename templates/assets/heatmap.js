@@ -1,6 +1,8 @@
 // Attention heatmaps on canvas: rows = attending token, columns = token attended to.
 // Any <canvas class="heatmap" data-key data-layer data-head [data-labels]> is drawn on load;
 // AtlasHeatmap.draw(canvas, key, layer, head) redraws one (the sentence page uses it).
+// Also shared with the sentence page's views: colour, bitmap (one pixel per value, as
+// ImageData), drawLabelled (with options) and setSize (a canvas sized for the screen's pixels).
 "use strict";
 (function () {
   const THUMB = 72; // CSS pixels of a thumbnail
@@ -11,6 +13,11 @@
     const t = Math.max(0, Math.min(1, v));
     return [Math.round(255 - t * 247), Math.round(255 - t * 174), Math.round(255 - t * 99)];
   }
+
+  // colour() of the 256 stored levels (attention is kept as uint8), as RGBA pixels.
+  const RAMP = new Uint32Array(256);
+  const rampBytes = new Uint8ClampedArray(RAMP.buffer);
+  for (let v = 0; v < 256; v++) rampBytes.set([...colour(v / 255), 255], v * 4);
 
   function setSize(canvas, width, height) {
     const ratio = window.devicePixelRatio || 1;
@@ -23,71 +30,102 @@
     return ctx;
   }
 
-  /** A thumbnail: one pixel per value, scaled up without smoothing. */
-  function drawThumb(canvas, sentence, layer, head) {
+  /** One head's attention as ImageData, one pixel per value (n × n); perHead: darkest = the
+   * head's largest value (else 1). */
+  function bitmap(sentence, layer, head, perHead = false) {
     const n = sentence.n;
-    const pixels = new ImageData(n, n);
     const m = sentence.matrix(layer, head);
-    for (let i = 0; i < n * n; i++) {
-      const [r, g, b] = colour(m[i]);
-      pixels.data.set([r, g, b, 255], i * 4);
+    let scale = 255;
+    if (perHead) {
+      let max = 0;
+      for (let i = 0; i < n * n; i++) if (m[i] > max) max = m[i];
+      if (max > 0) scale = 255 / max;
     }
-    const scratch = document.createElement("canvas");
-    scratch.width = n;
-    scratch.height = n;
-    scratch.getContext("2d").putImageData(pixels, 0, 0);
-    const ctx = setSize(canvas, THUMB, THUMB);
-    ctx.imageSmoothingEnabled = false;
-    ctx.drawImage(scratch, 0, 0, THUMB, THUMB);
+    const pixels = new ImageData(n, n);
+    const out = new Uint32Array(pixels.data.buffer); // same byte order as RAMP's
+    for (let i = 0; i < n * n; i++) out[i] = RAMP[Math.min(255, Math.round(m[i] * scale))];
+    return pixels;
   }
 
-  /** A labelled heatmap with token names on both axes and values on hover. */
-  function drawLabelled(canvas, sentence, layer, head) {
+  /** A canvas holding bitmap(): something drawImage can scale. */
+  function bitmapCanvas(sentence, layer, head) {
+    const scratch = document.createElement("canvas");
+    scratch.width = sentence.n;
+    scratch.height = sentence.n;
+    scratch.getContext("2d").putImageData(bitmap(sentence, layer, head), 0, 0);
+    return scratch;
+  }
+
+  /** A thumbnail: one pixel per value, scaled up without smoothing. */
+  function drawThumb(canvas, sentence, layer, head) {
+    const ctx = setSize(canvas, THUMB, THUMB);
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(bitmapCanvas(sentence, layer, head), 0, 0, THUMB, THUMB);
+  }
+
+  /**
+   * A labelled heatmap with token names on both axes and values on hover.
+   * options: size (largest side of the matrix in CSS pixels, default 560), width (largest width
+   * of the whole canvas), source (a canvas already holding bitmap(), e.g. a thumbnail), mark
+   * ({row, col}: outline that row and column). When cells are too small for every name, every
+   * k-th token is named. Returns the geometry: {labelWidth, cell, n}.
+   */
+  function drawLabelled(canvas, sentence, layer, head, options = {}) {
     const n = sentence.n;
-    const m = sentence.matrix(layer, head);
     const probe = canvas.getContext("2d");
     probe.font = FONT;
     const labelWidth = Math.min(140, 8 + Math.max(...sentence.tokens.map((t) => probe.measureText(t).width)));
-    const cell = Math.max(4, Math.min(22, Math.floor(560 / n)));
+    const fits = Math.min(options.size || 560, options.width ? options.width - labelWidth - 4 : Infinity);
+    const cell = Math.max(options.size || options.width ? 1 : 4, Math.min(22, Math.floor(fits / n)));
     const width = labelWidth + n * cell + 4;
     const height = labelWidth + n * cell + 4;
     const ctx = setSize(canvas, width, height);
     ctx.font = FONT;
     ctx.fillStyle = "#fff";
     ctx.fillRect(0, 0, width, height);
-    for (let i = 0; i < n; i++) {
-      for (let j = 0; j < n; j++) {
-        const [r, g, b] = colour(m[i * n + j]);
-        ctx.fillStyle = `rgb(${r},${g},${b})`;
-        ctx.fillRect(labelWidth + j * cell, labelWidth + i * cell, cell, cell);
-      }
-    }
-    if (cell >= 8) {
-      ctx.fillStyle = "#222";
-      ctx.textBaseline = "middle";
-      ctx.textAlign = "right";
-      sentence.tokens.forEach((t, i) => ctx.fillText(t, labelWidth - 4, labelWidth + (i + 0.5) * cell, labelWidth - 6));
-      ctx.save();
-      ctx.rotate(-Math.PI / 2);
-      ctx.textAlign = "left";
-      sentence.tokens.forEach((t, j) => ctx.fillText(t, -labelWidth + 4, labelWidth + (j + 0.5) * cell, labelWidth - 6));
-      ctx.restore();
+    ctx.imageSmoothingEnabled = false;
+    ctx.drawImage(options.source || bitmapCanvas(sentence, layer, head), labelWidth, labelWidth, n * cell, n * cell);
+    // Every name from 8-pixel cells up (in a smaller font below 12), else every k-th.
+    const every = cell >= 8 ? 1 : Math.ceil(10 / cell);
+    ctx.font = cell >= 12 ? FONT : `${Math.max(9, cell + 1)}px system-ui, sans-serif`;
+    ctx.fillStyle = "#222";
+    ctx.textBaseline = "middle";
+    ctx.textAlign = "right";
+    const named = (i) => i % every === 0 || (options.mark && (i === options.mark.row || i === options.mark.col));
+    sentence.tokens.forEach((t, i) => {
+      if (named(i)) ctx.fillText(t, labelWidth - 4, labelWidth + (i + 0.5) * cell, labelWidth - 6);
+    });
+    ctx.save();
+    ctx.rotate(-Math.PI / 2);
+    ctx.textAlign = "left";
+    sentence.tokens.forEach((t, j) => {
+      if (named(j)) ctx.fillText(t, -labelWidth + 4, labelWidth + (j + 0.5) * cell, labelWidth - 6);
+    });
+    ctx.restore();
+    if (options.mark) {
+      const { row, col } = options.mark;
+      ctx.strokeStyle = "#d62728";
+      ctx.lineWidth = 1;
+      ctx.strokeRect(labelWidth + 0.5, labelWidth + row * cell + 0.5, n * cell - 1, cell - 1);
+      ctx.strokeRect(labelWidth + col * cell + 0.5, labelWidth + 0.5, cell - 1, n * cell - 1);
     }
     canvas.onmousemove = (event) => {
       const rect = canvas.getBoundingClientRect();
       const j = Math.floor((event.clientX - rect.left - labelWidth) / cell);
       const i = Math.floor((event.clientY - rect.top - labelWidth) / cell);
       canvas.title = i >= 0 && j >= 0 && i < n && j < n
-        ? `${sentence.tokens[i]} → ${sentence.tokens[j]}: ${m[i * n + j].toFixed(3)}`
+        ? `${sentence.tokens[i]} → ${sentence.tokens[j]}: ${sentence.value(layer, head, i, j).toFixed(3)}`
         : "";
     };
+    return { labelWidth, cell, n };
   }
 
-  function draw(canvas, key, layer, head) {
+  function draw(canvas, key, layer, head, options) {
     const sentence = window.AtlasData.get(key);
     canvas.dataset.layer = layer;
     canvas.dataset.head = head;
-    (canvas.dataset.labels ? drawLabelled : drawThumb)(canvas, sentence, layer, head);
+    if (canvas.dataset.labels) drawLabelled(canvas, sentence, layer, head, options);
+    else drawThumb(canvas, sentence, layer, head);
     canvas.setAttribute("aria-label", `attention of ${window.AtlasData.headName(layer, head)}`);
   }
 
@@ -97,6 +135,6 @@
     }
   }
 
-  window.AtlasHeatmap = { draw, colour };
+  window.AtlasHeatmap = { draw, colour, bitmap, drawLabelled, setSize };
   document.addEventListener("DOMContentLoaded", drawAll);
 })();

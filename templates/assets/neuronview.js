@@ -1,0 +1,313 @@
+// The neuron view (after BertViz, Vig 2019): how one head turns one query token's vector q and
+// every token's key vector k_j into attention. For the selected layer and head and a chosen query
+// token i it shows q, each k_j, the elementwise product q⊙k_j, the score q·k_j/√d, the softmax
+// over j (future keys masked for causal models) and, beside it, the attention the model returned.
+//
+// AtlasNeuronView.mount(container, sentence, state) draws it into container and follows the
+// shared selection (state); its own layer/head menus call state.select(..., "neuron-view").
+// For tests: container.dataset.{layer, head, query, maxDiff}; every key row carries
+// data-index, data-score, data-softmax and data-attention; AtlasNeuronView.rows(container) reads
+// them back, AtlasNeuronView.compute(sentence, layer, head, query) is the arithmetic alone.
+"use strict";
+(function () {
+  const SOURCE = "neuron-view";
+  const VECTOR_WIDTH = 320; // CSS pixels for one vector's cells, whatever the head dimension
+
+  /** Diverging colour for v in [-1, 1]: blue negative, white 0, red positive. */
+  function diverging(v) {
+    const t = Math.max(-1, Math.min(1, v));
+    const [r, g, b] = t < 0 ? [33, 102, 172] : [178, 24, 43];
+    const a = Math.abs(t);
+    const mix = (c) => Math.round(255 + (c - 255) * a);
+    return `rgb(${mix(r)},${mix(g)},${mix(b)})`;
+  }
+
+  /** A number for display, never "-0.00". */
+  function fixed(v, digits) {
+    const text = v.toFixed(digits);
+    return Number(text) === 0 ? (0).toFixed(digits) : text;
+  }
+
+  /** The colour scale of some vectors: the 98th percentile of |value|, so that a few outlier
+   * dimensions do not wash out the rest (larger values are drawn at full colour). */
+  function colourScale(arrays) {
+    const all = [];
+    for (const a of arrays) for (const v of a) all.push(Math.abs(v));
+    all.sort((a, b) => a - b);
+    const s = all[Math.min(all.length - 1, Math.floor(0.98 * all.length))];
+    return s > 0 ? s : all[all.length - 1] || 1;
+  }
+
+  /** The arithmetic of one head for query token i (0-based); null without vectors. */
+  function compute(sentence, layer, head, i) {
+    const queries = sentence.queries(layer, head);
+    const keys = sentence.keys(layer, head);
+    if (!queries || !keys) return null;
+    const n = sentence.n;
+    const d = queries[0].length;
+    const q = queries[i];
+    const root = Math.sqrt(d);
+    const products = [];
+    const scores = new Float64Array(n);
+    const masked = [];
+    for (let j = 0; j < n; j++) {
+      const p = new Float32Array(d);
+      let dot = 0;
+      for (let x = 0; x < d; x++) {
+        p[x] = q[x] * keys[j][x];
+        dot += q[x] * keys[j][x];
+      }
+      products.push(p);
+      scores[j] = dot / root;
+      masked.push(Boolean(sentence.causal && j > i));
+    }
+    let top = -Infinity;
+    for (let j = 0; j < n; j++) if (!masked[j]) top = Math.max(top, scores[j]);
+    const probs = new Float64Array(n);
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      probs[j] = masked[j] ? 0 : Math.exp(scores[j] - top);
+      total += probs[j];
+    }
+    for (let j = 0; j < n; j++) probs[j] /= total;
+    const matrix = sentence.matrix(layer, head);
+    const attention = Array.from({ length: n }, (_, j) => matrix[i * n + j]);
+    let maxDiff = 0;
+    for (let j = 0; j < n; j++) maxDiff = Math.max(maxDiff, Math.abs(probs[j] - attention[j]));
+    return { d, q, keys, products, scores, masked, probs, attention, maxDiff };
+  }
+
+  function el(tag, className, text) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined) node.textContent = text;
+    return node;
+  }
+
+  /** One vector as a strip of coloured cells; title shows each value. */
+  function strip(values, scale, cell, label) {
+    const box = el("div", "nv-vec");
+    box.style.setProperty("--nv-cell", `${cell}px`);
+    values.forEach((v, x) => {
+      const c = el("span", "nv-cell");
+      c.style.background = diverging(v / scale);
+      c.title = `${label}[${x}] = ${fixed(v, 3)}`;
+      box.append(c);
+    });
+    return box;
+  }
+
+  function bar(value, className, title) {
+    const wrap = el("div", `nv-bar ${className}`);
+    wrap.title = title;
+    const track = el("span", "nv-track");
+    const fill = el("span", "nv-fill");
+    fill.style.width = `${(Math.max(0, Math.min(1, value)) * 100).toFixed(1)}%`;
+    track.append(fill);
+    wrap.append(track, el("span", "nv-num", fixed(value, 3)));
+    return wrap;
+  }
+
+  function swatch(scale, what) {
+    const s = el("span", "nv-legend");
+    s.append(el("span", "nv-legend-num", `−${fixed(scale, 2)}`));
+    const g = el("span", "nv-gradient");
+    g.style.background = `linear-gradient(to right, ${diverging(-1)}, #fff, ${diverging(1)})`;
+    s.append(g, el("span", "nv-legend-num", `+${fixed(scale, 2)}`));
+    s.append(el("span", "nv-legend-what", what));
+    s.title = `white = 0; values beyond ±${fixed(scale, 3)} are drawn at full colour; hover a cell for its value`;
+    return s;
+  }
+
+  function select(label, count, value, onChange) {
+    const wrap = el("label", "nv-control", `${label} `);
+    const menu = el("select");
+    menu.name = `nv-${label.toLowerCase()}`;
+    for (let v = 1; v <= count; v++) {
+      const option = el("option", "", String(v));
+      option.value = String(v);
+      menu.append(option);
+    }
+    menu.value = String(value);
+    menu.addEventListener("change", () => onChange(Number(menu.value)));
+    wrap.append(menu);
+    return wrap;
+  }
+
+  function unavailable(container, note) {
+    container.dataset.available = "false";
+    const message = el("p", "nv-unavailable", `Neuron view not available: ${note}`);
+    message.setAttribute("role", "note");
+    container.replaceChildren(message);
+  }
+
+  /** Shows the view once the sentence's queries and keys are loaded (data/KEY.qk.js). */
+  function mount(container, sentence, state) {
+    container.classList.add("neuron-view");
+    if (!sentence.vectorsAvailable && !sentence.hasVectors) {
+      unavailable(container, sentence.neuronNote || "this site was built without queries and keys");
+      return;
+    }
+    container.dataset.available = "loading";
+    container.replaceChildren(el("p", "hint", "Loading queries and keys…"));
+    sentence.loadVectors().then(
+      () => show(container, sentence, state),
+      (error) => unavailable(container, error.message),
+    );
+  }
+
+  function show(container, sentence, state) {
+    performance.mark("atlas:neuron-view:start");
+    container.replaceChildren();
+    container.dataset.available = "true";
+    const n = sentence.n;
+    const firstWord = sentence.special.findIndex((s) => !s);
+    let query = firstWord >= 0 ? firstWord : 0;
+
+    const toolbar = el("div", "nv-toolbar");
+    const intro = el("p", "hint nv-intro");
+    const body = el("div", "nv-body");
+    const legend = el("p", "nv-legends");
+    const check = el("p", "hint nv-check");
+    container.append(toolbar, intro, legend, body, check);
+
+    function draw() {
+      const { layer, head } = state.get();
+      const focused = document.activeElement;
+      const focusToken = container.contains(focused) && focused.classList.contains("nv-token");
+      const oldScroller = body.querySelector(".nv-scroll");
+      const scrolled = oldScroller ? [oldScroller.scrollLeft, oldScroller.scrollTop] : [0, 0];
+      const r = compute(sentence, layer, head, query);
+      container.dataset.layer = layer;
+      container.dataset.head = head;
+      container.dataset.query = query;
+      container.dataset.maxDiff = r.maxDiff.toFixed(6);
+
+      toolbar.replaceChildren(
+        select("Layer", sentence.layers, layer, (v) => state.select(v, state.get().head, SOURCE)),
+        select("Head", sentence.heads, head, (v) => state.select(state.get().layer, v, SOURCE)),
+        el("span", "nv-current", `${window.AtlasData.headName(layer, head)} · query `),
+      );
+      toolbar.lastChild.append(el("b", "nv-query-name", sentence.tokens[query]));
+      intro.textContent =
+        `Click a token to make it the query. For query token i, head ` +
+        `${window.AtlasData.headName(layer, head)} scores every key token j by q·k_j/√d ` +
+        `(d = ${r.d}) and turns the scores into attention with a softmax` +
+        (sentence.causal ? "; as the model is causal, keys after the query are masked out." : ".");
+
+      const qScale = colourScale([r.q]);
+      const kScale = colourScale(r.keys);
+      const productScale = colourScale(r.products);
+      const cell = Math.max(3, Math.min(10, Math.floor(VECTOR_WIDTH / r.d)));
+
+      const table = el("table", "nv-table");
+      const head1 = el("tr");
+      for (const [text, cls] of [
+        ["token", "nv-h-token"],
+        ["key vector k_j", "nv-h-vec"],
+        ["q ⊙ k_j", "nv-h-vec"],
+        ["q·k_j/√d", "nv-h-num"],
+        ["softmax", "nv-h-bar"],
+        ["model attention", "nv-h-bar"],
+      ]) {
+        const th = el("th", cls, text);
+        th.scope = "col";
+        head1.append(th);
+      }
+      const head2 = el("tr", "nv-query-row");
+      const qLabel = el("th", "nv-qlabel");
+      qLabel.scope = "row";
+      qLabel.append(el("span", "nv-q", "query q: "), el("span", "nv-qtok", sentence.tokens[query]));
+      const qCells = el("td", "nv-vec-cell");
+      qCells.append(strip(r.q, qScale, cell, "q"));
+      const qNote = el("td", "nv-qnote", "q × k_j, dimension by dimension; the score is their sum / √d");
+      qNote.colSpan = 4;
+      head2.append(qLabel, qCells, qNote);
+      const thead = el("thead");
+      thead.append(head1, head2);
+
+      const tbody = el("tbody");
+      for (let j = 0; j < n; j++) {
+        const row = el("tr", "nv-row");
+        row.dataset.index = j;
+        row.dataset.score = r.masked[j] ? "masked" : r.scores[j].toFixed(6);
+        row.dataset.softmax = r.probs[j].toFixed(6);
+        row.dataset.attention = r.attention[j].toFixed(6);
+        if (j === query) row.classList.add("nv-self");
+        if (r.masked[j]) row.classList.add("nv-masked");
+        if (sentence.special[j]) row.classList.add("nv-special");
+        else if (sentence.segments[j] === 1) row.classList.add("nv-seg-b");
+
+        const tokenCell = el("th", "nv-token-cell");
+        tokenCell.scope = "row";
+        const button = el("button", "nv-token", sentence.tokens[j]);
+        button.type = "button";
+        button.dataset.index = j;
+        button.title = `${sentence.tokens[j]} (token ${j + 1}): click to make it the query`;
+        button.setAttribute("aria-pressed", String(j === query));
+        button.addEventListener("click", () => {
+          query = j;
+          draw();
+        });
+        tokenCell.append(button);
+
+        const keyCell = el("td", "nv-vec-cell");
+        keyCell.append(strip(r.keys[j], kScale, cell, `k_${j}`));
+        const productCell = el("td", "nv-vec-cell");
+        productCell.append(strip(r.products[j], productScale, cell, `q⊙k_${j}`));
+        const dot = r.scores[j];
+        const scoreCell = el("td", "nv-score", r.masked[j] ? "masked" : fixed(dot, 2));
+        scoreCell.title = r.masked[j]
+          ? `key ${j + 1} comes after the query: masked (−∞), probability 0`
+          : `q·k_${j}/√${r.d} = ${fixed(dot, 4)}`;
+        const diff = Math.abs(r.probs[j] - r.attention[j]);
+        const pair = `${sentence.tokens[query]} → ${sentence.tokens[j]}`;
+        const softCell = el("td", "nv-bar-cell");
+        const model = fixed(r.attention[j], 4);
+        softCell.append(bar(r.probs[j], "nv-soft",
+          `${pair}: softmax ${fixed(r.probs[j], 4)} (model ${model}, difference ${fixed(diff, 4)})`));
+        const modelCell = el("td", "nv-bar-cell");
+        modelCell.append(bar(r.attention[j], "nv-model", `${pair}: model attention ${model}`));
+        row.append(tokenCell, keyCell, productCell, scoreCell, softCell, modelCell);
+        tbody.append(row);
+      }
+      table.append(thead, tbody);
+      const scroller = el("div", "nv-scroll");
+      scroller.append(table);
+      body.replaceChildren(scroller);
+      [scroller.scrollLeft, scroller.scrollTop] = scrolled;
+
+      legend.replaceChildren(
+        swatch(qScale, "q"),
+        swatch(kScale, "k"),
+        swatch(productScale, "q ⊙ k"),
+        el("span", "nv-legend-note", "white = 0; larger values at full colour; hover a cell for its value"),
+      );
+      check.textContent =
+        `Largest difference between this softmax and the model's attention for this query: ` +
+        `${fixed(r.maxDiff, 4)} (both are stored rounded, so they differ slightly).`;
+      if (focusToken) {
+        const again = container.querySelector(`button.nv-token[data-index="${query}"]`);
+        if (again) again.focus();
+      }
+    }
+
+    state.subscribe(() => draw());
+    draw();
+    performance.measure("atlas:neuron-view", "atlas:neuron-view:start");
+  }
+
+  /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked}]. */
+  function rows(container) {
+    return [...container.querySelectorAll("tr.nv-row")].map((row) => ({
+      index: Number(row.dataset.index),
+      token: row.querySelector(".nv-token").textContent,
+      score: row.dataset.score === "masked" ? null : Number(row.dataset.score),
+      softmax: Number(row.dataset.softmax),
+      attention: Number(row.dataset.attention),
+      masked: row.classList.contains("nv-masked"),
+    }));
+  }
+
+  window.AtlasNeuronView = { mount, rows, compute, diverging };
+})();

@@ -1,0 +1,27 @@
+// The selection shared by every view of a sentence page: one layer and one head (1-based).
+// Views call state.select(layer, head) and state.subscribe(fn); fn(selection, source) runs on
+// every change, where source names who changed it ("hash", "keys", "head-view", ...), so a view
+// can skip re-drawing for its own changes.
+"use strict";
+(function () {
+  function create(layers, heads, initial = { layer: 1, head: 1 }) {
+    const listeners = [];
+    const clamp = (v, max) => Math.min(Math.max(1, v), max);
+    let current = { layer: clamp(initial.layer, layers), head: clamp(initial.head, heads) };
+    return {
+      layers,
+      heads,
+      get: () => ({ ...current }),
+      select(layer, head, source = "") {
+        const next = { layer: clamp(layer, layers), head: clamp(head, heads) };
+        if (next.layer === current.layer && next.head === current.head) return;
+        current = next;
+        for (const fn of listeners) fn({ ...current }, source);
+      },
+      subscribe(fn) {
+        listeners.push(fn);
+      },
+    };
+  }
+  window.AtlasState = { create };
+})();

@@ -1,0 +1,58 @@
+// Shared by the views of a sentence page (head view, model view, neuron view): one colour per
+// head, token classes and small DOM helpers. One global: AtlasViews.
+"use strict";
+(function () {
+  // Twenty categorical colours, all readable as thin lines on white and none repeated (after
+  // d3's category10 and colorcet's glasbey_dark, greys left out). Heads past the twentieth get
+  // generated hues, spread by the golden angle, so no two heads of any model share a colour.
+  const PALETTE = [
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+    "#bcbd22", "#bf03b8", "#e6a500", "#0000dd", "#005659", "#790000", "#15b87a", "#645472",
+    "#8c3bff", "#573b00", "#ff7752", "#729a7c",
+  ];
+
+  /** The colour of a head (1-based), the same in every view and for every layer. */
+  function headColour(head) {
+    if (head >= 1 && head <= PALETTE.length) return PALETTE[head - 1];
+    const k = head - PALETTE.length;
+    const hue = (k * 137.508 + 15) % 360;
+    const light = [40, 30, 50][k % 3];
+    return `hsl(${hue.toFixed(1)}, 75%, ${light}%)`;
+  }
+
+  /** Black or white: whichever reads better on a head colour. */
+  function inkOn(colour) {
+    let luminance;
+    const hex = /^#([0-9a-f]{6})$/i.exec(colour);
+    if (hex) {
+      const v = parseInt(hex[1], 16);
+      luminance = (0.299 * (v >> 16) + 0.587 * ((v >> 8) & 255) + 0.114 * (v & 255)) / 255;
+    } else {
+      const hsl = /hsl\([^,]+,\s*[\d.]+%,\s*([\d.]+)%\)/.exec(colour);
+      luminance = hsl ? Number(hsl[1]) / 100 : 0;
+    }
+    return luminance > 0.5 ? "#1d2330" : "#fff";
+  }
+
+  /** An element with a class and, optionally, text (always as text, never as HTML). */
+  function el(tag, className = "", text = null) {
+    const node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== null && text !== undefined) node.textContent = String(text);
+    return node;
+  }
+
+  /** "special", "seg-b" or "": the classes the page's token list uses for a token. */
+  function tokenClass(sentence, i) {
+    if (sentence.special[i]) return "special";
+    return sentence.segments[i] === 1 ? "seg-b" : "";
+  }
+
+  /** True for a sentence pair (some token in segment B). */
+  const isPair = (sentence) => sentence.segments.includes(1);
+
+  /** Heads of the model, 1..heads. */
+  const range = (count) => Array.from({ length: count }, (_, i) => i + 1);
+
+  window.AtlasViews = { PALETTE, headColour, inkOn, el, tokenClass, isPair, range };
+})();
