@@ -19,7 +19,7 @@ import numpy as np
 
 from . import __version__, clusters, stats
 from .corpus import Example
-from .model import Record, Runner, reproduces_attention
+from .model import ModelInfo, Record, Runner, reproduces_attention
 
 log = logging.getLogger(__name__)
 
@@ -34,18 +34,10 @@ class AtlasFileError(ValueError):
     """atlas.json cannot be read; the message is one line."""
 
 
-@dataclass
-class ModelCard:
-    name: str
-    source: str
-    model_type: str
-    architecture: str
-    layers: int
-    heads: int
-    head_dim: int
-    parameters: int
-    max_length: int
-    tokenizer: str
+@dataclass(frozen=True)
+class ModelCard(ModelInfo):
+    """The runner's ModelInfo plus what the run found out about the model."""
+
     causal: bool
     neuron_view: bool  # queries and keys kept, and they reproduce the model's attention
     neuron_note: str  # why not, when neuron_view is False
