@@ -178,16 +178,19 @@ class HeadStats:
                     heapq.heapreplace(heap, item)
 
     def _count_pairs(self, record: Record) -> None:
-        """Count (from → to) for each ordinary token and the ordinary token it attends to most."""
+        """Count (from → to) for each ordinary token and the token it attends to most, when that
+        token is ordinary too (attention to special tokens has metrics of its own)."""
         ordinary = np.flatnonzero(~record.special)
         if len(ordinary) == 0:
             return
-        sub = record.attention[:, :, ordinary][:, :, :, ordinary]  # [L, H, m, m]
-        targets = ordinary[sub.argmax(-1)].reshape(self.layers * self.heads, -1)
-        tokens = record.tokens
+        targets = record.attention[:, :, ordinary, :].argmax(-1)  # [L, H, m]
+        targets = targets.reshape(self.layers * self.heads, -1)
+        tokens, special = record.tokens, record.special
         for flat, row in enumerate(targets):
             self.pairs[flat].update(
-                (tokens[i], tokens[j]) for i, j in zip(ordinary.tolist(), row.tolist(), strict=True)
+                (tokens[i], tokens[j])
+                for i, j in zip(ordinary.tolist(), row.tolist(), strict=True)
+                if not special[j]
             )
 
     def means(self) -> dict[str, np.ndarray]:

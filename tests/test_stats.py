@@ -422,3 +422,21 @@ def test_pair_counter_bounded_error_and_heavy_hitter():
     for pair, count in truth.items():
         if pair not in counter.counts:
             assert count <= counter.error
+
+
+def test_token_pairs_count_ordinary_targets_only():
+    """Each ordinary token adds (token → its most-attended token), unless that is special."""
+    # [CLS] the cat sat [SEP]: "the" looks at [CLS] (not counted), "cat" at "the", "sat" at
+    # "cat"; the special rows are not queries here.
+    a = np.zeros((1, 1, 5, 5))
+    a[0, 0, 0, 0] = a[0, 0, 4, 4] = 1.0
+    a[0, 0, 1] = [0.7, 0.3, 0, 0, 0]
+    a[0, 0, 2] = [0.2, 0.6, 0.2, 0, 0]
+    a[0, 0, 3] = [0.1, 0, 0.8, 0.1, 0]
+    record = make_record(0, a)
+    record.tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
+    record.special = np.array([1, 0, 0, 0, 1], bool)
+    acc = HeadStats(1, 1)
+    acc.add(record)
+    acc.add(record)
+    assert acc.pairs[0].top(10) == [(("cat", "the"), 2), (("sat", "cat"), 2)]

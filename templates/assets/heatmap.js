@@ -1,5 +1,5 @@
 // Attention heatmaps on canvas: rows = attending token, columns = token attended to.
-// Any <canvas class="heatmap" data-key data-layer data-head [data-labels]> is drawn on load;
+// Any <canvas class="heatmap" data-key data-layer data-head [data-labels] [data-size]> is drawn on load;
 // AtlasHeatmap.draw(canvas, key, layer, head) redraws one (the sentence page uses it).
 // Also shared with the sentence page's views: colour, bitmap (one pixel per value, as
 // ImageData), drawLabelled (with options) and setSize (a canvas sized for the screen's pixels).
@@ -131,7 +131,8 @@
 
   function drawAll() {
     for (const canvas of document.querySelectorAll("canvas.heatmap")) {
-      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head));
+      const size = Number(canvas.dataset.size) || undefined; // data-size: largest side, CSS px
+      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head), { size });
     }
   }
 
