@@ -72,6 +72,17 @@ def vega_bundle() -> str:
 
 def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
     """Every file of the site, by relative path. Pure: same Atlas, same bytes."""
+    try:
+        return _render(atlas, templates)
+    except jinja2.TemplateSyntaxError as err:
+        raise SiteError(
+            f"template {err.filename or err.name}:{err.lineno}: {err.message}"
+        ) from None
+    except jinja2.TemplateError as err:
+        raise SiteError(f"template error: {err}") from None
+
+
+def _render(atlas: Atlas, templates: Path | None) -> dict[str, bytes]:
     env = environment(templates)
     total = len(atlas.sentences)
     numbers = {s.index: sentence_number(s.index, total) for s in atlas.sentences}

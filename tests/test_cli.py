@@ -155,3 +155,17 @@ def test_limit_and_title(tiny_model, tmp_path):
     atlas = report.load(out)
     assert atlas.corpus.sentences == 2 and atlas.title == "My <atlas>"
     assert "My &lt;atlas&gt;" in (out / "index.html").read_text()
+
+
+def test_broken_user_template_is_one_line(tiny_model, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text(GOOD)
+    out = tmp_path / "site"
+    assert build([str(source), "-o", str(out), "--model", str(tiny_model("bert"))]) == 0
+    theme = tmp_path / "theme"
+    theme.mkdir()
+    (theme / "heads.html").write_text("{% extends 'base.html' %}\n{% block main %}{{ oops(\n")
+    before = sorted(p.relative_to(out) for p in out.rglob("*"))
+    assert main(["render", str(out), "-o", str(out), "--templates", str(theme)]) == 2
+    assert "heads.html:2" in error_line(capsys)
+    assert sorted(p.relative_to(out) for p in out.rglob("*")) == before
