@@ -162,7 +162,8 @@
     container.dataset.available = "true";
     const n = sentence.n;
     const firstWord = sentence.special.findIndex((s) => !s);
-    let query = firstWord >= 0 ? firstWord : 0;
+    // A decoder's first token can only attend to itself: start from its last token instead.
+    let query = sentence.causal ? n - 1 : firstWord >= 0 ? firstWord : 0;
 
     const toolbar = el("div", "nv-toolbar");
     const intro = el("p", "hint nv-intro");
