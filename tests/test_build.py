@@ -29,6 +29,12 @@ SENTENCES = (
 )
 
 
+def build_tiny(tiny_model, tmp_path: Path, out: Path, *options: str) -> None:
+    """Build SENTENCES with the tiny BERT into ``out``."""
+    source = write(tmp_path, SENTENCES)
+    assert build([str(source), "-o", str(out), "--model", str(tiny_model("bert")), *options]) == 0
+
+
 def write(tmp_path: Path, text: str, name: str = "in.txt") -> Path:
     path = tmp_path / name
     path.write_text(text, encoding="utf-8")
@@ -127,10 +133,7 @@ def test_two_builds_are_byte_identical(tiny_model, tmp_path):
 def test_render_reproduces_the_site(tiny_model, tmp_path):
     """`atlas render atlas.json` writes the same site without running the model."""
     out = tmp_path / "site"
-    assert (
-        build([str(write(tmp_path, SENTENCES)), "-o", str(out), "--model", str(tiny_model("bert"))])
-        == 0
-    )
+    build_tiny(tiny_model, tmp_path, out)
     again = tmp_path / "again"
     assert main(["render", str(out / "atlas.json"), "-o", str(again), "-q"]) == 0
     for path in out.rglob("*"):
@@ -141,10 +144,7 @@ def test_render_reproduces_the_site(tiny_model, tmp_path):
 def test_user_templates_override_builtin(tiny_model, tmp_path):
     """--templates DIR: a user's template and asset replace the built-in ones of the same name."""
     out = tmp_path / "site"
-    assert (
-        build([str(write(tmp_path, SENTENCES)), "-o", str(out), "--model", str(tiny_model("bert"))])
-        == 0
-    )
+    build_tiny(tiny_model, tmp_path, out)
     custom = tmp_path / "theme"
     (custom / "assets").mkdir(parents=True)
     (custom / "sentences.html").write_text(
@@ -176,8 +176,7 @@ def test_truncation_is_reported(tiny_model, tmp_path, capsys):
 def test_views_cap_keeps_statistics_for_all(tiny_model, tmp_path):
     """--views 1 keeps one sentence page (plus head examples); stats still cover all sentences."""
     out = tmp_path / "site"
-    args = [str(write(tmp_path, SENTENCES)), "-o", str(out), "--model", str(tiny_model("bert"))]
-    assert build([*args, "--views", "1"]) == 0
+    build_tiny(tiny_model, tmp_path, out, "--views", "1")
     atlas = report.load(out)
     assert atlas.corpus.sentences == 4
     kept = {v.index for v in atlas.views}
