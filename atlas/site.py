@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from . import __version__, charts
+from . import __version__, charts, contract
 from .report import Atlas, Head, Sentence, data_script, sentence_number, vectors_script
 from .stats import BROAD_THRESHOLD, LABEL_THRESHOLD, LABELS, METRICS, OFFSETS
 
@@ -135,6 +135,10 @@ def _render(atlas: Atlas, templates: Path | None) -> dict[str, bytes]:
     for source in sorted(_asset_files(templates)):
         files[f"{ASSETS}/{source.name}"] = source.read_bytes()
     files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle()
+    labels = {h.name: h.label for h in atlas.heads}
+    files[contract.CONFIG_SCRIPT] = contract.config_script(
+        contract.page_config(atlas.model.layers, atlas.model.heads, labels)
+    )
     files["atlas.json"] = atlas.to_json()
     files[".nojekyll"] = ""
     return {

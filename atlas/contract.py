@@ -1,0 +1,104 @@
+"""The contract between Python and the pages, defined once.
+
+How heads and sentences are named, where each file of the site lives, how attention is scaled in
+the data files and which CSS class a pattern label gets. Python (templates, through the Jinja
+globals of ``site.environment``) reads it from here; the scripts read it from ``assets/config.js``,
+which ``page_config`` generates for each site. Nothing else spells these out.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+# Attention is stored as round(value × ATTENTION_SCALE) in one unsigned byte.
+ATTENTION_SCALE = 255
+
+# Where the pages and data files live, relative to the site's root. {slug}: head_slug(); {key}:
+# sentence_key().
+HEAD_PAGE = "heads/{slug}.html"
+SENTENCE_PAGE = "sentences/{key}.html"
+DATA_SCRIPT = "data/{key}.js"
+VECTORS_SCRIPT = "data/{key}.qk.js"
+CONFIG_SCRIPT = "assets/config.js"
+
+# The globals the data scripts set (file:// pages cannot fetch(), so data comes as scripts).
+DATA_GLOBAL = "ATLAS_DATA"
+VECTORS_GLOBAL = "ATLAS_VECTORS"
+CONFIG_GLOBAL = "ATLAS_CONFIG"
+
+
+def head_name(layer: int, head: int) -> str:
+    """L9-H6: 1-based, as in the papers; also a sentence page's address (#L9-H6)."""
+    return f"L{layer}-H{head}"
+
+
+def head_slug(layer: int, head: int) -> str:
+    """L09-H06: the file name stem, zero-padded so files sort in model order."""
+    return f"L{layer:02d}-H{head:02d}"
+
+
+def sentence_key(index: int, total: int) -> str:
+    """A sentence's page and data name: 1-based, zero-padded to at least 4 digits."""
+    return str(index + 1).zfill(max(4, len(str(total))))
+
+
+def head_page(layer: int, head: int) -> str:
+    return HEAD_PAGE.format(slug=head_slug(layer, head))
+
+
+def sentence_page(index: int, total: int) -> str:
+    return SENTENCE_PAGE.format(key=sentence_key(index, total))
+
+
+def data_script(index: int, total: int) -> str:
+    return DATA_SCRIPT.format(key=sentence_key(index, total))
+
+
+def vectors_script(index: int, total: int) -> str:
+    return VECTORS_SCRIPT.format(key=sentence_key(index, total))
+
+
+def label_class(label: str) -> str:
+    """The CSS class of a pattern label: "[CLS]" -> "label-cls", "previous-token" ->
+    "label-previous-token"."""
+    return "label-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "none")
+
+
+def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
+    """What the scripts need to know: the contract above plus every head's name, slug, label
+    and label class (in model order, so head (l, h) is ``heads[(l - 1) * H + h - 1]``)."""
+    return {
+        "attentionScale": ATTENTION_SCALE,
+        "paths": {
+            "headPage": HEAD_PAGE,
+            "sentencePage": SENTENCE_PAGE,
+            "data": DATA_SCRIPT,
+            "vectors": VECTORS_SCRIPT,
+        },
+        "globals": {"data": DATA_GLOBAL, "vectors": VECTORS_GLOBAL},
+        "layers": layers,
+        "heads": heads,
+        "headList": [
+            {
+                "name": head_name(layer, head),
+                "slug": head_slug(layer, head),
+                "label": labels.get(head_name(layer, head), ""),
+                "labelClass": label_class(labels.get(head_name(layer, head), "")),
+            }
+            for layer in range(1, layers + 1)
+            for head in range(1, heads + 1)
+        ],
+    }
+
+
+def config_script(config: dict) -> str:
+    """assets/config.js: the page config on a global, read by every script of the site."""
+    return f"window.{CONFIG_GLOBAL} = {script_json(config)};\n"
+
+
+def script_json(payload: object) -> str:
+    """JSON safe to place inside a <script> or a .js file: sorted, compact, "<" escaped so no
+    string can close a script element, and the two line separators JavaScript rejects."""
+    text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+    return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
