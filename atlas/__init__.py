@@ -1,3 +1,12 @@
-"""Attention Atlas: measure every attention head of a transformer and write a static site."""
+"""Attention Atlas: measure every attention head of a transformer and write a static site.
 
-__version__ = "0.1.0"
+``atlas.build(input, output)`` is the library's entry point (the ``atlas`` command calls it);
+``atlas.load(site)`` reads a site's atlas.json back into the Atlas.
+"""
+
+__version__ = "0.2.0"
+
+from .build import build, render_site
+from .result import Atlas, load
+
+__all__ = ["Atlas", "__version__", "build", "load", "render_site"]

@@ -1,15 +1,20 @@
 """Altair chart specs for the site: pure functions from the Atlas to Vega-Lite dicts.
 
 Pages embed each spec as JSON and draw it with the one vega bundle in assets/ (see site.py), so
-nothing is fetched from outside the site. Links in charts are relative to the page showing them.
+nothing is fetched from outside the site. Every per-head chart is driven by the catalogue, so a
+new analysis's columns get charts without a change here. Links in charts are relative to the
+page showing them.
 """
 
 from __future__ import annotations
 
+import copy
+
 import altair as alt
 
-from .report import Atlas, Head
-from .stats import LABELS, METRICS, OFFSETS
+from . import contract
+from .analyses.base import Column
+from .result import Atlas, Head
 
 WIDTH = 260
 LAYER_SCHEME = "viridis"
@@ -23,7 +28,7 @@ def _spec(chart: alt.TopLevelMixin) -> dict:
 
 
 def head_url(head: Head, prefix: str) -> str:
-    return f"{prefix}heads/{head.slug}.html"
+    return prefix + contract.head_page(head.layer, head.head)
 
 
 def _head_rows(atlas: Atlas, prefix: str) -> list[dict]:
@@ -34,35 +39,38 @@ def _head_rows(atlas: Atlas, prefix: str) -> list[dict]:
             "head": h.head,
             "label": h.label,
             "url": head_url(h, prefix),
-            **{key: h.metrics[key] for key in METRICS},
-            "x": h.x,
-            "y": h.y,
+            **h.metrics,
+            **dict(zip(("x", "y"), h.parts.get("map", (0.0, 0.0)), strict=True)),
         }
         for h in atlas.heads
     ]
 
 
-def metric_heatmap(atlas: Atlas, key: str, prefix: str = "") -> dict:
-    """Layer x head grid of one metric; a cell links to its head's page."""
-    title, description = METRICS[key]
+def _format(column: Column) -> str:
+    return ".3f" if column.kind != "count" else "d"
+
+
+def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
+    """Layer x head grid of one catalogue column; a cell links to its head's page."""
+    domain = column.domain
     scale = (
-        alt.Scale(scheme="blues", domain=[0, 1])
-        if key not in ("entropy", "cls_entropy")
+        alt.Scale(scheme="blues", domain=list(domain))
+        if domain is not None
         else alt.Scale(scheme="purples", zero=True)
     )
     chart = (
-        alt.Chart(alt.Data(values=_head_rows(atlas, prefix)), title=title)
+        alt.Chart(alt.Data(values=_head_rows(atlas, prefix)), title=column.title)
         .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
             x=alt.X("head:O", title="head"),
             y=alt.Y("layer:O", title="layer"),
             color=alt.Color(
-                f"{key}:Q", scale=scale, title=None, legend=alt.Legend(gradientLength=80)
+                f"{column.key}:Q", scale=scale, title=None, legend=alt.Legend(gradientLength=80)
             ),
             href="url:N",
             tooltip=[
                 alt.Tooltip("name:N", title="head"),
-                alt.Tooltip(f"{key}:Q", title=description, format=".3f"),
+                alt.Tooltip(f"{column.key}:Q", title=column.description, format=_format(column)),
                 alt.Tooltip("label:N", title="pattern"),
             ],
         )
@@ -71,40 +79,40 @@ def metric_heatmap(atlas: Atlas, key: str, prefix: str = "") -> dict:
     return _spec(chart)
 
 
-CURVE_GROUPS = {
-    "Attention to special tokens": ("to_cls", "to_sep", "to_punct"),
-    "Attention by position": ("prev", "self", "next"),
-    "Entropy (nats)": ("entropy", "cls_entropy"),
-}
-
-
-def layer_curves(atlas: Atlas, prefix: str = "") -> dict:
-    """Per-layer means as lines, with every head as a dot (Clark et al. 2019, Fig. 2)."""
+def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
+    """Per-layer means as lines, with every head as a dot (Clark et al. 2019, Fig. 2): one
+    chart per group of catalogue columns. None when no column has a group."""
+    groups: dict[str, list[Column]] = {}
+    for column in atlas.catalogue:
+        if column.group:
+            groups.setdefault(column.group, []).append(column)
+    if not groups:
+        return None
+    x = alt.X(
+        "layer:Q",
+        axis=alt.Axis(tickMinStep=1, format="d"),
+        scale=alt.Scale(domain=[0.5, atlas.model.layers + 0.5]),
+    )
     charts = []
-    for group, keys in CURVE_GROUPS.items():
+    for group, columns in groups.items():
         dots = [
             {
                 "layer": h.layer,
                 "name": h.name,
-                "metric": METRICS[k][0],
-                "value": h.metrics[k],
+                "metric": c.title,
+                "value": h.metrics[c.key],
                 "url": head_url(h, prefix),
             }
             for h in atlas.heads
-            for k in keys
+            for c in columns
         ]
         lines = [
-            {"layer": layer + 1, "metric": METRICS[k][0], "value": atlas.layer_means[k][layer]}
-            for k in keys
+            {"layer": layer + 1, "metric": c.title, "value": atlas.layer_means[c.key][layer]}
+            for c in columns
             for layer in range(atlas.model.layers)
         ]
-        order = [METRICS[k][0] for k in keys]
+        order = [c.title for c in columns]
         color = alt.Color("metric:N", sort=order, title=None, legend=alt.Legend(orient="bottom"))
-        x = alt.X(
-            "layer:Q",
-            axis=alt.Axis(tickMinStep=1, format="d"),
-            scale=alt.Scale(domain=[0.5, atlas.model.layers + 0.5]),
-        )
         line = (
             alt.Chart(alt.Data(values=lines))
             .mark_line(point=True)
@@ -125,50 +133,64 @@ def layer_curves(atlas: Atlas, prefix: str = "") -> dict:
     return _spec(alt.hconcat(*charts).resolve_scale(color="independent"))
 
 
-def head_map(atlas: Atlas, prefix: str = "", highlight: str | None = None) -> dict:
-    """Heads placed by MDS on their Jensen-Shannon distances; colour = layer, shape = label."""
+def head_map(atlas: Atlas, prefix: str = "") -> dict:
+    """Heads placed by MDS on their Jensen-Shannon distances; colour = layer, shape = label.
+    Built once per site; ``highlighted`` rings one head for its page."""
     rows = _head_rows(atlas, prefix)
-    base = alt.Chart(alt.Data(values=rows)).encode(
-        x=alt.X("x:Q", axis=None),
-        y=alt.Y("y:Q", axis=None),
-    )
-    points = base.mark_point(size=70, filled=True, opacity=0.85).encode(
-        color=alt.Color(
-            "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
-        ),
-        shape=alt.Shape("label:N", scale=alt.Scale(domain=list(LABELS)), title="pattern"),
-        href="url:N",
-        tooltip=[
-            alt.Tooltip("name:N", title="head"),
-            alt.Tooltip("label:N", title="pattern"),
-            alt.Tooltip("to_cls:Q", format=".2f", title="[CLS]"),
-            alt.Tooltip("to_sep:Q", format=".2f", title="[SEP]"),
-            alt.Tooltip("prev:Q", format=".2f", title="previous"),
-            alt.Tooltip("entropy:Q", format=".2f", title="entropy"),
-        ],
-    )
-    layers = [points]
-    if highlight:
-        ring = base.transform_filter(alt.datum.name == highlight).mark_point(
-            size=300, shape="circle", color="#d62728", strokeWidth=2.5
+    points = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_point(size=70, filled=True, opacity=0.85)
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=alt.Color(
+                "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
+            ),
+            shape=alt.Shape("label:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("label:N", title="pattern"),
+                *[
+                    alt.Tooltip(f"{c.key}:Q", format=".2f", title=c.title)
+                    for c in atlas.catalogue
+                    if c.kind == "share"
+                ],
+            ],
         )
-        layers.append(ring)
-    chart = alt.layer(*layers).properties(
+    )
+    chart = points.properties(
         width=460, height=380, title=f"Head map (MDS, stress-1 {atlas.map_stress:.3f})"
     )
     return _spec(chart.configure_view(stroke="#ddd"))
 
 
+def highlighted(head_map_spec: dict, name: str) -> dict:
+    """A copy of the head map with one head ringed in red: a copy, not a rebuild, so the map
+    is built (and schema-checked) once per site, not once per head page."""
+    spec = copy.deepcopy(head_map_spec)
+    points = {key: spec.pop(key) for key in ("mark", "encoding")}
+    ring = {
+        "mark": {"type": "point", "size": 300, "shape": "circle", "color": "#d62728",
+                 "strokeWidth": 2.5},
+        "encoding": {key: points["encoding"][key] for key in ("x", "y")},
+        "transform": [{"filter": {"field": "name", "equal": name}}],
+    }  # fmt: skip
+    spec["layer"] = [points, ring]
+    return spec
+
+
 def offset_profile(atlas: Atlas, head: Head) -> dict:
     """Attention at relative offsets -8..8: this head as bars, its layer's mean as ticks."""
+    offsets = atlas.results["heads"]["offsets"]
     layer_heads = [h for h in atlas.heads if h.layer == head.layer]
     rows = [
         {
             "offset": d,
-            "head": head.offsets[i],
-            "layer": sum(h.offsets[i] for h in layer_heads) / len(layer_heads),
+            "head": head.parts["offsets"][i],
+            "layer": sum(h.parts["offsets"][i] for h in layer_heads) / len(layer_heads),
         }
-        for i, d in enumerate(OFFSETS)
+        for i, d in enumerate(offsets)
     ]
     base = alt.Chart(alt.Data(values=rows)).encode(
         x=alt.X("offset:O", title="offset (key position − query position)")

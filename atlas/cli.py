@@ -10,13 +10,15 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from .corpus import FORMATS, CorpusError, read_corpus
-from .model import DEFAULT_MODEL, ModelError, Runner
-from .report import AtlasFileError, load, measure
-from .site import SiteError, check_output, render, size_of, write
+from .build import build, render_site
+from .corpus import FORMATS, CorpusError
+from .model import DEFAULT_MODEL, ModelError
+from .pipeline import AnalysisError
+from .result import AtlasFileError, load
+from .site import SiteError, check_output
 
 log = logging.getLogger("atlas")
-USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError)
+USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, AnalysisError)
 
 
 def positive(text: str) -> int:
@@ -137,64 +139,34 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
 
 
 def run_build(args: argparse.Namespace) -> None:
-    check_output(args.output)  # before the model runs, not after
     started = time.monotonic()
-    examples = read_corpus(args.input, limit=args.limit)
-    log.info("read %d sentences from %s", len(examples), args.input)
-    runner = Runner(args.model, device=args.device, max_length=args.max_length)
-    info = runner.info
-    log.info(
-        "model %s: %d layers x %d heads, on %s, max length %d",
-        info.name,
-        info.layers,
-        info.heads,
-        runner.device,
-        runner.max_length,
-    )
-    title = args.title or f"{info.name.rstrip('/').split('/')[-1]} on {args.input.name}"
-    progress = not args.quiet and sys.stderr.isatty()
-    atlas = measure(
-        examples,
-        runner,
-        title=title,
-        input_name=args.input.name,
+    build(
+        args.input,
+        args.output,
+        model=args.model,
+        device=args.device,
+        max_length=args.max_length,
         batch_size=args.batch_size,
-        views=args.views,
         limit=args.limit,
-        progress=progress,
+        views=args.views,
+        title=args.title,
+        templates=_templates(args),
+        progress=not args.quiet and sys.stderr.isatty(),
     )
-    if atlas.corpus.truncated:
-        log.warning(
-            "%d of %d sentences were truncated to %d tokens",
-            atlas.corpus.truncated,
-            atlas.corpus.sentences,
-            runner.max_length,
-        )
-    write_site(atlas, args)
     log.info("done in %.1f s", time.monotonic() - started)
+    log.info("open %s", args.output / "index.html")
 
 
 def run_render(args: argparse.Namespace) -> None:
     check_output(args.output)
-    atlas = load(args.atlas_json)
-    write_site(atlas, args)
+    render_site(load(args.atlas_json), args.output, templates=_templates(args))
+    log.info("open %s", args.output / "index.html")
 
 
-def write_site(atlas, args: argparse.Namespace) -> None:
+def _templates(args: argparse.Namespace) -> Path | None:
     if args.templates is not None and not args.templates.is_dir():
         raise SiteError(f"--templates {args.templates}: no such folder")
-    files = render(atlas, templates=args.templates)
-    write(files, args.output)
-    pages = sum(path.endswith(".html") for path in files)
-    log.info(
-        "wrote %s: %d pages, %d sentences with attention views (--views %d), %.1f MB",
-        args.output,
-        pages,
-        len(atlas.views),
-        atlas.options.views,
-        size_of(files) / 1e6,
-    )
-    log.info("open %s", (args.output / "index.html"))
+    return args.templates
 
 
 def main(argv: Sequence[str] | None = None) -> int:

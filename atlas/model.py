@@ -9,8 +9,8 @@ from __future__ import annotations
 import inspect
 import logging
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,12 @@ SUBWORD_PREFIXES = ("##", "Ġ", "▁")
 SUBWORD_SUFFIXES = ("</w>",)
 # Models whose position ids start after the padding index, so two positions are not usable.
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
+
+
+# What the runner can capture besides the tokens; an analysis names what it needs.
+ATTENTION = "attention"
+QUERIES_KEYS = "queries_keys"
+CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
 
 
 class ModelError(RuntimeError):
@@ -64,10 +70,18 @@ class Record:
     truncated: bool = False
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def n(self) -> int:
         return len(self.tokens)
+
+    def derived(self, key: str, compute: Callable[[], object]):
+        """A value computed from this record once and shared by every analysis that asks for
+        it under the same key (e.g. row entropies)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
 
 
 def is_punctuation(token: str) -> bool:
@@ -119,6 +133,7 @@ class QKCapture:
         self._outputs: dict[tuple[int, str], object] = {}
         self._handles: list = []
         self.note = ""
+        self.enabled = True  # off: the hooks keep nothing (no analysis of the run needs q/k)
         sites = self._find(model)
         if len(sites) != layers:
             self.available = False
@@ -146,6 +161,8 @@ class QKCapture:
 
     def _hook(self, layer: int, role: str, kind: str):
         def hook(_module, _inputs, output):
+            if not self.enabled:
+                return
             if kind == "fused":
                 query, key, _value = output.split(output.shape[-1] // 3, dim=-1)
                 self._outputs[layer, "query"] = query
@@ -260,6 +277,11 @@ class Runner:
             i for i in (self.tokenizer.sep_token_id, self.tokenizer.eos_token_id) if i is not None
         }
 
+    @property
+    def queries_keys_note(self) -> str:
+        """Why this model's queries and keys cannot be captured; "" when they can."""
+        return self.qk.note
+
     def _length_limit(self) -> int:
         config = self.model.config
         positions = getattr(config, "max_position_embeddings", None) or getattr(
@@ -314,10 +336,14 @@ class Runner:
         indices: Iterable[int] | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        capture: Iterable[str] = CAPTURES,
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
-        length. Records come in batch order, not corpus order; ``Record.index`` says which."""
+        length. Records come in batch order, not corpus order; ``Record.index`` says which.
+        ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more."""
         from tqdm.auto import tqdm
+
+        self.qk.enabled = QUERIES_KEYS in set(capture)
 
         order = list(range(len(examples))) if indices is None else list(indices)
         window = max(batch_size * 32, 256)  # sort by length within a bounded window
@@ -358,7 +384,7 @@ class Runner:
                 "(it may not support eager attention)"
             )
         stacked = torch.stack(attentions, dim=1).float().cpu().numpy()  # [B, L, H, W, W]
-        qk = self.qk.take()
+        qk = self.qk.take() if self.qk.enabled else None
         for row, (index, enc) in enumerate(batch):
             n = len(enc["ids"])
             attention = np.ascontiguousarray(stacked[row, :, :, :n, :n])

@@ -1,4 +1,4 @@
-"""Write the static site: pure functions from an Atlas to files, then one atomic move into place.
+"""Render the static site: pure functions from an Atlas to files, one small function per page.
 
 ``render(atlas)`` returns every file of the site as ``{relative path: bytes}`` and touches no
 disk; ``write(files, out)`` puts them in a temporary folder beside ``out`` and renames it into
@@ -11,13 +11,15 @@ import functools
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
 
 from . import __version__, charts, contract
-from .report import Atlas, Head, Sentence, data_script, sentence_number, vectors_script
-from .stats import BROAD_THRESHOLD, LABEL_THRESHOLD, LABELS, METRICS, OFFSETS
+from .result import Atlas, Head, Sentence
+from .viewdata import View, data_script, vectors_script
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Inside a wheel the templates sit in atlas/templates; in a source checkout, beside atlas/.
@@ -34,7 +36,11 @@ class SiteError(RuntimeError):
 
 
 def environment(templates: Path | None = None) -> jinja2.Environment:
-    """The one Jinja environment: the user's template folder, if any, wins over the built-in."""
+    """The one Jinja environment: the user's template folder, if any, wins over the built-in.
+
+    Templates see the contract (head_page, sentence_page, data_script, label_class) and
+    ``charts``; every page gets ``atlas``, ``root`` (the way back to the site's root), ``path``
+    and ``shared`` (what every page may need, computed once per site)."""
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates)))
@@ -49,12 +55,13 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     )
     env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
     env.globals.update(
-        metrics=METRICS,
-        labels=LABELS,
-        offsets=OFFSETS,
-        label_threshold=LABEL_THRESHOLD,
-        broad_threshold=BROAD_THRESHOLD,
         atlas_version=__version__,
+        charts=charts,
+        head_page=contract.head_page,
+        sentence_page=contract.sentence_page,
+        data_script=contract.data_script,
+        vectors_script=contract.vectors_script,
+        label_class=contract.label_class,
     )
     return env
 
@@ -73,83 +80,116 @@ def vega_bundle() -> str:
 def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
     """Every file of the site, by relative path. Pure: same Atlas, same bytes."""
     try:
-        return _render(atlas, templates)
+        files = dict(_pages(atlas, environment(templates)))
     except jinja2.TemplateSyntaxError as err:
         raise SiteError(
             f"template {err.filename or err.name}:{err.lineno}: {err.message}"
         ) from None
     except jinja2.TemplateError as err:
         raise SiteError(f"template error: {err}") from None
-
-
-def _render(atlas: Atlas, templates: Path | None) -> dict[str, bytes]:
-    env = environment(templates)
-    total = len(atlas.sentences)
-    numbers = {s.index: sentence_number(s.index, total) for s in atlas.sentences}
-    files: dict[str, str | bytes] = {}
-
-    def page(path: str, template: str, **context) -> None:
-        depth = path.count("/")
-        root = "../" * depth
-        files[path] = env.get_template(template).render(
-            atlas=atlas, root=root, numbers=numbers, path=path, **context
-        )
-
-    page(
-        "index.html",
-        "index.html",
-        heatmaps={key: charts.metric_heatmap(atlas, key, "") for key in METRICS},
-        curves=charts.layer_curves(atlas, ""),
-        head_map=charts.head_map(atlas, ""),
-        label_counts={label: [h for h in atlas.heads if h.label == label] for label in LABELS},
-    )
-    page("heads/index.html", "heads.html")
-    for flat, head in enumerate(atlas.heads):
-        page(
-            f"heads/{head.slug}.html",
-            "head.html",
-            head=head,
-            previous=atlas.heads[flat - 1] if flat > 0 else None,
-            next=atlas.heads[flat + 1] if flat + 1 < len(atlas.heads) else None,
-            layer_means={k: atlas.layer_means[k][head.layer - 1] for k in METRICS},
-            offset_chart=charts.offset_profile(atlas, head),
-            map_chart=charts.head_map(atlas, "../", highlight=head.name),
-            heads_by_name={h.name: h for h in atlas.heads},
-        )
-    page("sentences/index.html", "sentences.html")
-    with_view = [s for s in atlas.sentences if s.has_view]
-    for position, sentence in enumerate(with_view):
-        page(
-            f"sentences/{numbers[sentence.index]}.html",
-            "sentence.html",
-            sentence=sentence,
-            view=atlas.view(sentence.index),
-            previous=with_view[position - 1] if position > 0 else None,
-            next=with_view[position + 1] if position + 1 < len(with_view) else None,
-            head_links=_head_links(atlas, sentence),
-        )
-        view = atlas.view(sentence.index)
-        files[f"data/{numbers[sentence.index]}.js"] = data_script(atlas, view)
-        if view.query:
-            files[f"data/{numbers[sentence.index]}.qk.js"] = vectors_script(atlas, view)
+    files.update(_data_files(atlas))
     for source in sorted(_asset_files(templates)):
         files[f"{ASSETS}/{source.name}"] = source.read_bytes()
-    files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle()
-    labels = {h.name: h.label for h in atlas.heads}
+    files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle().encode("utf-8")
     files[contract.CONFIG_SCRIPT] = contract.config_script(
-        contract.page_config(atlas.model.layers, atlas.model.heads, labels)
+        contract.page_config(
+            atlas.model.layers, atlas.model.heads, {h.name: h.label for h in atlas.heads}
+        )
+    ).encode("utf-8")
+    files["atlas.json"] = atlas.to_json().encode("utf-8")
+    files[".nojekyll"] = b""
+    return files
+
+
+@dataclass(frozen=True)
+class Shared:
+    """What many pages need, computed once per site rather than once per page."""
+
+    heads_by_name: dict[str, Head]
+    head_map: dict  # the head-map chart, unhighlighted
+    views: dict[int, View]  # sentence index -> its kept attention
+
+
+def _shared(atlas: Atlas) -> Shared:
+    return Shared(
+        heads_by_name={h.name: h for h in atlas.heads},
+        head_map=charts.head_map(atlas, "../") if "distances" in atlas.results else {},
+        views={v.index: v for v in atlas.views},
     )
-    files["atlas.json"] = atlas.to_json()
-    files[".nojekyll"] = ""
+
+
+def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of every page: one small function per kind of page."""
+    shared = _shared(atlas)
+
+    def page(path: str, template: str, **context) -> tuple[str, bytes]:
+        text = env.get_template(template).render(
+            atlas=atlas, root="../" * path.count("/"), path=path, shared=shared, **context
+        )
+        return path, text.encode("utf-8")
+
+    yield page("index.html", "index.html", **overview(atlas))
+    yield page("heads/index.html", "heads.html")
+    for flat, head in enumerate(atlas.heads):
+        path = contract.head_page(head.layer, head.head)
+        yield page(path, "head.html", **head_context(atlas, flat))
+    yield page("sentences/index.html", "sentences.html")
+    with_view = [s for s in atlas.sentences if s.has_view]
+    for position, sentence in enumerate(with_view):
+        path = contract.sentence_page(sentence.index, len(atlas.sentences))
+        yield page(path, "sentence.html", **sentence_context(atlas, shared, with_view, position))
+
+
+def overview(atlas: Atlas) -> dict:
+    """The overview's charts: one heatmap per catalogue column, the per-layer curves."""
     return {
-        path: content.encode("utf-8") if isinstance(content, str) else content
-        for path, content in files.items()
+        "heatmaps": {c.key: charts.metric_heatmap(atlas, c, "") for c in atlas.catalogue},
+        "curves": charts.layer_curves(atlas, ""),
     }
 
 
-def _head_links(atlas: Atlas, sentence: Sentence) -> list[Head]:
-    """Heads whose pages show this sentence as an example."""
-    return [h for h in atlas.heads if sentence.index in h.examples]
+def head_context(atlas: Atlas, flat: int) -> dict:
+    head = atlas.heads[flat]
+    return {
+        "head": head,
+        "previous": atlas.heads[flat - 1] if flat > 0 else None,
+        "next": atlas.heads[flat + 1] if flat + 1 < len(atlas.heads) else None,
+        "layer_means": {k: v[head.layer - 1] for k, v in atlas.layer_means.items()},
+    }
+
+
+def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], position: int):
+    sentence = with_view[position]
+    return {
+        "sentence": sentence,
+        "view": shared.views[sentence.index],
+        "previous": with_view[position - 1] if position > 0 else None,
+        "next": with_view[position + 1] if position + 1 < len(with_view) else None,
+        "head_links": [h for h in atlas.heads if sentence.index in h.parts.get("examples", ())],
+    }
+
+
+def _data_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
+    """data/NNNN.js and data/NNNN.qk.js of every sentence with a page."""
+    total = len(atlas.sentences)
+    for view in atlas.views:
+        key = contract.sentence_key(view.index, total)
+        script = data_script(
+            view,
+            key=key,
+            sentence_id=atlas.sentences[view.index].id,
+            layers=atlas.model.layers,
+            heads=atlas.model.heads,
+            causal=atlas.model.causal,
+            neuron={
+                "available": atlas.model.neuron_view and bool(view.query),
+                "note": atlas.model.neuron_note,
+                "head_dim": atlas.model.head_dim,
+            },
+        )
+        yield contract.data_script(view.index, total), script.encode("utf-8")
+        if view.query:
+            yield contract.vectors_script(view.index, total), vectors_script(view, key).encode()
 
 
 def _asset_files(templates: Path | None) -> list[Path]:

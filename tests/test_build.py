@@ -14,9 +14,10 @@ import pytest
 from conftest import build
 from tiny_models import FAMILIES, MAX_LENGTH, SHAPES
 
-from atlas import report, stats
+from atlas.analyses.heads import LABELS
 from atlas.cli import main
 from atlas.model import Runner
+from atlas.result import load
 
 PAIRS = "Where is the cat?\tThe cat sat on the mat.\n"
 SENTENCES = (
@@ -49,7 +50,7 @@ def test_every_family_builds(family, tiny_model, tmp_path):
         build([str(write(tmp_path, SENTENCES)), "-o", str(out), "--model", str(tiny_model(family))])
         == 0
     )
-    atlas = report.load(out / "atlas.json")
+    atlas = load(out / "atlas.json")
     layers, heads = SHAPES[family]
     assert (atlas.model.layers, atlas.model.heads) == (layers, heads)
     assert len(atlas.heads) == layers * heads
@@ -61,9 +62,9 @@ def test_every_family_builds(family, tiny_model, tmp_path):
     if family != "gpt2":
         assert pair.special[0] == 1 and pair.special[-1] == 1
     for head in atlas.heads:
-        assert head.label in stats.LABELS
+        assert head.label in LABELS
         assert 0.0 <= head.metrics["to_cls"] <= 1.0 + 1e-6
-        assert len(head.offsets) == 17
+        assert len(head.parts["offsets"]) == 17
         assert (out / "heads" / f"{head.slug}.html").is_file()
     for number in ("0001", "0002", "0003", "0004"):
         assert (out / "sentences" / f"{number}.html").is_file()
@@ -83,7 +84,7 @@ def test_metrics_match_an_independent_computation(tiny_model, tmp_path):
         build([str(write(tmp_path, sentence + "\n")), "-o", str(out), "--model", str(model_dir)])
         == 0
     )
-    atlas = report.load(out / "atlas.json")
+    atlas = load(out / "atlas.json")
 
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModel.from_pretrained(model_dir, attn_implementation="eager").eval()
@@ -167,7 +168,7 @@ def test_truncation_is_reported(tiny_model, tmp_path, capsys):
     out = tmp_path / "site"
     assert main(["build", str(source), "-o", str(out), "--model", str(tiny_model("bert"))]) == 0
     assert "sentence 2 (id 2, line 2) truncated to 64 tokens" in capsys.readouterr().err
-    atlas = report.load(out)
+    atlas = load(out)
     assert atlas.corpus.truncated == 1
     assert atlas.sentences[1].truncated and not atlas.sentences[0].truncated
     assert atlas.sentences[1].tokens == MAX_LENGTH
@@ -177,11 +178,11 @@ def test_views_cap_keeps_statistics_for_all(tiny_model, tmp_path):
     """--views 1 keeps one sentence page (plus head examples); stats still cover all sentences."""
     out = tmp_path / "site"
     build_tiny(tiny_model, tmp_path, out, "--views", "1")
-    atlas = report.load(out)
+    atlas = load(out)
     assert atlas.corpus.sentences == 4
     kept = {v.index for v in atlas.views}
     assert 0 in kept
-    assert kept == {0} | {i for h in atlas.heads for i in h.examples}
+    assert kept == {0} | {i for h in atlas.heads for i in h.parts["examples"]}
     pages = {p.stem for p in (out / "sentences").glob("0*.html")}
     assert pages == {f"{i + 1:04d}" for i in kept}
 
@@ -205,7 +206,7 @@ class Links(HTMLParser):
 def test_default_model_site_is_complete_and_self_contained(default_site):
     """The real default model on examples/: every page exists, every relative link and src
     resolves inside the site, and nothing points outside it."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     assert (atlas.model.layers, atlas.model.heads) == (6, 12)
     assert atlas.model.name == "sentence-transformers/all-MiniLM-L6-v2"
     assert (default_site / ".nojekyll").is_file()
@@ -239,7 +240,7 @@ def test_default_model_site_is_complete_and_self_contained(default_site):
 def test_default_model_numbers_are_plausible(default_site):
     """On real BERT attention the corpus shows what Clark et al. report for BERT-like models:
     heads that put most attention on [CLS]/[SEP] and a clear previous-token head."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     labels = {h.label for h in atlas.heads}
     assert "previous-token" in labels
     best_prev = max(atlas.heads, key=lambda h: h.metrics["prev"])
@@ -247,7 +248,7 @@ def test_default_model_numbers_are_plausible(default_site):
     n_mean = atlas.corpus.mean_tokens
     for h in atlas.heads:
         assert 0 < h.metrics["entropy"] <= math.log(atlas.corpus.max_tokens) + 1e-6
-        assert sum(h.offsets) <= 1.0 + 1e-6
+        assert sum(h.parts["offsets"]) <= 1.0 + 1e-6
     assert 0 <= atlas.map_stress < 0.4
     assert n_mean > 10
     distances = np.array(atlas.distances)
@@ -257,7 +258,7 @@ def test_default_model_numbers_are_plausible(default_site):
 
 def test_user_text_is_escaped(default_site):
     """The sentence with </script><script>alert(1)</script> shows as text in every page."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     evil = next(s for s in atlas.sentences if "</script>" in s.text)
     page = (default_site / "sentences" / f"{evil.index + 1:04d}.html").read_text()
     assert "&lt;/script&gt;&lt;script&gt;alert(1)&lt;/script&gt;" in page
@@ -270,7 +271,7 @@ def test_user_text_is_escaped(default_site):
 
 def test_pair_input_is_encoded_as_a_pair(default_site):
     """A TAB line becomes [CLS] A [SEP] B [SEP] with segments 0 and 1."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     pair = next(s for s in atlas.sentences if s.text_b is not None and s.has_view)
     view = atlas.view(pair.index)
     assert view.tokens[0] == "[CLS]" and view.tokens[-1] == "[SEP]"
@@ -289,7 +290,7 @@ def test_jsonl_input(tiny_model, tmp_path):
     source = write(tmp_path, "\n".join(json.dumps(x) for x in lines) + "\n", "in.jsonl")
     out = tmp_path / "site"
     assert build([str(source), "-o", str(out), "--model", str(tiny_model("roberta"))]) == 0
-    atlas = report.load(out)
+    atlas = load(out)
     assert [s.id for s in atlas.sentences] == ["q1", "7"]
     assert atlas.sentences[0].text_b == "The cat sat on the mat."
 

@@ -140,7 +140,7 @@ def test_render_of_a_file_that_is_not_an_atlas(tmp_path, capsys):
 
 
 def test_limit_and_title(tiny_model, tmp_path):
-    from atlas import report
+    from atlas.result import load
 
     source = tmp_path / "in.txt"
     source.write_text(GOOD + "A third one .\n")
@@ -152,7 +152,7 @@ def test_limit_and_title(tiny_model, tmp_path):
         )
         == 0
     )
-    atlas = report.load(out)
+    atlas = load(out)
     assert atlas.corpus.sentences == 2 and atlas.title == "My <atlas>"
     assert "My &lt;atlas&gt;" in (out / "index.html").read_text()
 

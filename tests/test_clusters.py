@@ -1,4 +1,4 @@
-"""Exact-value tests of atlas.clusters: JS distances between heads, the head map, neighbours."""
+"""Exact-value tests of the distances analysis: JS distances, the head map, neighbours."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from atlas.clusters import HeadDistances, head_map, js_sums, nearest, stress1
+from atlas.analyses.base import RunInfo
+from atlas.analyses.distances import HeadDistances, head_map, js_sums, nearest, stress1
 from atlas.model import Record
 
 SMOOTH = 1e-3  # DESIGN: P = 0.999·A + 0.001/n
@@ -99,7 +100,8 @@ def test_head_distances_are_total_js_over_total_tokens():
     """HeadDistances over records of different n = (Σ js_sums) / (Σ n), not a mean of means."""
     rng = np.random.default_rng(9)
     records = [make_record(i, random_attention(rng, 2, 2, n)) for i, n in enumerate((3, 10, 6))]
-    distances = HeadDistances(2, 2)
+    distances = HeadDistances()
+    distances.start(RunInfo(layers=2, heads=2, causal=False, sentences=0))
     for record in records:
         distances.add(record)
     total = sum(reference_js_sums(r.attention) for r in records)
@@ -113,7 +115,9 @@ def test_head_distances_are_total_js_over_total_tokens():
 
 def test_head_distances_empty_is_zero():
     """No records: zero distances, no division by zero."""
-    np.testing.assert_array_equal(HeadDistances(1, 3).distances(), np.zeros((3, 3)))
+    empty = HeadDistances()
+    empty.start(RunInfo(layers=1, heads=3, causal=False, sentences=0))
+    np.testing.assert_array_equal(empty.distances(), np.zeros((3, 3)))
 
 
 def planar_distances(seed: int = 0, count: int = 10) -> tuple[np.ndarray, np.ndarray]:

@@ -14,7 +14,8 @@ import numpy as np
 import pytest
 from browser import Browser, require_chromium
 
-from atlas import report
+from atlas import viewdata
+from atlas.result import load
 
 require_chromium()
 
@@ -35,7 +36,7 @@ def browser() -> Iterator[Browser]:
         yield b
 
 
-def decode(view: report.View, layers: int, heads: int) -> tuple[np.ndarray, np.ndarray]:
+def decode(view: viewdata.View, layers: int, heads: int) -> tuple[np.ndarray, np.ndarray]:
     """The view's queries and keys as float64 [L, H, n, d]: int16 × per-vector scale."""
     n = len(view.tokens)
     out = []
@@ -81,7 +82,7 @@ def shown(page) -> tuple[int, int, int]:
 def test_softmax_matches_the_model_attention(browser, default_site):
     """For heads picked by every route (start, hash, arrow keys, the view's own menus) and
     several query tokens, softmax(q·k/√d) reproduces the model's attention."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     assert atlas.model.neuron_view, atlas.model.neuron_note
     layers, heads = atlas.model.layers, atlas.model.heads
     index = 48  # a question/passage pair, 51 tokens
@@ -140,7 +141,7 @@ def test_a_page_opened_on_a_head_shows_it(browser, default_site):
     assert page.locator("#neuron-view select[name='nv-layer']").input_value() == "3"
     assert page.locator("#neuron-view select[name='nv-head']").input_value() == "7"
     # Every dimension is a cell whose title is its value; d = 32 for the default model.
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     d = atlas.model.head_dim
     n = len(atlas.view(6).tokens)
     assert page.locator("#neuron-view .nv-query-row .nv-cell").count() == d
@@ -214,8 +215,8 @@ def harness(tmp_path: pathlib.Path, causal: bool, available: bool) -> tuple[path
     attention = softmax_rows(q.astype(np.float64), k.astype(np.float64), causal)
     neuron: dict = {"available": available, "head_dim": d, "note": ""}
     if available:
-        neuron["query"], neuron["query_scale"] = report.quantise_vectors(q)
-        neuron["key"], neuron["key_scale"] = report.quantise_vectors(k)
+        neuron["query"], neuron["query_scale"] = viewdata.quantise_vectors(q)
+        neuron["key"], neuron["key_scale"] = viewdata.quantise_vectors(k)
     else:
         neuron["note"] = "queries and keys of T5Model cannot be captured"
         neuron.update(query="", query_scale="", key="", key_scale="")
@@ -229,7 +230,7 @@ def harness(tmp_path: pathlib.Path, causal: bool, available: bool) -> tuple[path
         "tokens": TOKENS,
         "segments": [-1, 0, 0, 0, 0, 0],
         "special": [1, 0, 0, 0, 0, 0],
-        "attention": report.quantise(attention),
+        "attention": viewdata.quantise(attention),
         "neuron": neuron,
     }
     (tmp_path / "assets").mkdir()

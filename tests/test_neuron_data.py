@@ -11,7 +11,7 @@ import pytest
 from conftest import build
 from tiny_models import FAMILIES, SHAPES
 
-from atlas import report
+from atlas.result import load
 
 SENTENCES = (
     "The dog chased the cat , and the bird watched .\n"
@@ -21,7 +21,7 @@ SENTENCES = (
 
 
 def decode(values: str, scales: str, shape: tuple[int, ...]) -> np.ndarray:
-    """int16 × one float32 scale per vector (as report.quantise_vectors wrote them)."""
+    """int16 × one float32 scale per vector (as viewdata.quantise_vectors wrote them)."""
     v = np.frombuffer(base64.b64decode(values), dtype="<i2").astype(np.float64)
     s = np.frombuffer(base64.b64decode(scales), dtype=np.float32).astype(np.float64)
     return v.reshape(shape) * s.reshape(*shape[:-1], 1)
@@ -51,7 +51,7 @@ def test_vectors_reproduce_attention(family, tiny_model, tmp_path):
     d = card["head_dim"]
     assert d * heads == 32  # tiny_models.HIDDEN_SIZE
 
-    atlas = report.load(out)
+    atlas = load(out)
     assert atlas.model.causal == (family == "gpt2")
     assert len(atlas.views) == 3
     for view in atlas.views:
@@ -80,7 +80,7 @@ def test_default_model_vectors_reproduce_attention(default_site):
     """The real model (all-MiniLM-L6-v2, d = 32): int16 vectors with one scale each give back
     the stored attention to within its own uint8 rounding (1/510) plus a little, in every row of
     every head of every example sentence. (int8 vectors missed by up to 0.022.)"""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     assert atlas.model.neuron_view, atlas.model.neuron_note
     layers, heads, d = atlas.model.layers, atlas.model.heads, atlas.model.head_dim
     rows = []

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 from browser import Browser, require_chromium
 
-from atlas import report
+from atlas.result import load
 
 require_chromium()
 
@@ -51,7 +51,7 @@ def test_clicking_a_heatmap_cell_opens_that_head(browser, default_site):
 
 
 def test_head_page_shows_charts_and_example_heatmaps(browser, default_site):
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     head = max(atlas.heads, key=lambda h: h.metrics["prev"])
     page, rep = browser.open(default_site / "heads" / f"{head.slug}.html")
     page.wait_for_function("document.querySelectorAll('div.vega.drawn svg.marks').length === 2")
@@ -95,7 +95,7 @@ def test_sentence_page_hash_selects_a_head(browser, default_site):
 
 
 def test_hostile_sentence_shows_as_text(browser, default_site):
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     evil = next(s for s in atlas.sentences if "</script>" in s.text)
     page, rep = browser.open(default_site / "sentences" / f"{evil.index + 1:04d}.html")
     page.wait_for_timeout(300)
@@ -115,7 +115,7 @@ def test_heads_table_sorts(browser, default_site):
     header.click()
     header.click()  # descending
     first = page.locator("#heads-table tbody tr").first.locator("td").first.inner_text()
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     assert first == max(atlas.heads, key=lambda h: h.metrics["prev"]).name
     assert rep.clean, rep
     page.close()

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import pytest
 from browser import Browser, require_chromium
 
-from atlas import report
+from atlas.result import load
 
 require_chromium()
 
@@ -28,7 +28,7 @@ def browser() -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def pair_page(default_site) -> str:
     """The page of a question/passage pair of the examples."""
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     pair = next(s for s in atlas.sentences if s.text_b is not None and s.has_view)
     return f"{pair.index + 1:04d}.html"
 
@@ -268,7 +268,7 @@ def test_importance_bars_follow_column_sums(browser, default_site, pair_page):
 
 
 def test_hostile_tokens_show_as_text(browser, default_site):
-    atlas = report.load(default_site)
+    atlas = load(default_site)
     evil = next(s for s in atlas.sentences if "</script>" in s.text)
     page, rep = open_sentence(browser, default_site, f"{evil.index + 1:04d}.html")
     tokens = page.locator(".hv-from .hv-token").all_text_contents()

@@ -7,12 +7,17 @@ rescales). It is 0 for identical heads, symmetric, and at most ln 2.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import ClassVar
+
 import numpy as np
 
-from .model import Record
+from ..model import Record
+from .base import Analysis, Result, RunInfo
 
 JS_SMOOTHING = 1e-3
 MAP_SEED = 0
+NEAREST_HEADS = 5
 
 
 def js_sums(attention: np.ndarray, smoothing: float = JS_SMOOTHING) -> np.ndarray:
@@ -31,22 +36,6 @@ def js_sums(attention: np.ndarray, smoothing: float = JS_SMOOTHING) -> np.ndarra
         js = mixed - 0.5 * (entropy[h] + entropy[h + 1 :])
         out[h, h + 1 :] = np.maximum(js, 0.0).sum(-1)  # clip rounding below zero
     return out + out.T
-
-
-class HeadDistances:
-    """Streaming sum of per-token JS divergences between all pairs of heads."""
-
-    def __init__(self, layers: int, heads: int):
-        self.total = np.zeros((layers * heads, layers * heads))
-        self.tokens = 0
-
-    def add(self, record: Record) -> None:
-        self.total += js_sums(record.attention)
-        self.tokens += record.n
-
-    def distances(self) -> np.ndarray:
-        """Mean JS divergence per token, [K, K]."""
-        return self.total / max(self.tokens, 1)
 
 
 def head_map(distances: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, float]:
@@ -85,7 +74,7 @@ def stress1(distances: np.ndarray, coords: np.ndarray) -> float:
     return float(np.sqrt(((mapped - target) ** 2).sum() / denominator)) if denominator else 0.0
 
 
-def nearest(distances: np.ndarray, count: int = 5) -> list[list[int]]:
+def nearest(distances: np.ndarray, count: int = NEAREST_HEADS) -> list[list[int]]:
     """For each head, the ``count`` other heads closest to it (ties by head order)."""
     k = distances.shape[0]
     out = []
@@ -94,3 +83,42 @@ def nearest(distances: np.ndarray, count: int = 5) -> list[list[int]]:
         others.sort(key=lambda g: (distances[h, g], g))
         out.append(others[:count])
     return out
+
+
+class HeadDistances(Analysis):
+    """Streaming sum of per-token JS divergences between all pairs of heads; at the end the
+    distance matrix, the head map and each head's nearest heads."""
+
+    name = "distances"
+    sections: ClassVar[Mapping[str, str]] = {
+        "overview": "sections/head-map.html",
+        "head": "sections/nearest.html",
+    }
+
+    def start(self, run: RunInfo) -> None:
+        super().start(run)
+        self.total = np.zeros((run.size, run.size))
+        self.tokens = 0
+
+    def add(self, record: Record) -> None:
+        self.total += js_sums(record.attention)
+        self.tokens += record.n
+
+    def distances(self) -> np.ndarray:
+        """Mean JS divergence per token, [K, K]."""
+        return self.total / max(self.tokens, 1)
+
+    def finish(self, results) -> Result:
+        distance = self.distances()
+        coords, stress = head_map(distance)
+        neighbours = nearest(distance)
+        return Result(
+            parts={
+                "map": coords.tolist(),
+                "nearest": [
+                    [{"head": g, "distance": float(distance[h, g])} for g in row]
+                    for h, row in enumerate(neighbours)
+                ],
+            },
+            data={"matrix": distance.tolist(), "stress": stress},
+        )

@@ -1,4 +1,5 @@
-"""Exact-value tests of atlas.stats on hand-made attention, against DESIGN.md's definitions."""
+"""Exact-value tests of the heads, examples and pairs analyses on hand-made attention, against
+the design's definitions."""
 
 from __future__ import annotations
 
@@ -8,16 +9,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
+from atlas.analyses.base import RunInfo
+from atlas.analyses.examples import MIN_EXAMPLE_TOKENS, ExampleSentences
+from atlas.analyses.heads import OFFSETS, HeadMetrics, example_metrics, label_head, offset_profile
+from atlas.analyses.pairs import PairCounter, TokenPairs
 from atlas.model import Record
-from atlas.stats import (
-    MIN_EXAMPLE_TOKENS,
-    OFFSETS,
-    HeadStats,
-    PairCounter,
-    example_metrics,
-    label_head,
-    offset_profile,
-)
 
 S = 1e-4  # DESIGN: A' = 0.9999·A + 0.0001/n for entropies
 
@@ -238,10 +234,11 @@ def test_causal_uniform_prefix_head_normalised_entropy_is_one():
     assert metrics_of(a, causal=False)["entropy_norm"] < 0.8
 
 
-def test_single_token_example_normalised_entropy_is_zero():
-    """A one-token example has no row that can choose, so its normalised entropy is 0."""
+def test_single_token_example_normalised_entropy_is_undefined():
+    """A one-token example has no row that can choose: its normalised entropy is undefined
+    (NaN), and the corpus mean leaves it out rather than counting a 0."""
     m = metrics_of(np.ones((1, 1)), cls=[0])
-    assert m["entropy_norm"] == 0.0
+    assert math.isnan(m["entropy_norm"])
     assert m["to_cls"] == 1.0
     assert m["prev"] == 0.0 and m["next"] == 0.0
 
@@ -303,40 +300,76 @@ def make_record(index: int, attention: np.ndarray, punct_every: int = 4) -> Reco
     )
 
 
-def test_head_stats_means_are_plain_means_over_examples():
-    """HeadStats.means() is the plain mean of example_metrics over records of different n."""
+def started(analysis, layers: int, heads: int, causal: bool = False):
+    analysis.start(RunInfo(layers=layers, heads=heads, causal=causal, sentences=0))
+    return analysis
+
+
+def test_head_metrics_means_are_plain_means_over_examples():
+    """HeadMetrics.means() is the plain mean of example_metrics over records of different n."""
     rng = np.random.default_rng(3)
     layers, heads = 2, 3
     records = [
         make_record(i, random_attention(rng, layers, heads, n))
         for i, n in enumerate((4, 9, 13, 6, 20))
     ]
-    stats = HeadStats(layers, heads)
-    per_example = [stats.add(record) for record in records]
-    expected = [
-        example_metrics(r.attention, r.cls, r.sep, r.punct) for r in records
-    ]  # recomputed independently of add()'s return value
+    stats = started(HeadMetrics(), layers, heads)
+    for record in records:
+        stats.add(record)
+    expected = [example_metrics(r.attention, r.cls, r.sep, r.punct) for r in records]
     got = stats.means()
     assert stats.count == len(records)
-    assert stats.tokens == sum(r.n for r in records)
     for key, value in got.items():
         assert value.shape == (layers, heads)
         mean = sum(e[key] for e in expected) / len(records)
         np.testing.assert_allclose(value, mean, rtol=0, atol=1e-12, err_msg=key)
-        for returned, direct in zip(per_example, expected, strict=True):
-            np.testing.assert_array_equal(returned[key], direct[key])
     # the prev share of a plain mean differs from a token-weighted mean on these records
-    weighted = sum(e["prev"] * r.n for e, r in zip(expected, records, strict=True)) / stats.tokens
+    tokens = sum(r.n for r in records)
+    weighted = sum(e["prev"] * r.n for e, r in zip(expected, records, strict=True)) / tokens
     assert not np.allclose(got["prev"], weighted)
     profile = sum(offset_profile(r.attention) for r in records) / len(records)
-    np.testing.assert_allclose(stats.offset_means(), profile, atol=1e-12)
+    result = stats.finish({})
+    np.testing.assert_allclose(
+        np.array(result.parts["offsets"]).reshape(layers, heads, -1), profile, atol=1e-12
+    )
+    assert result.columns["prev"] == pytest.approx(got["prev"].reshape(-1).tolist(), abs=1e-15)
+    assert result.parts["label"] == [
+        label_head({k: v[flat] for k, v in result.columns.items()}) for flat in range(6)
+    ]
 
 
-def test_head_stats_empty_means_are_zero():
+def test_head_metrics_empty_means_are_zero():
     """Before any record, means are zeros rather than a division by zero."""
-    stats = HeadStats(1, 2)
+    stats = started(HeadMetrics(), 1, 2)
     assert all((value == 0).all() for value in stats.means().values())
-    assert (stats.offset_means() == 0).all()
+    assert (np.array(stats.finish({}).parts["offsets"]) == 0).all()
+
+
+def test_decoder_one_token_examples_leave_normalised_entropy_alone():
+    """A decoder's one-token example has no row that sees two tokens: it is left out of
+    entropy_norm's mean instead of counting as 0, and of no other metric."""
+    one = Record(
+        index=0,
+        tokens=["Hello"],
+        cls=mask(1),
+        sep=mask(1),
+        special=mask(1),
+        punct=mask(1),
+        segments=np.zeros(1, np.int8),
+        attention=np.ones((1, 1, 1, 1), np.float32),
+    )
+    n = 6
+    uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]  # causal, uniform
+    many = make_record(1, uniform[None, None])
+    stats = started(HeadMetrics(), 1, 1, causal=True)
+    stats.add(one)
+    stats.add(many)
+    means = stats.means()
+    alone = example_metrics(many.attention, many.cls, many.sep, many.punct, causal=True)
+    assert means["entropy_norm"][0, 0] == pytest.approx(alone["entropy_norm"][0, 0], abs=1e-12)
+    assert means["entropy_norm"][0, 0] > 0.99
+    # every other metric still averages over both examples
+    assert means["self"][0, 0] == pytest.approx((1.0 + alone["self"][0, 0]) / 2, abs=1e-12)
 
 
 def test_best_examples_ranks_by_score_and_prefers_long_records():
@@ -352,18 +385,18 @@ def test_best_examples_ranks_by_score_and_prefers_long_records():
         (4, 12, "uniform"),  # 11/144
         (5, 10, "prev"),  # 0.9 again: ties go to the earlier record
     ]
-    stats3 = HeadStats(1, 2, keep=3)
-    stats9 = HeadStats(1, 2, keep=9)
+    stats3 = started(ExampleSentences(keep=3), 1, 2)
+    stats9 = started(ExampleSentences(keep=9), 1, 2)
     for index, n, pattern in plan:
         first = previous_token_head(n) if pattern == "prev" else np.full((n, n), 1 / n)
         attention = np.stack([first, np.full((n, n), 1 / n)])[None]
         record = make_record(index, attention)
         stats3.add(record)
         stats9.add(record)
-    assert stats3.best_examples("previous-token", 0) == [2, 5, 3]
-    assert stats9.best_examples("previous-token", 0) == [2, 5, 3, 1, 4, 0]
+    assert stats3.best("previous-token", 0) == [2, 5, 3]
+    assert stats9.best("previous-token", 0) == [2, 5, 3, 1, 4, 0]
     # head 1 is uniform everywhere: prev share (n-1)/n² is largest for the shortest long record
-    assert stats3.best_examples("previous-token", 1) == [3, 1, 2]
+    assert stats3.best("previous-token", 1) == [3, 1, 2]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -436,7 +469,11 @@ def test_token_pairs_count_ordinary_targets_only():
     record = make_record(0, a)
     record.tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
     record.special = np.array([1, 0, 0, 0, 1], bool)
-    acc = HeadStats(1, 1)
+    acc = started(TokenPairs(), 1, 1)
     acc.add(record)
     acc.add(record)
-    assert acc.pairs[0].top(10) == [(("cat", "the"), 2), (("sat", "cat"), 2)]
+    assert acc.counters[0].top(10) == [(("cat", "the"), 2), (("sat", "cat"), 2)]
+    assert acc.finish({}).parts["pairs"][0] == [
+        {"source": "cat", "target": "the", "count": 2},
+        {"source": "sat", "target": "cat", "count": 2},
+    ]

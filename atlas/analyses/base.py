@@ -1,0 +1,146 @@
+"""What an analysis is: the unit in which the atlas grows.
+
+An analysis says what the runner must capture for it (``needs``), takes the model's records one
+at a time in bounded memory (``add``), and at the end returns a ``Result``: per-head columns,
+each described by a catalogue ``Column``; per-head parts (data a head page shows, such as an
+offset profile); tables; and analysis-level data. The pipeline (atlas/pipeline.py) drives the
+runner and every analysis; the Atlas (atlas/result.py) collects the results; the site
+(atlas/site.py) shows every catalogue column in the overview heatmaps, the heads table and each
+head page without knowing the analysis, and includes an analysis's own page sections, if it has
+templates for them.
+
+Adding an analysis is one module in this folder (plus its section template, if it shows more
+than columns): see docs/design.md for a worked example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from ..model import Record
+
+# What the runner can capture for an analysis. The runner captures only what some analysis of
+# the run asks for (queries and keys cost a forward hook and memory per batch).
+ATTENTION = "attention"
+QUERIES_KEYS = "queries_keys"
+CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
+
+# Kinds of per-head number, with the fixed range their heatmaps use (None: from the data).
+KINDS: dict[str, tuple[float, float] | None] = {
+    "share": (0.0, 1.0),  # a share of a row's attention
+    "ratio": (0.0, 1.0),  # a normalised quantity
+    "accuracy": (0.0, 1.0),
+    "nats": None,  # an entropy or divergence, in nats
+    "distance": None,
+    "count": None,
+    "score": None,
+}
+
+
+@dataclass(frozen=True)
+class Column:
+    """One per-head number, as the catalogue in atlas.json describes it.
+
+    ``kind`` is one of KINDS; ``anchor`` is the section of docs/metrics.md that defines it;
+    ``group`` puts columns in one per-layer chart on the overview (columns without a group get
+    none)."""
+
+    key: str
+    title: str
+    kind: str
+    unit: str
+    description: str
+    anchor: str
+    group: str = ""
+    formula: str = ""  # per example, in the notation of docs/metrics.md
+    analysis: str = ""
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"column {self.key!r}: unknown kind {self.kind!r}")
+
+    @property
+    def domain(self) -> tuple[float, float] | None:
+        """The fixed range of its heatmap, or None to scale to the data."""
+        return KINDS[self.kind]
+
+
+@dataclass
+class Table:
+    """A table an analysis contributes (per layer, per relation, ...): named columns, rows of
+    JSON values."""
+
+    key: str
+    title: str
+    columns: list[str]
+    rows: list[list[Any]]
+    analysis: str = ""
+
+
+@dataclass
+class Result:
+    """What one analysis contributes to the Atlas.
+
+    columns: catalogue key -> one value per head, in model order (L1-H1, L1-H2, ...);
+    parts: per-head data, key -> one JSON value per head (becomes ``Head.parts[key]``);
+    data: analysis-level JSON data (becomes ``Atlas.results[name]``)."""
+
+    catalogue: list[Column] = field(default_factory=list)
+    columns: dict[str, Sequence[float]] = field(default_factory=dict)
+    parts: dict[str, list[Any]] = field(default_factory=dict)
+    tables: list[Table] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+    # Per-sentence data for pages, by sentence index (the view data's kept attention).
+    sentences: dict[int, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What an analysis knows of the run before the first record."""
+
+    layers: int
+    heads: int
+    causal: bool
+    sentences: int  # examples in the corpus
+    queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
+
+    @property
+    def size(self) -> int:
+        return self.layers * self.heads
+
+
+class Analysis:
+    """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
+    ``add`` and ``finish``; ``revisit`` and ``sections`` are optional.
+
+    ``finish`` receives the results of the analyses that ran before it (in the pipeline's
+    order), so an analysis may build on another's (the example sentences of a head depend on
+    its label)."""
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset({ATTENTION})
+    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence": template}.
+    sections: ClassVar[Mapping[str, str]] = {}
+
+    def start(self, run: RunInfo) -> None:
+        self.run = run
+
+    def add(self, record: Record) -> None:
+        """Fold in one example. Memory must not grow with the number of examples."""
+
+    def revisit(self, results: Mapping[str, Result]) -> Sequence[int]:
+        """Examples to be run through ``add`` once more before ``finish`` (e.g. to keep the
+        attention of sentences chosen only at the end). Most analyses need none."""
+        return ()
+
+    def finish(self, results: Mapping[str, Result]) -> Result:
+        raise NotImplementedError
+
+
+def per_head(values: np.ndarray) -> list[float]:
+    """A [layers, heads] array as one float per head, in model order."""
+    return [float(v) for v in np.asarray(values).reshape(-1)]

@@ -1,0 +1,215 @@
+"""Per-head attention metrics, offset profiles and pattern labels (Clark et al. 2019, §3).
+
+Every function here takes one example's attention ``A`` of shape [layers, heads, n, n] whose rows
+(the attending token) sum to 1, and returns one number per head. The corpus value of a metric is
+the plain mean over examples of its per-example value, as in Clark et al. The formulas are in
+docs/metrics.md and match the design notes exactly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from ..model import Record
+from .base import Analysis, Column, Result, RunInfo, per_head
+
+OFFSETS = tuple(range(-8, 9))
+ENTROPY_SMOOTHING = 1e-4  # A' = (1 - s)·A + s/n, so log 0 never happens
+
+_SPECIAL = "Attention to special tokens"
+_POSITION = "Attention by position"
+_ENTROPY = "Entropy (nats)"
+COLUMNS = [
+    Column("to_cls", "[CLS]", "share", "", "attention to the [CLS]/BOS token",
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is CLS/BOS]"),
+    Column("to_sep", "[SEP]", "share", "", "attention to [SEP]/EOS tokens",
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is SEP/EOS]"),
+    Column("to_punct", "punct.", "share", "", "attention to punctuation tokens",
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is punctuation]"),
+    Column("self", "self", "share", "", "attention to the token itself",
+           "per-head-metrics", _POSITION, "mean_i A[i,i]"),
+    Column("prev", "previous", "share", "", "attention to the previous token",
+           "per-head-metrics", _POSITION, "(1/n) Σ_{i≥1} A[i,i−1]"),
+    Column("next", "next", "share", "", "attention to the next token",
+           "per-head-metrics", _POSITION, "(1/n) Σ_{i<n−1} A[i,i+1]"),
+    Column("entropy", "entropy", "nats", "nats", "mean entropy of a token's attention",
+           "per-head-metrics", _ENTROPY,
+           f"mean_i H(A'[i,:]), A' = {1 - ENTROPY_SMOOTHING}·A + {ENTROPY_SMOOTHING}/n"),
+    Column("entropy_norm", "entropy / max", "ratio", "",
+           "entropy over its maximum ln(n); 1 = uniform", "per-head-metrics", "",
+           "mean_i min(1, H(A'[i,:]) / ln v_i), v_i = keys row i can see"),
+    Column("cls_entropy", "[CLS] entropy", "nats", "nats",
+           "entropy of the first token's attention", "per-head-metrics", _ENTROPY,
+           "H(A'[0,:])"),
+]  # fmt: skip
+METRICS = tuple(c.key for c in COLUMNS)
+# Metrics an example can leave undefined (NaN): they are averaged over the examples that define
+# them. A decoder's one-token example has no row that sees two tokens, so no normalised entropy.
+LENGTH_NORMALISED = ("entropy_norm",)
+
+# Pattern labels: a head gets the label of the largest of these shares when it reaches
+# LABEL_THRESHOLD; otherwise "broad" if its normalised entropy reaches BROAD_THRESHOLD, else
+# "mixed". Shares and normalised entropy are fractions, so the thresholds do not depend on
+# sentence length.
+LABEL_METRICS = {
+    "prev": "previous-token",
+    "next": "next-token",
+    "self": "self",
+    "to_cls": "[CLS]",
+    "to_sep": "[SEP]",
+    "to_punct": "punctuation",
+}
+LABELS = (*LABEL_METRICS.values(), "broad", "mixed")
+LABEL_THRESHOLD = 0.5
+BROAD_THRESHOLD = 0.75
+
+
+def example_metrics(
+    attention: np.ndarray,
+    cls: np.ndarray,
+    sep: np.ndarray,
+    punct: np.ndarray,
+    causal: bool = False,
+    rows: np.ndarray | None = None,
+) -> dict[str, np.ndarray]:
+    """Every per-head metric of one example: ``{key: array [layers, heads]}``.
+
+    ``rows``: the row entropies (``row_entropy``), if already computed."""
+    a = attention
+    n = a.shape[-1]
+    diag = np.diagonal(a, axis1=-2, axis2=-1)  # [L, H, n]
+    out = {
+        "to_cls": a[..., cls].sum(-1, dtype=np.float64).mean(-1),
+        "to_sep": a[..., sep].sum(-1, dtype=np.float64).mean(-1),
+        "to_punct": a[..., punct].sum(-1, dtype=np.float64).mean(-1),
+        "self": diag.mean(-1, dtype=np.float64),
+        "prev": np.diagonal(a, offset=-1, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n,
+        "next": np.diagonal(a, offset=1, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n,
+    }
+    if rows is None:
+        rows = row_entropy(a)
+    out["entropy"] = rows.mean(-1)
+    out["cls_entropy"] = rows[..., 0]
+    out["entropy_norm"] = normalised_entropy(rows, causal)
+    return out
+
+
+def row_entropy(attention: np.ndarray, smoothing: float = ENTROPY_SMOOTHING) -> np.ndarray:
+    """Entropy in nats of each row of A' = (1 - s)·A + s/n: shape [..., n]."""
+    n = attention.shape[-1]
+    p = (1.0 - smoothing) * np.asarray(attention, dtype=np.float64) + smoothing / n
+    return -(p * np.log(p)).sum(-1)
+
+
+def normalised_entropy(rows: np.ndarray, causal: bool = False) -> np.ndarray:
+    """Mean over rows of H(row) / ln(keys the row can see): 1 = uniform, 0 = one token.
+
+    An encoder's row sees all n tokens; a decoder's row i sees i + 1. Rows that see one token
+    carry no information and are left out; an example with none of them gives NaN, and is left
+    out of the corpus mean."""
+    n = rows.shape[-1]
+    visible = np.arange(1, n + 1) if causal else np.full(n, n)
+    keep = visible >= 2
+    if not keep.any():
+        return np.full(rows.shape[:-1], np.nan)
+    # Capped at 1: for a decoder, smoothing puts a little mass on keys the row cannot see.
+    return np.minimum(rows[..., keep] / np.log(visible[keep]), 1.0).mean(-1)
+
+
+def offset_profile(attention: np.ndarray) -> np.ndarray:
+    """(1/n) Σ_i A[i, i+d] for d in -8..8: shape [layers, heads, 17]."""
+    n = attention.shape[-1]
+    return np.stack(
+        [
+            np.diagonal(attention, offset=d, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n
+            for d in OFFSETS
+        ],
+        axis=-1,
+    )
+
+
+def label_head(means: Mapping[str, float]) -> str:
+    """The pattern label of one head from its corpus means."""
+    key = max(LABEL_METRICS, key=lambda k: (means[k], -list(LABEL_METRICS).index(k)))
+    if means[key] >= LABEL_THRESHOLD:
+        return LABEL_METRICS[key]
+    return "broad" if means["entropy_norm"] >= BROAD_THRESHOLD else "mixed"
+
+
+def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
+    """Per-head score of how strongly one example shows a label's pattern (NaN: undefined)."""
+    for key, name in LABEL_METRICS.items():
+        if name == label:
+            return metrics[key]
+    if label == "broad":
+        return metrics["entropy_norm"]
+    return 1.0 - metrics["entropy_norm"]  # mixed: where the head is most focused
+
+
+def record_entropy(record: Record) -> np.ndarray:
+    """Row entropies of a record's attention, [L, H, n], computed once per record and shared
+    by every analysis that needs them."""
+    return record.derived("row_entropy", lambda: row_entropy(record.attention))
+
+
+def record_metrics(record: Record, causal: bool) -> dict[str, np.ndarray]:
+    """``example_metrics`` of a record, computed once per record and shared."""
+    return record.derived(
+        "metrics",
+        lambda: example_metrics(
+            record.attention, record.cls, record.sep, record.punct, causal, record_entropy(record)
+        ),
+    )
+
+
+class HeadMetrics(Analysis):
+    """Corpus means of the per-head metrics, offset profiles, and each head's pattern label."""
+
+    name = "heads"
+    sections: ClassVar[Mapping[str, str]] = {
+        "overview_cards": "sections/labels.html",
+        "head": "sections/offsets.html",
+    }
+
+    def start(self, run: RunInfo) -> None:
+        super().start(run)
+        shape = (run.layers, run.heads)
+        self.sums = {key: np.zeros(shape) for key in METRICS}
+        self.counts = {key: np.zeros(shape) for key in METRICS}
+        self.offsets = np.zeros((*shape, len(OFFSETS)))
+        self.count = 0
+
+    def add(self, record: Record) -> None:
+        for key, value in record_metrics(record, self.run.causal).items():
+            defined = ~np.isnan(value)
+            self.sums[key] += np.where(defined, value, 0.0)
+            self.counts[key] += defined
+        self.offsets += offset_profile(record.attention)
+        self.count += 1
+
+    def means(self) -> dict[str, np.ndarray]:
+        """Corpus value of each metric: the plain mean over the examples that define it."""
+        return {key: self.sums[key] / np.maximum(self.counts[key], 1) for key in METRICS}
+
+    def finish(self, results) -> Result:
+        means = self.means()
+        columns = {key: per_head(means[key]) for key in METRICS}
+        labels = [
+            label_head({key: columns[key][flat] for key in METRICS})
+            for flat in range(self.run.size)
+        ]
+        offsets = (self.offsets / max(self.count, 1)).reshape(self.run.size, len(OFFSETS))
+        return Result(
+            catalogue=COLUMNS,
+            columns=columns,
+            parts={"label": labels, "offsets": offsets.tolist()},
+            data={
+                "labels": list(LABELS),
+                "label_threshold": LABEL_THRESHOLD,
+                "broad_threshold": BROAD_THRESHOLD,
+                "offsets": list(OFFSETS),
+            },
+        )

@@ -1,0 +1,102 @@
+"""The library entry point, beside the CLI (as pdoc has ``pdoc.pdoc()``).
+
+    import atlas
+    result = atlas.build("sentences.txt", "site/")       # the Atlas, and the site written
+    atlas.render_site(atlas.load("site/"), "themed/", templates="mytheme/")
+
+The CLI, the benchmarks and the tests all come through here.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from .analyses.base import Analysis
+from .corpus import read_corpus
+from .model import Runner
+from .pipeline import measure
+from .result import Atlas
+from .site import check_output, render, size_of, write
+
+log = logging.getLogger("atlas")
+
+
+def build(
+    input: str | Path,
+    output: str | Path | None = None,
+    *,
+    model: str | None = None,
+    model_name: str | None = None,
+    device: str = "auto",
+    max_length: int | None = None,
+    batch_size: int = 16,
+    limit: int | None = None,
+    views: int = 200,
+    title: str | None = None,
+    templates: str | Path | None = None,
+    analyses: Sequence[Analysis] | None = None,
+    progress: bool = False,
+    **write_options,
+) -> Atlas:
+    """Measure every head of ``model`` (default: all-MiniLM-L6-v2) over the sentences in
+    ``input`` and, if ``output`` is given, write the site there. Returns the Atlas.
+
+    ``analyses`` replace the built-in ones (``atlas.analyses.default_analyses(views)``), e.g. to
+    add one of your own. ``write_options`` go to ``atlas.output.write`` (``clean``,
+    ``force``)."""
+    input = Path(input)
+    if output is not None:
+        check_output(Path(output), **write_options)  # before the model runs, not after
+    examples = read_corpus(input, limit=limit)
+    log.info("read %d sentences from %s", len(examples), input)
+    runner = Runner(model, device=device, max_length=max_length)
+    info = runner.info
+    log.info(
+        "model %s: %d layers x %d heads, on %s, max length %d",
+        info.name,
+        info.layers,
+        info.heads,
+        runner.device,
+        runner.max_length,
+    )
+    atlas = measure(
+        examples,
+        runner,
+        analyses,
+        title=title or f"{info.name.rstrip('/').split('/')[-1]} on {input.name}",
+        input_name=input.name,
+        batch_size=batch_size,
+        views=views,
+        limit=limit,
+        progress=progress,
+    )
+    if atlas.corpus.truncated:
+        log.warning(
+            "%d of %d sentences were truncated to %d tokens",
+            atlas.corpus.truncated,
+            atlas.corpus.sentences,
+            runner.max_length,
+        )
+    if output is not None:
+        render_site(atlas, output, templates=templates, **write_options)
+    return atlas
+
+
+def render_site(
+    atlas: Atlas, output: str | Path, *, templates: str | Path | None = None, **write_options
+) -> dict[str, bytes]:
+    """Render the Atlas's site and write it to ``output``; returns the files written."""
+    templates = Path(templates) if templates is not None else None
+    files = render(atlas, templates=templates)
+    write(files, Path(output), **write_options)
+    pages = sum(path.endswith(".html") for path in files)
+    log.info(
+        "wrote %s: %d pages, %d sentences with attention views, %.1f MB",
+        output,
+        pages,
+        len(atlas.views),
+        size_of(files) / 1e6,
+    )
+    return files

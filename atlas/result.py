@@ -1,0 +1,207 @@
+"""The Atlas: a plain tree of dataclasses holding everything measured, and atlas.json.
+
+The site is rendered from an Atlas alone, and an Atlas round-trips through ``atlas.json``
+(``to_json`` / ``load``), so ``atlas render atlas.json`` can re-theme a site without the model.
+The JSON schema is documented in docs/atlas-json.md; bump SCHEMA_VERSION on any change to it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import __version__, contract
+from .analyses.base import Column, Table
+from .model import ModelInfo
+from .viewdata import View, read_view
+
+SCHEMA_VERSION = 2
+DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
+
+
+class AtlasFileError(ValueError):
+    """atlas.json cannot be read; the message is one line."""
+
+
+@dataclass(frozen=True)
+class ModelCard(ModelInfo):
+    """The runner's ModelInfo plus what the run found out about the model."""
+
+    causal: bool
+    neuron_view: bool  # queries and keys kept, and they reproduce the model's attention
+    neuron_note: str  # why not, when neuron_view is False
+
+
+@dataclass
+class Options:
+    input: str  # file name only, so the same input elsewhere gives the same site
+    batch_size: int
+    max_length: int
+    device: str
+    limit: int | None
+    views: int
+
+
+@dataclass
+class CorpusSummary:
+    sentences: int
+    pairs: int
+    tokens: int
+    mean_tokens: float
+    max_tokens: int
+    truncated: int
+
+
+@dataclass
+class Head:
+    name: str  # L9-H6: 1-based, as in the papers
+    layer: int  # 1-based
+    head: int  # 1-based
+    label: str  # its pattern label
+    metrics: dict[str, float]  # one value per catalogue column
+    parts: dict[str, Any]  # per-head data of the analyses: offsets, nearest, examples, ...
+
+    @property
+    def slug(self) -> str:
+        return contract.head_slug(self.layer, self.head)
+
+
+@dataclass
+class Sentence:
+    index: int  # 0-based position in the corpus
+    id: str
+    text: str
+    text_b: str | None
+    tokens: int
+    truncated: bool
+    has_view: bool  # True when its attention is kept and it has a page
+
+
+@dataclass
+class Atlas:
+    title: str
+    model: ModelCard
+    options: Options
+    corpus: CorpusSummary
+    catalogue: list[Column]  # every per-head column, in the order the site shows them
+    heads: list[Head]  # model order: L1-H1, L1-H2, ..., L2-H1, ...
+    layer_means: dict[str, list[float]]  # per column, the mean of each layer's heads
+    model_means: dict[str, float]  # per column, the mean of all heads
+    results: dict[str, dict[str, Any]]  # each analysis's own data, by analysis name
+    tables: list[Table]
+    sections: dict[str, list[str]]  # page -> the analyses' section templates, in order
+    sentences: list[Sentence]
+    views: list[View]  # the sentences with a page; kept in data/, not in atlas.json
+    schema_version: int = SCHEMA_VERSION
+    atlas_version: str = __version__
+    labels: list[str] = field(default_factory=list)  # every pattern label, in the site's order
+
+    def head(self, layer: int, head: int) -> Head:
+        return self.heads[(layer - 1) * self.model.heads + (head - 1)]
+
+    def column(self, key: str) -> Column:
+        return next(c for c in self.catalogue if c.key == key)
+
+    def view(self, index: int) -> View | None:
+        return next((v for v in self.views if v.index == index), None)
+
+    def sentence_key(self, index: int) -> str:
+        return contract.sentence_key(index, len(self.sentences))
+
+    @property
+    def distances(self) -> list[list[float]]:
+        """K × K mean JS divergence per token between heads (model order)."""
+        return self.results["distances"]["matrix"]
+
+    @property
+    def map_stress(self) -> float:
+        return self.results["distances"]["stress"]
+
+    def to_json(self) -> str:
+        """atlas.json: everything but the per-sentence attention, which the site keeps in
+        data/NNNN.js (see viewdata.py) rather than twice."""
+        data = dataclasses.asdict(self)
+        del data["views"]
+        return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def rounded(atlas: Atlas) -> Atlas:
+    """Round every float to DIGITS decimals, so atlas.json and pages are stable byte for byte."""
+
+    def walk(value):
+        if isinstance(value, float):
+            return round(value, DIGITS) + 0.0  # + 0.0 turns -0.0 into 0.0
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    data = walk(dataclasses.asdict(atlas))
+    return from_dict(data, views=atlas.views)
+
+
+def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
+    """Rebuild an Atlas from its ``asdict`` form (as read from atlas.json)."""
+    return Atlas(
+        title=data["title"],
+        model=ModelCard(**data["model"]),
+        options=Options(**data["options"]),
+        corpus=CorpusSummary(**data["corpus"]),
+        catalogue=[Column(**c) for c in data["catalogue"]],
+        heads=[Head(**h) for h in data["heads"]],
+        layer_means=data["layer_means"],
+        model_means=data["model_means"],
+        results=data["results"],
+        tables=[Table(**t) for t in data["tables"]],
+        sections=data["sections"],
+        sentences=[Sentence(**s) for s in data["sentences"]],
+        views=views if views is not None else [View(**v) for v in data["views"]],
+        schema_version=data["schema_version"],
+        atlas_version=data["atlas_version"],
+        labels=data["labels"],
+    )
+
+
+def load(path: str | Path) -> Atlas:
+    """Read atlas.json (or a site folder holding one), with the data/ folder beside it."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / "atlas.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise AtlasFileError(f"{path}: no such file") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise AtlasFileError(f"{path}: not a readable atlas.json ({err})") from None
+    if not isinstance(data, dict) or "schema_version" not in data:
+        raise AtlasFileError(f"{path}: not an atlas.json (no schema_version)")
+    if data["schema_version"] != SCHEMA_VERSION:
+        raise AtlasFileError(
+            f"{path}: schema version {data['schema_version']}, this atlas reads "
+            f"{SCHEMA_VERSION}; rebuild it with `atlas build`"
+        )
+    try:
+        return from_dict(data, _read_views(path, data))
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise AtlasFileError(f"{path}: malformed atlas.json ({err})") from None
+
+
+def _read_views(path: Path, data: dict) -> list[View]:
+    views = []
+    total = len(data.get("sentences", []))
+    for sentence in data.get("sentences", []):
+        if not sentence.get("has_view"):
+            continue
+        script = path.parent / contract.data_script(sentence["index"], total)
+        try:
+            views.append(read_view(script))
+        except (OSError, ValueError, KeyError) as err:
+            raise AtlasFileError(
+                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention ({err}); "
+                "atlas.json is read together with the data/ folder beside it"
+            ) from None
+    return views
