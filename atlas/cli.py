@@ -12,11 +12,12 @@ from pathlib import Path
 from . import __version__
 from .corpus import FORMATS, CorpusError, read_corpus
 from .model import DEFAULT_MODEL, ModelError, Runner
+from .output import OutputError, check_output, write
 from .report import AtlasFileError, load, measure
-from .site import SiteError, check_output, render, size_of, write
+from .site import SiteError, render, size_of
 
 log = logging.getLogger("atlas")
-USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError)
+USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, OutputError)
 
 
 def positive(text: str) -> int:
@@ -49,8 +50,21 @@ def parser() -> argparse.ArgumentParser:
             type=Path,
             default=Path("site"),
             metavar="DIR",
-            help="folder to write the site into (default: site). An existing folder is replaced "
-            "only if it is empty or an earlier atlas site.",
+            help="folder to write the site into (default: site). Only the files the atlas wrote "
+            "(listed in DIR/.atlas-manifest.json) are replaced or removed; other files in DIR are "
+            "kept. A non-empty DIR that is not an atlas site is refused.",
+        )
+        p.add_argument(
+            "--clean",
+            action="store_true",
+            help="also delete everything in DIR that this build does not write (a CNAME, .git/, "
+            "your notes...); on a non-empty folder that is not an atlas site, needs --force too",
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="write into a non-empty folder that is not an atlas site, or over files of the "
+            "same name that the atlas did not write; nothing else is deleted",
         )
         p.add_argument(
             "--templates",
@@ -137,7 +151,7 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
 
 
 def run_build(args: argparse.Namespace) -> None:
-    check_output(args.output)  # before the model runs, not after
+    check_output(args.output, force=args.force, clean=args.clean)  # before the model runs
     started = time.monotonic()
     examples = read_corpus(args.input, limit=args.limit)
     log.info("read %d sentences from %s", len(examples), args.input)
@@ -175,7 +189,7 @@ def run_build(args: argparse.Namespace) -> None:
 
 
 def run_render(args: argparse.Namespace) -> None:
-    check_output(args.output)
+    check_output(args.output, force=args.force, clean=args.clean)
     atlas = load(args.atlas_json)
     write_site(atlas, args)
 
@@ -184,7 +198,7 @@ def write_site(atlas, args: argparse.Namespace) -> None:
     if args.templates is not None and not args.templates.is_dir():
         raise SiteError(f"--templates {args.templates}: no such folder")
     files = render(atlas, templates=args.templates)
-    write(files, args.output)
+    write(files, args.output, force=args.force, clean=args.clean)
     pages = sum(path.endswith(".html") for path in files)
     log.info(
         "wrote %s: %d pages, %d sentences with attention views (--views %d), %.1f MB",

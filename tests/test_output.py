@@ -9,8 +9,10 @@ import signal
 from pathlib import Path
 
 import pytest
+from conftest import build
 
 from atlas import __version__, output
+from atlas.cli import main
 from atlas.output import MANIFEST, OutputError, check_output, write
 
 BIG = {
@@ -319,3 +321,57 @@ def test_an_output_folder_on_another_file_system(tmp_path, monkeypatch):
     write(SMALL, out)
     assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
     assert no_staging_left(tmp_path)
+
+
+# End to end, through the command line with the tiny BERT.
+
+GOOD = "The cat sat on the mat .\nThe dog ran home .\n"
+
+
+def test_rebuild_through_the_cli_keeps_the_users_files(tiny_model, tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text(GOOD)
+    out = tmp_path / "site"
+    model = ["--model", str(tiny_model("bert"))]
+    assert build([str(source), "-o", str(out), *model]) == 0
+    assert (out / "sentences" / "0002.html").is_file()
+    put(out, THEIRS)
+    source.write_text("Only one sentence now .\n")
+    assert build([str(source), "-o", str(out), *model]) == 0
+    assert not (out / "sentences" / "0002.html").exists(), "a stale page is removed"
+    for relative, content in THEIRS.items():
+        assert (out / relative).read_bytes() == content, relative
+    listed = json.loads((out / MANIFEST).read_text())["files"]
+    assert sorted(p for p in files_of(out) if p not in THEIRS) == sorted([*listed, MANIFEST])
+    assert build([str(source), "-o", str(out), *model, "--clean"]) == 0
+    assert sorted(files_of(out)) == sorted([*listed, MANIFEST])
+    assert no_staging_left(tmp_path)
+
+
+def test_cli_refuses_a_folder_that_is_not_a_site_before_loading_the_model(tmp_path, capsys):
+    source = tmp_path / "in.txt"
+    source.write_text(GOOD)
+    out = tmp_path / "maps"
+    put(out, {"atlas.json": b"a list of my maps", "notes.md": b"keep"})
+    no_model = ["--model", str(tmp_path / "no-such-model")]
+    assert build([str(source), "-o", str(out), *no_model]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("atlas: error: ")
+    assert "is not an atlas site (no .atlas-manifest.json)" in err
+    assert "--force" in err
+    assert snapshot(out) == {"atlas.json": b"a list of my maps", "notes.md": b"keep"}
+
+
+def test_cli_force_writes_into_it(tiny_model, tmp_path):
+    source = tmp_path / "in.txt"
+    source.write_text(GOOD)
+    out = tmp_path / "maps"
+    theirs = {"atlas.json": b"not JSON", "notes.md": b"keep", "index.html": b"my index"}
+    put(out, theirs)
+    args = [str(source), "-o", str(out), "--model", str(tiny_model("bert"))]
+    assert build(args) == 2
+    assert snapshot(out) == theirs
+    assert main(["build", *args, "-q", "--force"]) == 0
+    assert (out / "notes.md").read_bytes() == b"keep"
+    assert (out / "index.html").read_bytes() != b"my index"
+    assert (out / MANIFEST).is_file()
