@@ -16,9 +16,10 @@ from pathlib import Path
 from .analyses.base import Analysis
 from .corpus import read_corpus
 from .model import Runner
+from .output import check_output, write
 from .pipeline import measure
 from .result import Atlas
-from .site import check_output, render, size_of, write
+from .site import render, size_of
 
 log = logging.getLogger("atlas")
 

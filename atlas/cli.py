@@ -13,12 +13,13 @@ from . import __version__
 from .build import build, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
+from .output import OutputError, check_output
 from .pipeline import AnalysisError
 from .result import AtlasFileError, load
-from .site import SiteError, check_output
+from .site import SiteError
 
 log = logging.getLogger("atlas")
-USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, AnalysisError)
+USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, AnalysisError, OutputError)
 
 
 def positive(text: str) -> int:
@@ -51,8 +52,21 @@ def parser() -> argparse.ArgumentParser:
             type=Path,
             default=Path("site"),
             metavar="DIR",
-            help="folder to write the site into (default: site). An existing folder is replaced "
-            "only if it is empty or an earlier atlas site.",
+            help="folder to write the site into (default: site). Only the files the atlas wrote "
+            "(listed in DIR/.atlas-manifest.json) are replaced or removed; other files in DIR are "
+            "kept. A non-empty DIR that is not an atlas site is refused.",
+        )
+        p.add_argument(
+            "--clean",
+            action="store_true",
+            help="also delete everything in DIR that this build does not write (a CNAME, .git/, "
+            "your notes...); on a non-empty folder that is not an atlas site, needs --force too",
+        )
+        p.add_argument(
+            "--force",
+            action="store_true",
+            help="write into a non-empty folder that is not an atlas site, or over files of the "
+            "same name that the atlas did not write; nothing else is deleted",
         )
         p.add_argument(
             "--templates",
@@ -152,14 +166,22 @@ def run_build(args: argparse.Namespace) -> None:
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),
+        force=args.force,
+        clean=args.clean,
     )
     log.info("done in %.1f s", time.monotonic() - started)
     log.info("open %s", args.output / "index.html")
 
 
 def run_render(args: argparse.Namespace) -> None:
-    check_output(args.output)
-    render_site(load(args.atlas_json), args.output, templates=_templates(args))
+    check_output(args.output, force=args.force, clean=args.clean)
+    render_site(
+        load(args.atlas_json),
+        args.output,
+        templates=_templates(args),
+        force=args.force,
+        clean=args.clean,
+    )
     log.info("open %s", args.output / "index.html")
 
 

@@ -1,16 +1,12 @@
 """Render the static site: pure functions from an Atlas to files, one small function per page.
 
 ``render(atlas)`` returns every file of the site as ``{relative path: bytes}`` and touches no
-disk; ``write(files, out)`` puts them in a temporary folder beside ``out`` and renames it into
-place, so an interrupted build never leaves half a site and never harms what was there.
+disk; ``atlas.output.write(files, out)`` puts them into the output folder.
 """
 
 from __future__ import annotations
 
 import functools
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +24,6 @@ BUILTIN_TEMPLATES = next(
 )
 ASSETS = "assets"
 VEGA_BUNDLE = "vega-bundle.js"
-SITE_MARKER = "atlas.json"  # a folder with this file (and .nojekyll) is a site we may replace
 
 
 class SiteError(RuntimeError):
@@ -198,48 +193,6 @@ def _asset_files(templates: Path | None) -> list[Path]:
     if templates is not None and (templates / ASSETS).is_dir():
         found.update({p.name: p for p in (templates / ASSETS).iterdir() if p.is_file()})
     return list(found.values())
-
-
-def check_output(out: Path) -> None:
-    """Refuse to replace anything but an empty folder or an earlier atlas site."""
-    if out.exists() and not out.is_dir():
-        raise SiteError(f"{out}: exists and is not a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / SITE_MARKER).is_file():
-        raise SiteError(
-            f"{out}: folder is not empty and holds no atlas site; "
-            "choose another -o or empty it first"
-        )
-
-
-def write(files: dict[str, bytes], out: Path) -> None:
-    """Write files into a temporary sibling of ``out``, then swap it into place."""
-    out = Path(out)
-    check_output(out)
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as err:
-        raise SiteError(f"{out}: cannot write here ({err.strerror})") from None
-    try:
-        for relative, content in sorted(files.items()):
-            target = staging / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(content)
-        os.chmod(staging, 0o755)  # mkdtemp makes it private; a site is meant to be read
-        if out.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=parent))
-            os.replace(out, old / out.name)
-            os.replace(staging, out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, out)
-    except OSError as err:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise SiteError(f"{out}: cannot write the site ({err.strerror or err})") from None
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def size_of(files: dict[str, bytes]) -> int:

@@ -43,6 +43,8 @@ def test_help_explains_every_build_option(capsys):
         "--quiet",
         "--verbose",
         "--output",
+        "--clean",
+        "--force",
     ):
         assert option in text
 
@@ -66,7 +68,7 @@ def test_existing_folder_that_is_not_a_site_is_left_alone(tiny_model, tmp_path, 
     precious.mkdir()
     (precious / "chapter1.tex").write_text("irreplaceable")
     assert build([str(source), "-o", str(precious), "--model", str(tiny_model("bert"))]) == 2
-    assert "not empty and holds no atlas site" in error_line(capsys)
+    assert "not empty and is not an atlas site" in error_line(capsys)
     assert [p.name for p in precious.iterdir()] == ["chapter1.tex"]
     assert (precious / "chapter1.tex").read_text() == "irreplaceable"
 
@@ -81,18 +83,20 @@ def test_output_that_is_a_file(tmp_path, capsys):
     assert target.read_text() == "a file"
 
 
-def test_rebuild_replaces_an_earlier_site_whole(tiny_model, tmp_path):
+def test_rebuild_replaces_the_earlier_site_and_keeps_other_files(tiny_model, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text(GOOD)
     out = tmp_path / "site"
     model = str(tiny_model("bert"))
     assert build([str(source), "-o", str(out), "--model", model]) == 0
-    (out / "stale.html").write_text("from an old build")
+    (out / "mine.html").write_text("not from the atlas")
     source.write_text("Only one sentence now .\n")
     assert build([str(source), "-o", str(out), "--model", model]) == 0
-    assert not (out / "stale.html").exists()
+    assert (out / "mine.html").read_text() == "not from the atlas"
     assert not (out / "sentences" / "0002.html").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".site")] == []
+    assert build([str(source), "-o", str(out), "--model", model, "--clean"]) == 0
+    assert not (out / "mine.html").exists()
 
 
 def test_unknown_model(tmp_path, capsys):

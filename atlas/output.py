@@ -1,0 +1,303 @@
+"""Write the site into its output folder, replacing only what the atlas wrote before.
+
+An output folder is often more than the site: a ``CNAME``, a ``.git/`` to publish it from, the
+input file, notes. So the atlas keeps a manifest in the site of the files it wrote, and a rebuild
+replaces and removes exactly those and touches nothing else.
+
+The manifest, ``.atlas-manifest.json``, is byte-stable (no times), so that two builds of the same
+input stay byte-identical::
+
+    {
+     "format": "attention-atlas-manifest/1",
+     "atlas_version": "0.1.0",
+     "files": [".nojekyll", "assets/atlas.css", "atlas.json", "heads/L1H1.html", ...]
+    }
+
+``files`` is every file the build wrote, relative, ``/``-separated, sorted; the manifest does not
+list itself. A folder is an atlas site when its manifest parses and has this ``format``; nothing
+else makes it one (not an ``atlas.json``, which may be anyone's file).
+
+For an output folder DIR:
+
+- missing or empty: it is created and written.
+- an atlas site: the new files are written; files the old manifest lists that the new build no
+  longer writes are removed, then the folders that removal left empty. Nothing else is touched.
+- not empty and not a site: refused, unless ``force``: then the files are written, replacing
+  files of the same name, and nothing is removed.
+- a file the build writes exists and no manifest lists it (the user's): refused unless ``force``,
+  so a user's file is never overwritten silently. A folder of the user's where the site has a
+  file, or a file where the site has a folder, is refused unless ``clean``.
+- ``clean``: everything else in DIR is removed too, so that it holds the site and nothing more.
+  It is refused on a non-empty folder that is not a site unless ``force`` is given as well.
+
+How an interrupted build is kept from leaving half a site:
+
+1. Every refusal is decided first, before anything is written.
+2. Staging: every file, and both manifests below, are written into a new folder ``.DIR.tmp-*``
+   beside DIR. The slow part that can fail (a full disk) happens here, before DIR is touched; on
+   any error or Ctrl-C the staging folder is removed and DIR is as it was.
+3. Commit, renames only (milliseconds): first a manifest listing the old and new files together,
+   so that whatever is moved in from then on is known as the atlas's; then each file is moved in
+   with ``os.replace``, which is atomic per file (a reader sees the old file or the new, never a
+   part); then stale files are removed and the final manifest is moved in. Ctrl-C during the
+   commit is held until it ends and then delivered. Only a hard kill or a power cut in that window
+   can leave old and new pages mixed, and the next build repairs it, because the manifest on disk
+   already names them all.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from collections.abc import Iterable, Iterator
+from pathlib import Path, PurePosixPath
+
+from . import __version__
+
+log = logging.getLogger(__name__)
+
+MANIFEST = ".atlas-manifest.json"
+FORMAT = "attention-atlas-manifest/1"
+PENDING = ".pending-manifest.json"  # only ever inside the staging folder
+
+
+class OutputError(RuntimeError):
+    """The output folder cannot be written as asked; the message is one line."""
+
+
+def manifest_bytes(paths: Iterable[str]) -> bytes:
+    """The manifest for these files: sorted, no times, so the same site gives the same bytes."""
+    body = {"format": FORMAT, "atlas_version": __version__, "files": sorted(set(paths))}
+    return (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def read_manifest(out: Path) -> set[str] | None:
+    """The files an earlier build wrote into ``out``, or None if ``out`` is no atlas site."""
+    files, _ = _read_manifest(Path(out))
+    return files
+
+
+def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None:
+    """Refuse an output folder that the atlas may not write into, before any work is done."""
+    out = Path(out)
+    if out.is_symlink() and not out.exists():
+        raise OutputError(f"{out}: is a broken link")
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder")
+    if not out.is_dir() or not any(out.iterdir()) or force:
+        return
+    files, why = _read_manifest(out)
+    if files is not None:
+        return
+    how = "--clean --force to empty it" if clean else "--force to write into it, keeping its files"
+    if (out / "atlas.json").is_file():
+        how += " (a site from an atlas without manifests needs --force once)"
+    raise OutputError(
+        f"{out}: folder is not empty and is not an atlas site ({why}); "
+        f"choose another -o or use {how}"
+    )
+
+
+def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: bool = False) -> None:
+    """Put the site's files into ``out``: stage them beside it, then move them in one by one."""
+    out = Path(out)
+    for relative in files:
+        if relative == MANIFEST or not _safe(relative):
+            raise ValueError(f"not a path the site may write: {relative!r}")
+    check_output(out, force=force, clean=clean)
+    old = (read_manifest(out) if out.is_dir() else None) or set()
+    new = set(files)
+    _check_conflicts(out, new, old, force=force, clean=clean)
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from None
+    try:
+        _stage(staging, files, old)
+        with _interrupts_held():
+            _commit(staging, out, new, old, clean=clean)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write the site ({err.strerror or err})") from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _read_manifest(out: Path) -> tuple[set[str] | None, str]:
+    """(files, "") for a valid manifest, else (None, why it is not one)."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None, f"no {MANIFEST}"
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None, f"{MANIFEST} is not valid JSON"
+    if not isinstance(body, dict) or body.get("format") != FORMAT:
+        return None, f"{MANIFEST} is not an atlas manifest of format {FORMAT}"
+    listed = body.get("files")
+    if not isinstance(listed, list) or not all(isinstance(p, str) and _safe(p) for p in listed):
+        return None, f"{MANIFEST} has a bad file list"
+    return set(listed) - {MANIFEST}, ""
+
+
+def _safe(relative: str) -> bool:
+    """A plain relative path inside the folder: no '..', no absolute path, no odd spelling."""
+    path = PurePosixPath(relative)
+    return (
+        bool(relative)
+        and not path.is_absolute()
+        and path.as_posix() == relative
+        and ".." not in path.parts
+        and "\\" not in relative
+        and "\0" not in relative
+    )
+
+
+def _folders(paths: Iterable[str]) -> set[str]:
+    """Every folder these files sit in, as relative paths ('a', 'a/b'), not the root."""
+    return {p.as_posix() for path in paths for p in PurePosixPath(path).parents if p.parts}
+
+
+def _check_conflicts(out: Path, new: set[str], old: set[str], *, force: bool, clean: bool) -> None:
+    """Refuse, before anything is written, to overwrite or remove what the user made."""
+    if not out.is_dir() or clean:
+        return  # nothing there yet; or --clean, which may remove whatever is in the way
+    for folder in sorted(_folders(new)):
+        path = out / folder
+        if (path.is_symlink() or path.exists()) and not path.is_dir() and folder not in old:
+            raise OutputError(
+                f"{path}: is a file where the site needs a folder; move it away or use --clean"
+            )
+    theirs = []
+    for relative in sorted(new):
+        path = out / relative
+        if path.is_dir() and not path.is_symlink():
+            raise OutputError(
+                f"{path}: is a folder where the site writes a file; move it away or use --clean"
+            )
+        if (path.is_symlink() or path.exists()) and relative not in old:
+            theirs.append(relative)
+    if theirs and not force:
+        raise OutputError(
+            f"{out}: {len(theirs)} file(s) the atlas did not write would be overwritten "
+            f"({', '.join(theirs[:3])}{', ...' if len(theirs) > 3 else ''}); "
+            "move them away or use --force"
+        )
+
+
+def _stage(staging: Path, files: dict[str, bytes], old: set[str]) -> None:
+    """Write every file and both manifests into the staging folder."""
+    for relative, content in sorted(files.items()):
+        target = staging / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    (staging / PENDING).write_bytes(manifest_bytes(old | set(files)))
+    (staging / MANIFEST).write_bytes(manifest_bytes(files))
+
+
+def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bool) -> None:
+    """Move the staged site into ``out``; remove stale files of the atlas (or all, if clean)."""
+    out.mkdir(parents=True, exist_ok=True)
+    if clean:
+        removed = _clean(out, new, _folders(new))
+        if removed:
+            log.info("--clean: removed %d files and folders the atlas did not write", removed)
+    _move(staging / PENDING, out / MANIFEST)
+    for relative in sorted(new):
+        target = out / relative
+        for folder in sorted(_folders([relative])):
+            path = out / folder
+            if (path.is_symlink() or path.exists()) and not path.is_dir():
+                path.unlink()  # a file of the old site where a folder is now: checked before
+        target.parent.mkdir(parents=True, exist_ok=True)
+        _move(staging / relative, target)
+    stale = _remove_stale(out, old - new)
+    if stale:
+        log.info("removed %d pages and files of the previous build", stale)
+    _move(staging / MANIFEST, out / MANIFEST)
+
+
+def _move(source: Path, target: Path) -> None:
+    """os.replace; across file systems (DIR a mount point) copy beside the target, then replace."""
+    try:
+        os.replace(source, target)
+    except OSError as err:
+        if err.errno != errno.EXDEV:
+            raise
+        beside = target.with_name(f".{target.name}.atlas-tmp")
+        try:
+            shutil.copyfile(source, beside)
+            os.replace(beside, target)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                beside.unlink()
+
+
+def _remove_stale(out: Path, stale: set[str]) -> int:
+    """Remove files of the old site that the new one lacks, then folders left empty by that."""
+    root = out.resolve()
+    removed = 0
+    for relative in sorted(stale):
+        path = out / relative
+        if not path.parent.resolve().is_relative_to(root):
+            continue  # reached through a link out of the site: not ours to remove
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+            removed += 1
+    for folder in sorted(_folders(stale), key=lambda f: (-f.count("/"), f)):
+        path = out / folder
+        if (
+            path.is_dir()
+            and not path.is_symlink()
+            and path.parent.resolve().is_relative_to(root)
+            and not any(path.iterdir())
+        ):
+            path.rmdir()
+    return removed
+
+
+def _clean(out: Path, files: set[str], folders: set[str], prefix: str = "") -> int:
+    """Remove everything under ``out`` but these files, the folders they sit in and the manifest."""
+    removed = 0
+    for entry in sorted(os.scandir(out / prefix), key=lambda e: e.name):
+        relative = prefix + entry.name
+        if relative == MANIFEST:
+            continue
+        if entry.is_dir(follow_symlinks=False):
+            if relative in folders:
+                removed += _clean(out, files, folders, relative + "/")
+                continue
+            shutil.rmtree(entry.path)
+        elif relative in files:
+            continue
+        else:
+            os.unlink(entry.path)
+        removed += 1
+    return removed
+
+
+@contextlib.contextmanager
+def _interrupts_held() -> Iterator[None]:
+    """Hold Ctrl-C while the block runs and deliver it after, so a commit is never cut in two."""
+    if (
+        threading.current_thread() is not threading.main_thread()
+        or signal.getsignal(signal.SIGINT) is None  # set outside Python: cannot be put back
+    ):
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        signal.raise_signal(signal.SIGINT)
