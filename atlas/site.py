@@ -14,7 +14,7 @@ from pathlib import Path
 import jinja2
 
 from . import __version__, charts, contract
-from .result import Atlas, Head, Sentence
+from .result import Atlas, Sentence
 from .viewdata import View, data_script, vectors_script
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -100,14 +100,12 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
 class Shared:
     """What many pages need, computed once per site rather than once per page."""
 
-    heads_by_name: dict[str, Head]
     head_map: dict  # the head-map chart, unhighlighted
     views: dict[int, View]  # sentence index -> its kept attention
 
 
 def _shared(atlas: Atlas) -> Shared:
     return Shared(
-        heads_by_name={h.name: h for h in atlas.heads},
         head_map=charts.head_map(atlas, "../") if "distances" in atlas.results else {},
         views={v.index: v for v in atlas.views},
     )

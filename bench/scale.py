@@ -21,10 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 # Runs atlas in the child and prints the child's own peak RSS (KiB) as the last stderr line.
 MEASURED = (
     "import resource, sys\n"
-    "from atlas.cli import main\n"
-    "code = main(sys.argv[1:])\n"
+    "import atlas\n"
+    "atlas.build(sys.argv[1], sys.argv[2], views=int(sys.argv[3]))\n"
     "print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
-    "sys.exit(code)\n"
 )
 
 
@@ -52,13 +51,9 @@ def main() -> None:
                 sys.executable,
                 "-c",
                 MEASURED,
-                "build",
                 str(corpus),
-                "-o",
                 str(out),
-                "--views",
                 "50",
-                "-q",
             ],
             check=True,
             cwd=ROOT,

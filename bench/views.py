@@ -128,13 +128,13 @@ def main() -> None:
     parser.add_argument("--bertviz-python", help="a Python with bertviz and torch installed")
     args = parser.parse_args()
 
-    from atlas.cli import main as atlas
+    import atlas
 
     work = Path(tempfile.mkdtemp(prefix="atlas-bench-"))
     corpus = work / "lengths.txt"
     corpus.write_text("\n".join(sentences_of_lengths(LENGTHS)) + "\n", encoding="utf-8")
     site = work / "site"
-    assert atlas(["build", str(corpus), "-o", str(site), "-q"]) == 0
+    atlas.build(corpus, site)
     keys = [f"{i + 1:04d}" for i in range(len(LENGTHS))]
 
     timings = time_views(site, keys, args.runs)
