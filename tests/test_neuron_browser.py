@@ -5,7 +5,6 @@ query token, causal models mask future keys, and a site without vectors says why
 from __future__ import annotations
 
 import base64
-import json
 import pathlib
 import shutil
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import numpy as np
 import pytest
 from browser import Browser, require_chromium
 
-from atlas import viewdata
+from atlas import contract, viewdata
 from atlas.result import load
 
 require_chromium()
@@ -187,8 +186,10 @@ HARNESS = """<!doctype html>
 <link rel="stylesheet" href="assets/atlas.css">
 <link rel="stylesheet" href="assets/neuronview.css"></head>
 <body><main><div id="neuron-view"></div></main>
+<script src="assets/config.js"></script>
 <script src="data.js"></script>
 <script src="assets/atlas-data.js"></script>
+<script src="assets/views-common.js"></script>
 <script src="assets/state.js"></script>
 <script src="assets/neuronview.js"></script>
 <script src="mount.js"></script>
@@ -234,12 +235,17 @@ def harness(tmp_path: pathlib.Path, causal: bool, available: bool) -> tuple[path
         "neuron": neuron,
     }
     (tmp_path / "assets").mkdir()
-    for name in ("atlas.css", "neuronview.css", "atlas-data.js", "state.js", "neuronview.js"):
+    scripts = ("atlas-data.js", "views-common.js", "state.js", "neuronview.js")
+    for name in ("atlas.css", "neuronview.css", *scripts):
         shutil.copy(ASSETS / name, tmp_path / "assets" / name)
-    text = json.dumps(payload).replace("<", "\\u003c")
-    (tmp_path / "data.js").write_text(
-        f'window.ATLAS_DATA = {{}};\nwindow.ATLAS_DATA["0001"] = {text};\n', encoding="utf-8"
+    # The page contract, as a built site has it (the scripts read names and scales from it).
+    (tmp_path / contract.CONFIG_SCRIPT).write_text(
+        contract.config_script(contract.page_config(layers, heads, {})), encoding="utf-8"
     )
+    text = contract.script_json(payload)
+    data = f"window.{contract.DATA_GLOBAL}"
+    script = f'{data} = {{}};\n{data}["0001"] = {text};\n'
+    (tmp_path / "data.js").write_text(script, encoding="utf-8")
     (tmp_path / "mount.js").write_text(MOUNT, encoding="utf-8")
     page = tmp_path / "index.html"
     page.write_text(HARNESS, encoding="utf-8")

@@ -44,10 +44,34 @@ def dataset(page, selector):
     return page.evaluate(f"() => ({{...document.querySelector({selector!r}).dataset}})")
 
 
-def test_head_view_draws_every_head_of_a_layer(browser, default_site):
+def test_head_view_opens_on_one_head(browser, default_site):
+    """A fresh page shows L1-H1 alone (every head of a layer is thousands of lines); the "all
+    heads" button shows them all, and "none" none."""
     page, rep = open_sentence(browser, default_site, "0005.html")
     data = dataset(page, "#head-view")
-    # Without an address, every head of layer 1 is shown, head 1 focused.
+    assert (data["layer"], data["focus"], data["heads"]) == ("1", "1", "1")
+    lines = page.evaluate(LINES)
+    assert lines and {h for h, *_ in lines} == {1}
+    assert int(data["lines"]) == len(lines)
+    assert page.locator(".hv-swatch[aria-pressed='true']").count() == 1
+    assert "all heads" not in page.locator(".hv-status").inner_text()
+    page.locator(".hv-swatch-action[data-action='all']").click()
+    data = dataset(page, "#head-view")
+    assert data["heads"] == ",".join(str(h) for h in range(1, 13)) and data["focus"] == "1"
+    assert {h for h, *_ in page.evaluate(LINES)} == set(range(1, 13))
+    assert page.locator(".hv-swatch[aria-pressed='true']").count() == 12
+    assert "all heads" in page.locator(".hv-status").inner_text()
+    page.locator(".hv-swatch-action[data-action='none']").click()
+    assert page.evaluate(LINES) == [] and dataset(page, "#head-view")["lines"] == "0"
+    assert rep.clean, rep
+    page.close()
+
+
+def test_head_view_draws_every_head_of_a_layer(browser, default_site):
+    page, rep = open_sentence(browser, default_site, "0005.html")
+    page.locator(".hv-swatch-action[data-action='all']").click()
+    data = dataset(page, "#head-view")
+    # "all heads": every head of layer 1 is shown, head 1 focused.
     assert data["layer"] == "1" and data["focus"] == "1"
     assert data["heads"] == ",".join(str(h) for h in range(1, 13))
     lines = page.evaluate(LINES)
@@ -110,6 +134,7 @@ def test_hover_isolates_a_token_and_click_pins_it(browser, default_site):
 
 def test_head_swatches_toggle_and_isolate_heads(browser, default_site):
     page, rep = open_sentence(browser, default_site, "0005.html")
+    page.locator(".hv-swatch-action[data-action='all']").click()
     heads = {h for h, *_ in page.evaluate(LINES)}
     assert 7 in heads
     page.locator(".hv-swatch[data-head='7']").click()  # toggle off
@@ -134,6 +159,7 @@ def test_head_swatches_toggle_and_isolate_heads(browser, default_site):
 
 def test_pair_filter_keeps_one_segment_pair(browser, default_site, pair_page):
     page, rep = open_sentence(browser, default_site, pair_page)
+    page.locator(".hv-swatch-action[data-action='all']").click()
     segments = page.evaluate(f"{HEAD_VIEW} && AtlasData.get('{pair_page[:4]}').segments")
     assert set(segments) == {-1, 0, 1}
     everything = page.evaluate(LINES)
@@ -278,4 +304,84 @@ def test_hostile_tokens_show_as_text(browser, default_site):
     page.wait_for_timeout(100)
     assert page.locator("#head-view img, #model-view img, #head-view script").count() == 0
     assert rep.dialogs == [] and rep.clean, rep
+    page.close()
+
+
+# Mounts a view on its container twice with a state of the test's own, whose subscribe counts
+# the subscriptions still live, clicking `between` (a selector, or null) in the first mount;
+# returns the live count. Sets window.testState, window.first and window.second (the handles).
+MOUNT_TWICE = """async ([id, name, between]) => {
+  const container = document.getElementById(id);
+  const sentence = AtlasData.get(document.querySelector('.sentence-views').dataset.key);
+  const state = AtlasState.create(sentence.layers, sentence.heads);
+  window.live = 0;
+  const subscribe = state.subscribe;
+  state.subscribe = (fn) => {
+    window.live++;
+    const off = subscribe(fn);
+    return () => { window.live--; off(); };
+  };
+  window.testState = state;
+  window.first = window[name].mount(container, sentence, state);
+  await new Promise(requestAnimationFrame);
+  if (between) container.querySelector(between).click();
+  window.second = window[name].mount(container, sentence, state);
+  await new Promise(requestAnimationFrame); // the neuron view subscribes once vectors load
+  return window.live;
+}"""
+
+
+def test_mounting_a_view_again_replaces_the_previous_mount(browser, default_site):
+    """Escape releases the pin once, the old mount's subscription no longer fires, and every
+    view keeps one subscription however often it is mounted."""
+    page, rep = open_sentence(browser, default_site, "0005.html")
+    for container, view in [("model-view", "AtlasModelView"), ("neuron-view", "AtlasNeuronView")]:
+        assert page.evaluate(MOUNT_TWICE, [container, view, None]) == 1, view
+        page.evaluate("testState.select(3, 4, 'test')")
+        assert page.locator(f"#{container}").get_attribute("data-head") == "4", view
+    # The head view: the first mount pins a token before the second mount replaces it.
+    pin = ".hv-from .hv-token[data-index='3']"
+    assert page.evaluate(MOUNT_TWICE, ["head-view", "AtlasHeadView", pin]) == 1
+    assert page.evaluate("first.view().pin") == {"side": "from", "index": 3}
+    page.locator(".hv-from .hv-token[data-index='5']").click()
+    assert dataset(page, "#head-view")["pinned"] == "from:5"
+    page.evaluate(
+        """() => {
+          window.pinWrites = 0;
+          new MutationObserver((records) => { window.pinWrites += records.length; })
+            .observe(document.getElementById('head-view'),
+                     {attributes: true, attributeFilter: ['data-pinned']});
+        }"""
+    )
+    page.keyboard.press("Escape")
+    page.wait_for_timeout(50)
+    assert page.evaluate("pinWrites") == 1  # one redraw: the old mount's listener is gone
+    assert dataset(page, "#head-view")["pinned"] == ""
+    assert page.evaluate("second.view().pin") is None
+    assert page.evaluate("first.view().pin") == {"side": "from", "index": 3}
+    page.evaluate("testState.select(4, 2, 'test')")
+    assert page.evaluate("[second.view().layer, second.view().shown]") == [4, [2]]
+    assert page.evaluate("[first.view().layer, first.view().shown]") == [1, [1]]
+    assert rep.clean, rep
+    page.close()
+
+
+def test_running_the_page_again_moves_one_head_per_key(browser, default_site):
+    """The sentence page's controller may run again: its arrow keys and address listeners
+    replace the old ones instead of adding to them."""
+    page, rep = open_sentence(browser, default_site, "0005.html", "L2-H5")
+    page.evaluate("AtlasSentencePage.init(); AtlasSentencePage.init()")
+    page.locator("h1").click()
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate("location.hash") == "#L2-H6"
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate("location.hash") == "#L3-H6"
+    data = dataset(page, "#head-view")
+    assert (data["layer"], data["heads"]) == ("3", "6")
+    assert page.locator("#selected-title").inner_text() == "L3-H6"
+    assert page.locator("#head-grid canvas.active").count() == 1
+    page.evaluate("location.hash = '#L6-H1'")
+    page.wait_for_function("document.getElementById('head-view').dataset.layer === '6'")
+    assert page.evaluate("document.getElementById('neuron-view').dataset.head") == "1"
+    assert rep.clean, rep
     page.close()

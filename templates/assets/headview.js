@@ -2,11 +2,17 @@
 // the tokens it attends to (right column), one colour per head, opacity and width by weight;
 // bars beside the right column show the attention each token receives.
 //   AtlasHeadView.mount(container, sentence, state, {allHeads}) -> handle
-//   allHeads: start with every head of the layer shown (else the state's head alone).
+//   allHeads: start with every head of the layer shown (else, as the sentence page does, the
+//   state's head alone: every head of a layer at once is thousands of lines).
 //   handle: {lines(), importance(), view(), renderMs}; AtlasHeadView.of(container) -> handle.
 // The state's head is the focused head (drawn on top, ringed swatch); a selection from
 // elsewhere (model view, address, arrow keys) shows that layer with that head alone.
 // Lines are drawn on one canvas, batched into one path per head and opacity step.
+// Mounting again on the same container ends the previous mount (listeners, subscription).
+//
+// The functions below share one object, hv: {container, sentence, state, view, ui, ...}, where
+// view is what is shown (layer, heads, filter, threshold, hovered or pinned token) and ui holds
+// the elements built once by mount.
 "use strict";
 (function () {
   const LEVELS = 16; // opacity steps
@@ -22,6 +28,8 @@
   const LINES_WIDTH = 240; // CSS pixels between the two token columns
   const BAR = 84; // CSS pixels of the largest importance bar
   const MULTI = "#6b7a99"; // bars and tints when several heads are shown
+  const X0 = 2; // where lines start and end, CSS pixels into the canvas
+  const X1 = LINES_WIDTH - 2;
   const handles = new WeakMap();
 
   function rowHeight(n) {
@@ -30,79 +38,75 @@
     return Math.max(12, Math.min(15, Math.floor(760 / n)));
   }
 
-  function mount(container, sentence, state, options = {}) {
-    const { el, headColour, inkOn, tokenClass, isPair, range } = window.AtlasViews;
-    const started = performance.now();
-    performance.mark("atlas:head-view:start");
-    let measured = false; // the first complete drawing is recorded as "atlas:head-view"
-    const n = sentence.n;
-    const rowH = rowHeight(n);
-    const start = state.get();
-    const view = {
-      layer: start.layer,
-      focus: start.head,
-      shown: new Set(options.allHeads ? range(sentence.heads) : [start.head]),
-      filter: "all",
-      threshold: 0.02,
-      hover: null, // {side: "from" | "to", index}
-      pin: null,
-    };
+  // Line widths: one device pixel below half opacity, then wider. A canvas draws lines up to
+  // one device pixel wide as hairlines, ten times faster than wider ones, and most are faint.
+  function lineWidths() {
+    const hairline = 1 / (window.devicePixelRatio || 1);
+    return window.AtlasViews.range(LEVELS).map((level) => (level <= LEVELS / 2 ? hairline : 1 + (level - LEVELS / 2) * 0.25));
+  }
 
-    // Matrices of the shown layer, decoded once per layer and head.
-    const cache = { layer: 0, matrices: new Map() };
-    function matrix(head) {
-      if (cache.layer !== view.layer) {
-        cache.layer = view.layer;
-        cache.matrices = new Map();
-      }
-      if (!cache.matrices.has(head)) cache.matrices.set(head, sentence.matrix(view.layer, head));
-      return cache.matrices.get(head);
+  /** A token's name for text: with its position (0-based) when the string occurs twice. */
+  function tokenNamer(tokens) {
+    const counts = new Map();
+    for (const t of tokens) counts.set(t, (counts.get(t) || 0) + 1);
+    return (k) => (counts.get(tokens[k]) > 1 ? `${tokens[k]}#${k}` : tokens[k]);
+  }
+
+  const sortedHeads = (view) => [...view.shown].sort((a, b) => a - b);
+  const shownColour = (view) => (view.shown.size === 1 ? window.AtlasViews.headColour([...view.shown][0]) : MULTI);
+
+  // ---- the controls
+
+  /** A labelled <select> of values. */
+  function menu(className, caption, ariaLabel, values, text) {
+    const { el } = window.AtlasViews;
+    const select = el("select");
+    select.setAttribute("aria-label", ariaLabel);
+    for (const v of values) {
+      const option = el("option", "", text(v));
+      option.value = v;
+      select.append(option);
     }
+    const label = el("label", className, caption);
+    label.append(select);
+    return { label, select };
+  }
 
-    // ---- the controls
-    container.replaceChildren();
-    container.classList.add("head-view");
+  /** The segment filter of a sentence pair: one button per FILTERS entry, in a group. */
+  function filterGroup(filterButtons) {
+    const { el } = window.AtlasViews;
+    const group = el("span", "hv-filter");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Segments");
+    group.append(el("span", "caption-inline", "Segments "));
+    for (const [key, text] of FILTERS) {
+      const button = el("button", "", text);
+      button.type = "button";
+      button.dataset.filter = key;
+      button.title = key === "all" ? "Every token" : `Only lines from segment ${key[0]} to segment ${key[1]} (special tokens left out)`;
+      filterButtons.set(key, button);
+      group.append(button);
+    }
+    return group;
+  }
+
+  /** Layer menu, segment filter (sentence pairs only) and threshold menu. */
+  function buildControls(sentence, view) {
+    const { el, isPair, range } = window.AtlasViews;
     const controls = el("div", "hv-controls");
-    const layerSelect = el("select");
-    layerSelect.setAttribute("aria-label", "Layer");
-    for (const l of range(sentence.layers)) {
-      const option = el("option", "", `L${l}`);
-      option.value = l;
-      layerSelect.append(option);
-    }
-    const layerLabel = el("label", "hv-layer", "Layer ");
-    layerLabel.append(layerSelect);
-    controls.append(layerLabel);
-
+    const layer = menu("hv-layer", "Layer ", "Layer", range(sentence.layers), (l) => `L${l}`);
+    controls.append(layer.label);
     const filterButtons = new Map();
-    if (isPair(sentence)) {
-      const group = el("span", "hv-filter");
-      group.setAttribute("role", "group");
-      group.setAttribute("aria-label", "Segments");
-      group.append(el("span", "caption-inline", "Segments "));
-      for (const [key, text] of FILTERS) {
-        const button = el("button", "", text);
-        button.type = "button";
-        button.dataset.filter = key;
-        button.title = key === "all" ? "Every token" : `Only lines from segment ${key[0]} to segment ${key[1]} (special tokens left out)`;
-        filterButtons.set(key, button);
-        group.append(button);
-      }
-      controls.append(group);
-    }
+    if (isPair(sentence)) controls.append(filterGroup(filterButtons));
+    const threshold = menu("hv-threshold", "Hide lines below ", "Hide lines below", THRESHOLDS, (t) => (t === 0 ? "none" : String(t)));
+    threshold.select.value = String(view.threshold);
+    controls.append(threshold.label);
+    return { controls, layerSelect: layer.select, thresholdSelect: threshold.select, filterButtons };
+  }
 
-    const thresholdSelect = el("select");
-    thresholdSelect.setAttribute("aria-label", "Hide lines below");
-    for (const t of THRESHOLDS) {
-      const option = el("option", "", t === 0 ? "none" : String(t));
-      option.value = t;
-      thresholdSelect.append(option);
-    }
-    thresholdSelect.value = String(view.threshold);
-    const thresholdLabel = el("label", "hv-threshold", "Hide lines below ");
-    thresholdLabel.append(thresholdSelect);
-    controls.append(thresholdLabel);
-
+  /** One swatch per head, then "all heads" and "none". */
+  function buildSwatches(sentence) {
+    const { el, headColour, inkOn, range } = window.AtlasViews;
     const swatches = el("div", "hv-swatches");
     swatches.setAttribute("role", "group");
     swatches.setAttribute("aria-label", "Heads");
@@ -123,330 +127,443 @@
       button.dataset.action = action;
       swatches.append(button);
     }
+    return { swatches, swatchButtons };
+  }
 
-    const status = el("p", "hv-status");
-    status.setAttribute("aria-live", "polite");
+  // ---- the token columns, the lines and the bars
 
-    // ---- the token columns, the lines and the bars
+  /** A token of one column, carrying its side and index for hover and click. */
+  function tokenCell(sentence, i, side) {
+    const { el, tokenClass } = window.AtlasViews;
+    const token = el("div", `hv-token ${tokenClass(sentence, i)}`.trim(), sentence.tokens[i]);
+    token.dataset.side = side;
+    token.dataset.index = i;
+    token.title = sentence.tokens[i];
+    return token;
+  }
+
+  /** An importance bar; its row counts as the "to" token for hover and click. */
+  function barRow(i) {
+    const { el } = window.AtlasViews;
+    const row = el("div", "hv-bar-row");
+    row.dataset.side = "to";
+    row.dataset.index = i;
+    const bar = el("span", "hv-bar");
+    bar.dataset.index = i;
+    row.append(bar);
+    return row;
+  }
+
+  /** From tokens, the lines canvas, to tokens and bars, side by side. */
+  function buildColumns(sentence, rowH) {
+    const { el } = window.AtlasViews;
     const body = el("div", "hv-body");
     body.style.setProperty("--row", `${rowH}px`);
     body.style.setProperty("--bar", `${BAR}px`);
     body.classList.toggle("hv-small", rowH < 15);
-    function column(kind, caption) {
+    const [fromCol, linesCol, toCol, barCol] = [["from", "from"], ["lines", ""], ["to", "to"], ["bars", "received"]].map(([kind, caption]) => {
       const col = el("div", `hv-col hv-${kind}`);
       col.append(el("div", "hv-caption", caption));
       body.append(col);
       return col;
-    }
-    const fromCol = column("from", "from");
-    const linesCol = column("lines", "");
-    const toCol = column("to", "to");
-    const barCol = column("bars", "received");
+    });
     const canvas = el("canvas", "hv-canvas");
     linesCol.append(canvas);
-    const ctx = window.AtlasHeatmap.setSize(canvas, LINES_WIDTH, n * rowH);
+    const ctx = window.AtlasHeatmap.setSize(canvas, LINES_WIDTH, sentence.n * rowH);
     const fromTokens = [];
     const toTokens = [];
     const bars = [];
-    for (let i = 0; i < n; i++) {
-      const cls = tokenClass(sentence, i);
-      for (const [col, list, side] of [[fromCol, fromTokens, "from"], [toCol, toTokens, "to"]]) {
-        const token = el("div", `hv-token ${cls}`.trim(), sentence.tokens[i]);
-        token.dataset.side = side;
-        token.dataset.index = i;
-        token.title = sentence.tokens[i];
-        col.append(token);
-        list.push(token);
-      }
-      const row = el("div", "hv-bar-row");
-      row.dataset.side = "to";
-      row.dataset.index = i;
-      const bar = el("span", "hv-bar");
-      bar.dataset.index = i;
-      row.append(bar);
-      barCol.append(row);
-      bars.push(bar);
+    for (let i = 0; i < sentence.n; i++) {
+      fromTokens.push(fromCol.appendChild(tokenCell(sentence, i, "from")));
+      toTokens.push(toCol.appendChild(tokenCell(sentence, i, "to")));
+      bars.push(barCol.appendChild(barRow(i)).firstChild);
     }
-    const header = el("div", "hv-top");
-    header.append(controls, swatches, status);
-    container.append(header, body);
+    return { body, ctx, fromTokens, toTokens, bars };
+  }
 
-    // A token's name for text: with its position (0-based) when the string occurs twice.
-    const counts = new Map();
-    for (const t of sentence.tokens) counts.set(t, (counts.get(t) || 0) + 1);
-    const tokenName = (k) => (counts.get(sentence.tokens[k]) > 1 ? `${sentence.tokens[k]}#${k}` : sentence.tokens[k]);
+  /** Every element of the view, built into the (emptied) container. */
+  function buildUi(container, sentence, view, rowH) {
+    container.replaceChildren();
+    container.classList.add("head-view");
+    const ui = { ...buildControls(sentence, view), ...buildSwatches(sentence), ...buildColumns(sentence, rowH) };
+    ui.status = window.AtlasViews.el("p", "hv-status");
+    ui.status.setAttribute("aria-live", "polite");
+    const header = window.AtlasViews.el("div", "hv-top");
+    header.append(ui.controls, ui.swatches, ui.status);
+    container.append(header, ui.body);
+    return ui;
+  }
 
-    // ---- what is drawn
-    const segmentsOf = () => {
-      const f = FILTERS.find((x) => x[0] === view.filter);
-      return [f[2], f[3]];
-    };
+  // ---- what is drawn
 
-    /** Calls fn(head, from, to, weight) for every line drawn, the focused head last. */
-    function forEachLine(fn) {
-      const token = view.hover || view.pin;
-      const [fromSeg, toSeg] = segmentsOf();
-      const rows = [];
-      const cols = [];
+  /** A head's matrix of the shown layer, decoded once per layer and head. */
+  function matrix(hv, head) {
+    const { cache, view } = hv;
+    if (cache.layer !== view.layer) {
+      cache.layer = view.layer;
+      cache.matrices = new Map();
+    }
+    if (!cache.matrices.has(head)) cache.matrices.set(head, hv.sentence.matrix(view.layer, head));
+    return cache.matrices.get(head);
+  }
+
+  /** [from segment, to segment] of the filter; null: any. */
+  function segmentsOf(view) {
+    const f = FILTERS.find((x) => x[0] === view.filter);
+    return [f[2], f[3]];
+  }
+
+  /** The rows (attending tokens) and columns (attended tokens) the filter and the hovered or
+   * pinned token leave. */
+  function visibleTokens(hv) {
+    const { sentence, view } = hv;
+    const token = view.hover || view.pin;
+    const [fromSeg, toSeg] = segmentsOf(view);
+    const rows = [];
+    const cols = [];
+    for (let i = 0; i < sentence.n; i++) {
+      const seg = sentence.segments[i];
+      if ((fromSeg === null || seg === fromSeg) && !(token && token.side === "from" && token.index !== i)) rows.push(i);
+      if ((toSeg === null || seg === toSeg) && !(token && token.side === "to" && token.index !== i)) cols.push(i);
+    }
+    return { rows, cols };
+  }
+
+  /** Calls fn(head, from, to, weight) for every line drawn, the focused head last. */
+  function forEachLine(hv, fn) {
+    const { view } = hv;
+    const n = hv.sentence.n;
+    const { rows, cols } = visibleTokens(hv);
+    const order = sortedHeads(view).filter((h) => h !== view.focus);
+    if (view.shown.has(view.focus)) order.push(view.focus);
+    const t = view.threshold;
+    for (const h of order) {
+      const m = matrix(hv, h);
+      for (const i of rows) {
+        const base = i * n;
+        for (const j of cols) {
+          const w = m[base + j];
+          if (w > 0 && w >= t) fn(h, i, j, w);
+        }
+      }
+    }
+  }
+
+  /** Attention each token receives: column sums over the query rows, summed over the shown
+   * heads, special tokens left out (the segment filter applies to rows and columns). */
+  function importance(hv) {
+    const { sentence, view } = hv;
+    const n = sentence.n;
+    const [fromSeg, toSeg] = segmentsOf(view);
+    const received = new Float64Array(n);
+    for (const h of view.shown) {
+      const m = matrix(hv, h);
       for (let i = 0; i < n; i++) {
-        const seg = sentence.segments[i];
-        if ((fromSeg === null || seg === fromSeg) && !(token && token.side === "from" && token.index !== i)) rows.push(i);
-        if ((toSeg === null || seg === toSeg) && !(token && token.side === "to" && token.index !== i)) cols.push(i);
-      }
-      const order = [...view.shown].sort((a, b) => a - b).filter((h) => h !== view.focus);
-      if (view.shown.has(view.focus)) order.push(view.focus);
-      const t = view.threshold;
-      for (const h of order) {
-        const m = matrix(h);
-        for (const i of rows) {
-          const base = i * n;
-          for (const j of cols) {
-            const w = m[base + j];
-            if (w > 0 && w >= t) fn(h, i, j, w);
-          }
-        }
+        if (fromSeg !== null && sentence.segments[i] !== fromSeg) continue;
+        for (let j = 0; j < n; j++) received[j] += m[i * n + j];
       }
     }
-
-    /** Attention each token receives: column sums over the query rows, summed over the shown
-     * heads, special tokens left out (the segment filter applies to rows and columns). */
-    function importance() {
-      const [fromSeg, toSeg] = segmentsOf();
-      const received = new Float64Array(n);
-      for (const h of view.shown) {
-        const m = matrix(h);
-        for (let i = 0; i < n; i++) {
-          if (fromSeg !== null && sentence.segments[i] !== fromSeg) continue;
-          for (let j = 0; j < n; j++) received[j] += m[i * n + j];
-        }
-      }
-      let total = 0;
-      for (let j = 0; j < n; j++) {
-        if (sentence.special[j] || (toSeg !== null && sentence.segments[j] !== toSeg)) received[j] = 0;
-        total += received[j];
-      }
-      return { received, total };
+    let total = 0;
+    for (let j = 0; j < n; j++) {
+      if (sentence.special[j] || (toSeg !== null && sentence.segments[j] !== toSeg)) received[j] = 0;
+      total += received[j];
     }
+    return { received, total };
+  }
 
-    const x0 = 2;
-    const x1 = LINES_WIDTH - 2;
-    // Line widths: one device pixel below half opacity, then wider. A canvas draws lines up to
-    // one device pixel wide as hairlines, ten times faster than wider ones, and most are faint.
-    const hairline = 1 / (window.devicePixelRatio || 1);
-    const widths = range(LEVELS).map((level) => (level <= LEVELS / 2 ? hairline : 1 + (level - LEVELS / 2) * 0.25));
-
-    function drawLines() {
-      const t0 = performance.now();
-      ctx.clearRect(0, 0, LINES_WIDTH, n * rowH);
-      const token = view.hover || view.pin;
-      const tint = new Float64Array(n);
-      const top = [];
-      let count = 0;
-      let head = 0;
-      const paths = new Array(LEVELS).fill(null);
-      const stroke = (b) => {
+  /** Strokes every line, one path per head and opacity step; returns the count and, for a
+   * hovered or pinned token, the weights at the far end: {count, tint, top}. */
+  function strokeLines(hv, token) {
+    const { ctx } = hv.ui;
+    const n = hv.sentence.n;
+    ctx.clearRect(0, 0, LINES_WIDTH, n * hv.rowH);
+    const tint = new Float64Array(n);
+    const top = [];
+    let count = 0;
+    let head = 0;
+    const paths = new Array(LEVELS).fill(null);
+    const flush = () => {
+      for (let b = 0; b < LEVELS; b++) {
+        if (!paths[b]) continue;
         ctx.globalAlpha = (b + 1) / LEVELS;
-        ctx.lineWidth = widths[b];
+        ctx.lineWidth = hv.widths[b];
         ctx.stroke(paths[b]);
         paths[b] = null;
-      };
-      const flush = () => {
-        for (let b = 0; b < LEVELS; b++) if (paths[b]) stroke(b);
-      };
-      forEachLine((h, i, j, w) => {
-        if (h !== head) {
-          flush();
-          head = h;
-          ctx.strokeStyle = headColour(h);
-        }
-        const b = Math.min(LEVELS - 1, Math.floor(Math.pow(w, GAMMA) * LEVELS));
-        const path = paths[b] || (paths[b] = new Path2D());
-        path.moveTo(x0, (i + 0.5) * rowH);
-        path.lineTo(x1, (j + 0.5) * rowH);
-        count++;
-        if (token) {
-          const other = token.side === "from" ? j : i; // the token at the far end
-          tint[other] = Math.max(tint[other], w);
-          top.push([w, h, other]);
-        }
-      });
-      flush();
-      ctx.globalAlpha = 1;
-
-      // Tokens: the focused one marked, the far side tinted by the strongest head's weight.
-      const tintColour = view.shown.size === 1 ? headColour([...view.shown][0]) : MULTI;
-      const [fromSeg, toSeg] = segmentsOf();
-      for (let i = 0; i < n; i++) {
-        const seg = sentence.segments[i];
-        for (const [tok, side, segment] of [[fromTokens[i], "from", fromSeg], [toTokens[i], "to", toSeg]]) {
-          const isToken = token && token.side === side && token.index === i;
-          tok.classList.toggle("focused", Boolean(isToken));
-          tok.classList.toggle("pinned", Boolean(isToken && view.pin && !view.hover));
-          tok.classList.toggle("dim", segment !== null && seg !== segment);
-          const weight = token && token.side !== side ? tint[i] : 0;
-          tok.style.setProperty("--tint", tintColour);
-          tok.style.setProperty("--w", `${Math.round(Math.pow(Math.min(1, weight), GAMMA) * 70)}%`);
-        }
       }
-
+    };
+    forEachLine(hv, (h, i, j, w) => {
+      if (h !== head) {
+        flush();
+        head = h;
+        ctx.strokeStyle = window.AtlasViews.headColour(h);
+      }
+      const b = Math.min(LEVELS - 1, Math.floor(Math.pow(w, GAMMA) * LEVELS));
+      const path = paths[b] || (paths[b] = new Path2D());
+      path.moveTo(X0, (i + 0.5) * hv.rowH);
+      path.lineTo(X1, (j + 0.5) * hv.rowH);
+      count++;
       if (token) {
-        const word = tokenName(token.index);
-        top.sort((a, b) => b[0] - a[0]);
-        const multi = view.shown.size > 1;
-        const parts = top.slice(0, 6).map(([w, h, k]) => `${tokenName(k)} ${w.toFixed(2)}${multi ? ` (H${h})` : ""}`);
-        const verb = token.side === "from" ? "attends to" : "is attended by";
-        const pinned = view.pin && !view.hover ? "pinned (Escape releases) · " : "";
-        status.textContent = `${pinned}“${word}” ${verb}: ${parts.join(" · ") || "nothing above the threshold"}`;
-      } else {
-        const shown = [...view.shown].sort((a, b) => a - b);
-        const heads = shown.length === 0 ? "no head shown (click a swatch)"
-          : shown.length === sentence.heads ? "all heads"
-          : shown.map((h) => `H${h}`).join(" ");
-        const hidden = view.threshold ? ` (weights below ${view.threshold} hidden)` : "";
-        status.textContent = `L${view.layer} · ${heads} · ${count} lines${hidden} · hover a token to isolate its lines, click to pin`;
+        const other = token.side === "from" ? j : i; // the token at the far end
+        tint[other] = Math.max(tint[other], w);
+        top.push([w, h, other]);
       }
-      status.title = status.textContent;
-      Object.assign(container.dataset, {
-        lines: count,
-        token: token ? `${token.side}:${token.index}` : "",
-        pinned: view.pin ? `${view.pin.side}:${view.pin.index}` : "",
-        linesMs: (performance.now() - t0).toFixed(1),
-      });
-      if (!measured) {
-        measured = true;
-        performance.measure("atlas:head-view", "atlas:head-view:start");
-      }
-    }
-
-    function drawBars() {
-      const { received, total } = importance();
-      const max = Math.max(...received);
-      const colour = view.shown.size === 1 ? headColour([...view.shown][0]) : MULTI;
-      const heads = view.shown.size === 1 ? "this head" : `${view.shown.size} heads`;
-      bars.forEach((bar, j) => {
-        const value = received[j];
-        const shown = value > 0;
-        bar.hidden = !shown;
-        bar.style.width = shown ? `${((value / max) * BAR).toFixed(2)}px` : "0px";
-        bar.style.background = colour;
-        bar.dataset.value = value.toFixed(6);
-        bar.dataset.share = shown ? (value / total).toFixed(6) : "0";
-        bar.parentElement.title = shown
-          ? `“${tokenName(j)}” receives ${value.toFixed(3)} (${((100 * value) / total).toFixed(1)}% of the attention to non-special tokens, ${heads})`
-          : "";
-      });
-    }
-
-    function render() {
-      const t0 = performance.now();
-      layerSelect.value = String(view.layer);
-      for (const [h, button] of swatchButtons) {
-        button.setAttribute("aria-pressed", String(view.shown.has(h)));
-        button.classList.toggle("focus", h === view.focus);
-      }
-      for (const [key, button] of filterButtons) button.setAttribute("aria-pressed", String(key === view.filter));
-      drawBars();
-      drawLines();
-      Object.assign(container.dataset, {
-        layer: view.layer,
-        focus: view.focus,
-        heads: [...view.shown].sort((a, b) => a - b).join(","),
-        filter: view.filter,
-        renderMs: (performance.now() - t0).toFixed(1),
-      });
-    }
-
-    // ---- interaction
-    const select = () => state.select(view.layer, view.focus, "head-view");
-    layerSelect.addEventListener("change", () => {
-      view.layer = Number(layerSelect.value);
-      select();
-      render();
     });
-    thresholdSelect.addEventListener("change", () => {
-      view.threshold = Number(thresholdSelect.value);
-      drawLines();
+    flush();
+    ctx.globalAlpha = 1;
+    return { count, tint, top };
+  }
+
+  /** Tokens: the hovered or pinned one marked, the far side tinted by the strongest weight. */
+  function markTokens(hv, token, tint) {
+    const { sentence, view, ui } = hv;
+    const tintColour = shownColour(view);
+    const [fromSeg, toSeg] = segmentsOf(view);
+    for (let i = 0; i < sentence.n; i++) {
+      const seg = sentence.segments[i];
+      for (const [tok, side, segment] of [[ui.fromTokens[i], "from", fromSeg], [ui.toTokens[i], "to", toSeg]]) {
+        const isToken = token && token.side === side && token.index === i;
+        tok.classList.toggle("focused", Boolean(isToken));
+        tok.classList.toggle("pinned", Boolean(isToken && view.pin && !view.hover));
+        tok.classList.toggle("dim", segment !== null && seg !== segment);
+        const weight = token && token.side !== side ? tint[i] : 0;
+        tok.style.setProperty("--tint", tintColour);
+        tok.style.setProperty("--w", `${Math.round(Math.pow(Math.min(1, weight), GAMMA) * 70)}%`);
+      }
+    }
+  }
+
+  /** The status line: a token's strongest lines, or what is shown. */
+  function statusText(hv, token, top, count) {
+    const { view } = hv;
+    if (token) {
+      top.sort((a, b) => b[0] - a[0]);
+      const multi = view.shown.size > 1;
+      const parts = top.slice(0, 6).map(([w, h, k]) => `${hv.tokenName(k)} ${w.toFixed(2)}${multi ? ` (H${h})` : ""}`);
+      const verb = token.side === "from" ? "attends to" : "is attended by";
+      const pinned = view.pin && !view.hover ? "pinned (Escape releases) · " : "";
+      return `${pinned}“${hv.tokenName(token.index)}” ${verb}: ${parts.join(" · ") || "nothing above the threshold"}`;
+    }
+    const shown = sortedHeads(view);
+    const heads = shown.length === 0 ? "no head shown (click a swatch)"
+      : shown.length === hv.sentence.heads ? "all heads"
+      : shown.map((h) => `H${h}`).join(" ");
+    const hidden = view.threshold ? ` (weights below ${view.threshold} hidden)` : "";
+    return `L${view.layer} · ${heads} · ${count} lines${hidden} · hover a token to isolate its lines, click to pin`;
+  }
+
+  function drawLines(hv) {
+    const t0 = performance.now();
+    const { view, ui, container } = hv;
+    const token = view.hover || view.pin;
+    const { count, tint, top } = strokeLines(hv, token);
+    markTokens(hv, token, tint);
+    ui.status.textContent = statusText(hv, token, top, count);
+    ui.status.title = ui.status.textContent;
+    Object.assign(container.dataset, {
+      lines: count,
+      token: token ? `${token.side}:${token.index}` : "",
+      pinned: view.pin ? `${view.pin.side}:${view.pin.index}` : "",
+      linesMs: (performance.now() - t0).toFixed(1),
     });
-    for (const [key, button] of filterButtons) {
+    if (!hv.measured) {
+      hv.measured = true; // the first complete drawing is recorded as "atlas:head-view"
+      performance.measure("atlas:head-view", "atlas:head-view:start");
+    }
+  }
+
+  function drawBars(hv) {
+    const { view } = hv;
+    const { received, total } = importance(hv);
+    const max = Math.max(...received);
+    const colour = shownColour(view);
+    const heads = view.shown.size === 1 ? "this head" : `${view.shown.size} heads`;
+    hv.ui.bars.forEach((bar, j) => {
+      const value = received[j];
+      const shown = value > 0;
+      bar.hidden = !shown;
+      bar.style.width = shown ? `${((value / max) * BAR).toFixed(2)}px` : "0px";
+      bar.style.background = colour;
+      bar.dataset.value = value.toFixed(6);
+      bar.dataset.share = shown ? (value / total).toFixed(6) : "0";
+      bar.parentElement.title = shown
+        ? `“${hv.tokenName(j)}” receives ${value.toFixed(3)} (${((100 * value) / total).toFixed(1)}% of the attention to non-special tokens, ${heads})`
+        : "";
+    });
+  }
+
+  function render(hv) {
+    const t0 = performance.now();
+    const { view, ui } = hv;
+    ui.layerSelect.value = String(view.layer);
+    for (const [h, button] of ui.swatchButtons) {
+      button.setAttribute("aria-pressed", String(view.shown.has(h)));
+      button.classList.toggle("focus", h === view.focus);
+    }
+    for (const [key, button] of ui.filterButtons) button.setAttribute("aria-pressed", String(key === view.filter));
+    drawBars(hv);
+    drawLines(hv);
+    Object.assign(hv.container.dataset, {
+      layer: view.layer,
+      focus: view.focus,
+      heads: sortedHeads(view).join(","),
+      filter: view.filter,
+      renderMs: (performance.now() - t0).toFixed(1),
+    });
+  }
+
+  // ---- interaction
+
+  /** The view's own changes go to the shared state, marked as its own. */
+  const selectInState = (hv) => hv.state.select(hv.view.layer, hv.view.focus, "head-view");
+
+  function bindControls(hv) {
+    const { view, ui } = hv;
+    ui.layerSelect.addEventListener("change", () => {
+      view.layer = Number(ui.layerSelect.value);
+      selectInState(hv);
+      render(hv);
+    });
+    ui.thresholdSelect.addEventListener("change", () => {
+      view.threshold = Number(ui.thresholdSelect.value);
+      drawLines(hv);
+    });
+    for (const [key, button] of ui.filterButtons) {
       button.addEventListener("click", () => {
         view.filter = key;
-        render();
+        render(hv);
       });
     }
-    swatches.addEventListener("click", (event) => {
+  }
+
+  /** A swatch click: "all heads", "none", or one head toggled (shown: it becomes the focus). */
+  function toggleHeads(hv, button) {
+    const { view } = hv;
+    const { range } = window.AtlasViews;
+    if (button.dataset.action === "all") view.shown = new Set(range(hv.sentence.heads));
+    else if (button.dataset.action === "none") view.shown = new Set();
+    else {
+      const h = Number(button.dataset.head);
+      if (view.shown.has(h)) {
+        view.shown.delete(h);
+        if (h === view.focus && view.shown.size) view.focus = Math.min(...view.shown);
+      } else {
+        view.shown.add(h);
+        view.focus = h;
+      }
+    }
+  }
+
+  function bindSwatches(hv) {
+    const { view, ui } = hv;
+    ui.swatches.addEventListener("click", (event) => {
       const button = event.target.closest("button");
       if (!button) return;
-      if (button.dataset.action === "all") view.shown = new Set(range(sentence.heads));
-      else if (button.dataset.action === "none") view.shown = new Set();
-      else {
-        const h = Number(button.dataset.head);
-        if (view.shown.has(h)) {
-          view.shown.delete(h);
-          if (h === view.focus && view.shown.size) view.focus = Math.min(...view.shown);
-        } else {
-          view.shown.add(h);
-          view.focus = h;
-        }
-      }
-      select();
-      render();
+      toggleHeads(hv, button);
+      selectInState(hv);
+      render(hv);
     });
-    swatches.addEventListener("dblclick", (event) => {
+    ui.swatches.addEventListener("dblclick", (event) => {
       const button = event.target.closest("button[data-head]");
       if (!button) return;
       view.focus = Number(button.dataset.head);
       view.shown = new Set([view.focus]);
-      select();
-      render();
+      selectInState(hv);
+      render(hv);
     });
-    const tokenOf = (event) => {
-      const target = event.target.closest && event.target.closest("[data-side]");
-      return target ? { side: target.dataset.side, index: Number(target.dataset.index) } : null;
-    };
-    const same = (a, b) => (a && b ? a.side === b.side && a.index === b.index : a === b);
-    function hover(token) {
-      if (same(token, view.hover)) return;
+  }
+
+  const tokenOf = (event) => {
+    const target = event.target.closest && event.target.closest("[data-side]");
+    return target ? { side: target.dataset.side, index: Number(target.dataset.index) } : null;
+  };
+  const sameToken = (a, b) => (a && b ? a.side === b.side && a.index === b.index : a === b);
+
+  /** Hover isolates a token's lines, a click pins it, Escape (on the document, until the next
+   * mount on this container) releases the pin. */
+  function bindTokens(hv, signal) {
+    const { view, ui } = hv;
+    const hover = (token) => {
+      if (sameToken(token, view.hover)) return;
       view.hover = token;
-      drawLines();
-    }
-    body.addEventListener("mouseover", (event) => hover(tokenOf(event)));
-    body.addEventListener("mouseleave", () => hover(null));
-    body.addEventListener("click", (event) => {
+      drawLines(hv);
+    };
+    ui.body.addEventListener("mouseover", (event) => hover(tokenOf(event)));
+    ui.body.addEventListener("mouseleave", () => hover(null));
+    ui.body.addEventListener("click", (event) => {
       const token = tokenOf(event);
       if (!token) return;
-      view.pin = same(token, view.pin) ? null : token;
+      view.pin = sameToken(token, view.pin) ? null : token;
       view.hover = null; // show the pin (or its release) at once
-      drawLines();
+      drawLines(hv);
     });
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && view.pin) {
         view.pin = null;
-        drawLines();
+        drawLines(hv);
       }
-    });
-    state.subscribe((selection, source) => {
-      if (source === "head-view") return;
-      view.layer = selection.layer;
-      view.focus = selection.head;
-      view.shown = new Set([selection.head]);
-      render();
-    });
+    }, { signal });
+  }
 
-    render();
-    const handle = {
+  /** A selection from elsewhere shows that layer with that head alone. */
+  function followState(hv, signal) {
+    window.AtlasViews.follow(hv.state, (selection, source) => {
+      if (source === "head-view") return;
+      hv.view.layer = selection.layer;
+      hv.view.focus = selection.head;
+      hv.view.shown = new Set([selection.head]);
+      render(hv);
+    }, signal);
+  }
+
+  function initialView(sentence, start, options) {
+    return {
+      layer: start.layer,
+      focus: start.head,
+      shown: new Set(options.allHeads ? window.AtlasViews.range(sentence.heads) : [start.head]),
+      filter: "all",
+      threshold: 0.02,
+      hover: null, // {side: "from" | "to", index}
+      pin: null,
+    };
+  }
+
+  function makeHandle(hv, started) {
+    return {
       renderMs: performance.now() - started,
       /** Every line drawn now: [head, from, to, weight]. */
       lines() {
         const out = [];
-        forEachLine((h, i, j, w) => out.push([h, i, j, w]));
+        forEachLine(hv, (h, i, j, w) => out.push([h, i, j, w]));
         return out;
       },
       importance() {
-        const { received, total } = importance();
+        const { received, total } = importance(hv);
         return { received: [...received], total };
       },
-      view: () => ({ ...view, shown: [...view.shown].sort((a, b) => a - b) }),
+      view: () => ({ ...hv.view, shown: sortedHeads(hv.view) }),
     };
+  }
+
+  function mount(container, sentence, state, options = {}) {
+    const signal = window.AtlasViews.remount(container);
+    const started = performance.now();
+    performance.mark("atlas:head-view:start");
+    const rowH = rowHeight(sentence.n);
+    const view = initialView(sentence, state.get(), options);
+    const hv = {
+      container, sentence, state, view, rowH,
+      ui: buildUi(container, sentence, view, rowH),
+      cache: { layer: 0, matrices: new Map() },
+      widths: lineWidths(),
+      tokenName: tokenNamer(sentence.tokens),
+      measured: false,
+    };
+    bindControls(hv);
+    bindSwatches(hv);
+    bindTokens(hv, signal);
+    followState(hv, signal);
+    render(hv);
+    const handle = makeHandle(hv, started);
     container.dataset.mountMs = handle.renderMs.toFixed(1);
     handles.set(container, handle);
     return handle;

@@ -14,10 +14,18 @@
     return [Math.round(255 - t * 247), Math.round(255 - t * 174), Math.round(255 - t * 99)];
   }
 
-  // colour() of the 256 stored levels (attention is kept as uint8), as RGBA pixels.
-  const RAMP = new Uint32Array(256);
-  const rampBytes = new Uint8ClampedArray(RAMP.buffer);
-  for (let v = 0; v < 256; v++) rampBytes.set([...colour(v / 255), 255], v * 4);
+  // colour() of every stored level (0..attentionScale of the page contract), as RGBA pixels;
+  // built on first use, once the config is known.
+  let ramp = null;
+  function levels() {
+    if (!ramp) {
+      const top = window.AtlasData.config().attentionScale;
+      ramp = new Uint32Array(top + 1);
+      const bytes = new Uint8ClampedArray(ramp.buffer);
+      for (let v = 0; v <= top; v++) bytes.set([...colour(v / top), 255], v * 4);
+    }
+    return ramp;
+  }
 
   function setSize(canvas, width, height) {
     const ratio = window.devicePixelRatio || 1;
@@ -35,15 +43,17 @@
   function bitmap(sentence, layer, head, perHead = false) {
     const n = sentence.n;
     const m = sentence.matrix(layer, head);
-    let scale = 255;
+    const RAMP = levels();
+    const top = RAMP.length - 1;
+    let scale = top;
     if (perHead) {
       let max = 0;
       for (let i = 0; i < n * n; i++) if (m[i] > max) max = m[i];
-      if (max > 0) scale = 255 / max;
+      if (max > 0) scale = top / max;
     }
     const pixels = new ImageData(n, n);
     const out = new Uint32Array(pixels.data.buffer); // same byte order as RAMP's
-    for (let i = 0; i < n * n; i++) out[i] = RAMP[Math.min(255, Math.round(m[i] * scale))];
+    for (let i = 0; i < n * n; i++) out[i] = RAMP[Math.min(top, Math.round(m[i] * scale))];
     return pixels;
   }
 

@@ -5,6 +5,7 @@
 //
 // AtlasNeuronView.mount(container, sentence, state) draws it into container and follows the
 // shared selection (state); its own layer/head menus call state.select(..., "neuron-view").
+// Needs views-common.js (AtlasViews) and atlas-data.js loaded first.
 // For tests: container.dataset.{layer, head, query, maxDiff}; every key row carries
 // data-index, data-score, data-softmax and data-attention; AtlasNeuronView.rows(container) reads
 // them back, AtlasNeuronView.compute(sentence, layer, head, query) is the arithmetic alone.
@@ -77,12 +78,7 @@
     return { d, q, keys, products, scores, masked, probs, attention, maxDiff };
   }
 
-  function el(tag, className, text) {
-    const node = document.createElement(tag);
-    if (className) node.className = className;
-    if (text !== undefined) node.textContent = text;
-    return node;
-  }
+  const el = (...args) => window.AtlasViews.el(...args);
 
   /** One vector as a strip of coloured cells; title shows each value. */
   function strip(values, scale, cell, label) {
@@ -141,8 +137,10 @@
     container.replaceChildren(message);
   }
 
-  /** Shows the view once the sentence's queries and keys are loaded (data/KEY.qk.js). */
+  /** Shows the view once the sentence's queries and keys are loaded (the vectors script).
+   * Mounting again on the same container ends the previous mount (its state subscription). */
   function mount(container, sentence, state) {
+    const signal = window.AtlasViews.remount(container);
     container.classList.add("neuron-view");
     if (!sentence.vectorsAvailable && !sentence.hasVectors) {
       unavailable(container, sentence.neuronNote || "this site was built without queries and keys");
@@ -151,151 +149,182 @@
     container.dataset.available = "loading";
     container.replaceChildren(el("p", "hint", "Loading queries and keys…"));
     sentence.loadVectors().then(
-      () => show(container, sentence, state),
-      (error) => unavailable(container, error.message),
+      () => signal.aborted || show(container, sentence, state, signal),
+      (error) => signal.aborted || unavailable(container, error.message),
     );
   }
 
-  function show(container, sentence, state) {
+  function show(container, sentence, state, signal) {
     performance.mark("atlas:neuron-view:start");
     container.replaceChildren();
     container.dataset.available = "true";
-    const n = sentence.n;
     const firstWord = sentence.special.findIndex((s) => !s);
-    // A decoder's first token can only attend to itself: start from its last token instead.
-    let query = sentence.causal ? n - 1 : firstWord >= 0 ? firstWord : 0;
-
-    const toolbar = el("div", "nv-toolbar");
-    const intro = el("p", "hint nv-intro");
-    const body = el("div", "nv-body");
-    const legend = el("p", "nv-legends");
-    const check = el("p", "hint nv-check");
-    container.append(toolbar, intro, legend, body, check);
-
-    function draw() {
-      const { layer, head } = state.get();
-      const focused = document.activeElement;
-      const focusToken = container.contains(focused) && focused.classList.contains("nv-token");
-      const oldScroller = body.querySelector(".nv-scroll");
-      const scrolled = oldScroller ? [oldScroller.scrollLeft, oldScroller.scrollTop] : [0, 0];
-      const r = compute(sentence, layer, head, query);
-      container.dataset.layer = layer;
-      container.dataset.head = head;
-      container.dataset.query = query;
-      container.dataset.maxDiff = r.maxDiff.toFixed(6);
-
-      toolbar.replaceChildren(
-        select("Layer", sentence.layers, layer, (v) => state.select(v, state.get().head, SOURCE)),
-        select("Head", sentence.heads, head, (v) => state.select(state.get().layer, v, SOURCE)),
-        el("span", "nv-current", `${window.AtlasData.headName(layer, head)} · query `),
-      );
-      toolbar.lastChild.append(el("b", "nv-query-name", sentence.tokens[query]));
-      intro.textContent =
-        `Click a token to make it the query. For query token i, head ` +
-        `${window.AtlasData.headName(layer, head)} scores every key token j by q·k_j/√d ` +
-        `(d = ${r.d}) and turns the scores into attention with a softmax` +
-        (sentence.causal ? "; as the model is causal, keys after the query are masked out." : ".");
-
-      const qScale = colourScale([r.q]);
-      const kScale = colourScale(r.keys);
-      const productScale = colourScale(r.products);
-      const cell = Math.max(3, Math.min(10, Math.floor(VECTOR_WIDTH / r.d)));
-
-      const table = el("table", "nv-table");
-      const head1 = el("tr");
-      for (const [text, cls] of [
-        ["token", "nv-h-token"],
-        ["key vector k_j", "nv-h-vec"],
-        ["q ⊙ k_j", "nv-h-vec"],
-        ["q·k_j/√d", "nv-h-num"],
-        ["softmax", "nv-h-bar"],
-        ["model attention", "nv-h-bar"],
-      ]) {
-        const th = el("th", cls, text);
-        th.scope = "col";
-        head1.append(th);
-      }
-      const head2 = el("tr", "nv-query-row");
-      const qLabel = el("th", "nv-qlabel");
-      qLabel.scope = "row";
-      qLabel.append(el("span", "nv-q", "query q: "), el("span", "nv-qtok", sentence.tokens[query]));
-      const qCells = el("td", "nv-vec-cell");
-      qCells.append(strip(r.q, qScale, cell, "q"));
-      const qNote = el("td", "nv-qnote", "q × k_j, dimension by dimension; the score is their sum / √d");
-      qNote.colSpan = 4;
-      head2.append(qLabel, qCells, qNote);
-      const thead = el("thead");
-      thead.append(head1, head2);
-
-      const tbody = el("tbody");
-      for (let j = 0; j < n; j++) {
-        const row = el("tr", "nv-row");
-        row.dataset.index = j;
-        row.dataset.score = r.masked[j] ? "masked" : r.scores[j].toFixed(6);
-        row.dataset.softmax = r.probs[j].toFixed(6);
-        row.dataset.attention = r.attention[j].toFixed(6);
-        if (j === query) row.classList.add("nv-self");
-        if (r.masked[j]) row.classList.add("nv-masked");
-        if (sentence.special[j]) row.classList.add("nv-special");
-        else if (sentence.segments[j] === 1) row.classList.add("nv-seg-b");
-
-        const tokenCell = el("th", "nv-token-cell");
-        tokenCell.scope = "row";
-        const button = el("button", "nv-token", sentence.tokens[j]);
-        button.type = "button";
-        button.dataset.index = j;
-        button.title = `${sentence.tokens[j]} (token ${j + 1}): click to make it the query`;
-        button.setAttribute("aria-pressed", String(j === query));
-        button.addEventListener("click", () => {
-          query = j;
-          draw();
-        });
-        tokenCell.append(button);
-
-        const keyCell = el("td", "nv-vec-cell");
-        keyCell.append(strip(r.keys[j], kScale, cell, `k_${j}`));
-        const productCell = el("td", "nv-vec-cell");
-        productCell.append(strip(r.products[j], productScale, cell, `q⊙k_${j}`));
-        const dot = r.scores[j];
-        const scoreCell = el("td", "nv-score", r.masked[j] ? "masked" : fixed(dot, 2));
-        scoreCell.title = r.masked[j]
-          ? `key ${j + 1} comes after the query: masked (−∞), probability 0`
-          : `q·k_${j}/√${r.d} = ${fixed(dot, 4)}`;
-        const diff = Math.abs(r.probs[j] - r.attention[j]);
-        const pair = `${sentence.tokens[query]} → ${sentence.tokens[j]}`;
-        const softCell = el("td", "nv-bar-cell");
-        const model = fixed(r.attention[j], 4);
-        softCell.append(bar(r.probs[j], "nv-soft",
-          `${pair}: softmax ${fixed(r.probs[j], 4)} (model ${model}, difference ${fixed(diff, 4)})`));
-        const modelCell = el("td", "nv-bar-cell");
-        modelCell.append(bar(r.attention[j], "nv-model", `${pair}: model attention ${model}`));
-        row.append(tokenCell, keyCell, productCell, scoreCell, softCell, modelCell);
-        tbody.append(row);
-      }
-      table.append(thead, tbody);
-      const scroller = el("div", "nv-scroll");
-      scroller.append(table);
-      body.replaceChildren(scroller);
-      [scroller.scrollLeft, scroller.scrollTop] = scrolled;
-
-      legend.replaceChildren(
-        swatch(qScale, "q"),
-        swatch(kScale, "k"),
-        swatch(productScale, "q ⊙ k"),
-        el("span", "nv-legend-note", "white = 0; larger values at full colour; hover a cell for its value"),
-      );
-      check.textContent =
-        `Largest difference between this softmax and the model's attention for this query: ` +
-        `${fixed(r.maxDiff, 4)} (both are stored rounded, so they differ slightly).`;
-      if (focusToken) {
-        const again = container.querySelector(`button.nv-token[data-index="${query}"]`);
-        if (again) again.focus();
-      }
-    }
-
-    state.subscribe(() => draw());
-    draw();
+    const nv = {
+      container, sentence, state,
+      // A decoder's first token can only attend to itself: start from its last token instead.
+      query: sentence.causal ? sentence.n - 1 : firstWord >= 0 ? firstWord : 0,
+      toolbar: el("div", "nv-toolbar"),
+      intro: el("p", "hint nv-intro"),
+      body: el("div", "nv-body"),
+      legend: el("p", "nv-legends"),
+      check: el("p", "hint nv-check"),
+    };
+    container.append(nv.toolbar, nv.intro, nv.legend, nv.body, nv.check);
+    window.AtlasViews.follow(state, () => draw(nv), signal);
+    draw(nv);
     performance.measure("atlas:neuron-view", "atlas:neuron-view:start");
+  }
+
+  // The functions below share one object, nv: {container, sentence, state, query (the query
+  // token), toolbar, intro, body, legend, check (the view's parts)}; r is compute()'s result.
+
+  /** Draws the selected head for the query token, keeping the scroll position and the focus
+   * on the query token across redraws. */
+  function draw(nv) {
+    const { container, body } = nv;
+    const { layer, head } = nv.state.get();
+    const focused = document.activeElement;
+    const focusToken = container.contains(focused) && focused.classList.contains("nv-token");
+    const oldScroller = body.querySelector(".nv-scroll");
+    const scrolled = oldScroller ? [oldScroller.scrollLeft, oldScroller.scrollTop] : [0, 0];
+    const r = compute(nv.sentence, layer, head, nv.query);
+    Object.assign(container.dataset, { layer, head, query: nv.query, maxDiff: r.maxDiff.toFixed(6) });
+    drawToolbar(nv, layer, head, r);
+    const scales = { q: colourScale([r.q]), k: colourScale(r.keys), product: colourScale(r.products) };
+    const cell = Math.max(3, Math.min(10, Math.floor(VECTOR_WIDTH / r.d)));
+    const scroller = el("div", "nv-scroll");
+    scroller.append(table(nv, r, scales, cell));
+    body.replaceChildren(scroller);
+    [scroller.scrollLeft, scroller.scrollTop] = scrolled;
+    drawLegend(nv, r, scales);
+    if (focusToken) {
+      const again = container.querySelector(`button.nv-token[data-index="${nv.query}"]`);
+      if (again) again.focus();
+    }
+  }
+
+  /** The layer and head menus (through the shared state), the head and query, the intro. */
+  function drawToolbar(nv, layer, head, r) {
+    const { sentence, state } = nv;
+    const name = window.AtlasData.headName(layer, head);
+    nv.toolbar.replaceChildren(
+      select("Layer", sentence.layers, layer, (v) => state.select(v, state.get().head, SOURCE)),
+      select("Head", sentence.heads, head, (v) => state.select(state.get().layer, v, SOURCE)),
+      el("span", "nv-current", `${name} · query `),
+    );
+    nv.toolbar.lastChild.append(el("b", "nv-query-name", sentence.tokens[nv.query]));
+    nv.intro.textContent =
+      `Click a token to make it the query. For query token i, head ` +
+      `${name} scores every key token j by q·k_j/√d ` +
+      `(d = ${r.d}) and turns the scores into attention with a softmax` +
+      (sentence.causal ? "; as the model is causal, keys after the query are masked out." : ".");
+  }
+
+  function drawLegend(nv, r, scales) {
+    nv.legend.replaceChildren(
+      swatch(scales.q, "q"),
+      swatch(scales.k, "k"),
+      swatch(scales.product, "q ⊙ k"),
+      el("span", "nv-legend-note", "white = 0; larger values at full colour; hover a cell for its value"),
+    );
+    nv.check.textContent =
+      `Largest difference between this softmax and the model's attention for this query: ` +
+      `${fixed(r.maxDiff, 4)} (both are stored rounded, so they differ slightly).`;
+  }
+
+  /** Column headings, then the query's row with q itself. */
+  function tableHead(nv, r, scales, cell) {
+    const columns = el("tr");
+    for (const [text, cls] of [
+      ["token", "nv-h-token"],
+      ["key vector k_j", "nv-h-vec"],
+      ["q ⊙ k_j", "nv-h-vec"],
+      ["q·k_j/√d", "nv-h-num"],
+      ["softmax", "nv-h-bar"],
+      ["model attention", "nv-h-bar"],
+    ]) {
+      const th = el("th", cls, text);
+      th.scope = "col";
+      columns.append(th);
+    }
+    const queryRow = el("tr", "nv-query-row");
+    const qLabel = el("th", "nv-qlabel");
+    qLabel.scope = "row";
+    qLabel.append(el("span", "nv-q", "query q: "), el("span", "nv-qtok", nv.sentence.tokens[nv.query]));
+    const qCells = el("td", "nv-vec-cell");
+    qCells.append(strip(r.q, scales.q, cell, "q"));
+    const qNote = el("td", "nv-qnote", "q × k_j, dimension by dimension; the score is their sum / √d");
+    qNote.colSpan = 4;
+    queryRow.append(qLabel, qCells, qNote);
+    const thead = el("thead");
+    thead.append(columns, queryRow);
+    return thead;
+  }
+
+  function table(nv, r, scales, cell) {
+    const tbody = el("tbody");
+    for (let j = 0; j < nv.sentence.n; j++) tbody.append(keyRow(nv, r, j, scales, cell));
+    const out = el("table", "nv-table");
+    out.append(tableHead(nv, r, scales, cell), tbody);
+    return out;
+  }
+
+  /** The row header of key j: a button that makes it the query. */
+  function tokenButton(nv, j) {
+    const { sentence } = nv;
+    const tokenCell = el("th", "nv-token-cell");
+    tokenCell.scope = "row";
+    const button = el("button", "nv-token", sentence.tokens[j]);
+    button.type = "button";
+    button.dataset.index = j;
+    button.title = `${sentence.tokens[j]} (token ${j + 1}): click to make it the query`;
+    button.setAttribute("aria-pressed", String(j === nv.query));
+    button.addEventListener("click", () => {
+      nv.query = j;
+      draw(nv);
+    });
+    tokenCell.append(button);
+    return tokenCell;
+  }
+
+  /** The cells of key j: k_j, q⊙k_j, the score, the softmax and the model's attention. */
+  function keyCells(nv, r, j, scales, cell) {
+    const { tokens } = nv.sentence;
+    const vector = (values, scale, label) => {
+      const td = el("td", "nv-vec-cell");
+      td.append(strip(values, scale, cell, label));
+      return td;
+    };
+    const dot = r.scores[j];
+    const scoreCell = el("td", "nv-score", r.masked[j] ? "masked" : fixed(dot, 2));
+    scoreCell.title = r.masked[j]
+      ? `key ${j + 1} comes after the query: masked (−∞), probability 0`
+      : `q·k_${j}/√${r.d} = ${fixed(dot, 4)}`;
+    const diff = Math.abs(r.probs[j] - r.attention[j]);
+    const pair = `${tokens[nv.query]} → ${tokens[j]}`;
+    const model = fixed(r.attention[j], 4);
+    const softCell = el("td", "nv-bar-cell");
+    softCell.append(bar(r.probs[j], "nv-soft",
+      `${pair}: softmax ${fixed(r.probs[j], 4)} (model ${model}, difference ${fixed(diff, 4)})`));
+    const modelCell = el("td", "nv-bar-cell");
+    modelCell.append(bar(r.attention[j], "nv-model", `${pair}: model attention ${model}`));
+    return [vector(r.keys[j], scales.k, `k_${j}`), vector(r.products[j], scales.product, `q⊙k_${j}`), scoreCell, softCell, modelCell];
+  }
+
+  /** Key j's row, carrying its numbers as data-* for tests (see rows()). */
+  function keyRow(nv, r, j, scales, cell) {
+    const { sentence } = nv;
+    const row = el("tr", "nv-row");
+    row.dataset.index = j;
+    row.dataset.score = r.masked[j] ? "masked" : r.scores[j].toFixed(6);
+    row.dataset.softmax = r.probs[j].toFixed(6);
+    row.dataset.attention = r.attention[j].toFixed(6);
+    if (j === nv.query) row.classList.add("nv-self");
+    if (r.masked[j]) row.classList.add("nv-masked");
+    if (sentence.special[j]) row.classList.add("nv-special");
+    else if (sentence.segments[j] === 1) row.classList.add("nv-seg-b");
+    row.append(tokenButton(nv, j), ...keyCells(nv, r, j, scales, cell));
+    return row;
   }
 
   /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked}]. */

@@ -1,46 +1,36 @@
 // The sentence page controller: one shared selection (AtlasState) for every view; the URL hash
 // (#L9-H6) follows it, so a link opens the page with a head selected; arrow keys move it.
 // Mounts the head view, the model view and the neuron view, and keeps the labelled heatmap of
-// the selected head (#selected-heatmap) in step.
+// the selected head (#selected-heatmap) in step. Head names, labels and links come from the
+// page contract (AtlasData). AtlasSentencePage.init() may run again: it replaces the last run.
 "use strict";
 (function () {
-  function headLabels() {
-    const script = document.getElementById("head-labels");
-    try {
-      return script ? JSON.parse(script.textContent) : {};
-    } catch (err) {
-      return {};
-    }
-  }
+  const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 
-  function init() {
-    const section = document.querySelector(".sentence-views");
-    if (!section) return;
-    const key = section.dataset.key;
-    const sentence = window.AtlasData.get(key);
-    const fromHash = window.AtlasData.parseHead(location.hash);
-    const state = window.AtlasState.create(sentence.layers, sentence.heads, fromHash || { layer: 1, head: 1 });
-    const labels = headLabels();
-
+  /** The panel of the selected head; returns show(selection), which fills it. */
+  function selectedPanel(key) {
+    const { AtlasData } = window;
     const big = document.getElementById("selected-heatmap");
     const title = document.getElementById("selected-title");
     const badge = document.getElementById("selected-label");
     const link = document.getElementById("selected-link");
-
-    function show({ layer, head }) {
-      const name = window.AtlasData.headName(layer, head);
+    return function show({ layer, head }) {
+      const name = AtlasData.headName(layer, head);
+      const label = AtlasData.headLabel(layer, head);
       window.AtlasHeatmap.draw(big, key, layer, head, { size: 560, width: Math.max(320, big.parentElement.clientWidth) });
       title.textContent = name;
-      const label = labels[name];
       badge.hidden = !label;
       badge.textContent = label || "";
-      badge.className = label ? `label label-${label.replace(/[[\]]/g, "").toLowerCase()}` : "label";
-      link.href = `../heads/${window.AtlasData.headSlug(layer, head)}.html`;
+      badge.className = label ? `label ${AtlasData.labelClass(layer, head)}` : "label";
+      link.href = AtlasData.headHref(layer, head);
       link.textContent = `Open ${name}'s page`;
-    }
+    };
+  }
 
+  /** The address and the panel follow the selection. */
+  function followSelection(state, show, signal) {
     const headView = document.getElementById("head-view");
-    state.subscribe((selection, source) => {
+    window.AtlasViews.follow(state, (selection, source) => {
       show(selection);
       const hash = `#${window.AtlasData.headName(selection.layer, selection.head)}`;
       if (source !== "hash" && location.hash !== hash) history.replaceState(null, "", hash);
@@ -51,38 +41,60 @@
           headView.parentElement.scrollIntoView({ behavior: "smooth", block: "start" });
         }
       }
-    });
+    }, signal);
+  }
+
+  /** Arrow keys move the selection; a new address (#L9-H6) selects that head. */
+  function bindNavigation(state, signal) {
     document.addEventListener("keydown", (event) => {
       if (event.target.closest && event.target.closest("input, textarea, select")) return;
       if (event.altKey || event.ctrlKey || event.metaKey) return;
-      const moves = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
-      const move = moves[event.key];
+      const move = MOVES[event.key];
       if (!move) return;
       event.preventDefault();
       const { layer, head } = state.get();
       state.select(layer + move[0], head + move[1], "keys");
-    });
+    }, { signal });
     window.addEventListener("hashchange", () => {
       const h = window.AtlasData.parseHead(location.hash);
       if (h) state.select(h.layer, h.head, "hash");
-    });
+    }, { signal });
+  }
 
-    // Each view: one global with mount(container, sentence, state[, options]).
+  /** Each view: one global with mount(container, sentence, state[, options]). The head view
+   * opens on the selected head alone ("all heads" is one click away). */
+  function mountViews(sentence, state) {
     const views = [
-      ["head-view", window.AtlasHeadView, { allHeads: !fromHash }],
-      ["model-view", window.AtlasModelView, { labels }],
-      ["neuron-view", window.AtlasNeuronView, {}],
+      ["head-view", window.AtlasHeadView],
+      ["model-view", window.AtlasModelView],
+      ["neuron-view", window.AtlasNeuronView],
     ];
-    for (const [id, view, options] of views) {
+    for (const [id, view] of views) {
       const container = document.getElementById(id);
       if (!container || !view) continue;
       try {
-        view.mount(container, sentence, state, options);
+        view.mount(container, sentence, state);
       } catch (err) {
         console.error(`${id}:`, err); // one broken view leaves the others working
       }
     }
+  }
+
+  function init() {
+    const section = document.querySelector(".sentence-views");
+    if (!section) return;
+    const signal = window.AtlasViews.remount(section);
+    const key = section.dataset.key;
+    const sentence = window.AtlasData.get(key);
+    const fromHash = window.AtlasData.parseHead(location.hash);
+    const state = window.AtlasState.create(sentence.layers, sentence.heads, fromHash || { layer: 1, head: 1 });
+    const show = selectedPanel(key);
+    followSelection(state, show, signal);
+    bindNavigation(state, signal);
+    mountViews(sentence, state);
     show(state.get());
   }
+
+  window.AtlasSentencePage = { init };
   document.addEventListener("DOMContentLoaded", init);
 })();

@@ -54,5 +54,26 @@
   /** Heads of the model, 1..heads. */
   const range = (count) => Array.from({ length: count }, (_, i) => i + 1);
 
-  window.AtlasViews = { PALETTE, headColour, inkOn, el, tokenClass, isPair, range };
+  // Each container's current mount. Mounting again must not stack listeners on document and
+  // window or subscriptions on the shared state, so everything a mount ties to its signal ends
+  // when the next mount on that container starts.
+  const lifetimes = new WeakMap();
+
+  /** Ends the previous mount on container and returns the new mount's AbortSignal: pass it to
+   * addEventListener(..., {signal}) and follow(). */
+  function remount(container) {
+    const previous = lifetimes.get(container);
+    if (previous) previous.abort();
+    const controller = new AbortController();
+    lifetimes.set(container, controller);
+    return controller.signal;
+  }
+
+  /** state.subscribe(fn) until signal aborts. */
+  function follow(state, fn, signal) {
+    const unsubscribe = state.subscribe(fn);
+    signal.addEventListener("abort", unsubscribe, { once: true });
+  }
+
+  window.AtlasViews = { PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow };
 })();
