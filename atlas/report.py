@@ -38,7 +38,6 @@ class AtlasFileError(ValueError):
 class ModelCard(ModelInfo):
     """The runner's ModelInfo plus what the run found out about the model."""
 
-    causal: bool
     neuron_view: bool  # queries and keys kept, and they reproduce the model's attention
     neuron_note: str  # why not, when neuron_view is False
 
@@ -299,11 +298,10 @@ def measure(
     distances = clusters.HeadDistances(layers, heads)
     kept: dict[int, View] = {}
     sentence_rows: dict[int, tuple[int, bool]] = {}
-    causal = False
+    causal = info.causal  # decided once by the runner, not by whichever sentence comes first
     neuron_note = runner.qk.note
     for record in runner.run(examples, batch_size=batch_size, progress=progress):
-        if head_stats is None:  # causal or not is read off the attention, not the config
-            causal = bool(record.n > 1 and np.allclose(np.triu(record.attention, 1), 0.0))
+        if head_stats is None:
             head_stats = stats.HeadStats(layers, heads, causal, keep=EXAMPLES_PER_HEAD)
             if not neuron_note and not reproduces_attention(record, causal):
                 neuron_note = (
@@ -367,7 +365,6 @@ def measure(
         title=title,
         model=ModelCard(
             **dataclasses.asdict(info),
-            causal=causal,
             neuron_view=not neuron_note,
             neuron_note=neuron_note,
         ),
