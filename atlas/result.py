@@ -30,7 +30,6 @@ class AtlasFileError(ValueError):
 class ModelCard(ModelInfo):
     """The runner's ModelInfo plus what the run found out about the model."""
 
-    causal: bool
     neuron_view: bool  # queries and keys kept, and they reproduce the model's attention
     neuron_note: str  # why not, when neuron_view is False
 
