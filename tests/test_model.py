@@ -58,14 +58,20 @@ def test_causal_is_decided_from_the_model(tiny_model, family, causal):
     assert atlas.model.causal is causal
 
 
-def test_unknown_hub_id_offline_fails_at_once(monkeypatch):
-    """HF_HUB_OFFLINE set (after huggingface_hub read it at import): one clear line, no retries."""
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+def unknown_hub_error() -> str:
+    """The one-line message of loading a hub id that exists nowhere."""
     with pytest.raises(ModelError) as err:
         Runner("no-such-org/no-such-model", device="cpu")
     message = str(err.value)
     assert message.startswith("cannot load model 'no-such-org/no-such-model': ")
-    assert "HF_HUB_OFFLINE" in message and "\n" not in message
+    assert "\n" not in message
+    return message
+
+
+def test_unknown_hub_id_offline_fails_at_once(monkeypatch):
+    """HF_HUB_OFFLINE set (after huggingface_hub read it at import): one clear line, no retries."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert "HF_HUB_OFFLINE" in unknown_hub_error()
 
 
 def test_unknown_hub_id_unreachable_hub_fails_at_once(monkeypatch):
@@ -73,11 +79,7 @@ def test_unknown_hub_id_unreachable_hub_fails_at_once(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     monkeypatch.setattr(atlas_model, "hub_reachable", lambda: False)
-    with pytest.raises(ModelError) as err:
-        Runner("no-such-org/no-such-model", device="cpu")
-    message = str(err.value)
-    assert message.startswith("cannot load model 'no-such-org/no-such-model': ")
-    assert "cannot be reached" in message and "\n" not in message
+    assert "cannot be reached" in unknown_hub_error()
 
 
 def test_hub_reachable_is_false_for_a_closed_port(monkeypatch):
