@@ -56,7 +56,7 @@ def test_head_page_shows_charts_and_example_heatmaps(browser, default_site):
     page, rep = browser.open(default_site / "heads" / f"{head.slug}.html")
     page.wait_for_function("document.querySelectorAll('div.vega.drawn svg.marks').length === 2")
     canvases = page.locator("canvas.heatmap")
-    assert canvases.count() == len(head.examples) == 3
+    assert canvases.count() == len(head.parts["examples"]) == 3
     for i in range(canvases.count()):
         box = canvases.nth(i).bounding_box()
         assert box and box["width"] > 100 and box["height"] > 100
