@@ -34,7 +34,9 @@ class ViewData(Analysis):
         self.checked = bool(self.note)
 
     def _keep(self, record: Record) -> None:
-        if not self.checked:  # the first record with vectors decides for the whole run
+        # The first kept record of two tokens or more decides for the whole run (a one-token
+        # record's softmax is 1 whatever its vectors, so it proves nothing).
+        if not self.checked and record.n >= 2:
             self.checked = True
             if not reproduces_attention(record, self.run.causal):
                 self.note = NOT_REPRODUCED
