@@ -1,7 +1,7 @@
 """Golden pages: a small site rendered from a stored atlas, compared byte for byte with the
 pages kept in tests/snapshots/ (after pdoc's test/test_snapshot.py).
 
-The stored atlas (tests/snapshots/site/: atlas.json and its data/) was built once with the tiny
+The stored atlas (tests/snapshots/stored-atlas/: atlas.json and its data/) was built once with the tiny
 random BERT of tests/tiny_models.py, so rendering it needs no model and gives the same bytes on
 every machine. A change to a template shows here as a readable diff of the page it changes.
 
@@ -24,7 +24,7 @@ from atlas.site import render
 
 HERE = Path(__file__).resolve().parent
 SNAPSHOTS = HERE / "snapshots"
-STORED = SNAPSHOTS / "site"  # the input: atlas.json and data/
+STORED = SNAPSHOTS / "stored-atlas"  # the input: atlas.json and data/
 PAGES = [
     "index.html",
     "heads/index.html",
