@@ -1,9 +1,9 @@
 """Golden pages: a small site rendered from a stored atlas, compared byte for byte with the
 pages kept in tests/snapshots/ (after pdoc's test/test_snapshot.py).
 
-The stored atlas (tests/snapshots/stored-atlas/: atlas.json and its data/) was built once with the tiny
-random BERT of tests/tiny_models.py, so rendering it needs no model and gives the same bytes on
-every machine. A change to a template shows here as a readable diff of the page it changes.
+The stored atlas (tests/snapshots/stored-atlas/: atlas.json and its data/) was built once with
+the tiny random BERT of tests/tiny_models.py, so rendering it needs no model and gives the same
+bytes on every machine. A change to a template shows here as a readable diff of the page it changes.
 
 Refresh, after checking that every change is meant (rebuilds the stored atlas too):
 
