@@ -13,6 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+from .analyses import MIN_RELATION
 from .analyses.base import Analysis
 from .corpus import read_corpus
 from .model import Runner
@@ -35,6 +36,7 @@ def build(
     batch_size: int = 16,
     limit: int | None = None,
     views: int = 200,
+    min_relation: int = MIN_RELATION,
     title: str | None = None,
     templates: str | Path | None = None,
     analyses: Sequence[Analysis] | None = None,
@@ -72,6 +74,7 @@ def build(
         views=views,
         limit=limit,
         progress=progress,
+        min_relation=min_relation,
     )
     if atlas.corpus.truncated:
         log.warning(

@@ -205,3 +205,40 @@ def offset_profile(atlas: Atlas, head: Head) -> dict:
     )
     ticks = base.mark_tick(color="#e45756", thickness=2, size=14).encode(y="layer:Q")
     return _spec((bars + ticks).properties(width=420, height=180, title="Offset profile"))
+
+
+def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
+    """Relation × head: each cell the head's accuracy on the relation, in the better of its two
+    directions; a cell links to its head's page."""
+    syntax = atlas.results["syntax"]
+    rows = [
+        {
+            "relation": relation,
+            "name": h.name,
+            "flat": flat,
+            "accuracy": values[flat],
+            "url": head_url(h, prefix),
+        }
+        for relation, values in syntax["matrix"].items()
+        for flat, h in enumerate(atlas.heads)
+    ]
+    order = [h.name for h in atlas.heads]
+    chart = (
+        alt.Chart(alt.Data(values=rows))
+        .mark_rect()
+        .encode(
+            x=alt.X("name:N", sort=order, title="head", axis=alt.Axis(labelAngle=-90)),
+            y=alt.Y("relation:N", sort=list(syntax["matrix"]), title=None),
+            color=alt.Color(
+                "accuracy:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="accuracy"
+            ),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("relation:N"),
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("accuracy:Q", format=".3f"),
+            ],
+        )
+        .properties(width=max(300, 11 * len(order)), height=14 * len(syntax["matrix"]))
+    )
+    return _spec(chart)

@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .analyses import MIN_RELATION
 from .build import build, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
@@ -123,6 +124,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="DEVICE",
         help="auto, cpu or cuda (default: auto = cuda if available)",
     )
+    build.add_argument(
+        "--min-relation",
+        type=positive,
+        default=MIN_RELATION,
+        metavar="N",
+        help="the Syntax page lists dependency relations with at least N dependents in the "
+        f"corpus (default: {MIN_RELATION}); needs gold trees (.conllu, or JSONL with heads)",
+    )
     build.add_argument("--title", help="title of the site (default: from the model and input)")
     build.add_argument(
         "--limit", type=positive, metavar="N", help="use only the first N sentences of INPUT"
@@ -170,6 +179,7 @@ def run_build(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         limit=args.limit,
         views=args.views,
+        min_relation=args.min_relation,
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),

@@ -33,6 +33,11 @@ def head_name(layer: int, head: int) -> str:
     return f"L{layer}-H{head}"
 
 
+def head_names(layers: int, heads: int) -> list[str]:
+    """Every head's name in model order: L1-H1, L1-H2, ..., L2-H1, ..."""
+    return [head_name(layer + 1, head + 1) for layer in range(layers) for head in range(heads)]
+
+
 def head_slug(layer: int, head: int) -> str:
     """L09-H06: the file name stem, zero-padded so files sort in model order."""
     return f"L{layer:02d}-H{head:02d}"

@@ -81,6 +81,10 @@ class Record:
     truncated: bool = False
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
+    words: list[str] | None = None  # the example's words, when known
+    word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1 for specials
+    heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1 = root
+    deprels: list[str] | None = None  # each word's gold relation
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property

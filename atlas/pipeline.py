@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import contract
-from .analyses import default_analyses
+from .analyses import MIN_RELATION, default_analyses
 from .analyses.base import QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
@@ -41,13 +41,14 @@ def measure(
     views: int = 200,
     limit: int | None = None,
     progress: bool = False,
+    min_relation: int = MIN_RELATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
-    ``analyses`` default to ``default_analyses(views)``; their order is the order in which
-    they finish (an analysis may use the results of those before it)."""
+    ``analyses`` default to ``default_analyses(views, min_relation)``; their order is the
+    order in which they finish (an analysis may use the results of those before it)."""
     if analyses is None:
-        analyses = default_analyses(views)
+        analyses = default_analyses(views, min_relation)
     _check_names(analyses)
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
@@ -170,6 +171,7 @@ def assemble(results: dict[str, Result], analyses: Sequence[Analysis], run: RunI
             page: [a.sections[page] for a in analyses if page in a.sections] for page in PAGES
         },
         "labels": results["heads"].data["labels"] if "heads" in results else [],
+        "pages": {path: page for result in results.values() for path, page in result.pages.items()},
     }
 
 

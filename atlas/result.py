@@ -92,6 +92,7 @@ class Atlas:
     results: dict[str, dict[str, Any]]  # each analysis's own data, by analysis name
     tables: list[Table]
     sections: dict[str, list[str]]  # page -> the analyses' section templates, in order
+    pages: dict[str, dict[str, str]]  # the analyses' own pages: path -> {template, title}
     sentences: list[Sentence]
     views: list[View]  # the sentences with a page; kept in data/, not in atlas.json
     schema_version: int = SCHEMA_VERSION
@@ -157,6 +158,7 @@ def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
         results=data["results"],
         tables=[Table(**t) for t in data["tables"]],
         sections=data["sections"],
+        pages=data["pages"],
         sentences=[Sentence(**s) for s in data["sentences"]],
         views=views if views is not None else [View(**v) for v in data["views"]],
         schema_version=data["schema_version"],

@@ -126,6 +126,8 @@ def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]
     for flat, head in enumerate(atlas.heads):
         path = contract.head_page(head.layer, head.head)
         yield page(path, "head.html", **head_context(atlas, flat))
+    for path, own in sorted(atlas.pages.items()):
+        yield page(path, own["template"])
     yield page("sentences/index.html", "sentences.html")
     with_view = [s for s in atlas.sentences if s.has_view]
     for position, sentence in enumerate(with_view):

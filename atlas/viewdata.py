@@ -36,6 +36,11 @@ class View:
     query_scale: str = ""
     key: str = ""
     key_scale: str = ""
+    # Words, when known: the words, each token's word (-1: special), and the gold arcs
+    # [dependent, head, relation] as word indices (head -1: the root).
+    words: list[str] | None = None
+    word_of: list[int] | None = None
+    arcs: list[list] | None = None
 
     def matrix(self, layers: int, heads: int) -> np.ndarray:
         """The attention as float32 [L, H, n, n] (values to within 1/(2·scale))."""
@@ -72,6 +77,14 @@ def make_view(record: Record, with_qk: bool) -> View:
         special=[int(s) for s in record.special],
         attention=quantise(record.attention),
     )
+    if record.words is not None and record.word_of is not None:
+        view.words = list(record.words)
+        view.word_of = [int(w) for w in record.word_of]
+        if record.heads is not None:
+            view.arcs = [
+                [d, int(h), record.deprels[d] if record.deprels else ""]
+                for d, h in enumerate(record.heads)
+            ]
     if with_qk and record.query is not None and record.key is not None:
         view.query, view.query_scale = quantise_vectors(record.query)
         view.key, view.key_scale = quantise_vectors(record.key)
@@ -108,6 +121,9 @@ def data_script(
         "attention": view.attention,
         "neuron": neuron,
     }
+    for name, value in (("words", view.words), ("wordOf", view.word_of), ("arcs", view.arcs)):
+        if value is not None:
+            payload[name] = value
     return _script(DATA_PREFIX, contract.DATA_GLOBAL, key, payload)
 
 
@@ -138,4 +154,7 @@ def read_view(path: Path) -> View:
         query_scale=vectors.get("query_scale", ""),
         key=vectors.get("key", ""),
         key_scale=vectors.get("key_scale", ""),
+        words=payload.get("words"),
+        word_of=payload.get("wordOf"),
+        arcs=payload.get("arcs"),
     )

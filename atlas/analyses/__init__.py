@@ -8,12 +8,28 @@ from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
 from .pairs import TokenPairs
+from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
 
-__all__ = ["Analysis", "Column", "Result", "RunInfo", "Table", "default_analyses"]
+__all__ = [
+    "MIN_RELATION",
+    "Analysis",
+    "Column",
+    "Result",
+    "RunInfo",
+    "Table",
+    "default_analyses",
+]
 
 
-def default_analyses(views: int = 200) -> list[Analysis]:
+def default_analyses(views: int = 200, min_relation: int = MIN_RELATION) -> list[Analysis]:
     """The built-in analyses, in the order they finish (examples need the heads' labels, the
-    view data needs the examples)."""
-    return [HeadMetrics(), HeadDistances(), ExampleSentences(), TokenPairs(), ViewData(views)]
+    view data needs the sentences the others link to)."""
+    return [
+        HeadMetrics(),
+        HeadDistances(),
+        ExampleSentences(),
+        TokenPairs(),
+        Syntax(min_relation),
+        ViewData(views),
+    ]

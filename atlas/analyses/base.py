@@ -96,6 +96,10 @@ class Result:
     data: dict[str, Any] = field(default_factory=dict)
     # Per-sentence data for pages, by sentence index (the view data's kept attention).
     sentences: dict[int, Any] = field(default_factory=dict)
+    # Sentences its pages link to, which therefore need a page of their own.
+    wanted: set[int] = field(default_factory=set)
+    # Pages of its own: path -> {"template": ..., "title": ...} (the title goes in the menu).
+    pages: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -57,6 +57,5 @@ class ExampleSentences(Analysis):
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         labels = results["heads"].parts["label"]
-        return Result(
-            parts={"examples": [self.best(label, flat) for flat, label in enumerate(labels)]}
-        )
+        examples = [self.best(label, flat) for flat, label in enumerate(labels)]
+        return Result(parts={"examples": examples}, wanted={i for e in examples for i in e})

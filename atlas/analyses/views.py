@@ -1,7 +1,8 @@
 """View data: the attention (and queries and keys) of the sentences that get a page.
 
-The first ``limit`` sentences are kept as they stream by; the example sentences of head pages
-are known only at the end, so those outside the first ``limit`` are asked for again
+The first ``limit`` sentences are kept as they stream by; the sentences other analyses' pages
+link to (``Result.wanted``: the example sentences of head pages, of relations) are known only at
+the end, so those outside the first ``limit`` are asked for again
 (``revisit``) rather than holding every sentence in memory."""
 
 from __future__ import annotations
@@ -49,8 +50,7 @@ class ViewData(Analysis):
     wanted: frozenset[int] = frozenset()
 
     def revisit(self, results: Mapping[str, Result]) -> list[int]:
-        examples = results["examples"].parts["examples"]
-        self.wanted = frozenset(i for indices in examples for i in indices)
+        self.wanted = frozenset().union(*(result.wanted for result in results.values()))
         return sorted(self.wanted - set(self.kept))
 
     def finish(self, results: Mapping[str, Result]) -> Result:

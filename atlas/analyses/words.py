@@ -1,0 +1,48 @@
+"""Word-level attention (Clark et al. 2019, §4.1): attention between words instead of tokens.
+
+Units: walk the tokens in order; a token of no word (a special token) is a unit of its own; a
+token whose word differs from the previous token's starts a new unit; otherwise it joins the
+current one. Attention TO a unit is the sum over its tokens' columns; attention FROM a unit is
+the mean over its tokens' rows, so each row still sums to 1. The pages' scripts (atlas-data.js)
+compute the same units from the same ``wordOf`` list.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..model import Record
+
+
+def units(word_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(unit of each token [n], word of each unit [u] with -1 for special-token units)."""
+    unit_of = np.empty(len(word_of), dtype=np.int64)
+    words: list[int] = []
+    previous = None
+    for t, w in enumerate(int(x) for x in word_of):
+        if w < 0 or w != previous:
+            words.append(w)
+        unit_of[t] = len(words) - 1
+        previous = w if w >= 0 else None
+    return unit_of, np.array(words, dtype=np.int64)
+
+
+def word_level(attention: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
+    """[..., n, n] token attention to [..., u, u] unit attention: TO = sum, FROM = mean."""
+    n = attention.shape[-1]
+    count = int(unit_of.max()) + 1 if n else 0
+    member = np.zeros((n, count))
+    member[np.arange(n), unit_of] = 1.0
+    mean_rows = member.T / member.sum(0)[:, None]  # [u, n]
+    return mean_rows @ np.asarray(attention, dtype=np.float64) @ member
+
+
+def record_words(record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(unit of each token, word of each unit, word-level attention [L, H, u, u]) of a record
+    with words, computed once per record and shared by every analysis that asks."""
+
+    def compute():
+        unit_of, unit_word = units(record.word_of)
+        return unit_of, unit_word, word_level(record.attention, unit_of)
+
+    return record.derived("words", compute)
