@@ -198,7 +198,7 @@ def _jsonl_tree(where: str, record: dict) -> Tree:
         raise CorpusError(f"{where}: 'heads' must be a list of integers")
     if len(heads) != len(words):
         raise CorpusError(f"{where}: {len(heads)} 'heads' for {len(words)} 'words'")
-    _check_heads(where, heads, [f"word {i}" for i in range(1, len(heads) + 1)])
+    _check_heads(heads, [f"{where}: word {i}" for i in range(1, len(heads) + 1)])
     if deprels is not None:
         if not isinstance(deprels, list) or not all(
             isinstance(d, str) and d.strip() for d in deprels
@@ -210,22 +210,21 @@ def _jsonl_tree(where: str, record: dict) -> Tree:
     return tuple(words), tuple(heads), deprels
 
 
-def _check_heads(where: str, heads: list[int], names: list[str]) -> None:
+def _check_heads(heads: list[int], names: list[str]) -> None:
     """Heads are 1-based word ids (0 = root), none of them the word itself, and no cycles:
-    whoever reads the tree can walk from any word up to the root."""
+    whoever reads the tree can walk from any word up to the root. ``names``: each word as the
+    message should call it, file and line first."""
     m = len(heads)
     for i, head in enumerate(heads, start=1):
         if not 0 <= head <= m:
-            raise CorpusError(
-                f"{where}: {names[i - 1]} has head {head}, outside the sentence (0 to {m})"
-            )
+            raise CorpusError(f"{names[i - 1]} has head {head}, outside the sentence (0 to {m})")
         if head == i:
-            raise CorpusError(f"{where}: {names[i - 1]} is its own head")
+            raise CorpusError(f"{names[i - 1]} is its own head")
     for i in range(1, m + 1):
         seen, node = set(), i
         while node != 0:
             if node in seen:
-                raise CorpusError(f"{where}: the heads from {names[i - 1]} form a cycle")
+                raise CorpusError(f"{names[i - 1]}: its heads form a cycle")
             seen.add(node)
             node = heads[node - 1]
 
@@ -305,13 +304,13 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], count: int) -> Ex
         forms.append(token["form"])
         heads.append(token["head"])
         deprels.append(token["deprel"])
-        names.append(f"{number}: word {ident}")
+        names.append(f"{path}:{number}: word {ident}")
     if not forms:
         raise CorpusError(
             f"{path}:{block[0][0]}: a sentence with no words (only multi-word tokens or "
             "empty nodes)"
         )
-    _check_heads(str(path), heads, names)
+    _check_heads(heads, names)
     text = sentence.metadata.get("text") or " ".join(forms)
     ident = sentence.metadata.get("sent_id") or str(count)
     return Example(
