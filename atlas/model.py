@@ -516,7 +516,7 @@ class Runner:
         words = list(example.words or ())
         word_of = np.array([-1 if w is None else w for w in word_ids], dtype=np.int32)
         word_of[special] = -1
-        kept = {w for w, s in zip(full_word_ids, special, strict=True) if w is not None and not s}
+        kept = {w for w in full_word_ids if w is not None}  # before truncation
         for position, word in enumerate(words):
             if position not in kept and (example.id, position) not in self._dropped:
                 self._dropped.add((example.id, position))
