@@ -169,3 +169,57 @@ def test_real_ud_sentences_align_with_the_default_model(tmp_path, atlas_log):
             pieces = word_pieces(runner, record, w)
             assert pieces in (normalized(runner, word), "[UNK]"), (word, pieces)
     assert "no tokens" not in atlas_log.text
+
+
+@pytest.fixture(scope="module")
+def tiny_sentencepiece(tmp_path_factory):
+    """A tiny XLM-RoBERTa with a Unigram + Metaspace ('▁') tokenizer, as SentencePiece models
+    are converted to tokenizer.json (the sentencepiece library itself is not needed)."""
+    import torch
+    import transformers
+    from tiny_models import _BPE_CORPUS
+    from tokenizers import Tokenizer, decoders, pre_tokenizers, processors
+    from tokenizers.models import Unigram
+    from tokenizers.trainers import UnigramTrainer
+
+    specials = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    backend = Tokenizer(Unigram())
+    backend.pre_tokenizer = pre_tokenizers.Metaspace()
+    backend.decoder = decoders.Metaspace()
+    trainer = UnigramTrainer(
+        vocab_size=200, special_tokens=specials, unk_token="<unk>", show_progress=False
+    )
+    backend.train_from_iterator(_BPE_CORPUS, trainer=trainer)
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A </s>", pair="<s> $A </s> </s> $B </s>",
+        special_tokens=[("<s>", 0), ("</s>", 2)],
+    )  # fmt: skip
+    tokenizer = transformers.XLMRobertaTokenizerFast(
+        tokenizer_object=backend, bos_token="<s>", eos_token="</s>", sep_token="</s>",
+        cls_token="<s>", unk_token="<unk>", pad_token="<pad>", mask_token="<mask>",
+        model_max_length=64,
+    )  # fmt: skip
+    config = transformers.XLMRobertaConfig(
+        vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+        intermediate_size=64, max_position_embeddings=66, type_vocab_size=1, pad_token_id=1,
+        bos_token_id=0, eos_token_id=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    directory = tmp_path_factory.mktemp("tiny-sentencepiece")
+    transformers.AutoModel.from_config(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_sentencepiece_style_alignment(tiny_sentencepiece):
+    """Metaspace ('▁') tokenizers align through word_ids() like the others."""
+    runner = Runner(str(tiny_sentencepiece), device="cpu")
+    words = ("The", "cat", "unbelievable", "sentences", ".")
+    (record,) = runner.run([Example(id="sp", text=" ".join(words), words=words)])
+    assert (record.word_of[record.special] == -1).all()
+    assert (record.word_of[~record.special] >= 0).all()
+    assert np.sum(record.word_of == 2) > 1, "'unbelievable' is split"
+    for w, word in enumerate(words):
+        assert word_pieces(runner, record, w) == word
+    plain = runner.encode(Example(id="p", text=" ".join(words)))
+    assert plain["tokens"] == record.tokens, "same tokens as the plain text"
