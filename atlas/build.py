@@ -35,6 +35,7 @@ def build(
     max_length: int | None = None,
     batch_size: int = 16,
     limit: int | None = None,
+    words: bool = False,
     views: int = 200,
     min_relation: int = MIN_RELATION,
     title: str | None = None,
@@ -47,12 +48,13 @@ def build(
     ``input`` and, if ``output`` is given, write the site there. Returns the Atlas.
 
     ``analyses`` replace the built-in ones (``atlas.analyses.default_analyses(views)``), e.g. to
-    add one of your own. ``write_options`` go to ``atlas.output.write`` (``clean``,
+    add one of your own. ``words``: split .txt lines into words (``--words``), so each record
+    maps its tokens to words. ``write_options`` go to ``atlas.output.write`` (``clean``,
     ``force``)."""
     input = Path(input)
     if output is not None:
         check_output(Path(output), **write_options)  # before the model runs, not after
-    examples = read_corpus(input, limit=limit)
+    examples = read_corpus(input, limit=limit, words=words)
     log.info("read %d sentences from %s", len(examples), input)
     runner = Runner(model, device=device, max_length=max_length, name=model_name)
     info = runner.info

@@ -88,9 +88,18 @@ def parser() -> argparse.ArgumentParser:
         "input",
         type=Path,
         metavar="INPUT",
-        help=f"sentences: {' or '.join(FORMATS)}. .txt: one per line, '#' lines and blank lines "
+        help=f"sentences: {', '.join(FORMATS)}. .txt: one per line, '#' lines and blank lines "
         'skipped, a TAB splits a sentence pair. .jsonl: {"text", "text_b" (optional), '
-        '"id" (optional)} per line.',
+        '"id" (optional)} per line, or "words" (a list) instead of "text", optionally with '
+        '"heads" (1-based, 0 = root) and "deprels". .conllu: Universal Dependencies sentences '
+        "(words, heads and relations from the FORM, HEAD and DEPREL columns; '# text =' and "
+        "'# sent_id =' comments).",
+    )
+    build.add_argument(
+        "--words",
+        action="store_true",
+        help='split each .txt line (and each .jsonl record without "words") on whitespace '
+        "into words, so tokens are mapped to words; not for sentence pairs",
     )
     build.add_argument(
         "--model",
@@ -178,6 +187,7 @@ def run_build(args: argparse.Namespace) -> None:
         max_length=args.max_length,
         batch_size=args.batch_size,
         limit=args.limit,
+        words=args.words,
         views=args.views,
         min_relation=args.min_relation,
         title=args.title,

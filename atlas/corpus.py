@@ -3,21 +3,34 @@
 Formats, chosen by file extension:
 
 - ``.txt``: one sentence per line; blank lines and lines starting with ``#`` are skipped; a TAB
-  splits a line into a sentence pair (A, B).
+  splits a line into a sentence pair (A, B). With ``words=True`` (``--words``) each line is also
+  split on whitespace into words (pairs are refused then: words belong to single sentences).
 - ``.jsonl``: one JSON object per line, ``{"text": ..., "text_b": ... (optional), "id": ...
-  (optional)}``; blank lines are skipped.
+  (optional)}``; blank lines are skipped. A record may give ``"words": [str, ...]``, with
+  ``"heads": [int, ...]`` (1-based id of each word's head, 0 for the root) and then
+  ``"deprels": [str, ...]``; without ``"text"``, the text is the words joined by spaces. With
+  ``words=True``, records without ``"words"`` are split on whitespace.
+- ``.conllu``: Universal Dependencies CoNLL-U, read with the ``conllu`` package. Words are the
+  FORM column, heads column 7, relations column 8 (subtypes such as ``nmod:poss`` kept);
+  multi-word token lines (``1-2``) and empty nodes (``8.1``) are skipped, and nothing is
+  renumbered. ``# text =`` is the sentence's text (else the words joined by spaces), ``# sent_id
+  =`` its id (else the running count).
 
-Both are read as UTF-8, with or without a byte-order mark, with LF or CRLF line ends.
+All are read as UTF-8, with or without a byte-order mark, with LF or CRLF line ends. Errors name
+the file and line, so the user can fix the input without a traceback.
 """
 
 from __future__ import annotations
 
 import codecs
 import json
+import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = (".txt", ".jsonl")
+FORMATS = (".txt", ".jsonl", ".conllu")
+CONLLU_COLUMNS = 10
 
 
 class CorpusError(ValueError):
@@ -26,16 +39,25 @@ class CorpusError(ValueError):
 
 @dataclass(frozen=True)
 class Example:
-    """One input to the model: a sentence, or a sentence pair when ``text_b`` is set."""
+    """One input to the model: a sentence, or a sentence pair when ``text_b`` is set.
+
+    ``words`` (single sentences only) make the runner map tokens to words; ``heads`` and
+    ``deprels`` are a gold dependency tree over those words, in the CoNLL-U convention."""
 
     id: str
     text: str
     text_b: str | None = None
     line: int = 0  # 1-based line in the input file, for messages
+    words: tuple[str, ...] | None = None
+    heads: tuple[int, ...] | None = None  # 1-based id of each word's head, 0 for the root
+    deprels: tuple[str, ...] | None = None  # one relation per word, e.g. "nsubj", "nmod:poss"
 
 
-def read_corpus(path: str | Path, limit: int | None = None) -> list[Example]:
-    """Parse and validate ``path``; return at most ``limit`` examples, in file order."""
+def read_corpus(path: str | Path, limit: int | None = None, words: bool = False) -> list[Example]:
+    """Parse and validate ``path``; return at most ``limit`` examples, in file order.
+
+    ``words``: split .txt lines (and .jsonl records without "words") on whitespace into words,
+    so the runner can say which token belongs to which word."""
     path = Path(path)
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
@@ -58,10 +80,10 @@ def read_corpus(path: str | Path, limit: int | None = None) -> list[Example]:
         ) from None
     # Only LF (and CRLF) end a line: str.splitlines() would also split on U+2028, form feeds...
     lines = [line.removesuffix("\r") for line in text.split("\n")]
-    parse = _parse_txt if suffix == ".txt" else _parse_jsonl
+    parse = {".txt": _parse_txt, ".jsonl": _parse_jsonl, ".conllu": _parse_conllu}[suffix]
     examples: list[Example] = []
     seen: dict[str, int] = {}
-    for example in parse(path, lines):
+    for example in parse(path, lines, words):
         if example.id in seen:
             raise CorpusError(
                 f"{path}:{example.line}: duplicate id {example.id!r} "
@@ -76,7 +98,7 @@ def read_corpus(path: str | Path, limit: int | None = None) -> list[Example]:
     return examples
 
 
-def _parse_txt(path: Path, lines: list[str]):
+def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
     count = 0
     for number, raw in enumerate(lines, start=1):
         stripped = raw.strip()
@@ -90,16 +112,22 @@ def _parse_txt(path: Path, lines: list[str]):
             )
         if any(not part for part in parts):
             raise CorpusError(f"{path}:{number}: empty side of a sentence pair")
+        if words and len(parts) == 2:
+            raise CorpusError(
+                f"{path}:{number}: a sentence pair (TAB) with --words; words are for single "
+                "sentences"
+            )
         count += 1
         yield Example(
             id=str(count),
             text=parts[0],
             text_b=parts[1] if len(parts) == 2 else None,
             line=number,
+            words=tuple(parts[0].split()) if words else None,
         )
 
 
-def _parse_jsonl(path: Path, lines: list[str]):
+def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
     count = 0
     for number, raw in enumerate(lines, start=1):
         if not raw.strip():
@@ -111,16 +139,185 @@ def _parse_jsonl(path: Path, lines: list[str]):
         if not isinstance(record, dict):
             raise CorpusError(f"{path}:{number}: expected a JSON object with a 'text' field")
         text, text_b, ident = record.get("text"), record.get("text_b"), record.get("id")
+        where = f"{path}:{number}"
+        tree = _jsonl_tree(where, record)
+        if text is None and tree[0] is not None:
+            text = " ".join(tree[0])
         if not isinstance(text, str) or not text.strip():
-            raise CorpusError(f"{path}:{number}: 'text' must be a non-empty string")
+            raise CorpusError(f"{where}: 'text' must be a non-empty string")
         if text_b is not None and (not isinstance(text_b, str) or not text_b.strip()):
-            raise CorpusError(f"{path}:{number}: 'text_b' must be a non-empty string or absent")
+            raise CorpusError(f"{where}: 'text_b' must be a non-empty string or absent")
         if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (str, int))):
-            raise CorpusError(f"{path}:{number}: 'id' must be a string or an integer")
+            raise CorpusError(f"{where}: 'id' must be a string or an integer")
+        if text_b is not None and (tree[0] is not None or words):
+            raise CorpusError(
+                f"{where}: 'words' with 'text_b'; words are for single sentences"
+                if tree[0] is not None
+                else f"{where}: a sentence pair ('text_b') with --words; words are for single "
+                "sentences"
+            )
+        if tree[0] is None and words:
+            tree = (tuple(text.split()), None, None)
         count += 1
         yield Example(
             id=str(ident) if ident is not None else str(count),
             text=text.strip(),
             text_b=text_b.strip() if text_b is not None else None,
             line=number,
+            words=tree[0],
+            heads=tree[1],
+            deprels=tree[2],
         )
+
+
+Tree = tuple[tuple[str, ...] | None, tuple[int, ...] | None, tuple[str, ...] | None]
+
+
+def _jsonl_tree(where: str, record: dict) -> Tree:
+    """The record's "words", "heads" and "deprels", checked against each other."""
+    words, heads, deprels = record.get("words"), record.get("heads"), record.get("deprels")
+    if words is None:
+        if heads is not None or deprels is not None:
+            raise CorpusError(f"{where}: 'heads' and 'deprels' need 'words'")
+        return None, None, None
+    if (
+        not isinstance(words, list)
+        or not words
+        or not all(isinstance(w, str) and w.strip() for w in words)
+    ):
+        raise CorpusError(f"{where}: 'words' must be a non-empty list of non-empty strings")
+    if any(w != w.strip() for w in words):
+        raise CorpusError(f"{where}: 'words' must not start or end with whitespace")
+    if heads is None:
+        if deprels is not None:
+            raise CorpusError(f"{where}: 'deprels' need 'heads'")
+        return tuple(words), None, None
+    if not isinstance(heads, list) or not all(
+        isinstance(h, int) and not isinstance(h, bool) for h in heads
+    ):
+        raise CorpusError(f"{where}: 'heads' must be a list of integers")
+    if len(heads) != len(words):
+        raise CorpusError(f"{where}: {len(heads)} 'heads' for {len(words)} 'words'")
+    _check_heads(heads, [f"{where}: word {i}" for i in range(1, len(heads) + 1)])
+    if deprels is not None:
+        if not isinstance(deprels, list) or not all(
+            isinstance(d, str) and d.strip() for d in deprels
+        ):
+            raise CorpusError(f"{where}: 'deprels' must be a list of non-empty strings")
+        if len(deprels) != len(words):
+            raise CorpusError(f"{where}: {len(deprels)} 'deprels' for {len(words)} 'words'")
+        deprels = tuple(deprels)
+    return tuple(words), tuple(heads), deprels
+
+
+def _check_heads(heads: list[int], names: list[str]) -> None:
+    """Heads are 1-based word ids (0 = root), none of them the word itself, and no cycles:
+    whoever reads the tree can walk from any word up to the root. ``names``: each word as the
+    message should call it, file and line first."""
+    m = len(heads)
+    for i, head in enumerate(heads, start=1):
+        if not 0 <= head <= m:
+            raise CorpusError(f"{names[i - 1]} has head {head}, outside the sentence (0 to {m})")
+        if head == i:
+            raise CorpusError(f"{names[i - 1]} is its own head")
+    for i in range(1, m + 1):
+        seen, node = set(), i
+        while node != 0:
+            if node in seen:
+                raise CorpusError(f"{names[i - 1]}: its heads form a cycle")
+            seen.add(node)
+            node = heads[node - 1]
+
+
+def _parse_conllu(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
+    """One Example per sentence block; each block is parsed by ``conllu`` on its own, so an
+    error can name the line it is on (the package itself does not say)."""
+    del words  # a CoNLL-U sentence always has its words
+    for count, block in enumerate(_blocks(lines), start=1):
+        if all(text.lstrip().startswith("#") for _, text in block):
+            raise CorpusError(
+                f"{path}:{block[0][0]}: comment lines with no word lines after them "
+                "(a sentence with no words)"
+            )
+        yield _conllu_sentence(path, block, count)
+
+
+def _blocks(lines: list[str]) -> Iterator[list[tuple[int, str]]]:
+    """Runs of non-blank lines with their 1-based line numbers (blank lines end a sentence)."""
+    block: list[tuple[int, str]] = []
+    for number, text in enumerate(lines, start=1):
+        if text.strip():
+            block.append((number, text))
+        elif block:
+            yield block
+            block = []
+    if block:
+        yield block
+
+
+def _conllu_sentence(path: Path, block: list[tuple[int, str]], count: int) -> Example:
+    import conllu
+    from conllu.exceptions import ParseException
+
+    token_lines = [(n, t) for n, t in block if not t.lstrip().startswith("#")]
+    for number, text in token_lines:
+        columns = text.split("\t")
+        if len(columns) != CONLLU_COLUMNS:
+            raise CorpusError(
+                f"{path}:{number}: {len(columns)} TAB-separated columns; a CoNLL-U word line "
+                f"has {CONLLU_COLUMNS}"
+            )
+        if any(not c.strip() for c in columns) or len(re.split(r"\t| {2,}", text.strip())) != (
+            CONLLU_COLUMNS
+        ):
+            # conllu also splits on two spaces; an empty or spaced column would shift the rest.
+            raise CorpusError(
+                f"{path}:{number}: an empty column, or a column with two spaces in a row "
+                "(write '_' for an empty field)"
+            )
+    try:
+        (sentence,) = conllu.parse("\n".join(t for _, t in block))
+    except ParseException:
+        for number, text in token_lines:  # find the line the package refused
+            try:
+                conllu.parse(text)
+            except ParseException as err:
+                raise CorpusError(f"{path}:{number}: {err}") from None
+        raise CorpusError(f"{path}:{block[0][0]}: not a CoNLL-U sentence") from None
+    if len(sentence) != len(token_lines):  # pragma: no cover - guarded by the checks above
+        raise CorpusError(f"{path}:{block[0][0]}: not a CoNLL-U sentence")
+    forms: list[str] = []
+    heads: list[int] = []
+    deprels: list[str] = []
+    names: list[str] = []
+    for (number, _), token in zip(token_lines, sentence, strict=True):
+        ident = token["id"]
+        if isinstance(ident, tuple):
+            continue  # a multi-word token (1-2) or an empty node (8.1): not a word of the tree
+        if ident != len(forms) + 1:
+            raise CorpusError(
+                f"{path}:{number}: word id {ident}, expected {len(forms) + 1} (word ids run "
+                "1, 2, 3, ... in each sentence)"
+            )
+        if token["head"] is None:
+            raise CorpusError(f"{path}:{number}: head '_' is not a word id (atlas needs a tree)")
+        forms.append(token["form"])
+        heads.append(token["head"])
+        deprels.append(token["deprel"])
+        names.append(f"{path}:{number}: word {ident}")
+    if not forms:
+        raise CorpusError(
+            f"{path}:{block[0][0]}: a sentence with no words (only multi-word tokens or "
+            "empty nodes)"
+        )
+    _check_heads(heads, names)
+    text = sentence.metadata.get("text") or " ".join(forms)
+    ident = sentence.metadata.get("sent_id") or str(count)
+    return Example(
+        id=str(ident),
+        text=str(text).strip(),
+        line=block[0][0],
+        words=tuple(forms),
+        heads=tuple(heads),
+        deprels=tuple(deprels),
+    )

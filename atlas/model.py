@@ -7,6 +7,7 @@ tokens, so everything downstream sees exactly the tokens of one example and noth
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import socket
@@ -81,10 +82,11 @@ class Record:
     truncated: bool = False
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
-    words: list[str] | None = None  # the example's words, when known
-    word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1 for specials
-    heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1 = root
-    deprels: list[str] | None = None  # each word's gold relation
+    # Set only when the example was given as words (CoNLL-U, JSONL "words", .txt --words):
+    words: list[str] | None = None  # the example's m words
+    word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
+    heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1: root
+    deprels: list[str] | None = None  # each word's relation to its head, e.g. "nmod:poss"
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -247,6 +249,26 @@ def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
     return True
 
 
+def needs_prefix_space(tokenizer) -> bool:
+    """Whether the tokenizer is byte-level BPE without a prefix space (GPT-2, RoBERTa): such a
+    tokenizer would glue pre-split words together, so it is loaded again with
+    ``add_prefix_space=True`` for examples given as words."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    if backend is None:
+        return False
+
+    def walk(node) -> bool:
+        if isinstance(node, dict):
+            if node.get("type") == "ByteLevel" and not node.get("add_prefix_space", False):
+                return True
+            return any(walk(value) for value in node.values())
+        if isinstance(node, list):
+            return any(walk(value) for value in node)
+        return False
+
+    return walk(json.loads(backend.to_str()).get("pre_tokenizer"))
+
+
 def is_causal(model, tokenizer, device: str) -> bool:
     """Whether the loaded model attends only backwards, from one forward pass on a fixed probe.
 
@@ -352,6 +374,8 @@ class Runner:
         self._sep_ids = {
             i for i in (self.tokenizer.sep_token_id, self.tokenizer.eos_token_id) if i is not None
         }
+        self._words_tokenizer = None  # loaded on the first example given as words
+        self._dropped: set[tuple[str, int]] = set()  # (example id, word) already warned about
 
     @property
     def queries_keys_note(self) -> str:
@@ -392,6 +416,7 @@ class Runner:
                     "(use an encoder such as BERT or a decoder such as GPT-2)"
                 )
             self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
+            self._source = (path, kwargs)  # to load the tokenizer again for words
             self.model = AutoModel.from_pretrained(path, attn_implementation="eager", **kwargs)
         except ModelError:
             raise
@@ -414,15 +439,43 @@ class Runner:
             limit = min(limit, tokenizer_limit)
         return limit
 
-    def encode(self, example: Example) -> dict:
-        """Tokenise one example (truncated to max_length) and describe each token's role."""
+    def words_tokenizer(self):
+        """The tokenizer for examples given as words: the model's own, except that byte-level
+        BPE ones are loaded again with ``add_prefix_space=True`` (each word then starts with a
+        space, the first one included); text without words keeps the model's tokenizer."""
+        if self._words_tokenizer is None:
+            tokenizer = self.tokenizer
+            if not getattr(tokenizer, "is_fast", False):
+                raise ModelError(
+                    f"model {self.info.name!r}: its tokenizer ({type(tokenizer).__name__}) "
+                    "cannot map tokens to words (a fast tokenizer is needed for word input)"
+                )
+            if needs_prefix_space(tokenizer):
+                from transformers import AutoTokenizer
+
+                path, kwargs = self._source
+                tokenizer = AutoTokenizer.from_pretrained(path, add_prefix_space=True, **kwargs)
+            self._words_tokenizer = tokenizer
+        return self._words_tokenizer
+
+    def encode(self, example: Example, index: int | None = None) -> dict:
+        """Tokenise one example (truncated to max_length) and describe each token's role.
+
+        An example with words is tokenised as pre-split words, and ``word_of`` says which word
+        each token belongs to; ``index`` (0-based, in the corpus) names it in warnings."""
         kwargs = {"return_special_tokens_mask": True, "return_token_type_ids": True}
-        full = self.tokenizer(example.text, example.text_b, truncation=False, **kwargs)
+        tokenizer, first, second = self.tokenizer, example.text, example.text_b
+        if example.words is not None:
+            if example.text_b is not None:
+                raise ModelError(f"example {example.id!r}: words are for single sentences")
+            tokenizer, first = self.words_tokenizer(), list(example.words)
+            kwargs["is_split_into_words"] = True
+        full = tokenizer(first, second, truncation=False, **kwargs)
         truncated = len(full["input_ids"]) > self.max_length
         enc = (
-            self.tokenizer(
-                example.text,
-                example.text_b,
+            tokenizer(
+                first,
+                second,
                 truncation="longest_first",
                 max_length=self.max_length,
                 **kwargs,
@@ -437,14 +490,54 @@ class Runner:
         except (ValueError, AttributeError):  # slow tokenizers cannot say
             seq = [None if s else 0 for s in special]
         segments = np.array([-1 if s is None else s for s in seq], dtype=np.int8)
-        tokens = self.tokenizer.convert_ids_to_tokens(ids)
-        return {
+        tokens = tokenizer.convert_ids_to_tokens(ids)
+        encoded = {
             "ids": ids,
             "token_type_ids": list(enc.get("token_type_ids") or [0] * len(ids)),
             "tokens": [str(t) for t in tokens],
             "special": special,
             "segments": segments,
             "truncated": truncated,
+        }
+        if example.words is not None:
+            encoded.update(self._align(example, index, full.word_ids(), enc.word_ids(), special))
+        return encoded
+
+    def _align(
+        self,
+        example: Example,
+        index: int | None,
+        full_word_ids: list[int | None],
+        word_ids: list[int | None],
+        special: np.ndarray,
+    ) -> dict:
+        """Token → word map (-1 for special tokens), the tree with 0-based heads (-1: root),
+        and a warning for each word the tokenizer drops (one that truncation cut is not)."""
+        words = list(example.words or ())
+        word_of = np.array([-1 if w is None else w for w in word_ids], dtype=np.int32)
+        word_of[special] = -1
+        kept = {w for w in full_word_ids if w is not None}  # before truncation
+        for position, word in enumerate(words):
+            if position not in kept and (example.id, position) not in self._dropped:
+                self._dropped.add((example.id, position))
+                log.warning(
+                    "sentence %s (id %s, line %d): word %d of %d, %r, has no tokens; the "
+                    "tokenizer drops it",
+                    "?" if index is None else index + 1,
+                    example.id,
+                    example.line,
+                    position + 1,
+                    len(words),
+                    word,
+                )
+        heads = None
+        if example.heads is not None:
+            heads = np.array(example.heads, dtype=np.int32) - 1
+        return {
+            "words": words,
+            "word_of": word_of,
+            "heads": heads,
+            "deprels": list(example.deprels) if example.deprels is not None else None,
         }
 
     def run(
@@ -467,7 +560,7 @@ class Runner:
         bar = tqdm(total=len(order), unit="sent", disable=not progress, desc="model", leave=False)
         try:
             for start in range(0, len(order), window):
-                chunk = [(i, self.encode(examples[i])) for i in order[start : start + window]]
+                chunk = [(i, self.encode(examples[i], i)) for i in order[start : start + window]]
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
                 for b in range(0, len(chunk), batch_size):
                     batch = chunk[b : b + batch_size]
@@ -526,4 +619,8 @@ class Runner:
                 truncated=enc["truncated"],
                 query=None if qk is None else np.ascontiguousarray(qk[0][row, :, :, :n]),
                 key=None if qk is None else np.ascontiguousarray(qk[1][row, :, :, :n]),
+                words=enc.get("words"),
+                word_of=enc.get("word_of"),
+                heads=enc.get("heads"),
+                deprels=enc.get("deprels"),
             )

@@ -6,6 +6,7 @@ import json
 import unicodedata
 
 import pytest
+from conftest import ROOT
 
 from atlas.corpus import CorpusError, Example, read_corpus
 from atlas.model import is_punctuation
@@ -235,3 +236,180 @@ def test_currency_and_math_are_symbols_not_punctuation():
     assert unicodedata.category("$") == "Sc"
     assert unicodedata.category("+") == "Sm"
     assert unicodedata.category("…") == "Po"
+
+
+# ---------------------------------------------------------------------------------------------
+# Words: .txt --words, JSONL words/heads/deprels
+
+
+def test_txt_words_split_on_whitespace(tmp_path):
+    """--words splits each line on any whitespace; the text stays the line."""
+    path = write(tmp_path, "c.txt", "The  cat\u00a0sat .\n# skip\nnaïve Müller\n".encode())
+    examples = read_corpus(path, words=True)
+    assert [e.words for e in examples] == [("The", "cat", "sat", "."), ("naïve", "Müller")]
+    assert [e.text for e in examples] == ["The  cat\u00a0sat .", "naïve Müller"]
+    assert all(e.heads is None and e.deprels is None for e in examples)
+    assert read_corpus(path)[0].words is None  # without --words, no words
+
+
+def test_txt_words_refuses_pairs(tmp_path):
+    """A sentence pair with --words is an error naming the line (words are for one sentence)."""
+    path = write(tmp_path, "c.txt", b"one\nA\tB\n")
+    with pytest.raises(CorpusError) as info:
+        read_corpus(path, words=True)
+    assert f"{path}:2:" in str(info.value) and "--words" in str(info.value)
+
+
+def test_jsonl_words_heads_deprels(tmp_path):
+    """words, heads and deprels are read as tuples; text defaults to the joined words."""
+    data = jsonl(
+        {
+            "words": ["Müller", "schläft", "."],
+            "heads": [2, 0, 2],
+            "deprels": ["nsubj", "root", "punct"],
+        },
+        {"text": "東京 です", "words": ["東京", "です"], "id": "jp"},
+        {"text": "plain text"},
+    )
+    examples = read_corpus(write(tmp_path, "c.jsonl", data))
+    assert examples[0] == Example(
+        id="1",
+        text="Müller schläft .",
+        line=1,
+        words=("Müller", "schläft", "."),
+        heads=(2, 0, 2),
+        deprels=("nsubj", "root", "punct"),
+    )
+    assert examples[1].words == ("東京", "です") and examples[1].heads is None
+    assert examples[2].words is None
+    assert read_corpus(write(tmp_path, "d.jsonl", data), words=True)[2].words == ("plain", "text")
+
+
+@pytest.mark.parametrize(
+    ("record", "fragment"),
+    [
+        ({"words": "a b"}, "'words'"),
+        ({"words": []}, "'words'"),
+        ({"words": ["a", 1]}, "'words'"),
+        ({"words": ["a", ""]}, "'words'"),
+        ({"words": ["a "]}, "whitespace"),
+        ({"text": "a", "heads": [0]}, "need 'words'"),
+        ({"words": ["a"], "deprels": ["root"]}, "need 'heads'"),
+        ({"words": ["a", "b"], "heads": [0]}, "1 'heads' for 2 'words'"),
+        ({"words": ["a", "b"], "heads": [0, "1"]}, "integers"),
+        ({"words": ["a", "b"], "heads": [0, True]}, "integers"),
+        ({"words": ["a", "b"], "heads": [0, 3]}, "outside the sentence"),
+        ({"words": ["a", "b"], "heads": [0, -1]}, "outside the sentence"),
+        ({"words": ["a", "b"], "heads": [0, 2]}, "its own head"),
+        ({"words": ["a", "b", "c"], "heads": [0, 3, 2]}, "cycle"),
+        ({"words": ["a", "b"], "heads": [0, 1], "deprels": ["root"]}, "1 'deprels' for 2"),
+        ({"words": ["a", "b"], "heads": [0, 1], "deprels": ["root", 5]}, "'deprels'"),
+        ({"words": ["a"], "text_b": "b"}, "single sentences"),
+    ],
+)
+def test_jsonl_words_errors(tmp_path, record, fragment):
+    """Each inconsistent words/heads/deprels record is one error naming the line."""
+    data = jsonl({"text": "fine"}, record)
+    assert_error(write(tmp_path, "c.jsonl", data), ":2:", fragment)
+
+
+def test_jsonl_pair_with_words_option(tmp_path):
+    """--words on a JSONL pair is refused like on a .txt pair."""
+    data = jsonl({"text": "a", "text_b": "b"})
+    with pytest.raises(CorpusError, match="single sentences"):
+        read_corpus(write(tmp_path, "c.jsonl", data), words=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# .conllu
+
+CONLLU_SAMPLE = """\
+# newdoc id = doc1
+# sent_id = s1
+# text = I don't like naïve Müller.
+1	I	I	PRON	PRP	_	3	nsubj	3:nsubj	_
+2-3	don't	_	_	_	_	_	_	_	_
+2	do	do	AUX	VBP	_	4	aux	4:aux	_
+3	n't	not	PART	RB	_	4	advmod	4:advmod	_
+4	like	like	VERB	VB	_	0	root	0:root	_
+5	naïve	naïve	ADJ	JJ	_	6	amod	6:amod	_
+6	Müller	Müller	PROPN	NNP	_	4	obj	4:obj	SpaceAfter=No
+6.1	likes	like	VERB	VBZ	_	_	_	4:conj	_
+7	.	.	PUNCT	.	_	4	punct	4:punct	_
+
+# a comment without sent_id or text
+1	東京	東京	PROPN	NNP	_	0	root	0:root	_
+2	's	's	PART	POS	_	1	case	1:case	_
+3	Müller	Müller	PROPN	NNP	_	1	nmod:poss	1:nmod:poss	_
+"""
+
+
+def test_conllu_words_heads_deprels(tmp_path):
+    """Multi-word tokens and empty nodes are skipped, ids kept; text and id from comments."""
+    examples = read_corpus(write(tmp_path, "c.conllu", CONLLU_SAMPLE.encode()))
+    assert examples == [
+        Example(
+            id="s1",
+            text="I don't like naïve Müller.",
+            line=1,
+            words=("I", "do", "n't", "like", "naïve", "Müller", "."),
+            heads=(3, 4, 4, 0, 6, 4, 4),
+            deprels=("nsubj", "aux", "advmod", "root", "amod", "obj", "punct"),
+        ),
+        Example(
+            id="2",
+            text="東京 's Müller",
+            line=14,
+            words=("東京", "'s", "Müller"),
+            heads=(0, 1, 1),
+            deprels=("root", "case", "nmod:poss"),
+        ),
+    ]
+
+
+def test_conllu_bom_crlf_blank_runs_and_limit(tmp_path):
+    """BOM, CRLF and several blank lines between sentences; limit stops before a bad block."""
+    data = "\ufeff" + CONLLU_SAMPLE.replace("\n\n", "\n\n \n\n") + "\n1\tbad\n"
+    path = write(tmp_path, "c.conllu", data.replace("\n", "\r\n").encode())
+    examples = read_corpus(path, limit=2)
+    assert [(e.id, e.line) for e in examples] == [("s1", 1), ("2", 16)]
+    assert examples[1].words == ("東京", "'s", "Müller")
+    assert_error(path, ":21:", "2 TAB-separated columns")
+
+
+def test_conllu_real_ud_sample():
+    """The shipped UD EWT sample: 300 sentences, each with a tree over its words."""
+    examples = read_corpus(ROOT / "examples" / "ud-ewt-sample.conllu")
+    assert len(examples) == 300
+    first = examples[0]
+    assert first.text == "From the AP comes this story :"
+    assert first.words == ("From", "the", "AP", "comes", "this", "story", ":")
+    assert first.heads == (3, 3, 4, 0, 6, 4, 4)
+    assert first.deprels == ("case", "det", "obl", "root", "det", "nsubj", "punct")
+    assert all(len(e.words) == len(e.heads) == len(e.deprels) for e in examples)
+
+
+WORD = "1\tA\ta\tX\t_\t_\t0\troot\t_\t_\n"
+
+
+@pytest.mark.parametrize(
+    ("block", "where", "fragment"),
+    [
+        ("1\tA\ta\tX\t_\t_\t0\troot\t_\t_\n2\tB\tb\tX\t_\t_\t99\tdep\t_\t_\n", ":5:", "head 99"),
+        ("1\tA\ta\tX\t_\t_\t0\troot\n", ":4:", "8 TAB-separated columns"),
+        ("1\tA\ta\tX\t_\n", ":4:", "5 TAB-separated columns"),
+        ("1\tA\ta\tX\t_\t_\tx\troot\t_\t_\n", ":4:", "'x'"),
+        ("1\tA\ta\tX\t_\t_\t_\troot\t_\t_\n", ":4:", "head '_'"),
+        ("1\tA\ta\tX\t_\t_\t1\troot\t_\t_\n", ":4:", "its own head"),
+        ("x\tA\ta\tX\t_\t_\t0\troot\t_\t_\n", ":4:", "'x'"),
+        ("1\tA\ta\tX\t_\t_\t0\troot\t_\t_\n3\tB\tb\tX\t_\t_\t1\tdep\t_\t_\n", ":5:", "word id 3"),
+        ("# sent_id = e\n1-2\tAB\t_\t_\t_\t_\t_\t_\t_\t_\n", ":4:", "no words"),
+        ("# only a comment\n", ":4:", "no words"),
+        ("1\t\ta\tX\t_\t_\t0\troot\t_\t_\n", ":4:", "empty column"),
+        ("1\tA  B\ta\tX\t_\t_\t0\troot\t_\t_\n", ":4:", "two spaces"),
+    ],
+)
+def test_conllu_errors(tmp_path, block, where, fragment):
+    """A malformed sentence (after a good one) is one error naming the file and its line."""
+    data = "# text = ok\n" + WORD + "\n" + block
+    assert_error(write(tmp_path, "c.conllu", data.encode()), where, fragment)
