@@ -177,6 +177,7 @@ def highlighted(head_map_spec: dict, name: str) -> dict:
         "transform": [{"filter": {"field": "name", "equal": name}}],
     }  # fmt: skip
     spec["layer"] = [points, ring]
+    spec.update(width=360, height=300)  # a head page shows it in a card, beside other cards
     return spec
 
 
