@@ -172,3 +172,37 @@ def test_probe_learns_a_gold_head_signal():
     assert probe["available"] and probe["uas"] == 1.0 and probe["best_head"] == "L1-H1"
     assert probe["best_head_uas"] == 1.0
     assert probe["test_words"] == 3 * 6  # sentences 3, 7, 11 held out, 6 dependents each
+
+
+def test_a_treebank_builds_a_syntax_page(tiny_model, tmp_path):
+    """End to end on the UD sample: the syntax results in atlas.json, a Syntax page whose
+    example links open existing sentence pages, head pages listing relations, arcs in data."""
+    import json
+    import re
+    from pathlib import Path
+
+    from conftest import ROOT, build
+
+    out = tmp_path / "site"
+    sample = ROOT / "examples" / "ud-ewt-sample.conllu"
+    args = [str(sample), "-o", str(out), "--model", str(tiny_model("bert")), "--limit", "40"]
+    assert build([*args, "--views", "2", "--min-relation", "5"]) == 0
+    data = json.loads((out / "atlas.json").read_text())
+    syntax = data["results"]["syntax"]
+    from atlas.corpus import read_corpus
+
+    trees = [e for e in read_corpus(sample, limit=40) if any(h > 0 for h in e.heads)]
+    assert syntax["sentences"] == len(trees) and syntax["relations"][-1]["relation"] == ALL
+    # the tiny model keeps 64 tokens, so dependents cut off by truncation are left out
+    assert 0 < syntax["dependents"] <= sum(sum(h > 0 for h in e.heads) for e in trees)
+    assert all(r["count"] >= 5 for r in syntax["relations"])
+    assert {"dep_to_head", "head_to_dep", "uuas"} <= {c["key"] for c in data["catalogue"]}
+    page = (out / "syntax.html").read_text()
+    links = re.findall(r'href="(sentences/\d+\.html)#L\d+-H\d+"', page)
+    assert links and all((out / link).is_file() for link in links)
+    assert 'href="syntax.html" aria-current="page"' in page
+    head_page = (out / "heads" / "L01-H01.html").read_text()
+    assert "Dependency relations" in head_page
+    script = (out / "data" / "0001.js").read_text()
+    assert '"arcs":[[0,' in script and '"wordOf":[-1,' in script
+    assert Path(out / "sentences" / "0001.html").is_file()
