@@ -16,7 +16,7 @@
 (function () {
   const SVG = "http://www.w3.org/2000/svg";
   const FONT = "13px system-ui, sans-serif";
-  const GAP = 16; // CSS pixels between words
+  const GAP = 22; // CSS pixels between words
   const WORD_Y = 18; // height of the word row
   const TOP = 26; // room above the highest arc for its label and the root's
   const DIRECTIONS = [["dep-head", "dependent → head"], ["head-dep", "head → dependent"]];
@@ -86,7 +86,7 @@
       label = svg("text", { x: xd + 3, y: 12, class: "arc-label" });
     } else {
       const xh = centres[h] + (d < h ? -3 : 3);
-      const rise = 8 + step * Math.abs(d - h);
+      const rise = 14 + step * Math.abs(d - h);
       path = `M ${xh} ${base} C ${xh} ${base - rise}, ${xd} ${base - rise}, ${xd} ${base}`;
       label = svg("text", { x: (xh + xd) / 2, y: base - 0.75 * rise - 3, class: "arc-label", "text-anchor": "middle" });
     }
@@ -103,13 +103,15 @@
     const base = TOP + 8 + step * longest; // y of the arcs' feet
     const root = svg("svg", { class: "arcs-svg", width, height: base + WORD_Y + 4, role: "img" });
     root.setAttribute("aria-label", "dependency arcs");
-    const marker = svg("marker", { id: "arc-arrow", viewBox: "0 0 6 6", refX: 5, refY: 3, markerWidth: 6, markerHeight: 6, orient: "auto-start-reverse" });
+    const marker = svg("marker", { id: "arc-arrow", viewBox: "0 0 6 6", refX: 5, refY: 3, markerWidth: 7, markerHeight: 7, markerUnits: "userSpaceOnUse", orient: "auto" });
     marker.append(svg("path", { d: "M 0 0 L 6 3 L 0 6 z", class: "arc-arrow" }));
     const defs = svg("defs");
     defs.append(marker);
     root.append(defs);
     const groups = sentence.arcs.map((arc, i) => arcGroup(sentence, arc, i, { centres, base, step }));
-    root.append(...groups);
+    const span = ([d, h]) => (h < 0 ? Infinity : Math.abs(d - h));
+    const order = groups.map((g, i) => i).sort((i, j) => span(sentence.arcs[j]) - span(sentence.arcs[i]));
+    root.append(...order.map((i) => groups[i])); // shorter arcs (and their labels) on top
     sentence.words.forEach((word, w) => {
       const text = svg("text", { x: centres[w], y: base + WORD_Y - 4, class: "arc-word", "text-anchor": "middle" });
       text.textContent = word;
