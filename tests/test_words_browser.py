@@ -244,7 +244,7 @@ def test_head_page_heatmaps_switch(browser, with_words):
 
 def arcs(page) -> dict:
     data = dataset(page, "#arcs-view")
-    right = [int(g.get_attribute("data-index")) for g in page.locator("#arcs-view g.arc.right").all()]
+    right = sorted(int(g.get_attribute("data-index")) for g in page.locator("#arcs-view g.arc.right").all())
     return {"right": right, "count": (int(data["right"]), int(data["total"])), "direction": data["direction"]}
 
 
