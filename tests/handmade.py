@@ -44,13 +44,15 @@ def write_data(path: pathlib.Path, payload: dict) -> None:
     path.write_text(f"{data} = {data} || {{}};\n{data}[{key!r}] = {text};\n", encoding="utf-8")
 
 
-def page(body: str, scripts: list[str], depth: int = 0, css: tuple[str, ...] = ("atlas.css",)) -> str:
+def page(
+    body: str, scripts: list[str], depth: int = 0, css: tuple[str, ...] = ("atlas.css",)
+) -> str:
     """An HTML page: the stylesheets and scripts (paths from the site's root, config.js first)
     for a page depth folders below the root."""
     root = "../" * depth
     links = "".join(f'<link rel="stylesheet" href="{root}assets/{name}">' for name in css)
-    tags = "\n".join(f'<script src="{root}{src}"></script>' for src in [contract.CONFIG_SCRIPT, *scripts])
-    return (
-        f'<!doctype html>\n<html lang="en"><head><meta charset="utf-8"><title>test</title>{links}</head>\n'
-        f"<body><main>{body}</main>\n{tags}\n</body></html>\n"
-    )
+    sources = [contract.CONFIG_SCRIPT, *scripts]
+    tags = "\n".join(f'<script src="{root}{src}"></script>' for src in sources)
+    head = f'<meta charset="utf-8"><title>test</title>{links}'
+    html = f'<!doctype html>\n<html lang="en"><head>{head}</head>\n'
+    return f"{html}<body><main>{body}</main>\n{tags}\n</body></html>\n"

@@ -24,7 +24,10 @@ WORD_OF = [-1, 0, 0, 0, 1, 2, 3, 4, 4, 5, -1]
 UNITS = ["[CLS]", "Koerner", "said", "the", "dog", "barked", ".", "[SEP]"]
 UNIT_TOKENS = [[0], [1, 2, 3], [4], [5], [6], [7, 8], [9], [10]]
 # Koerner -nsubj-> said (root) <-ccomp- barked; the -det-> dog -nsubj-> barked; . -punct-> said
-ARCS = [[0, 1, "nsubj"], [1, -1, "root"], [2, 3, "det"], [3, 4, "nsubj"], [4, 1, "ccomp"], [5, 1, "punct"]]
+ARCS = [
+    [0, 1, "nsubj"], [1, -1, "root"], [2, 3, "det"],
+    [3, 4, "nsubj"], [4, 1, "ccomp"], [5, 1, "punct"],
+]  # fmt: skip
 HEAD_OF = {d: h for d, h, _ in ARCS}
 FIRST_TOKEN = {w: WORD_OF.index(w) for w in range(len(WORDS))}
 SEP = len(TOKENS) - 1
@@ -37,18 +40,30 @@ SENTENCE_PAGE = """
   <div id="model-view"></div>
   <div class="view-panel selected">
     <h2 id="selected-title"></h2><span id="selected-label" class="label" hidden></span>
-    <canvas id="selected-heatmap" data-key="0001" data-layer="1" data-head="1" data-labels="1"></canvas>
+    <canvas id="selected-heatmap" data-key="0001" data-layer="1" data-head="1"
+      data-labels="1"></canvas>
     <a id="selected-link" href="#">head</a>
   </div>
 </section>
 """
 SENTENCE_SCRIPTS = [
     "data/0001.js",
-    *(f"assets/{name}.js" for name in ("atlas-data", "state", "heatmap", "views-common", "headview", "arcsview", "modelview", "sentence")),
+    *(
+        f"assets/{name}.js"
+        for name in (
+            *("atlas-data", "state", "heatmap", "views-common"),
+            *("headview", "arcsview", "modelview", "sentence"),
+        )
+    ),
 ]
+HEAD_VIEW = "AtlasHeadView.of(document.getElementById('head-view'))"
 HEAD_PAGE = """<div data-level-switch hidden></div>
-<canvas class="heatmap" data-key="0001" data-layer="2" data-head="1" data-labels="1" data-size="300"></canvas>"""
-HEAD_SCRIPTS = ["data/0001.js", "assets/atlas-data.js", "assets/views-common.js", "assets/heatmap.js"]
+<canvas class="heatmap" data-key="0001" data-layer="2" data-head="1" data-labels="1"
+  data-size="300"></canvas>"""
+HEAD_SCRIPTS = [
+    "data/0001.js",
+    *(f"assets/{n}.js" for n in ("atlas-data", "views-common", "heatmap")),
+]
 
 
 def row_to(n: int, targets: dict[int, float]) -> np.ndarray:
@@ -64,8 +79,9 @@ def pointing_head(target_word) -> np.ndarray:
     n = len(TOKENS)
     rows = []
     for t, w in enumerate(WORD_OF):
-        target = t if w == -1 else target_word(w)
-        rows.append(row_to(n, {t if w == -1 else (SEP if target is None else FIRST_TOKEN[target]): 1.0}))
+        target = None if w == -1 else target_word(w)
+        to = t if w == -1 else SEP if target is None else FIRST_TOKEN[target]
+        rows.append(row_to(n, {to: 1.0}))
     return np.array(rows)
 
 
@@ -96,7 +112,12 @@ def attention() -> np.ndarray:
 
 def payload(words: bool) -> dict:
     made = {
-        "key": "0001", "index": 0, "id": "1", "layers": 2, "heads": 3, "causal": False,
+        "key": "0001",
+        "index": 0,
+        "id": "1",
+        "layers": 2,
+        "heads": 3,
+        "causal": False,
         "tokens": TOKENS,
         "segments": [-1, *[0] * (len(TOKENS) - 2), -1],
         "special": [1, *[0] * (len(TOKENS) - 2), 1],
@@ -156,17 +177,23 @@ def test_units_and_word_level_attention(browser, with_words):
     a = np.array(page.evaluate("Array.from(AtlasData.get('0001').matrix(2, 1))")).reshape(11, 11)
     w = np.array(page.evaluate("Array.from(AtlasData.get('0001').unitMatrix(2, 1))")).reshape(8, 8)
     # By hand: Koerner (unit 1) is tokens 1-3, barked (unit 5) tokens 7-8.
-    assert w[2, 1] == pytest.approx(a[4, 1] + a[4, 2] + a[4, 3], abs=1e-6)  # said -> Koerner: sum
-    assert w[1, 2] == pytest.approx((a[1, 4] + a[2, 4] + a[3, 4]) / 3, abs=1e-6)  # Koerner -> said: mean
+    # said -> Koerner: the sum over its pieces; Koerner -> said: the mean of their rows.
+    assert w[2, 1] == pytest.approx(a[4, 1] + a[4, 2] + a[4, 3], abs=1e-6)
+    assert w[1, 2] == pytest.approx((a[1, 4] + a[2, 4] + a[3, 4]) / 3, abs=1e-6)
     assert w[1, 5] == pytest.approx(sum(a[t, s] for t in (1, 2, 3) for s in (7, 8)) / 3, abs=1e-6)
     assert w[5, 1] == pytest.approx(sum(a[t, s] for t in (7, 8) for s in (1, 2, 3)) / 2, abs=1e-6)
     assert w[0, 7] == pytest.approx(a[0, 10], abs=1e-6)  # [CLS] -> [SEP]: one token each
     assert w[3, 3] == pytest.approx(a[5, 5], abs=1e-6)
-    expected = np.array([[np.mean([a[t, v].sum() for t in u]) for v in UNIT_TOKENS] for u in UNIT_TOKENS])
+    expected = np.array(
+        [[np.mean([a[t, v].sum() for t in u]) for v in UNIT_TOKENS] for u in UNIT_TOKENS]
+    )
     np.testing.assert_allclose(w, expected, atol=1e-6)
     np.testing.assert_allclose(w.sum(1), 1, atol=1e-5)
     # The word level as the views see it; the token level is the sentence itself.
-    level = page.evaluate("(() => { const s = AtlasData.get('0001').at('words'); return {n: s.n, tokens: s.tokens, special: s.special, level: s.level}; })()")
+    words = "AtlasData.get('0001').at('words')"
+    level = page.evaluate(
+        f"(s => ({{n: s.n, tokens: s.tokens, special: s.special, level: s.level}}))({words})"
+    )
     assert level == {"n": 8, "tokens": UNITS, "special": [1, 0, 0, 0, 0, 0, 0, 1], "level": "words"}
     assert page.evaluate("AtlasData.get('0001').at('tokens') === AtlasData.get('0001')")
     assert rep.clean, rep
@@ -175,7 +202,7 @@ def test_units_and_word_level_attention(browser, with_words):
 
 def test_views_show_words_and_switch_to_tokens(browser, with_words):
     page, rep = open_page(browser, with_words, fragment="L2-H1")
-    labels = "AtlasHeadView.of(document.getElementById('head-view')).labels()"
+    labels = f"{HEAD_VIEW}.labels()"
     assert page.evaluate(labels) == UNITS
     assert page.locator("#head-view .hv-from .hv-token").all_inner_texts() == UNITS
     assert dataset(page, "#head-view")["level"] == "words"
@@ -183,8 +210,9 @@ def test_views_show_words_and_switch_to_tokens(browser, with_words):
     assert page.evaluate("document.querySelector('#model-view canvas.thumb').width") == 8
     assert dataset(page, "#selected-heatmap")["level"] == "words"
     # Specials keep their style; received bars are over units.
-    assert page.locator("#head-view .hv-from .hv-token.special").all_inner_texts() == ["[CLS]", "[SEP]"]
-    received = page.evaluate("AtlasHeadView.of(document.getElementById('head-view')).importance().received")
+    specials = page.locator("#head-view .hv-from .hv-token.special").all_inner_texts()
+    assert specials == ["[CLS]", "[SEP]"]
+    received = page.evaluate(f"{HEAD_VIEW}.importance().received")
     assert len(received) == 8 and received[0] == received[7] == 0
     pressed = "#level-switch button[aria-pressed='true']"
     assert page.locator(pressed).inner_text() == "words"
@@ -197,7 +225,8 @@ def test_views_show_words_and_switch_to_tokens(browser, with_words):
     assert page.evaluate("document.querySelector('#model-view canvas.thumb').width") == 11
     assert dataset(page, "#selected-heatmap")["level"] == "tokens"
     # The head view keeps its layer and head across the switch, and hovering still works.
-    assert (dataset(page, "#head-view")["layer"], dataset(page, "#head-view")["focus"]) == ("2", "1")
+    data = dataset(page, "#head-view")
+    assert (data["layer"], data["focus"]) == ("2", "1")
     page.locator("#head-view .hv-from .hv-token[data-index='2']").hover()
     assert dataset(page, "#head-view")["token"] == "from:2"
 
@@ -219,7 +248,7 @@ def test_no_words_no_switch(browser, without_words):
     assert page.locator(".level-switch").count() == 0
     assert page.evaluate("AtlasData.get('0001').hasWords") is False
     assert page.evaluate("AtlasData.get('0001').arcs") == []
-    assert page.evaluate("AtlasHeadView.of(document.getElementById('head-view')).labels()") == TOKENS
+    assert page.evaluate(f"{HEAD_VIEW}.labels()") == TOKENS
     assert dataset(page, "#model-view")["level"] == "tokens"
     assert dataset(page, "#selected-heatmap")["level"] == "tokens"
     assert page.locator("#arcs-panel").is_hidden()
@@ -244,8 +273,10 @@ def test_head_page_heatmaps_switch(browser, with_words):
 
 def arcs(page) -> dict:
     data = dataset(page, "#arcs-view")
-    right = sorted(int(g.get_attribute("data-index")) for g in page.locator("#arcs-view g.arc.right").all())
-    return {"right": right, "count": (int(data["right"]), int(data["total"])), "direction": data["direction"]}
+    marked = page.locator("#arcs-view g.arc.right").all()
+    right = sorted(int(g.get_attribute("data-index")) for g in marked)
+    count = (int(data["right"]), int(data["total"]))
+    return {"right": right, "count": count, "direction": data["direction"]}
 
 
 def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
@@ -256,7 +287,8 @@ def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
     # L1-H1 attends to the gold head: every arc but the root's is right.
     scored = [i for i, (_, h, _) in enumerate(ARCS) if h >= 0]
     assert arcs(page) == {"right": scored, "count": (5, 5), "direction": "dep-head"}
-    assert page.locator(".arcs-count").inner_text() == "L1-H1 gets 5 of 5 arcs right (dependent → head)"
+    count = page.locator(".arcs-count").inner_text()
+    assert count == "L1-H1 gets 5 of 5 arcs right (dependent → head)"
     assert page.locator("#arcs-view g.arc.root").count() == 1
     # L1-H2 attends to the next word: right where the head is the next word.
     page.evaluate("location.hash = '#L1-H2'")
@@ -271,7 +303,8 @@ def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
     assert arcs(page)["count"] == (0, 5)
     page.locator("#arcs-view button[data-direction='head-dep']").click()
     assert arcs(page) == {"right": next_word, "count": (3, 5), "direction": "head-dep"}
-    assert page.locator(".arcs-count").inner_text() == "L1-H3 gets 3 of 5 arcs right (head → dependent)"
+    count = page.locator(".arcs-count").inner_text()
+    assert count == "L1-H3 gets 3 of 5 arcs right (head → dependent)"
     title = page.locator("#arcs-view g.arc[data-index='0'] title").text_content()
     assert title == "Koerner ← nsubj ← said"
     page.wait_for_timeout(50)
