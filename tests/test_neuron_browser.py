@@ -6,20 +6,18 @@ from __future__ import annotations
 
 import base64
 import pathlib
-import shutil
 from collections.abc import Iterator
 
+import handmade
 import numpy as np
 import pytest
 from browser import Browser, require_chromium
 
-from atlas import contract, viewdata
+from atlas import viewdata
 from atlas.result import load
 
 require_chromium()
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-ASSETS = ROOT / "templates" / "assets"
 
 # softmax of the int16 vectors against the uint8 attention: they differ by the attention's
 # rounding (at most 1/510) and a little more; "equal to 2 decimals" is the bar.
@@ -234,18 +232,9 @@ def harness(tmp_path: pathlib.Path, causal: bool, available: bool) -> tuple[path
         "attention": viewdata.quantise(attention),
         "neuron": neuron,
     }
-    (tmp_path / "assets").mkdir()
-    scripts = ("atlas-data.js", "views-common.js", "state.js", "neuronview.js")
-    for name in ("atlas.css", "neuronview.css", *scripts):
-        shutil.copy(ASSETS / name, tmp_path / "assets" / name)
-    # The page contract, as a built site has it (the scripts read names and scales from it).
-    (tmp_path / contract.CONFIG_SCRIPT).write_text(
-        contract.config_script(contract.page_config(layers, heads, {})), encoding="utf-8"
-    )
-    text = contract.script_json(payload)
-    data = f"window.{contract.DATA_GLOBAL}"
-    script = f'{data} = {{}};\n{data}["0001"] = {text};\n'
-    (tmp_path / "data.js").write_text(script, encoding="utf-8")
+    handmade.copy_assets(tmp_path)
+    handmade.write_config(tmp_path, layers, heads)  # the scripts read names and scales from it
+    handmade.write_data(tmp_path / "data.js", payload)
     (tmp_path / "mount.js").write_text(MOUNT, encoding="utf-8")
     page = tmp_path / "index.html"
     page.write_text(HARNESS, encoding="utf-8")

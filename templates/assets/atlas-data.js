@@ -2,6 +2,9 @@
 // (ATLAS_CONFIG.paths.data), which sets window[ATLAS_CONFIG.globals.data][key] (a script, since
 // file:// pages cannot fetch()). Attention is one byte per value (value × attentionScale) in
 // base64, laid out [layer][head][from][to].
+// When the sentence's words are known, the data also holds words, wordOf (per token, its word's
+// 0-based index, -1 for none) and, with a tree, arcs ([dependent, head, relation], head -1 for
+// the root): the views then show word-level attention (units(), Sentence.unitMatrix, at()).
 // Also the one reader of the page contract, window.ATLAS_CONFIG (assets/config.js, written by
 // atlas/contract.py): head names, slugs, labels, file paths. No other script spells these out.
 "use strict";
@@ -61,6 +64,37 @@
     return bytes;
   }
 
+  /**
+   * The units of a sentence (the contract, defined identically in Python): walk the tokens in
+   * order; a token with wordOf -1 is a unit of its own (labelled with the token); a token whose
+   * wordOf differs from the previous token's starts a new unit labelled words[wordOf]; otherwise
+   * it joins the current unit. Returns [{label, tokens: [token indices], word: index or -1}].
+   */
+  function units(tokens, words, wordOf) {
+    const out = [];
+    let previous = null;
+    tokens.forEach((token, t) => {
+      const w = wordOf[t];
+      if (w !== -1 && w === previous) out[out.length - 1].tokens.push(t);
+      else out.push({ label: w === -1 ? token : words[w], tokens: [t], word: w });
+      previous = w;
+    });
+    return out;
+  }
+
+  /** Word-level attention over units: W[u][v] = mean over tokens t of u of the sum over tokens
+   * s of v of A[t][s] (TO a unit: the sum over its pieces; FROM it: the mean of their rows). */
+  function unitAttention(matrix, n, unitList, unitOf) {
+    const count = unitList.length;
+    const sums = new Float64Array(count * count);
+    for (let t = 0; t < n; t++) {
+      const row = unitOf[t] * count;
+      const share = 1 / unitList[unitOf[t]].tokens.length;
+      for (let s = 0; s < n; s++) sums[row + unitOf[s]] += matrix[t * n + s] * share;
+    }
+    return Float32Array.from(sums);
+  }
+
   class Sentence {
     constructor(raw) {
       this.key = raw.key;
@@ -72,6 +106,7 @@
       this.causal = raw.causal;
       this.n = raw.tokens.length;
       this.scale = config().attentionScale;
+      this.level = "tokens";
       this.bytes = decodeBase64(raw.attention);
       const expected = this.layers * this.heads * this.n * this.n;
       if (this.bytes.length !== expected) {
@@ -86,6 +121,44 @@
       this.vectorsAvailable = Boolean(neuron.available);
       this.hasVectors = false;
       if (neuron.query) this._decodeVectors(neuron); // inlined (hand-made data)
+      this._initWords(raw);
+    }
+
+    /** hasWords, words, units (one per token when the words are unknown), unitOf (token ->
+     * unit), unitOfWord (word -> its first unit) and arcs ([] without a tree). */
+    _initWords(raw) {
+      this.hasWords = Array.isArray(raw.words) && Array.isArray(raw.wordOf) && raw.wordOf.length === this.n;
+      this.words = this.hasWords ? raw.words : [];
+      this.units = this.hasWords
+        ? units(this.tokens, raw.words, raw.wordOf)
+        : this.tokens.map((label, t) => ({ label, tokens: [t], word: -1 }));
+      this.unitOf = new Int32Array(this.n);
+      this.unitOfWord = new Map();
+      this.units.forEach((unit, u) => {
+        for (const t of unit.tokens) this.unitOf[t] = u;
+        if (unit.word !== -1 && !this.unitOfWord.has(unit.word)) this.unitOfWord.set(unit.word, u);
+      });
+      this.arcs = this.hasWords && Array.isArray(raw.arcs) ? raw.arcs : [];
+      this._unitMatrices = new Map();
+    }
+
+    /** Word-level attention of one head (see unitAttention) as Float32Array u*u, row = from;
+     * computed once per head (do not modify it). Without words, units are tokens. */
+    unitMatrix(layer, head) {
+      const key = `${layer}-${head}`;
+      if (!this._unitMatrices.has(key)) {
+        this._unitMatrices.set(key, unitAttention(this.matrix(layer, head), this.n, this.units, this.unitOf));
+      }
+      return this._unitMatrices.get(key);
+    }
+
+    /** The sentence at a level, "tokens" or "words", for the views: an object with the
+     * attention interface of a Sentence (level, n, tokens: the labels, special, segments,
+     * layers, heads, matrix(), value()). Without words, or for "tokens": the sentence itself. */
+    at(level) {
+      if (level !== "words" || !this.hasWords) return this;
+      if (!this._wordLevel) this._wordLevel = wordLevel(this);
+      return this._wordLevel;
     }
 
     _decodeVectors(raw) {
@@ -162,6 +235,26 @@
     }
   }
 
+  /** The word level of a sentence (Sentence.at("words")): one row per unit; a unit's segment
+   * and specialness are its first token's. */
+  function wordLevel(sentence) {
+    const first = sentence.units.map((unit) => unit.tokens[0]);
+    const n = sentence.units.length;
+    return {
+      level: "words",
+      key: sentence.key,
+      layers: sentence.layers,
+      heads: sentence.heads,
+      causal: sentence.causal,
+      n,
+      tokens: sentence.units.map((unit) => unit.label),
+      special: first.map((t) => sentence.special[t]),
+      segments: first.map((t) => sentence.segments[t]),
+      matrix: (layer, head) => sentence.unitMatrix(layer, head),
+      value: (layer, head, i, j) => sentence.unitMatrix(layer, head)[i * n + j],
+    };
+  }
+
   /** Where a sentence's vectors script is: beside its data script if the page loaded that from
    * the contract's path (whatever the page's depth), else from the site's root. */
   function vectorsSrc(key) {
@@ -186,6 +279,6 @@
   }
 
   window.AtlasData = {
-    get, config, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    get, units, config, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

@@ -4,15 +4,18 @@
 //   AtlasHeadView.mount(container, sentence, state, {allHeads}) -> handle
 //   allHeads: start with every head of the layer shown (else, as the sentence page does, the
 //   state's head alone: every head of a layer at once is thousands of lines).
-//   handle: {lines(), importance(), view(), renderMs}; AtlasHeadView.of(container) -> handle.
+//   handle: {lines(), importance(), view(), labels(), renderMs}; AtlasHeadView.of(container) -> handle.
 // The state's head is the focused head (drawn on top, ringed swatch); a selection from
 // elsewhere (model view, address, arrow keys) shows that layer with that head alone.
 // Lines are drawn on one canvas, batched into one path per head and opacity step.
 // Mounting again on the same container ends the previous mount (listeners, subscription).
+// Rows are the units of the state's level (state.level()): words when the sentence's words are
+// known and the level is "words", else tokens; a change of level rebuilds the columns.
 //
-// The functions below share one object, hv: {container, sentence, state, view, ui, ...}, where
-// view is what is shown (layer, heads, filter, threshold, hovered or pinned token) and ui holds
-// the elements built once by mount.
+// The functions below share one object, hv: {container, sentence, grid, state, view, ui, ...},
+// where grid is the sentence at the shown level (sentence.at(level): n, tokens, segments,
+// special, matrix()), view is what is shown (layer, heads, filter, threshold, hovered or pinned
+// row) and ui holds the elements built by mount (the columns again on a change of level).
 "use strict";
 (function () {
   const LEVELS = 16; // opacity steps
@@ -181,17 +184,34 @@
     return { body, ctx, fromTokens, toTokens, bars };
   }
 
-  /** Every element of the view, built into the (emptied) container. */
-  function buildUi(container, sentence, view, rowH) {
+  /** Every element of the view but the columns (setLevel builds those), into the (emptied)
+   * container. */
+  function buildUi(container, sentence, view) {
     container.replaceChildren();
     container.classList.add("head-view");
-    const ui = { ...buildControls(sentence, view), ...buildSwatches(sentence), ...buildColumns(sentence, rowH) };
+    const ui = { ...buildControls(sentence, view), ...buildSwatches(sentence) };
     ui.status = window.AtlasViews.el("p", "hv-status");
     ui.status.setAttribute("aria-live", "polite");
     const header = window.AtlasViews.el("div", "hv-top");
     header.append(ui.controls, ui.swatches, ui.status);
-    container.append(header, ui.body);
+    container.append(header);
     return ui;
+  }
+
+  /** Shows the sentence at a level ("words" or "tokens"): new columns, nothing hovered or
+   * pinned, matrices of that level. */
+  function setLevel(hv, level) {
+    hv.grid = hv.sentence.at(level);
+    hv.rowH = rowHeight(hv.grid.n);
+    hv.tokenName = tokenNamer(hv.grid.tokens);
+    hv.cache = { layer: 0, matrices: new Map() };
+    Object.assign(hv.view, { hover: null, pin: null });
+    const old = hv.ui.body;
+    Object.assign(hv.ui, buildColumns(hv.grid, hv.rowH));
+    if (old) old.replaceWith(hv.ui.body);
+    else hv.container.append(hv.ui.body);
+    bindRows(hv);
+    hv.container.dataset.level = hv.grid.level;
   }
 
   // ---- what is drawn
@@ -203,7 +223,7 @@
       cache.layer = view.layer;
       cache.matrices = new Map();
     }
-    if (!cache.matrices.has(head)) cache.matrices.set(head, hv.sentence.matrix(view.layer, head));
+    if (!cache.matrices.has(head)) cache.matrices.set(head, hv.grid.matrix(view.layer, head));
     return cache.matrices.get(head);
   }
 
@@ -216,7 +236,7 @@
   /** The rows (attending tokens) and columns (attended tokens) the filter and the hovered or
    * pinned token leave. */
   function visibleTokens(hv) {
-    const { sentence, view } = hv;
+    const { grid: sentence, view } = hv;
     const token = view.hover || view.pin;
     const [fromSeg, toSeg] = segmentsOf(view);
     const rows = [];
@@ -232,7 +252,7 @@
   /** Calls fn(head, from, to, weight) for every line drawn, the focused head last. */
   function forEachLine(hv, fn) {
     const { view } = hv;
-    const n = hv.sentence.n;
+    const n = hv.grid.n;
     const { rows, cols } = visibleTokens(hv);
     const order = sortedHeads(view).filter((h) => h !== view.focus);
     if (view.shown.has(view.focus)) order.push(view.focus);
@@ -252,7 +272,7 @@
   /** Attention each token receives: column sums over the query rows, summed over the shown
    * heads, special tokens left out (the segment filter applies to rows and columns). */
   function importance(hv) {
-    const { sentence, view } = hv;
+    const { grid: sentence, view } = hv;
     const n = sentence.n;
     const [fromSeg, toSeg] = segmentsOf(view);
     const received = new Float64Array(n);
@@ -275,7 +295,7 @@
    * hovered or pinned token, the weights at the far end: {count, tint, top}. */
   function strokeLines(hv, token) {
     const { ctx } = hv.ui;
-    const n = hv.sentence.n;
+    const n = hv.grid.n;
     ctx.clearRect(0, 0, LINES_WIDTH, n * hv.rowH);
     const tint = new Float64Array(n);
     const top = [];
@@ -315,7 +335,7 @@
 
   /** Tokens: the hovered or pinned one marked, the far side tinted by the strongest weight. */
   function markTokens(hv, token, tint) {
-    const { sentence, view, ui } = hv;
+    const { grid: sentence, view, ui } = hv;
     const tintColour = shownColour(view);
     const [fromSeg, toSeg] = segmentsOf(view);
     for (let i = 0; i < sentence.n; i++) {
@@ -478,9 +498,8 @@
   };
   const sameToken = (a, b) => (a && b ? a.side === b.side && a.index === b.index : a === b);
 
-  /** Hover isolates a token's lines, a click pins it, Escape (on the document, until the next
-   * mount on this container) releases the pin. */
-  function bindTokens(hv, signal) {
+  /** Hover isolates a row's lines and a click pins it (on the columns of the shown level). */
+  function bindRows(hv) {
     const { view, ui } = hv;
     const hover = (token) => {
       if (sameToken(token, view.hover)) return;
@@ -496,6 +515,11 @@
       view.hover = null; // show the pin (or its release) at once
       drawLines(hv);
     });
+  }
+
+  /** Escape (on the document, until the next mount on this container) releases the pin. */
+  function bindEscape(hv, signal) {
+    const { view } = hv;
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && view.pin) {
         view.pin = null;
@@ -504,13 +528,18 @@
     }, { signal });
   }
 
-  /** A selection from elsewhere shows that layer with that head alone. */
+  /** A selection from elsewhere shows that layer with that head alone; a change of level
+   * shows the rows of that level. */
   function followState(hv, signal) {
     window.AtlasViews.follow(hv.state, (selection, source) => {
       if (source === "head-view") return;
       hv.view.layer = selection.layer;
       hv.view.focus = selection.head;
       hv.view.shown = new Set([selection.head]);
+      render(hv);
+    }, signal);
+    window.AtlasViews.followLevel(hv.state, (level) => {
+      setLevel(hv, level);
       render(hv);
     }, signal);
   }
@@ -540,7 +569,9 @@
         const { received, total } = importance(hv);
         return { received: [...received], total };
       },
-      view: () => ({ ...hv.view, shown: sortedHeads(hv.view) }),
+      view: () => ({ ...hv.view, shown: sortedHeads(hv.view), level: hv.grid.level }),
+      /** The row labels of the shown level (tokens, or words and special tokens). */
+      labels: () => [...hv.grid.tokens],
     };
   }
 
@@ -548,19 +579,12 @@
     const signal = window.AtlasViews.remount(container);
     const started = performance.now();
     performance.mark("atlas:head-view:start");
-    const rowH = rowHeight(sentence.n);
     const view = initialView(sentence, state.get(), options);
-    const hv = {
-      container, sentence, state, view, rowH,
-      ui: buildUi(container, sentence, view, rowH),
-      cache: { layer: 0, matrices: new Map() },
-      widths: lineWidths(),
-      tokenName: tokenNamer(sentence.tokens),
-      measured: false,
-    };
+    const hv = { container, sentence, state, view, ui: buildUi(container, sentence, view), widths: lineWidths(), measured: false };
+    setLevel(hv, state.level());
     bindControls(hv);
     bindSwatches(hv);
-    bindTokens(hv, signal);
+    bindEscape(hv, signal);
     followState(hv, signal);
     render(hv);
     const handle = makeHandle(hv, started);

@@ -1,6 +1,9 @@
 // Attention heatmaps on canvas: rows = attending token, columns = token attended to.
 // Any <canvas class="heatmap" data-key data-layer data-head [data-labels] [data-size]> is drawn on load;
-// AtlasHeatmap.draw(canvas, key, layer, head) redraws one (the sentence page uses it).
+// AtlasHeatmap.draw(canvas, key, layer, head, {level}) redraws one (the sentence page uses it).
+// Labelled heatmaps show words when the sentence's words are known (level "words", the
+// default), else tokens; on a head page, a switch (into [data-level-switch], with AtlasViews
+// loaded) turns every one of them to tokens and back.
 // Also shared with the sentence page's views: colour, bitmap (one pixel per value, as
 // ImageData), drawLabelled (with options) and setSize (a canvas sized for the screen's pixels).
 "use strict";
@@ -74,7 +77,8 @@
   }
 
   /**
-   * A labelled heatmap with token names on both axes and values on hover.
+   * A labelled heatmap with token names on both axes and values on hover. sentence may be a
+   * sentence at a level (Sentence.at("words")): its rows are then words.
    * options: size (largest side of the matrix in CSS pixels, default 560), width (largest width
    * of the whole canvas), source (a canvas already holding bitmap(), e.g. a thumbnail), mark
    * ({row, col}: outline that row and column). When cells are too small for every name, every
@@ -130,22 +134,49 @@
     return { labelWidth, cell, n };
   }
 
-  function draw(canvas, key, layer, head, options) {
+  /** options: as drawLabelled's, and level ("words" by default; thumbnails are of tokens). */
+  function draw(canvas, key, layer, head, options = {}) {
     const sentence = window.AtlasData.get(key);
     canvas.dataset.layer = layer;
     canvas.dataset.head = head;
-    if (canvas.dataset.labels) drawLabelled(canvas, sentence, layer, head, options);
-    else drawThumb(canvas, sentence, layer, head);
+    if (canvas.dataset.labels) {
+      const shown = sentence.at(options.level || "words");
+      canvas.dataset.level = shown.level;
+      drawLabelled(canvas, shown, layer, head, options);
+    } else drawThumb(canvas, sentence, layer, head);
     canvas.setAttribute("aria-label", `attention of ${window.AtlasData.headName(layer, head)}`);
   }
 
-  function drawAll() {
-    for (const canvas of document.querySelectorAll("canvas.heatmap")) {
+  const pageHeatmaps = () => [...document.querySelectorAll("canvas.heatmap")];
+
+  function drawAll(level = "words") {
+    for (const canvas of pageHeatmaps()) {
       const size = Number(canvas.dataset.size) || undefined; // data-size: largest side, CSS px
-      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head), { size });
+      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head), { size, level });
+    }
+  }
+
+  /** The page's level switch, where one is asked for and some labelled heatmap has words. */
+  function mountLevelSwitch() {
+    const places = document.querySelectorAll("[data-level-switch]");
+    const words = pageHeatmaps().some((c) => c.dataset.labels && window.AtlasData.get(c.dataset.key).hasWords);
+    if (!places.length || !words || !window.AtlasViews) return;
+    const switches = [];
+    const change = (level) => {
+      for (const s of switches) s.show(level);
+      drawAll(level);
+    };
+    for (const place of places) {
+      const s = window.AtlasViews.levelSwitch("words", change);
+      switches.push(s);
+      place.append(s.element);
+      place.hidden = false;
     }
   }
 
   window.AtlasHeatmap = { draw, colour, bitmap, drawLabelled, setSize };
-  document.addEventListener("DOMContentLoaded", drawAll);
+  document.addEventListener("DOMContentLoaded", () => {
+    drawAll();
+    mountLevelSwitch();
+  });
 })();

@@ -6,9 +6,12 @@
 //   Head names and pattern labels (in titles and the preview) come from the page contract.
 //   handle: {renderMs, preview(layer, head), hide()}; AtlasModelView.of(container) -> handle.
 // Mounting again on the same container ends the previous mount (listeners, subscription).
+// Thumbnails and preview show the state's level (state.level()): words when the sentence's
+// words are known and the level is "words", else tokens.
 //
-// The functions below share one object, mv: {container, sentence, state, perHead, thumbs,
-// pending, grid, panel, ...}.
+// The functions below share one object, mv: {container, sentence, shown, state, perHead,
+// thumbs, pending, grid, panel, ...}, where shown is the sentence at the shown level
+// (sentence.at(level)).
 "use strict";
 (function () {
   const PREVIEW = 460; // largest side of the enlarged matrix, CSS pixels
@@ -52,8 +55,6 @@
   function thumbnail(mv, layer, head) {
     const canvas = window.AtlasViews.el("canvas", "thumb");
     const name = window.AtlasData.headName(layer, head);
-    canvas.width = mv.sentence.n;
-    canvas.height = mv.sentence.n;
     canvas.dataset.layer = layer;
     canvas.dataset.head = head;
     canvas.title = headTitle(layer, head);
@@ -89,7 +90,7 @@
   // answers at once (a thumbnail needed earlier, e.g. for the preview, is filled then).
   function paint(mv, canvas) {
     if (!mv.pending.delete(canvas)) return canvas;
-    const pixels = window.AtlasHeatmap.bitmap(mv.sentence, Number(canvas.dataset.layer), Number(canvas.dataset.head), mv.perHead);
+    const pixels = window.AtlasHeatmap.bitmap(mv.shown, Number(canvas.dataset.layer), Number(canvas.dataset.head), mv.perHead);
     canvas.getContext("2d").putImageData(pixels, 0, 0);
     return canvas;
   }
@@ -125,7 +126,22 @@
     const width = mv.container.clientWidth || 900;
     const size = Math.max(28, Math.min(72, Math.floor((width - 40) / mv.sentence.heads) - 4));
     mv.grid.style.setProperty("--thumb", `${size}px`);
-    mv.grid.classList.toggle("pixelated", size * (window.devicePixelRatio || 1) >= mv.sentence.n);
+    mv.grid.classList.toggle("pixelated", size * (window.devicePixelRatio || 1) >= mv.shown.n);
+  }
+
+  /** Shows the sentence at a level ("words" or "tokens"): every thumbnail sized n × n of that
+   * level and painted again. */
+  function setLevel(mv, level) {
+    mv.shown = mv.sentence.at(level);
+    hide(mv);
+    for (const canvas of mv.thumbs.values()) {
+      canvas.width = mv.shown.n;
+      canvas.height = mv.shown.n;
+      mv.pending.add(canvas);
+    }
+    mv.container.dataset.level = mv.shown.level;
+    fit(mv);
+    paintSome(mv);
   }
 
   /** Shows the preview of a head (and a cell) on the next frame. */
@@ -138,7 +154,7 @@
   function drawPreview(mv) {
     mv.frame = 0;
     if (!mv.hovered) return;
-    const { sentence, enlarged } = mv;
+    const { shown: sentence, enlarged } = mv;
     const { layer, head, row, col } = mv.hovered;
     enlarged.title.textContent = headTitle(layer, head) + (mv.perHead ? " (shaded per head)" : "");
     enlarged.title.style.setProperty("--head-colour", window.AtlasViews.headColour(head));
@@ -177,11 +193,11 @@
   /** Hover previews the cell under the pointer, a click selects the head; scrolling the page
    * (a window listener, until the next mount) hides the preview, which would float astray. */
   function bindGrid(mv, signal) {
-    const { grid, sentence } = mv;
-    const n = sentence.n;
+    const { grid } = mv;
     grid.addEventListener("mousemove", (event) => {
       const thumb = thumbOf(event);
       if (!thumb) return hide(mv);
+      const { n } = mv.shown;
       const rect = thumb.getBoundingClientRect();
       const cellOf = (offset, size) => Math.max(0, Math.min(n - 1, Math.floor((offset / size) * n)));
       preview(mv, Number(thumb.dataset.layer), Number(thumb.dataset.head),
@@ -220,16 +236,16 @@
     container.replaceChildren();
     container.classList.add("model-view");
     delete container.dataset.paintedMs; // set again once this mount has painted every thumbnail
-    const mv = { container, sentence, state, signal, started, perHead: false, thumbs: new Map(), hovered: null, frame: 0, active: null };
+    const mv = { container, sentence, state, signal, started, perHead: false, thumbs: new Map(), pending: new Set(), hovered: null, frame: 0, active: null };
     const shading = buildShading(mv);
     mv.grid = buildGrid(mv);
-    mv.pending = new Set(mv.thumbs.values());
     mv.enlarged = buildPreview();
     container.append(shading, mv.grid, mv.enlarged.panel);
-    paintSome(mv);
+    setLevel(mv, state.level());
     fitAlways(mv, signal);
     bindGrid(mv, signal);
     window.AtlasViews.follow(state, (selection) => markSelected(mv, selection), signal);
+    window.AtlasViews.followLevel(state, (level) => setLevel(mv, level), signal);
     markSelected(mv, state.get());
 
     const handle = { renderMs: performance.now() - started, preview: (...args) => preview(mv, ...args), hide: () => hide(mv) };

@@ -1,14 +1,16 @@
 // The sentence page controller: one shared selection (AtlasState) for every view; the URL hash
 // (#L9-H6) follows it, so a link opens the page with a head selected; arrow keys move it.
-// Mounts the head view, the model view and the neuron view, and keeps the labelled heatmap of
-// the selected head (#selected-heatmap) in step. Head names, labels and links come from the
+// Mounts the head view, the arcs view, the model view and the neuron view, and keeps the
+// labelled heatmap of the selected head (#selected-heatmap) in step. When the sentence's words
+// are known, one switch (#level-switch) sets the level of every view but the neuron view
+// (words by default, or tokens), through the shared state. Head names, labels and links come from the
 // page contract (AtlasData). AtlasSentencePage.init() may run again: it replaces the last run.
 "use strict";
 (function () {
   const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 
   /** The panel of the selected head; returns show(selection), which fills it. */
-  function selectedPanel(key) {
+  function selectedPanel(key, state) {
     const { AtlasData } = window;
     const big = document.getElementById("selected-heatmap");
     const title = document.getElementById("selected-title");
@@ -17,7 +19,8 @@
     return function show({ layer, head }) {
       const name = AtlasData.headName(layer, head);
       const label = AtlasData.headLabel(layer, head);
-      window.AtlasHeatmap.draw(big, key, layer, head, { size: 560, width: Math.max(320, big.parentElement.clientWidth) });
+      const width = Math.max(320, big.parentElement.clientWidth);
+      window.AtlasHeatmap.draw(big, key, layer, head, { size: 560, width, level: state.level() });
       title.textContent = name;
       badge.hidden = !label;
       badge.textContent = label || "";
@@ -44,6 +47,20 @@
     }, signal);
   }
 
+  /** The level switch (only when the words are known) and the selected heatmap follow the
+   * shared level. */
+  function bindLevel(sentence, state, show, signal) {
+    const place = document.getElementById("level-switch");
+    if (!place || !sentence.hasWords) return;
+    const { element, show: press } = window.AtlasViews.levelSwitch(state.level(), (level) => state.setLevel(level, "switch"));
+    place.replaceChildren(element);
+    place.hidden = false;
+    window.AtlasViews.followLevel(state, (level) => {
+      press(level);
+      show(state.get());
+    }, signal);
+  }
+
   /** Arrow keys move the selection; a new address (#L9-H6) selects that head. */
   function bindNavigation(state, signal) {
     document.addEventListener("keydown", (event) => {
@@ -66,6 +83,7 @@
   function mountViews(sentence, state) {
     const views = [
       ["head-view", window.AtlasHeadView],
+      ["arcs-view", window.AtlasArcsView],
       ["model-view", window.AtlasModelView],
       ["neuron-view", window.AtlasNeuronView],
     ];
@@ -88,8 +106,9 @@
     const sentence = window.AtlasData.get(key);
     const fromHash = window.AtlasData.parseHead(location.hash);
     const state = window.AtlasState.create(sentence.layers, sentence.heads, fromHash || { layer: 1, head: 1 });
-    const show = selectedPanel(key);
+    const show = selectedPanel(key, state);
     followSelection(state, show, signal);
+    bindLevel(sentence, state, show, signal);
     bindNavigation(state, signal);
     mountViews(sentence, state);
     show(state.get());

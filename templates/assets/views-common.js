@@ -1,5 +1,6 @@
 // Shared by the views of a sentence page (head view, model view, neuron view): one colour per
-// head, token classes and small DOM helpers. One global: AtlasViews.
+// head, token classes, small DOM helpers and the level switch (tokens | words). One global:
+// AtlasViews.
 "use strict";
 (function () {
   // Twenty categorical colours, all readable as thin lines on white and none repeated (after
@@ -75,5 +76,36 @@
     signal.addEventListener("abort", unsubscribe, { once: true });
   }
 
-  window.AtlasViews = { PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow };
+  /** state.subscribeLevel(fn) until signal aborts. */
+  function followLevel(state, fn, signal) {
+    const unsubscribe = state.subscribeLevel(fn);
+    signal.addEventListener("abort", unsubscribe, { once: true });
+  }
+
+  /** The level switch "tokens | words": a group of two buttons, the current one pressed;
+   * onChange(level) runs on a click. Returns {element, show(level)} (show presses a level). */
+  function levelSwitch(current, onChange) {
+    const group = el("span", "level-switch");
+    group.setAttribute("role", "group");
+    group.setAttribute("aria-label", "Level");
+    group.append(el("span", "caption-inline", "Show "));
+    const buttons = ["tokens", "words"].map((level) => {
+      const button = el("button", "", level);
+      button.type = "button";
+      button.dataset.level = level;
+      button.title = level === "words" ? "Attention between words (a split word's pieces as one)" : "Attention between tokens";
+      button.addEventListener("click", () => onChange(level));
+      group.append(button);
+      return button;
+    });
+    const show = (level) => {
+      for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.level === level));
+    };
+    show(current);
+    return { element: group, show };
+  }
+
+  window.AtlasViews = {
+    PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, levelSwitch,
+  };
 })();

@@ -1,0 +1,195 @@
+// Arcs view: the sentence's gold dependency arcs drawn over its words (an SVG arc diagram,
+// each arc from the head to the dependent with its relation on top, the root marked), and the
+// arcs the selected head gets right marked (Clark et al. 2019, §4.2), in one of two directions:
+//   dependent → head: the word the dependent attends to most is its head;
+//   head → dependent: the word the head attends to most is the dependent (the transposed map).
+// "Attends to most": the argmax of the unit's row of the word-level matrix
+// (Sentence.unitMatrix) over word units only, special tokens and the word itself left out
+// (on a tie, the first such word).
+//   AtlasArcsView.mount(container, sentence, state) -> handle, or null without arcs
+//   handle: {scores(), direction()}; AtlasArcsView.score(sentence, layer, head, direction).
+// The view follows the shared selection; without arcs it hides itself (and its .arcs-panel).
+// Mounting again on the same container ends the previous mount (listeners, subscription).
+//
+// The functions below share one object, av: {container, sentence, state, direction, ui}.
+"use strict";
+(function () {
+  const SVG = "http://www.w3.org/2000/svg";
+  const FONT = "13px system-ui, sans-serif";
+  const GAP = 22; // CSS pixels between words
+  const WORD_Y = 18; // height of the word row
+  const TOP = 26; // room above the highest arc for its label and the root's
+  const DIRECTIONS = [["dep-head", "dependent → head"], ["head-dep", "head → dependent"]];
+  const handles = new WeakMap();
+
+  /** The word attended to most from unit u (argmax of W's row over the units of words other
+   * than skipWord), or -1. */
+  function attendedWord(sentence, W, u, skipWord) {
+    const { units } = sentence;
+    const count = units.length;
+    let best = -1;
+    for (let v = 0; v < count; v++) {
+      const w = units[v].word;
+      if (w === -1 || w === skipWord) continue;
+      if (best < 0 || W[u * count + v] > W[u * count + best]) best = v;
+    }
+    return best < 0 ? -1 : units[best].word;
+  }
+
+  /** Per arc: true or false (the head gets it right in that direction), or null for the root's
+   * arc and arcs of words without tokens (not scored). */
+  function score(sentence, layer, head, direction) {
+    const W = sentence.unitMatrix(layer, head);
+    const unit = sentence.unitOfWord;
+    return sentence.arcs.map(([d, h]) => {
+      if (h < 0 || !unit.has(d) || !unit.has(h)) return null;
+      return direction === "head-dep"
+        ? attendedWord(sentence, W, unit.get(h), h) === d
+        : attendedWord(sentence, W, unit.get(d), d) === h;
+    });
+  }
+
+  const svg = (tag, attrs = {}) => {
+    const node = document.createElementNS(SVG, tag);
+    for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, String(v));
+    return node;
+  };
+
+  /** Word centres and the row's width, measured in FONT. */
+  function layout(words) {
+    const ctx = document.createElement("canvas").getContext("2d");
+    ctx.font = FONT;
+    const centres = [];
+    let x = GAP / 2;
+    for (const word of words) {
+      const w = ctx.measureText(word).width;
+      centres.push(x + w / 2);
+      x += w + GAP;
+    }
+    return { centres, width: Math.ceil(x) };
+  }
+
+  /** One arc (head -> dependent, over the words) or the root's mark, in a group with its
+   * hover title and a wide invisible twin for the pointer. */
+  function arcGroup(sentence, arc, index, geometry) {
+    const [d, h, rel] = arc;
+    const { centres, base, step } = geometry;
+    const g = svg("g", { class: h < 0 ? "arc root" : "arc", "data-index": index });
+    const title = svg("title");
+    const words = sentence.words;
+    title.textContent = h < 0 ? `${words[d]}: root` : `${words[d]} ← ${rel} ← ${words[h]}`;
+    const xd = centres[d];
+    let path;
+    let label;
+    if (h < 0) {
+      path = `M ${xd} 4 L ${xd} ${base}`;
+      label = svg("text", { x: xd + 3, y: 12, class: "arc-label" });
+    } else {
+      const xh = centres[h] + (d < h ? -3 : 3);
+      const rise = 14 + step * Math.abs(d - h);
+      path = `M ${xh} ${base} C ${xh} ${base - rise}, ${xd} ${base - rise}, ${xd} ${base}`;
+      label = svg("text", { x: (xh + xd) / 2, y: base - 0.75 * rise - 3, class: "arc-label", "text-anchor": "middle" });
+    }
+    label.textContent = h < 0 ? "root" : rel;
+    g.append(title, svg("path", { d: path, class: "arc-line", "marker-end": "url(#arc-arrow)" }), svg("path", { d: path, class: "arc-hit" }), label);
+    return g;
+  }
+
+  /** The diagram: words in a row, arcs above them. */
+  function buildDiagram(sentence) {
+    const { centres, width } = layout(sentence.words);
+    const longest = Math.max(1, ...sentence.arcs.map(([d, h]) => (h < 0 ? 0 : Math.abs(d - h))));
+    const step = Math.min(18, 160 / longest);
+    const base = TOP + 8 + step * longest; // y of the arcs' feet
+    const root = svg("svg", { class: "arcs-svg", width, height: base + WORD_Y + 4, role: "img" });
+    root.setAttribute("aria-label", "dependency arcs");
+    const marker = svg("marker", { id: "arc-arrow", viewBox: "0 0 6 6", refX: 5, refY: 3, markerWidth: 7, markerHeight: 7, markerUnits: "userSpaceOnUse", orient: "auto" });
+    marker.append(svg("path", { d: "M 0 0 L 6 3 L 0 6 z", class: "arc-arrow" }));
+    const defs = svg("defs");
+    defs.append(marker);
+    root.append(defs);
+    const groups = sentence.arcs.map((arc, i) => arcGroup(sentence, arc, i, { centres, base, step }));
+    const span = ([d, h]) => (h < 0 ? Infinity : Math.abs(d - h));
+    const order = groups.map((g, i) => i).sort((i, j) => span(sentence.arcs[j]) - span(sentence.arcs[i]));
+    root.append(...order.map((i) => groups[i])); // shorter arcs (and their labels) on top
+    sentence.words.forEach((word, w) => {
+      const text = svg("text", { x: centres[w], y: base + WORD_Y - 4, class: "arc-word", "text-anchor": "middle" });
+      text.textContent = word;
+      root.append(text);
+    });
+    return { root, groups };
+  }
+
+  /** Direction buttons, the count line, the diagram in a scrolling box. */
+  function buildUi(av) {
+    const { el } = window.AtlasViews;
+    const controls = el("div", "arcs-controls");
+    controls.setAttribute("role", "group");
+    controls.setAttribute("aria-label", "Direction");
+    const buttons = DIRECTIONS.map(([value, text]) => {
+      const button = el("button", "", text);
+      button.type = "button";
+      button.dataset.direction = value;
+      controls.append(button);
+      return button;
+    });
+    const count = el("p", "arcs-count");
+    count.setAttribute("aria-live", "polite");
+    const box = el("div", "arcs-box");
+    const { root, groups } = buildDiagram(av.sentence);
+    box.append(root);
+    av.container.append(controls, count, box);
+    return { buttons, count, groups, root };
+  }
+
+  /** Marks the arcs the selected head gets right and says how many. */
+  function render(av) {
+    const { sentence, state, ui, container } = av;
+    const { layer, head } = state.get();
+    const scores = score(sentence, layer, head, av.direction);
+    ui.root.style.setProperty("--head-colour", window.AtlasViews.headColour(head));
+    ui.groups.forEach((g, i) => {
+      g.classList.toggle("right", scores[i] === true);
+      g.classList.toggle("wrong", scores[i] === false);
+    });
+    for (const b of ui.buttons) b.setAttribute("aria-pressed", String(b.dataset.direction === av.direction));
+    const right = scores.filter((s) => s === true).length;
+    const total = scores.filter((s) => s !== null).length;
+    const text = DIRECTIONS.find(([value]) => value === av.direction)[1];
+    ui.count.textContent = `${window.AtlasData.headName(layer, head)} gets ${right} of ${total} arcs right (${text})`;
+    Object.assign(container.dataset, { layer, head, direction: av.direction, right, total });
+  }
+
+  /** Shows the view's panel only when the sentence has arcs. */
+  function showPanel(container, visible) {
+    const panel = container.closest(".arcs-panel");
+    if (panel) panel.hidden = !visible;
+    container.hidden = !visible;
+  }
+
+  function mount(container, sentence, state) {
+    const signal = window.AtlasViews.remount(container);
+    container.replaceChildren();
+    container.classList.add("arcs-view");
+    showPanel(container, sentence.arcs.length > 0);
+    if (!sentence.arcs.length) return null;
+    const av = { container, sentence, state, direction: "dep-head" };
+    av.ui = buildUi(av);
+    for (const button of av.ui.buttons) {
+      button.addEventListener("click", () => {
+        av.direction = button.dataset.direction;
+        render(av);
+      });
+    }
+    window.AtlasViews.follow(state, () => render(av), signal);
+    render(av);
+    const handle = {
+      scores: () => score(sentence, state.get().layer, state.get().head, av.direction),
+      direction: () => av.direction,
+    };
+    handles.set(container, handle);
+    return handle;
+  }
+
+  window.AtlasArcsView = { mount, score, of: (container) => handles.get(container) };
+})();
