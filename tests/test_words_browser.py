@@ -296,8 +296,8 @@ def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
     next_word = [i for i, (d, h, _) in enumerate(ARCS) if h == d + 1]
     assert next_word == [0, 2, 3]
     assert arcs(page)["right"] == next_word and arcs(page)["count"] == (3, 5)
-    # L1-H3 attends to the previous word: wrong from dependent to head, but from the head the
-    # most attended word is the dependent exactly where the dependent is the previous word.
+    # L1-H3 attends to the previous word: wrong from dependent to head, but the word attending
+    # most to a dependent is the next word, which is right exactly where that is its head.
     page.evaluate("location.hash = '#L1-H3'")
     page.wait_for_function("document.getElementById('arcs-view').dataset.head === '3'")
     assert arcs(page)["count"] == (0, 5)

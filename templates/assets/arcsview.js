@@ -2,9 +2,10 @@
 // each arc from the head to the dependent with its relation on top, the root marked), and the
 // arcs the selected head gets right marked (Clark et al. 2019, §4.2), in one of two directions:
 //   dependent → head: the word the dependent attends to most is its head;
-//   head → dependent: the word the head attends to most is the dependent (the transposed map).
-// "Attends to most": the argmax of the unit's row of the word-level matrix
-// (Sentence.unitMatrix) over word units only, special tokens and the word itself left out
+//   head → dependent: the word that attends most to the dependent is its head (the same on the
+//   transposed map, as Clark et al.'s code and atlas/analyses/syntax.py do).
+// "Most": the argmax of the dependent's row (or, transposed, its column) of the word-level
+// matrix (Sentence.unitMatrix) over word units only, special tokens and the word itself left out
 // (on a tie, the first such word).
 //   AtlasArcsView.mount(container, sentence, state) -> handle, or null without arcs
 //   handle: {scores(), direction()}; AtlasArcsView.score(sentence, layer, head, direction).
@@ -22,16 +23,18 @@
   const DIRECTIONS = [["dep-head", "dependent → head"], ["head-dep", "head → dependent"]];
   const handles = new WeakMap();
 
-  /** The word attended to most from unit u (argmax of W's row over the units of words other
-   * than skipWord), or -1. */
-  function attendedWord(sentence, W, u, skipWord) {
+  /** The word unit u attends to most (argmax of W's row over the units of words other than
+   * skipWord), or with transposed, the word that attends most to u (argmax of its column);
+   * -1 if there is none. */
+  function attendedWord(sentence, W, u, skipWord, transposed = false) {
     const { units } = sentence;
     const count = units.length;
+    const at = (v) => (transposed ? W[v * count + u] : W[u * count + v]);
     let best = -1;
     for (let v = 0; v < count; v++) {
       const w = units[v].word;
       if (w === -1 || w === skipWord) continue;
-      if (best < 0 || W[u * count + v] > W[u * count + best]) best = v;
+      if (best < 0 || at(v) > at(best)) best = v;
     }
     return best < 0 ? -1 : units[best].word;
   }
@@ -43,9 +46,7 @@
     const unit = sentence.unitOfWord;
     return sentence.arcs.map(([d, h]) => {
       if (h < 0 || !unit.has(d) || !unit.has(h)) return null;
-      return direction === "head-dep"
-        ? attendedWord(sentence, W, unit.get(h), h) === d
-        : attendedWord(sentence, W, unit.get(d), d) === h;
+      return attendedWord(sentence, W, unit.get(d), d, direction === "head-dep") === h;
     });
   }
 
