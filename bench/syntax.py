@@ -4,8 +4,8 @@
 
 In one process, with the default model loaded once, runs the whole measuring pipeline over the
 treebank's sentences (``--views 50``) without the syntax analysis and with it, alternately,
-``--runs`` times each, and prints the median times, their ratio, the peak resident memory, and
-the relation table (Clark et al. 2019, Table 1) as Markdown for docs/.
+``--runs`` times each after a warm-up, and prints the median times, their ratio, the peak
+resident memory, and the relation table (Clark et al. 2019, Table 1) as Markdown for docs/.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ def main() -> None:
     examples = read_corpus(args.treebank, limit=args.limit)
     runner = Runner()
     without, with_syntax = [], []
+    timed(examples[:200], runner, default_analyses(50))  # warm-up: first batches, lazy imports
     atlas = None
     for _ in range(args.runs):
         plain = [a for a in default_analyses(50) if not isinstance(a, Syntax)]
