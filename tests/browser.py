@@ -229,3 +229,16 @@ class Browser:
             if ctx in self._contexts:
                 self._contexts.remove(ctx)
         return report
+
+
+def open_sentence_page(browser: Browser, path: pathlib.Path, fragment: str = ""):
+    """Open a sentence page and wait until its head view and model view have drawn."""
+    page, report = browser.open(path, fragment=fragment)
+    page.wait_for_selector("#head-view[data-lines]")
+    page.wait_for_selector("#model-view[data-painted-ms]")
+    return page, report
+
+
+def dataset(page: Page, selector: str) -> dict:
+    """The data-* attributes of the first element matching selector."""
+    return page.evaluate(f"() => ({{...document.querySelector({selector!r}).dataset}})")

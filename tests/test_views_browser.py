@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from browser import Browser, require_chromium
+from browser import Browser, dataset, open_sentence_page, require_chromium
 
 from atlas.result import load
 
@@ -34,14 +34,7 @@ def pair_page(default_site) -> str:
 
 
 def open_sentence(browser, site, name, fragment=""):
-    page, rep = browser.open(site / "sentences" / name, fragment=fragment)
-    page.wait_for_selector("#head-view[data-lines]")
-    page.wait_for_selector("#model-view[data-painted-ms]")
-    return page, rep
-
-
-def dataset(page, selector):
-    return page.evaluate(f"() => ({{...document.querySelector({selector!r}).dataset}})")
+    return open_sentence_page(browser, site / "sentences" / name, fragment)
 
 
 def test_head_view_opens_on_one_head(browser, default_site):

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import handmade
 import numpy as np
 import pytest
-from browser import Browser, require_chromium
+from browser import Browser, dataset, open_sentence_page, require_chromium
 
 from atlas import viewdata
 
@@ -157,19 +157,8 @@ def without_words(tmp_path) -> pathlib.Path:
     return make_site(tmp_path, words=False)
 
 
-def open_page(browser, path, fragment=""):
-    page, rep = browser.open(path, fragment=fragment)
-    page.wait_for_selector("#head-view[data-lines]")
-    page.wait_for_selector("#model-view[data-painted-ms]")
-    return page, rep
-
-
-def dataset(page, selector):
-    return page.evaluate(f"() => ({{...document.querySelector({selector!r}).dataset}})")
-
-
 def test_units_and_word_level_attention(browser, with_words):
-    page, rep = open_page(browser, with_words)
+    page, rep = open_sentence_page(browser, with_words)
     units = page.evaluate("AtlasData.get('0001').units")
     assert [u["label"] for u in units] == UNITS
     assert [u["tokens"] for u in units] == UNIT_TOKENS
@@ -201,7 +190,7 @@ def test_units_and_word_level_attention(browser, with_words):
 
 
 def test_views_show_words_and_switch_to_tokens(browser, with_words):
-    page, rep = open_page(browser, with_words, fragment="L2-H1")
+    page, rep = open_sentence_page(browser, with_words, fragment="L2-H1")
     labels = f"{HEAD_VIEW}.labels()"
     assert page.evaluate(labels) == UNITS
     assert page.locator("#head-view .hv-from .hv-token").all_inner_texts() == UNITS
@@ -243,7 +232,7 @@ def test_views_show_words_and_switch_to_tokens(browser, with_words):
 
 
 def test_no_words_no_switch(browser, without_words):
-    page, rep = open_page(browser, without_words)
+    page, rep = open_sentence_page(browser, without_words)
     assert page.locator("#level-switch").is_hidden()
     assert page.locator(".level-switch").count() == 0
     assert page.evaluate("AtlasData.get('0001').hasWords") is False
@@ -280,7 +269,7 @@ def arcs(page) -> dict:
 
 
 def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
-    page, rep = open_page(browser, with_words, fragment="L1-H1")
+    page, rep = open_sentence_page(browser, with_words, fragment="L1-H1")
     assert page.locator("#arcs-panel").is_visible()
     assert page.locator("#arcs-view g.arc").count() == len(ARCS)
     assert page.locator("#arcs-view text.arc-word").all_text_contents() == WORDS
