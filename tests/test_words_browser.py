@@ -299,3 +299,44 @@ def test_arcs_view_marks_the_arcs_a_head_gets_right(browser, with_words):
     page.wait_for_timeout(50)
     assert rep.clean, rep
     page.close()
+
+
+def test_arcs_view_agrees_with_the_syntax_analysis(browser, tiny_model, tmp_path):
+    """On a real treebank site, the page marks exactly the arcs that the syntax analysis's own
+    functions (atlas/analyses/syntax.py) get right from the same stored attention: every head,
+    both directions, every sentence with a page."""
+    from conftest import ROOT, build
+
+    from atlas.analyses.syntax import predictions
+    from atlas.analyses.words import units, word_level
+    from atlas.result import load
+
+    out = tmp_path / "site"
+    sample = ROOT / "examples" / "ud-ewt-sample.conllu"
+    args = [str(sample), "-o", str(out), "--model", str(tiny_model("bert")), "--limit", "4"]
+    assert build([*args, "--views", "4"]) == 0
+    atlas = load(out)
+    for view in atlas.views:
+        attention = view.matrix(atlas.model.layers, atlas.model.heads)
+        unit_of, unit_word = units(np.array(view.word_of))
+        unit_for = {int(w): u for u, w in enumerate(unit_word) if w >= 0}
+        page, rep = open_sentence_page(browser, out / "sentences" / f"{view.index + 1:04d}.html")
+        for layer in range(atlas.model.layers):
+            for head in range(atlas.model.heads):
+                w = word_level(attention[layer, head], unit_of)
+                for direction, matrix in (("dep-head", w), ("head-dep", w.T)):
+                    guess = predictions(matrix, unit_word >= 0)
+                    want = [
+                        None
+                        if h < 0 or d not in unit_for or h not in unit_for
+                        else bool(unit_word[guess[unit_for[d]]] == h)
+                        for d, h, _ in view.arcs
+                    ]
+                    got = page.evaluate(
+                        "([l, h, d]) => AtlasArcsView.score(AtlasData.get("
+                        f"'{view.index + 1:04d}'), l, h, d)",
+                        [layer + 1, head + 1, direction],
+                    )
+                    assert got == want, (view.index, layer, head, direction)
+        assert rep.clean, rep
+        page.close()
