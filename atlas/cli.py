@@ -166,10 +166,23 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
+def printable(text: str) -> str:
+    """Text safe for a terminal: control characters (an escape sequence in an id, a newline in a
+    sentence) are shown escaped, \x1b, instead of acting on the terminal."""
+    return "".join(
+        c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text
+    )
+
+
+class PrintableFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        return printable(super().format(record))
+
+
 def setup_logging(quiet: bool, verbose: bool) -> None:
     level = logging.ERROR if quiet else logging.DEBUG if verbose else logging.INFO
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.setFormatter(PrintableFormatter("%(message)s"))
     root = logging.getLogger("atlas")
     root.handlers[:] = [handler]
     root.setLevel(level)
@@ -228,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             run_render(args)
     except USER_ERRORS as err:
-        print(f"atlas: error: {err}", file=sys.stderr)
+        print(f"atlas: error: {printable(str(err))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("atlas: interrupted; nothing was written", file=sys.stderr)
@@ -237,7 +250,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             raise
         print(
-            f"atlas: error: unexpected {type(err).__name__}: {err} (run with -v for details)",
+            f"atlas: error: unexpected {type(err).__name__}: {printable(str(err))} "
+            "(run with -v for details)",
             file=sys.stderr,
         )
         return 1

@@ -25,6 +25,7 @@ from __future__ import annotations
 import codecs
 import json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +66,8 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
             f"{path}: unsupported input format {suffix or '(no extension)'!r}; "
             f"use one of {', '.join(FORMATS)}"
         )
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a folder, not a file")
     if not path.is_file():
         raise CorpusError(f"{path}: no such file")
     if limit is not None and limit < 1:
@@ -136,6 +139,13 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
             record = json.loads(raw)
         except json.JSONDecodeError as err:
             raise CorpusError(f"{path}:{number}: invalid JSON ({err.msg})") from None
+        except RecursionError:
+            raise CorpusError(f"{path}:{number}: JSON nested too deeply") from None
+        except ValueError:  # an integer longer than Python reads by default
+            raise CorpusError(
+                f"{path}:{number}: a number too long to read "
+                f"(over {sys.get_int_max_str_digits():,} digits)"
+            ) from None
         if not isinstance(record, dict):
             raise CorpusError(f"{path}:{number}: expected a JSON object with a 'text' field")
         text, text_b, ident = record.get("text"), record.get("text_b"), record.get("id")
@@ -158,6 +168,7 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
             )
         if tree[0] is None and words:
             tree = (tuple(text.split()), None, None)
+        _check_characters(where, text, text_b, ident, *(tree[0] or ()))
         count += 1
         yield Example(
             id=str(ident) if ident is not None else str(count),
@@ -171,6 +182,20 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
 
 
 Tree = tuple[tuple[str, ...] | None, tuple[int, ...] | None, tuple[str, ...] | None]
+
+
+def _check_characters(where: str, *values: object) -> None:
+    """Refuse strings that are not text: JSON can spell a lone surrogate ("\\ud800"), which
+    no tokenizer and no page can take."""
+    for value in values:
+        if isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as err:
+                bad = value[err.start : err.end].encode("unicode_escape").decode("ascii")
+                raise CorpusError(
+                    f"{where}: a lone surrogate ({bad}) is not a character; fix the text"
+                ) from None
 
 
 def _jsonl_tree(where: str, record: dict) -> Tree:

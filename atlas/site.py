@@ -10,8 +10,11 @@ import functools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 
 import jinja2
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import SandboxedEnvironment
 
 from . import __version__, charts, contract
 from .result import Atlas, Sentence
@@ -30,6 +33,18 @@ class SiteError(RuntimeError):
     """The site cannot be written; the message is one line."""
 
 
+# What templates may call to draw charts: the functions, not the module (a module would hand a
+# template everything it imports).
+CHART_FUNCTIONS = SimpleNamespace(
+    metric_heatmap=charts.metric_heatmap,
+    layer_curves=charts.layer_curves,
+    head_map=charts.head_map,
+    highlighted=charts.highlighted,
+    offset_profile=charts.offset_profile,
+    relation_heatmap=charts.relation_heatmap,
+)
+
+
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The one Jinja environment: the user's template folder, if any, wins over the built-in.
 
@@ -40,7 +55,9 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     if templates is not None:
         loaders.append(jinja2.FileSystemLoader(str(templates)))
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
-    env = jinja2.Environment(
+    # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
+    # the chart functions below, and nothing else (no attribute starting with "_", no module).
+    env = SandboxedEnvironment(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -51,7 +68,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
     env.globals.update(
         atlas_version=__version__,
-        charts=charts,
+        charts=CHART_FUNCTIONS,
         head_page=contract.head_page,
         sentence_page=contract.sentence_page,
         data_script=contract.data_script,
@@ -80,8 +97,14 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
         raise SiteError(
             f"template {err.filename or err.name}:{err.lineno}: {err.message}"
         ) from None
+    except SecurityError as err:
+        raise SiteError(f"template error: not allowed in a theme: {err}") from None
     except jinja2.TemplateError as err:
         raise SiteError(f"template error: {err}") from None
+    except RecursionError:
+        raise SiteError("template error: a template includes or extends itself") from None
+    except (ArithmeticError, TypeError, ValueError, LookupError) as err:
+        raise SiteError(f"template error: {type(err).__name__}: {err}") from None
     files.update(_data_files(atlas))
     for source in sorted(_asset_files(templates)):
         files[f"{ASSETS}/{source.name}"] = source.read_bytes()

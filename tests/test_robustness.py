@@ -1,0 +1,80 @@
+"""Bad input found by trying to break the atlas: each gives one clear line and exit 2, and a
+theme cannot run code. (A first part of the cases listed in docs/errors.md.)"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import build
+from test_cli import error_line
+
+from atlas.cli import main, printable
+
+STORED = __import__("pathlib").Path(__file__).parent / "snapshots" / "stored-atlas"
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "nested.jsonl",
+            '{"text": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n",
+            "nested.jsonl:1: JSON nested too deeply",
+        ),
+        (
+            "id.jsonl",
+            '{"text": "a", "id": ' + "9" * 5000 + "}\n",
+            "id.jsonl:1: a number too long to read (over 4,300 digits)",
+        ),
+        (
+            "surrogate.jsonl",
+            '{"text": "a \\ud800 b"}\n',
+            "surrogate.jsonl:1: a lone surrogate (\\ud800) is not a character",
+        ),
+    ],
+)
+def test_bad_jsonl_gives_one_line(tmp_path, capsys, name, content, message):
+    source = tmp_path / name
+    source.write_text(content, encoding="utf-8")
+    assert build([str(source), "-o", str(tmp_path / "site")]) == 2
+    assert message in error_line(capsys)
+    assert not (tmp_path / "site").exists()
+
+
+def test_a_folder_named_like_an_input_is_not_a_missing_file(tmp_path, capsys):
+    (tmp_path / "x.txt").mkdir()
+    assert build([str(tmp_path / "x.txt"), "-o", str(tmp_path / "site")]) == 2
+    assert "x.txt: is a folder, not a file" in error_line(capsys)
+
+
+def test_control_characters_never_reach_the_terminal(tiny_model, tmp_path, capsys):
+    """An id holding an escape sequence is shown escaped in the warning that names it."""
+    source = tmp_path / "ids.jsonl"
+    long = " ".join(["the cat sat on the mat"] * 40)
+    source.write_text(f'{{"text": "{long}", "id": "\\u001b[31mred"}}\n', encoding="utf-8")
+    out = tmp_path / "site"
+    assert main([str(x) for x in ("build", source, "-o", out, "--model", tiny_model("bert"))]) == 0
+    err = capsys.readouterr().err
+    assert "(id \\x1b[31mred, line 1) truncated" in err and "\x1b" not in err
+    assert printable("tab\there\n") == "tab\\there\\n" and printable("東京") == "東京"
+
+
+@pytest.mark.parametrize(
+    ("template", "message"),
+    [
+        ("{{ 1 // 0 }}", "template error: ZeroDivisionError"),
+        ('{% include "index.html" %}', "template error: a template includes or extends itself"),
+        (
+            "{{ cycler.__init__.__globals__.os.popen('id').read() }}",
+            "template error: not allowed in a theme",
+        ),
+        ("{{ charts.head_map.__globals__ }}", "template error: not allowed in a theme"),
+    ],
+)
+def test_a_theme_gets_one_line_and_cannot_run_code(tmp_path, capsys, template, message):
+    theme = tmp_path / "theme"
+    theme.mkdir()
+    (theme / "index.html").write_text(template)
+    out = tmp_path / "site"
+    assert main(["render", str(STORED), "-o", str(out), "--templates", str(theme), "-q"]) == 2
+    assert message in error_line(capsys)
+    assert not out.exists()
