@@ -187,7 +187,7 @@ def test_missing_file(tmp_path):
     assert_error(tmp_path / "absent.txt", "no such file")
     assert_error(tmp_path, "unsupported")  # a directory has no supported extension
     (tmp_path / "folder.txt").mkdir()
-    assert_error(tmp_path / "folder.txt", "no such file")
+    assert_error(tmp_path / "folder.txt", "is a folder, not a file")
 
 
 def test_only_comments_means_no_sentences(tmp_path):
