@@ -167,28 +167,77 @@ def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
     )
 
 
+SCHEMA_FILE = Path(__file__).resolve().parent / "atlas.schema.json"
+
+
 def load(path: str | Path) -> Atlas:
-    """Read atlas.json (or a site folder holding one), with the data/ folder beside it."""
+    """Read atlas.json (or a site folder holding one), with the data/ folder beside it.
+
+    The file is checked against its JSON Schema (atlas/atlas.schema.json) first, so a file of
+    the wrong shape is named by its first problem and where it is, not by a traceback."""
     path = Path(path)
     if path.is_dir():
         path = path / "atlas.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
     except FileNotFoundError:
         raise AtlasFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise AtlasFileError(f"{path}: not a readable atlas.json ({err})") from None
+    except (ValueError, RecursionError) as err:
+        raise AtlasFileError(f"{path}: not a readable atlas.json ({err})") from None
     if not isinstance(data, dict) or "schema_version" not in data:
         raise AtlasFileError(f"{path}: not an atlas.json (no schema_version)")
-    if data["schema_version"] != SCHEMA_VERSION:
+    version = data["schema_version"]
+    if version != SCHEMA_VERSION or isinstance(version, bool):
         raise AtlasFileError(
-            f"{path}: schema version {data['schema_version']}, this atlas reads "
-            f"{SCHEMA_VERSION}; rebuild it with `atlas build`"
+            f"{path}: schema version {json.dumps(version)} ({type(version).__name__}), this "
+            f"atlas reads {SCHEMA_VERSION} (int); rebuild it with `atlas build`"
         )
+    _validate(path, data)
     try:
         return from_dict(data, _read_views(path, data))
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         raise AtlasFileError(f"{path}: malformed atlas.json ({err})") from None
+
+
+def _no_constant(name: str):
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _validate(path: Path, data: dict) -> None:
+    """The first problem of ``data`` against the schema, with its JSON path, as one line."""
+    import jsonschema
+
+    schema = json.loads(SCHEMA_FILE.read_text(encoding="utf-8"))
+    error = jsonschema.exceptions.best_match(
+        jsonschema.Draft202012Validator(schema).iter_errors(data)
+    )
+    if error is not None:
+        where = error.json_path
+        message = error.message if len(error.message) < 120 else error.message[:117] + "..."
+        raise AtlasFileError(f"{path}: {where}: {message}")
+    _check_consistent(path, data)
+
+
+def _check_consistent(path: Path, data: dict) -> None:
+    """What a schema cannot say: the parts of the file agree with each other."""
+    size = data["model"]["layers"] * data["model"]["heads"]
+    keys = {column["key"] for column in data["catalogue"]}
+    problems = [
+        (f"$.heads: {len(data['heads'])} heads for {data['model']['layers']} layers × "
+         f"{data['model']['heads']} heads") if len(data["heads"]) != size else "",
+        *(f"$.heads[{i}].metrics: missing {', '.join(sorted(keys - set(h['metrics'])))}"
+          for i, h in enumerate(data["heads"]) if keys - set(h["metrics"])),
+        *(f"$.sentences[{i}].index: {s['index']}, expected {i}"
+          for i, s in enumerate(data["sentences"]) if s["index"] != i),
+    ]  # fmt: skip
+    matrix = data["results"].get("distances", {}).get("matrix")
+    if matrix is not None and (len(matrix) != size or any(len(row) != size for row in matrix)):
+        problems.append(f"$.results.distances.matrix: not {size} × {size}")
+    problem = next((p for p in problems if p), None)
+    if problem:
+        raise AtlasFileError(f"{path}: {problem}")
 
 
 def _read_views(path: Path, data: dict) -> list[View]:

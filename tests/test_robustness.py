@@ -78,3 +78,58 @@ def test_a_theme_gets_one_line_and_cannot_run_code(tmp_path, capsys, template, m
     assert main(["render", str(STORED), "-o", str(out), "--templates", str(theme), "-q"]) == 2
     assert message in error_line(capsys)
     assert not out.exists()
+
+
+def stored_with(tmp_path, change) -> str:
+    """A copy of the stored snapshot site whose atlas.json is changed by ``change(data)``."""
+    import json
+    import shutil
+
+    site = tmp_path / "stored"
+    shutil.copytree(STORED, site)
+    data = json.loads((site / "atlas.json").read_text())
+    data = change(data) or data
+    (site / "atlas.json").write_text(json.dumps(data))
+    return str(site)
+
+
+def put(path: str, value):
+    """A change that sets one field, given as a dotted path with list indices."""
+
+    def change(data):
+        *parents, last = [int(p) if p.isdigit() else p for p in path.split(".")]
+        target = data
+        for part in parents:
+            target = target[part]
+        if value is DELETE:
+            del target[last]
+        else:
+            target[last] = value
+
+    return change
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (put("sentences", 5), "$.sentences: 5 is not of type 'array'"),
+        (lambda data: [1, 2], "not an atlas.json (no schema_version)"),
+        (put("sentences.0.index", DELETE), "$.sentences[0]: 'index' is a required property"),
+        (put("heads.0.layer", "1"), "$.heads[0].layer: '1' is not of type 'integer'"),
+        (put("catalogue", {}), "$.catalogue: {} is not of type 'array'"),
+        (put("heads.0.metrics", {}), "$.heads[0].metrics: missing cls_entropy, entropy"),
+        (put("heads", []), "$.heads: [] should be non-empty"),
+        (put("model.layers", 0), "$.model.layers: 0 is less than the minimum of 1"),
+        (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),
+        (put("results.distances.stress", float("nan")), "NaN is not a number JSON allows"),
+        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 2 (int)'),
+    ],
+)
+def test_render_names_the_first_problem_of_a_bad_atlas_json(tmp_path, capsys, change, message):
+    out = tmp_path / "site"
+    assert main(["render", stored_with(tmp_path, change), "-o", str(out), "-q"]) == 2
+    assert message in error_line(capsys)
+    assert not out.exists()
