@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
+import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from . import __version__
@@ -231,15 +234,34 @@ def _templates(args: argparse.Namespace) -> Path | None:
     return args.templates
 
 
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a `kill`, a CI timeout) ends the build as Ctrl-C does: the staging folder is
+    removed and the old site stays as it was."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status (0 ok, 1 unexpected failure, 2 bad input)."""
     args = parser().parse_args(argv)
     setup_logging(args.quiet, args.verbose)
     try:
-        if args.command == "build":
-            run_build(args)
-        else:
-            run_render(args)
+        with terminate_as_interrupt():
+            if args.command == "build":
+                run_build(args)
+            else:
+                run_render(args)
     except USER_ERRORS as err:
         print(f"atlas: error: {printable(str(err))}", file=sys.stderr)
         return 2

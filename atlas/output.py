@@ -91,6 +91,7 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
         raise OutputError(f"{out}: is a broken link")
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
+    _check_writable(out)
     if not out.is_dir() or not any(out.iterdir()) or force:
         return
     files, why = _read_manifest(out)
@@ -105,6 +106,49 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
     )
 
 
+def _check_writable(out: Path) -> None:
+    """Fail before the model runs, not after: the site is staged beside ``out``, so the nearest
+    existing folder of its parent must take a new file (a real probe, which also catches a
+    read-only file system, where permission bits would not)."""
+    folder = out.absolute().parent
+    while not folder.exists():
+        folder = folder.parent
+    if not folder.is_dir():
+        raise OutputError(f"{out}: {folder} is not a folder")
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        raise OutputError(f"{out}: cannot write into {folder} ({err.strerror or err})") from None
+
+
+def remove_stale_staging(out: Path) -> list[Path]:
+    """Remove what killed builds left beside ``out``: folders named ``.NAME.tmp-*`` that are
+    empty or hold the atlas's pending manifest (written first when staging), and nothing else."""
+    parent = out.absolute().parent
+    removed = []
+    if not parent.is_dir():
+        return removed
+    for candidate in sorted(parent.glob(f".{out.name}.tmp-*")):
+        if candidate.is_symlink() or not candidate.is_dir():
+            continue
+        if any(candidate.iterdir()) and not _pending_manifest(candidate):
+            continue
+        shutil.rmtree(candidate, ignore_errors=True)
+        removed.append(candidate)
+    if removed:
+        log.info("removed %d unfinished build folder(s) beside %s", len(removed), out)
+    return removed
+
+
+def _pending_manifest(folder: Path) -> bool:
+    try:
+        data = json.loads((folder / PENDING).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(data, dict) and data.get("format") == FORMAT
+
+
 def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: bool = False) -> None:
     """Put the site's files into ``out``: stage them beside it, then move them in one by one."""
     out = Path(out)
@@ -112,6 +156,7 @@ def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: boo
         if relative == MANIFEST or not _safe(relative):
             raise ValueError(f"not a path the site may write: {relative!r}")
     check_output(out, force=force, clean=clean)
+    remove_stale_staging(out)
     old = (read_manifest(out) if out.is_dir() else None) or set()
     new = set(files)
     _check_conflicts(out, new, old, force=force, clean=clean)
@@ -194,12 +239,13 @@ def _check_conflicts(out: Path, new: set[str], old: set[str], *, force: bool, cl
 
 
 def _stage(staging: Path, files: dict[str, bytes], old: set[str]) -> None:
-    """Write every file and both manifests into the staging folder."""
+    """Write both manifests, then every file, into the staging folder (the pending manifest
+    first, so a build killed while staging leaves a folder the next build recognises)."""
+    (staging / PENDING).write_bytes(manifest_bytes(old | set(files)))
     for relative, content in sorted(files.items()):
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    (staging / PENDING).write_bytes(manifest_bytes(old | set(files)))
     (staging / MANIFEST).write_bytes(manifest_bytes(files))
 
 
@@ -294,10 +340,12 @@ def _interrupts_held() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in held}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for number, handler in previous.items():
+            signal.signal(number, handler)
     if caught:
-        signal.raise_signal(signal.SIGINT)
+        signal.raise_signal(caught[0])

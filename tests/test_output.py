@@ -375,3 +375,70 @@ def test_cli_force_writes_into_it(tiny_model, tmp_path):
     assert (out / "notes.md").read_bytes() == b"keep"
     assert (out / "index.html").read_bytes() != b"my index"
     assert (out / MANIFEST).is_file()
+
+
+# Leftovers of killed builds, SIGTERM, and outputs that cannot be written (issue 8).
+
+
+def test_a_rebuild_removes_only_its_own_stale_staging_folders(tmp_path):
+    """What SIGKILL leaves beside the site (a staging folder holding the pending manifest, or
+    an empty one) goes at the next build; a folder of that name without the manifest stays."""
+    from atlas.output import FORMAT, PENDING, write
+
+    out = tmp_path / "site"
+    killed = tmp_path / ".site.tmp-killed"
+    (killed / "heads").mkdir(parents=True)
+    (killed / PENDING).write_text(json.dumps({"format": FORMAT, "files": []}))
+    (killed / "heads" / "L01-H01.html").write_text("half a site")
+    empty = tmp_path / ".site.tmp-empty"
+    empty.mkdir()
+    mine = tmp_path / ".site.tmp-mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("not the atlas's")
+    write({"index.html": b"hello"}, out)
+    assert not killed.exists() and not empty.exists()
+    assert (mine / "notes.txt").read_text() == "not the atlas's"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".site.tmp-mine", "site"]
+
+
+def test_sigterm_while_staging_leaves_the_old_site(tmp_path, monkeypatch):
+    """SIGTERM is handled as Ctrl-C: the staging folder goes, the old site stays, exit 130."""
+    import signal
+
+    from atlas import output
+    from atlas.cli import terminate_as_interrupt
+
+    out = tmp_path / "site"
+    output.write({"index.html": b"old"}, out)
+    real_stage = output._stage
+
+    def stage_then_terminate(staging, files, old):
+        real_stage(staging, files, old)
+        signal.raise_signal(signal.SIGTERM)
+
+    monkeypatch.setattr(output, "_stage", stage_then_terminate)
+    with pytest.raises(KeyboardInterrupt), terminate_as_interrupt():
+        output.write({"index.html": b"new"}, out)
+    assert (out / "index.html").read_bytes() == b"old"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_sigterm_ends_the_command_as_an_interrupt(tmp_path, monkeypatch, capsys):
+    import signal
+
+    from atlas import cli
+
+    monkeypatch.setattr(cli, "render_site", lambda *a, **k: signal.raise_signal(signal.SIGTERM))
+    stored = Path(__file__).parent / "snapshots" / "stored-atlas"
+    assert cli.main(["render", str(stored), "-o", str(tmp_path / "site"), "-q"]) == 130
+    assert "interrupted" in capsys.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # put back afterwards
+
+
+def test_an_output_that_cannot_be_written_fails_before_the_model_loads(tmp_path, capsys):
+    """A read-only place (here /proc, read-only to root too) is refused at once: the model named
+    here does not exist, and the error is about the output, not the model."""
+    code = main(["build", str(tmp_path / "in.txt"), "-o", "/proc/atlas-site", "--model", "none"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("atlas: error: /proc/atlas-site: cannot write into /proc")
