@@ -442,3 +442,31 @@ def test_an_output_that_cannot_be_written_fails_before_the_model_loads(tmp_path,
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("atlas: error: /proc/atlas-site: cannot write into /proc")
+
+
+STORED_SITE = Path(__file__).parent / "snapshots" / "stored-atlas"
+
+
+def test_the_current_folder_can_be_the_output(tmp_path, monkeypatch):
+    """`-o .` (no folder to rename) is written in place through the manifest, twice, keeping
+    the user's files and leaving nothing beside it."""
+    site = tmp_path / "gh-pages"
+    site.mkdir()
+    (site / "CNAME").write_text("atlas.example.org\n")
+    monkeypatch.chdir(site)
+    assert main(["render", str(STORED_SITE), "-o", ".", "-q", "--force"]) == 0
+    assert main(["render", str(STORED_SITE), "-o", ".", "-q"]) == 0
+    assert (site / "index.html").is_file() and (site / MANIFEST).is_file()
+    assert (site / "CNAME").read_text() == "atlas.example.org\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["gh-pages"]
+
+
+def test_a_symlinked_output_is_followed(tmp_path):
+    """The link stays a link and the site goes into its target."""
+    target = tmp_path / "target"
+    target.mkdir()
+    link = tmp_path / "site"
+    link.symlink_to(target)
+    assert main(["render", str(STORED_SITE), "-o", str(link), "-q"]) == 0
+    assert link.is_symlink() and (target / "index.html").is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site", "target"]
