@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .analyses import MIN_RELATION
 from .analyses.base import Analysis
+from .budget import DEFAULT_MAX_SITE_MB, MB, fit
 from .corpus import read_corpus
 from .model import Runner
 from .output import check_output, write
@@ -37,6 +38,8 @@ def build(
     limit: int | None = None,
     words: bool = False,
     views: int = 200,
+    neuron: str = "views",
+    max_site_mb: float | None = DEFAULT_MAX_SITE_MB,
     min_relation: int = MIN_RELATION,
     title: str | None = None,
     templates: str | Path | None = None,
@@ -48,8 +51,10 @@ def build(
     ``input`` and, if ``output`` is given, write the site there. Returns the Atlas.
 
     ``analyses`` replace the built-in ones (``atlas.analyses.default_analyses(views)``), e.g. to
-    add one of your own. ``words``: split .txt lines into words (``--words``), so each record
-    maps its tokens to words. ``write_options`` go to ``atlas.output.write`` (``clean``,
+    add one of your own. ``neuron``: which sentence pages keep the neuron view's queries and keys
+    ("views": the first ``views``; "all"; "none"). ``max_site_mb``: the site's size budget
+    (``atlas.budget``; None for none). ``words``: split .txt lines into words (``--words``), so
+    each record maps its tokens to words. ``write_options`` go to ``atlas.output.write`` (``clean``,
     ``force``)."""
     input = Path(input)
     if output is not None:
@@ -74,6 +79,7 @@ def build(
         input_name=input.name,
         batch_size=batch_size,
         views=views,
+        neuron=neuron,
         limit=limit,
         progress=progress,
         min_relation=min_relation,
@@ -86,15 +92,27 @@ def build(
             runner.max_length,
         )
     if output is not None:
-        render_site(atlas, output, templates=templates, **write_options)
+        atlas = render_site(
+            atlas, output, templates=templates, max_site_mb=max_site_mb, **write_options
+        )
     return atlas
 
 
 def render_site(
-    atlas: Atlas, output: str | Path, *, templates: str | Path | None = None, **write_options
-) -> dict[str, bytes]:
-    """Render the Atlas's site and write it to ``output``; returns the files written."""
+    atlas: Atlas,
+    output: str | Path,
+    *,
+    templates: str | Path | None = None,
+    max_site_mb: float | None = None,
+    **write_options,
+) -> Atlas:
+    """Render the Atlas's site and write it to ``output``, first fitting it to ``max_site_mb``
+    if given; returns the Atlas as written."""
     templates = Path(templates) if templates is not None else None
+    if max_site_mb is not None:
+        atlas, left_out = fit(atlas, int(max_site_mb * MB), templates)
+        for line in left_out:
+            log.warning("%s", line)
     files = render(atlas, templates=templates)
     write(files, Path(output), **write_options)
     pages = sum(path.endswith(".html") for path in files)
@@ -102,7 +120,7 @@ def render_site(
         "wrote %s: %d pages, %d sentences with attention views, %.1f MB",
         output,
         pages,
-        len(atlas.views),
+        sum(s.has_view for s in atlas.sentences),
         size_of(files) / 1e6,
     )
-    return files
+    return atlas

@@ -14,6 +14,8 @@ from pathlib import Path
 
 from . import __version__
 from .analyses import MIN_RELATION
+from .analyses.views import NEURON_MODES
+from .budget import DEFAULT_MAX_SITE_MB
 from .build import build, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
@@ -37,6 +39,16 @@ def non_negative(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
+def budget(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of megabytes: {text!r}") from None
+    if not value >= 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {text}")
     return value
 
 
@@ -156,6 +168,21 @@ def parser() -> argparse.ArgumentParser:
         help="keep attention for pages of the first N sentences (default: 200); statistics "
         "always cover every sentence",
     )
+    build.add_argument(
+        "--neuron",
+        choices=NEURON_MODES,
+        default="views",
+        help="which sentence pages keep the neuron view's queries and keys: the first --views "
+        "(default), all, or none",
+    )
+    build.add_argument(
+        "--max-site-mb",
+        type=budget,
+        default=DEFAULT_MAX_SITE_MB,
+        metavar="MB",
+        help=f"keep the site under MB megabytes (default: {DEFAULT_MAX_SITE_MB:g}; 0: no limit) "
+        "by leaving out queries and keys, then sentence pages, from the last sentence back",
+    )
     common(build)
 
     rerender = commands.add_parser(
@@ -165,6 +192,13 @@ def parser() -> argparse.ArgumentParser:
         "other --templates; the model is not run.",
     )
     rerender.add_argument("atlas_json", type=Path, metavar="ATLAS_JSON")
+    rerender.add_argument(
+        "--max-site-mb",
+        type=budget,
+        default=0,
+        metavar="MB",
+        help="keep the site under MB megabytes (default: as built)",
+    )
     common(rerender)
     return top
 
@@ -205,6 +239,8 @@ def run_build(args: argparse.Namespace) -> None:
         limit=args.limit,
         words=args.words,
         views=args.views,
+        neuron=args.neuron,
+        max_site_mb=args.max_site_mb or None,
         min_relation=args.min_relation,
         title=args.title,
         templates=_templates(args),
@@ -222,6 +258,7 @@ def run_render(args: argparse.Namespace) -> None:
         load(args.atlas_json),
         args.output,
         templates=_templates(args),
+        max_site_mb=args.max_site_mb or None,
         force=args.force,
         clean=args.clean,
     )

@@ -39,16 +39,17 @@ def measure(
     input_name: str,
     batch_size: int = 16,
     views: int = 200,
+    neuron: str = "views",
     limit: int | None = None,
     progress: bool = False,
     min_relation: int = MIN_RELATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
-    ``analyses`` default to ``default_analyses(views, min_relation)``; their order is the
+    ``analyses`` default to ``default_analyses(views, min_relation, neuron)``; their order is the
     order in which they finish (an analysis may use the results of those before it)."""
     if analyses is None:
-        analyses = default_analyses(views, min_relation)
+        analyses = default_analyses(views, min_relation, neuron)
     _check_names(analyses)
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
@@ -103,6 +104,7 @@ def measure(
             device=runner.device,
             limit=limit,
             views=views,
+            neuron=views_data.get("neuron_mode", neuron),
         ),
         corpus=CorpusSummary(
             sentences=len(examples),
@@ -120,7 +122,8 @@ def measure(
                 text_b=e.text_b,
                 tokens=rows[i][0],
                 truncated=rows[i][1],
-                has_view=i in kept,
+                has_view=i in kept and kept[i].heads_kept is None,
+                has_data=i in kept,
             )
             for i, e in enumerate(examples)
         ],

@@ -18,7 +18,7 @@ from .analyses.base import Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 
@@ -42,6 +42,8 @@ class Options:
     device: str
     limit: int | None
     views: int
+    neuron: str = "views"  # which sentences with a page keep queries and keys (--neuron)
+    max_site_mb: float | None = None  # the budget the build kept the site under (--max-site-mb)
 
 
 @dataclass
@@ -77,6 +79,8 @@ class Sentence:
     tokens: int
     truncated: bool
     has_view: bool  # True when its attention is kept and it has a page
+    # True when data/NNNN.js exists: every head if has_view, else the heads whose pages draw it.
+    has_data: bool = False
 
 
 @dataclass
@@ -244,7 +248,7 @@ def _read_views(path: Path, data: dict) -> list[View]:
     views = []
     total = len(data.get("sentences", []))
     for sentence in data.get("sentences", []):
-        if not sentence.get("has_view"):
+        if not sentence.get("has_data"):
             continue
         script = path.parent / contract.data_script(sentence["index"], total)
         try:

@@ -188,7 +188,7 @@ def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], po
 
 
 def _data_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
-    """data/NNNN.js and data/NNNN.qk.js of every sentence with a page."""
+    """data/NNNN.js of every sentence kept, and data/NNNN.qk.js of those with vectors."""
     total = len(atlas.sentences)
     for view in atlas.views:
         key = contract.sentence_key(view.index, total)
@@ -200,14 +200,33 @@ def _data_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
             heads=atlas.model.heads,
             causal=atlas.model.causal,
             neuron={
-                "available": atlas.model.neuron_view and bool(view.query),
-                "note": atlas.model.neuron_note,
+                "available": atlas.model.neuron_view and bool(view.vectors),
+                "note": neuron_note(atlas, view),
                 "head_dim": atlas.model.head_dim,
             },
         )
         yield contract.data_script(view.index, total), script.encode("utf-8")
-        if view.query:
+        if view.vectors:
             yield contract.vectors_script(view.index, total), vectors_script(view, key).encode()
+
+
+def neuron_note(atlas: Atlas, view: View) -> str:
+    """Why a sentence's page has no neuron view ("" when it has one)."""
+    if not atlas.model.neuron_view:
+        return atlas.model.neuron_note
+    if view.vectors:
+        return ""
+    if atlas.options.neuron == "views" and view.index >= atlas.options.views:
+        return (
+            f"queries and keys are kept for the first {atlas.options.views} sentences "
+            "(--neuron views); build with --neuron all to keep them for every page"
+        )
+    if atlas.options.max_site_mb is None:
+        return "no queries and keys were kept for this sentence"
+    return (
+        "this sentence's queries and keys were left out to keep the site under "
+        f"--max-site-mb {atlas.options.max_site_mb:g}"
+    )
 
 
 def _asset_files(templates: Path | None) -> list[Path]:

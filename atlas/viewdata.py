@@ -1,12 +1,28 @@
-"""The per-sentence data the pages draw from: attention quantised to uint8, queries and keys to
-int16, each sentence's in its own script (data/NNNN.js, data/NNNN.qk.js) that sets a global,
-since file:// pages cannot fetch(). ``read_view`` reads them back, so ``atlas render`` needs no
-model. Paths, globals and the scale come from atlas/contract.py."""
+"""The per-sentence data the pages draw from, each sentence's in its own script (data/NNNN.js,
+data/NNNN.qk.js) that sets a global, since file:// pages cannot fetch(). ``read_view`` reads them
+back, so ``atlas render`` needs no model. Paths, globals and the scale come from
+atlas/contract.py.
+
+Both payloads are deflated (zlib format) and then base64-encoded; the pages inflate them with
+the browser's own ``DecompressionStream("deflate")``, so there is no library and it works from
+file://. On real text deflate shrinks the attention's bytes to under half: most values are near
+zero.
+
+- Attention: uint8, value × 255, [heads kept, n, n]; every head of the model, or, for a sentence
+  kept only for the figures of some head pages, just those heads (``heads_kept``).
+- Queries and keys (the neuron view): one block per (q or k, layer, head), each quantised per
+  dimension over the sentence's tokens, int8 where the neuron view's softmax then stays within
+  ``VECTOR_TOLERANCE`` of the model's attention, checked here for every head, else int16.
+  Layout of the inflated bytes, little-endian: uint8 bits[2·L·H] (q blocks, then k blocks, in
+  model order), then for each block: float16 scale[d], float16 offset[d], then int8 or int16
+  values[n·d]; value = raw × scale + offset.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,65 +33,173 @@ from .model import Record
 
 DATA_PREFIX = f"window.{contract.DATA_GLOBAL} = window.{contract.DATA_GLOBAL} || {{}};\n"
 VECTORS_PREFIX = f"window.{contract.VECTORS_GLOBAL} = window.{contract.VECTORS_GLOBAL} || {{}};\n"
-VECTOR_LEVELS = 32767  # int16
+ENCODING = "deflate"  # what the pages give DecompressionStream
+DEFLATE_LEVEL = 6  # zlib's default: level 9 saves under 1% more here, at twice the time
+VECTOR_TOLERANCE = 0.01  # the neuron view's softmax, from the stored q and k, vs the attention
+# Quantisation levels tried for a block of queries or keys, coarsest first (largest |raw|): the
+# first whose softmax stays within VECTOR_TOLERANCE is kept. All but the last fit in int8, and
+# deflate stores a coarse block in fewer bits (on UD English, 7 to 63 levels suffice for 87% of
+# the blocks of all-MiniLM-L6-v2, and 1% need int16).
+LEVELS = (7, 15, 31, 63, 127, 32767)
 
 
 @dataclass
 class View:
-    """One sentence's attention, kept for its page: uint8 quantised, base64, [L, H, n, n]."""
+    """One sentence's attention (and queries and keys), encoded as its data scripts hold them."""
 
     index: int
     tokens: list[str]
     segments: list[int]  # 0 = A, 1 = B, -1 = special
     special: list[int]  # 1 = special token
-    attention: str
-    # Queries and keys for the neuron view: int16 [L, H, n, head_dim] in base64, each vector with
-    # its own scale (float32 [L, H, n], base64): value = int16 × scale. Empty when unavailable.
-    # (int8 was tried: its rounding moved the neuron view's softmax up to 0.022 off the model's.)
-    query: str = ""
-    query_scale: str = ""
-    key: str = ""
-    key_scale: str = ""
+    attention: str  # base64 of deflated uint8 [len(heads_kept) or L·H, n, n]
+    # The heads stored (flat, model order) when only some are: a sentence kept for the figures
+    # of head pages, without a page of its own. None: every head.
+    heads_kept: list[int] | None = None
+    # Queries and keys for the neuron view (module docstring), "" when not kept, and the largest
+    # difference between the neuron view's softmax from them and the model's attention.
+    vectors: str = ""
+    vectors_error: float = 0.0
     # Words, when known: the words, each token's word (-1: special), and the gold arcs
     # [dependent, head, relation] as word indices (head -1: the root).
     words: list[str] | None = None
     word_of: list[int] | None = None
     arcs: list[list] | None = None
 
+    @property
+    def n(self) -> int:
+        return len(self.tokens)
+
     def matrix(self, layers: int, heads: int) -> np.ndarray:
-        """The attention as float32 [L, H, n, n] (values to within 1/(2·scale))."""
-        n = len(self.tokens)
-        raw = np.frombuffer(base64.b64decode(self.attention), dtype=np.uint8)
-        return (raw.reshape(layers, heads, n, n) / contract.ATTENTION_SCALE).astype(np.float32)
+        """The attention as float32 [L, H, n, n] (values to within 1/(2·scale)); the heads not
+        kept are NaN."""
+        n = self.n
+        raw = np.frombuffer(inflate(self.attention), dtype=np.uint8)
+        stored = (raw.reshape(-1, n, n) / contract.ATTENTION_SCALE).astype(np.float32)
+        if self.heads_kept is None:
+            return stored.reshape(layers, heads, n, n)
+        out = np.full((layers * heads, n, n), np.nan, dtype=np.float32)
+        out[self.heads_kept] = stored
+        return out.reshape(layers, heads, n, n)
+
+    def queries_keys(self, layers: int, heads: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
+        """The stored queries and keys as float64 [L, H, n, d] each, as the page decodes them."""
+        return unpack_vectors(self.vectors, layers, heads, self.n, head_dim)
 
 
-def quantise(attention: np.ndarray) -> str:
-    """uint8 in base64: 1.33 bytes per value, error at most 1/510."""
+def deflate(data: bytes) -> str:
+    return base64.b64encode(zlib.compress(data, DEFLATE_LEVEL)).decode("ascii")
+
+
+def inflate(text: str) -> bytes:
+    return zlib.decompress(base64.b64decode(text))
+
+
+def quantise(attention: np.ndarray) -> bytes:
+    """uint8, value × 255: error at most 1/510."""
     scale = contract.ATTENTION_SCALE
-    q = np.clip(np.rint(attention * scale), 0, scale).astype(np.uint8)
-    return base64.b64encode(q.tobytes()).decode("ascii")
+    return np.clip(np.rint(attention * scale), 0, scale).astype(np.uint8).tobytes()
 
 
-def quantise_vectors(vectors: np.ndarray) -> tuple[str, str]:
-    """int16 with one float32 scale per vector (last axis): error at most scale / 2, i.e.
-    1/65534 of the vector's largest component."""
-    scale = np.abs(vectors).max(-1) / VECTOR_LEVELS
-    scale = np.where(scale > 0, scale, 1.0).astype(np.float32)
-    q = np.clip(np.rint(vectors / scale[..., None]), -VECTOR_LEVELS, VECTOR_LEVELS)
-    q = q.astype("<i2")
-    return (
-        base64.b64encode(q.tobytes()).decode("ascii"),
-        base64.b64encode(scale.tobytes()).decode("ascii"),
-    )
+def _quantise_blocks(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-dimension quantisation over the tokens of each block [..., n, d] to 2·levels + 1
+    steps: (raw, scale, offset), scale and offset float16 [..., d] as stored, raw int8 or int16
+    [..., n, d]."""
+    low, high = x.min(-2), x.max(-2)
+    offset = ((low + high) / 2).astype(np.float16)
+    spread = np.maximum(high - offset, offset - low) / levels
+    # float16 rounds; a little headroom keeps every value inside the levels after rounding.
+    scale = (spread * (1 + 2**-9)).astype(np.float16)
+    scale = np.where(scale > 0, scale, np.float16(1))
+    centred = (x - offset[..., None, :].astype(np.float64)) / scale[..., None, :]
+    raw = np.clip(np.rint(centred), -levels, levels).astype(_dtype(levels))
+    return raw, scale, offset
 
 
-def make_view(record: Record, with_qk: bool) -> View:
+def _dtype(levels: int) -> np.dtype:
+    return np.dtype(np.int8) if levels <= 127 else np.dtype("<i2")
+
+
+def _dequantise(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
+    return raw * scale[..., None, :].astype(np.float64) + offset[..., None, :]
+
+
+def softmax_error(q: np.ndarray, k: np.ndarray, attention: np.ndarray, causal: bool):
+    """Per head [...]: the largest |softmax(q·k/√d) - attention| over all rows."""
+    n, d = q.shape[-2:]
+    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
+    if causal:
+        scores = np.where(np.tril(np.ones((n, n), bool)), scores, -np.inf)
+    scores -= scores.max(-1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(-1, keepdims=True)
+    return np.abs(p - attention).max(axis=(-2, -1))
+
+
+def pack_vectors(
+    query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool
+) -> tuple[str, float]:
+    """Queries and keys [L, H, n, d] in the layout of the module docstring, each head's blocks
+    at the coarsest LEVELS whose softmax stays within VECTOR_TOLERANCE of ``attention``.
+    Returns the encoded text and the largest softmax difference of the stored vectors."""
+    layers, heads = query.shape[:2]
+    chosen: list[tuple | None] = [None] * (layers * heads)  # per head: (levels, q, k, error)
+    for levels in LEVELS:
+        q, k = _quantise_blocks(query, levels), _quantise_blocks(key, levels)
+        error = softmax_error(_dequantise(*q), _dequantise(*k), attention, causal).reshape(-1)
+        for flat in range(layers * heads):
+            if chosen[flat] is None and (error[flat] <= VECTOR_TOLERANCE or levels == LEVELS[-1]):
+                at = np.unravel_index(flat, (layers, heads))
+                chosen[flat] = (levels, [c[at] for c in q], [c[at] for c in k], error[flat])
+        if all(chosen):
+            break
+    bits = bytes(8 * _dtype(c[0]).itemsize for c in chosen)
+    parts = [bits, bits]
+    for which in (1, 2):  # queries, then keys
+        for c in chosen:
+            raw, scale, offset = c[which]
+            parts += [scale.astype("<f2").tobytes(), offset.astype("<f2").tobytes()]
+            parts.append(raw.tobytes())
+    return deflate(b"".join(parts)), float(max((c[3] for c in chosen), default=0.0))
+
+
+def unpack_vectors(
+    text: str, layers: int, heads: int, n: int, d: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The inverse of ``pack_vectors``: (queries, keys), float64 [L, H, n, d] each."""
+    data = inflate(text)
+    blocks = 2 * layers * heads
+    bits = np.frombuffer(data, np.uint8, count=blocks)
+    at = blocks
+    out = np.zeros((blocks, n, d))
+    for block in range(blocks):
+        scale = np.frombuffer(data, "<f2", count=d, offset=at)
+        offset = np.frombuffer(data, "<f2", count=d, offset=at + 2 * d)
+        at += 4 * d
+        dtype = np.dtype(np.int8) if bits[block] == 8 else np.dtype("<i2")
+        raw = np.frombuffer(data, dtype, count=n * d, offset=at).reshape(n, d)
+        at += raw.nbytes
+        out[block] = _dequantise(raw, scale, offset)
+    if at != len(data):
+        raise ValueError(f"queries and keys: {len(data)} bytes, expected {at}")
+    half = blocks // 2
+    return out[:half].reshape(layers, heads, n, d), out[half:].reshape(layers, heads, n, d)
+
+
+def make_view(
+    record: Record, *, vectors: bool, causal: bool, heads_kept: list[int] | None = None
+) -> View:
+    """A record's View: every head (or ``heads_kept``), and its queries and keys if
+    ``vectors`` and the record has them."""
+    attention = record.attention
+    if heads_kept is not None:
+        attention = attention.reshape(-1, record.n, record.n)[heads_kept]
     view = View(
         index=record.index,
         tokens=record.tokens,
         segments=[int(s) for s in record.segments],
         special=[int(s) for s in record.special],
-        attention=quantise(record.attention),
+        attention=deflate(quantise(attention)),
+        heads_kept=None if heads_kept is None else [int(h) for h in heads_kept],
     )
     if record.words is not None and record.word_of is not None:
         view.words = list(record.words)
@@ -85,9 +209,10 @@ def make_view(record: Record, with_qk: bool) -> View:
                 [d, int(h), record.deprels[d] if record.deprels else ""]
                 for d, h in enumerate(record.heads)
             ]
-    if with_qk and record.query is not None and record.key is not None:
-        view.query, view.query_scale = quantise_vectors(record.query)
-        view.key, view.key_scale = quantise_vectors(record.key)
+    if vectors and heads_kept is None and record.query is not None and record.key is not None:
+        view.vectors, view.vectors_error = pack_vectors(
+            record.query, record.key, record.attention, causal
+        )
     return view
 
 
@@ -118,30 +243,32 @@ def data_script(
         "tokens": view.tokens,
         "segments": view.segments,
         "special": view.special,
+        "encoding": ENCODING,
         "attention": view.attention,
         "neuron": neuron,
     }
-    for name, value in (("words", view.words), ("wordOf", view.word_of), ("arcs", view.arcs)):
-        if value is not None:
-            payload[name] = value
+    optional = (
+        ("headsKept", view.heads_kept),
+        ("words", view.words),
+        ("wordOf", view.word_of),
+        ("arcs", view.arcs),
+    )
+    payload.update({name: value for name, value in optional if value is not None})
     return _script(DATA_PREFIX, contract.DATA_GLOBAL, key, payload)
 
 
 def vectors_script(view: View, key: str) -> str:
     """data/NNNN.qk.js: the sentence's queries and keys, loaded only when the neuron view
     opens, so the other views load no more than the attention."""
-    payload = {
-        "query": view.query,
-        "query_scale": view.query_scale,
-        "key": view.key,
-        "key_scale": view.key_scale,
-    }
+    payload = {"encoding": ENCODING, "vectors": view.vectors, "error": view.vectors_error}
     return _script(VECTORS_PREFIX, contract.VECTORS_GLOBAL, key, payload)
 
 
 def read_view(path: Path) -> View:
     """The View kept in data/NNNN.js (and data/NNNN.qk.js beside it, if there is one)."""
     payload = _read_script(path, DATA_PREFIX)
+    if payload.get("encoding") != ENCODING:
+        raise ValueError(f"attention encoded as {payload.get('encoding')!r}, not {ENCODING!r}")
     vectors_path = path.with_suffix(".qk.js")
     vectors = _read_script(vectors_path, VECTORS_PREFIX) if vectors_path.is_file() else {}
     return View(
@@ -150,10 +277,9 @@ def read_view(path: Path) -> View:
         segments=payload["segments"],
         special=payload["special"],
         attention=payload["attention"],
-        query=vectors.get("query", ""),
-        query_scale=vectors.get("query_scale", ""),
-        key=vectors.get("key", ""),
-        key_scale=vectors.get("key_scale", ""),
+        heads_kept=payload.get("headsKept"),
+        vectors=vectors.get("vectors", ""),
+        vectors_error=vectors.get("error", 0.0),
         words=payload.get("words"),
         word_of=payload.get("wordOf"),
         arcs=payload.get("arcs"),

@@ -54,9 +54,7 @@ def test_a_new_analysis_is_one_class(tiny_model, tmp_path):
     source = write(tmp_path, SENTENCES)
     out = tmp_path / "site"
     model_dir = tiny_model("bert")
-    result = atlas.build(
-        source, out, model=str(model_dir), analyses=[*default_analyses(), Reach()]
-    )
+    result = atlas.build(source, out, model=str(model_dir), analyses=[*default_analyses(), Reach()])
     want = expected_reach(source, model_dir)
     assert [h.metrics["reach"] for h in result.heads] == pytest.approx(want, abs=1e-6)
 

@@ -175,16 +175,32 @@ def test_truncation_is_reported(tiny_model, tmp_path, capsys):
 
 
 def test_views_cap_keeps_statistics_for_all(tiny_model, tmp_path):
-    """--views 1 keeps one sentence page (plus head examples); stats still cover all sentences."""
+    """--views 1 keeps one sentence page; the head pages' other examples keep only the
+    attention of the heads that show them, and no page; stats still cover all sentences."""
     out = tmp_path / "site"
     build_tiny(tiny_model, tmp_path, out, "--views", "1")
     atlas = load(out)
     assert atlas.corpus.sentences == 4
-    kept = {v.index for v in atlas.views}
-    assert 0 in kept
-    assert kept == {0} | {i for h in atlas.heads for i in h.parts["examples"]}
+    examples: dict[int, set[int]] = {}
+    for flat, head in enumerate(atlas.heads):
+        for i in head.parts["examples"]:
+            examples.setdefault(i, set()).add(flat)
+    assert {v.index for v in atlas.views} == {0} | set(examples)
+    assert set(examples) - {0}, "the tiny corpus should have examples beyond the first sentence"
+    size = atlas.model.layers * atlas.model.heads
+    for view in atlas.views:
+        if view.index == 0:
+            assert view.heads_kept is None
+            continue
+        assert view.heads_kept == sorted(examples[view.index])
+        stored = view.matrix(atlas.model.layers, atlas.model.heads).reshape(size, -1)
+        assert not np.isnan(stored[view.heads_kept]).any()
+        others = [h for h in range(size) if h not in view.heads_kept]
+        assert np.isnan(stored[others]).all()
+    assert [s.has_view for s in atlas.sentences] == [True, False, False, False]
+    assert [s.has_data for s in atlas.sentences] == [i in ({0} | set(examples)) for i in range(4)]
     pages = {p.stem for p in (out / "sentences").glob("0*.html")}
-    assert pages == {f"{i + 1:04d}" for i in kept}
+    assert pages == {"0001"}
 
 
 class Links(HTMLParser):
@@ -203,6 +219,90 @@ class Links(HTMLParser):
                 self.ids.add(value)
 
 
+def assert_links_resolve(site: Path) -> None:
+    """Every relative link and src of every page resolves to a file inside the site."""
+    for page in sorted(site.rglob("*.html")):
+        parser = Links()
+        parser.feed(page.read_text(encoding="utf-8"))
+        for url in parser.urls:
+            parts = urlsplit(url)
+            assert not parts.scheme and not parts.netloc, f"{page.name}: {url} leaves the site"
+            if not parts.path:
+                continue
+            target = (page.parent / unquote(parts.path)).resolve()
+            assert target.is_file(), f"{page.relative_to(site)}: {url} does not resolve"
+            assert site.resolve() in target.parents
+
+
+def site_bytes(site: Path) -> dict[str, int]:
+    """The size of every file of a site, but the manifest (which the budget does not count)."""
+    return {
+        p.relative_to(site).as_posix(): p.stat().st_size
+        for p in site.rglob("*")
+        if p.is_file() and p.name != ".atlas-manifest.json"
+    }
+
+
+def test_neuron_modes_choose_which_pages_keep_vectors(tiny_model, tmp_path):
+    """--neuron views (default): the first --views sentences keep queries and keys; none:
+    no sentence does, and the pages say why; all: every page does."""
+    for mode, expected in (("views", {"0001", "0002"}), ("none", set()), ("all", {"0001", "0002"})):
+        out = tmp_path / mode
+        build_tiny(tiny_model, tmp_path, out, "--views", "2", "--neuron", mode)
+        assert {p.name.split(".")[0] for p in (out / "data").glob("*.qk.js")} == expected, mode
+        atlas = load(out)
+        assert atlas.options.neuron == mode
+        assert atlas.model.neuron_view == (mode != "none")
+        if mode == "none":
+            assert "--neuron none" in atlas.model.neuron_note
+            text = (out / "data" / "0001.js").read_text(encoding="utf-8")
+            assert "--neuron none" in text
+
+
+def test_size_budget_leaves_out_vectors_then_pages(tiny_model, tmp_path, capsys):
+    """--max-site-mb: the site on disk fits; queries and keys go first, from the last sentence
+    back, then pages; example sentences keep their heads' attention; every link resolves."""
+    full = tmp_path / "full"
+    build_tiny(tiny_model, tmp_path, full, "--max-site-mb", "0")
+    capsys.readouterr()
+    sizes = site_bytes(full)
+    total = sum(sizes.values())
+    last_vectors = sizes["data/0004.qk.js"]
+    budget = total - last_vectors // 2  # enough to leave out one sentence's vectors
+    out = tmp_path / "fits"
+    source = write(tmp_path, SENTENCES)
+    model = str(tiny_model("bert"))
+
+    def run(out: Path, megabytes: str) -> str:
+        """Build with a budget, not quietly; what it printed."""
+        options = ["--model", model, "--max-site-mb", megabytes]
+        assert main(["build", str(source), "-o", str(out), *options]) == 0
+        return capsys.readouterr().err
+
+    said = run(out, f"{budget / 1e6}")
+    assert sum(site_bytes(out).values()) <= budget
+    assert sorted(p.name for p in (out / "data").glob("*.qk.js")) == [
+        "0001.qk.js", "0002.qk.js", "0003.qk.js"
+    ]  # fmt: skip
+    assert "left out the neuron view's queries and keys of 1 of 4 sentences (kept for 3)" in said
+    note = (out / "data" / "0004.js").read_text(encoding="utf-8")
+    assert "to keep the site under --max-site-mb" in note
+    assert load(out).options.max_site_mb == pytest.approx(budget / 1e6)
+
+    tiny = tmp_path / "tiny"
+    said = run(tiny, "0.001")
+    atlas = load(tiny)
+    assert not any(s.has_view for s in atlas.sentences)
+    assert not list((tiny / "data").glob("*.qk.js"))
+    assert not list((tiny / "sentences").glob("0*.html"))
+    examples = {i for h in atlas.heads for i in h.parts["examples"]}
+    assert {v.index for v in atlas.views} == examples
+    assert all(v.heads_kept for v in atlas.views)
+    assert "left out the pages of 4 of 4 sentences (0 kept)" in said
+    assert "the site is still" in said
+    assert_links_resolve(tiny)
+
+
 def test_default_model_site_is_complete_and_self_contained(default_site):
     """The real default model on examples/: every page exists, every relative link and src
     resolves inside the site, and nothing points outside it."""
@@ -217,17 +317,7 @@ def test_default_model_site_is_complete_and_self_contained(default_site):
         assert (default_site / "sentences" / f"{view.index + 1:04d}.html").is_file()
     pages = sorted(default_site.rglob("*.html"))
     assert len(pages) == 3 + len(atlas.heads) + len(atlas.views)
-    for page in pages:
-        parser = Links()
-        parser.feed(page.read_text(encoding="utf-8"))
-        for url in parser.urls:
-            parts = urlsplit(url)
-            assert not parts.scheme and not parts.netloc, f"{page.name}: {url} leaves the site"
-            if not parts.path:
-                continue
-            target = (page.parent / unquote(parts.path)).resolve()
-            assert target.is_file(), f"{page.relative_to(default_site)}: {url} does not resolve"
-            assert default_site.resolve() in target.parents
+    assert_links_resolve(default_site)
     # The data and chart specs hold no URL either (vega would fetch them).
     for script in (default_site / "data").glob("*.js"):
         assert not re.search(r"https?://", script.read_text(encoding="utf-8"))

@@ -6,6 +6,7 @@ dependency arcs view with the arcs a head gets right in both directions."""
 
 from __future__ import annotations
 
+import base64
 import pathlib
 from collections.abc import Iterator
 
@@ -121,7 +122,7 @@ def payload(words: bool) -> dict:
         "tokens": TOKENS,
         "segments": [-1, *[0] * (len(TOKENS) - 2), -1],
         "special": [1, *[0] * (len(TOKENS) - 2), 1],
-        "attention": viewdata.quantise(attention()),
+        "attention": base64.b64encode(viewdata.quantise(attention())).decode("ascii"),
         "neuron": {"available": False, "note": "hand-made"},
     }
     if words:

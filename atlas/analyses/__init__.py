@@ -22,7 +22,9 @@ __all__ = [
 ]
 
 
-def default_analyses(views: int = 200, min_relation: int = MIN_RELATION) -> list[Analysis]:
+def default_analyses(
+    views: int = 200, min_relation: int = MIN_RELATION, neuron: str = "views"
+) -> list[Analysis]:
     """The built-in analyses, in the order they finish (examples need the heads' labels, the
     view data needs the sentences the others link to)."""
     return [
@@ -31,5 +33,5 @@ def default_analyses(views: int = 200, min_relation: int = MIN_RELATION) -> list
         ExampleSentences(),
         TokenPairs(),
         Syntax(min_relation),
-        ViewData(views),
+        ViewData(views, neuron),
     ]

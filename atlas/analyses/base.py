@@ -98,6 +98,9 @@ class Result:
     sentences: dict[int, Any] = field(default_factory=dict)
     # Sentences its pages link to, which therefore need a page of their own.
     wanted: set[int] = field(default_factory=set)
+    # Sentences its pages draw as figures, without needing their page: index -> the heads
+    # (flat, model order) whose attention the figures show; only those heads are kept.
+    figures: dict[int, set[int]] = field(default_factory=dict)
     # Pages of its own: path -> {"template": ..., "title": ...} (the title goes in the menu).
     pages: dict[str, dict[str, str]] = field(default_factory=dict)
 

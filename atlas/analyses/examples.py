@@ -58,4 +58,8 @@ class ExampleSentences(Analysis):
     def finish(self, results: Mapping[str, Result]) -> Result:
         labels = results["heads"].parts["label"]
         examples = [self.best(label, flat) for flat, label in enumerate(labels)]
-        return Result(parts={"examples": examples}, wanted={i for e in examples for i in e})
+        figures: dict[int, set[int]] = {}
+        for flat, indices in enumerate(examples):
+            for index in indices:
+                figures.setdefault(index, set()).add(flat)
+        return Result(parts={"examples": examples}, figures=figures)

@@ -1,9 +1,15 @@
-"""View data: the attention (and queries and keys) of the sentences that get a page.
+"""View data: the attention (and queries and keys) of the sentences the site shows.
 
-The first ``limit`` sentences are kept as they stream by; the sentences other analyses' pages
-link to (``Result.wanted``: the example sentences of head pages, of relations) are known only at
-the end, so those outside the first ``limit`` are asked for again
-(``revisit``) rather than holding every sentence in memory."""
+Two kinds of sentence are kept:
+
+- sentences with a page of their own: the first ``limit`` (``--views``) as they stream by, and
+  those other analyses' pages link to (``Result.wanted``, e.g. the syntax page's examples);
+  every head's attention, and queries and keys for the neuron view as ``neuron`` says;
+- sentences only drawn as figures on other pages (``Result.figures``: a head page's example
+  heatmaps): just the attention of those heads, a few kilobytes, and no page.
+
+``wanted`` and ``figures`` are known only at the end, so the sentences among them outside the
+first ``limit`` are run again (``revisit``) rather than holding every sentence in memory."""
 
 from __future__ import annotations
 
@@ -17,44 +23,75 @@ NOT_REPRODUCED = (
     "the captured queries and keys do not reproduce this model's attention "
     "(it may add position biases), so the neuron view is off"
 )
+# --neuron: which sentences with a page keep queries and keys (they cost more than the
+# attention of a short sentence: 2·n·d values per head against n²).
+NEURON_MODES = ("views", "all", "none")
 
 
 class ViewData(Analysis):
-    """Keeps quantised attention, queries and keys for the sentences that have a page."""
+    """Keeps encoded attention, queries and keys for the sentences the site shows."""
 
     name = "views"
     needs = frozenset({ATTENTION, QUERIES_KEYS})
 
-    def __init__(self, limit: int = 200):
-        self.limit = limit
+    def __init__(self, limit: int = 200, neuron: str = "views"):
+        if neuron not in NEURON_MODES:
+            raise ValueError(f"neuron: one of {', '.join(NEURON_MODES)}, not {neuron!r}")
+        self.limit, self.neuron = limit, neuron
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
         self.kept: dict[int, View] = {}
-        self.note = run.queries_keys_note  # why there is no neuron view, "" if there is one
+        # Why there is no neuron view, "" if there is one.
+        self.note = "queries and keys not kept (--neuron none)" if self.neuron == "none" else ""
+        self.note = self.note or run.queries_keys_note
         self.checked = bool(self.note)
+        self.wanted: frozenset[int] = frozenset()
+        self.figures: dict[int, set[int]] = {}
+
+    def keeps_vectors(self, index: int) -> bool:
+        """Whether the sentence's page gets the neuron view's queries and keys."""
+        if self.note:
+            return False
+        return self.neuron == "all" or index < self.limit
 
     def _keep(self, record: Record) -> None:
-        # The first kept record of two tokens or more decides for the whole run (a one-token
-        # record's softmax is 1 whatever its vectors, so it proves nothing).
-        if not self.checked and record.n >= 2:
+        vectors = self.keeps_vectors(record.index)
+        # The first record of two tokens or more that keeps vectors decides for the whole run
+        # (a one-token record's softmax is 1 whatever its vectors, so it proves nothing).
+        if vectors and not self.checked and record.n >= 2:
             self.checked = True
             if not reproduces_attention(record, self.run.causal):
-                self.note = NOT_REPRODUCED
-        self.kept[record.index] = make_view(record, not self.note)
+                self.note, vectors = NOT_REPRODUCED, False
+        self.kept[record.index] = make_view(record, vectors=vectors, causal=self.run.causal)
 
     def add(self, record: Record) -> None:
         if record.index < self.limit or record.index in self.wanted:
             self._keep(record)
-
-    wanted: frozenset[int] = frozenset()
+        elif record.index in self.figures:
+            heads = sorted(self.figures[record.index])
+            self.kept[record.index] = make_view(
+                record, vectors=False, causal=self.run.causal, heads_kept=heads
+            )
 
     def revisit(self, results: Mapping[str, Result]) -> list[int]:
         self.wanted = frozenset().union(*(result.wanted for result in results.values()))
-        return sorted(self.wanted - set(self.kept))
+        for result in results.values():
+            for index, heads in result.figures.items():
+                self.figures.setdefault(index, set()).update(heads)
+        return sorted((self.wanted | set(self.figures)) - set(self.kept))
 
     def finish(self, results: Mapping[str, Result]) -> Result:
+        vectors = sum(bool(view.vectors) for view in self.kept.values())
+        note = self.note
+        if not note and not vectors:
+            note = "no sentence with a page kept queries and keys"
         return Result(
-            data={"neuron_view": not self.note, "neuron_note": self.note},
+            data={
+                "neuron_view": not note,
+                "neuron_note": note,
+                "neuron_mode": self.neuron,
+                "vectors_error": max((v.vectors_error for v in self.kept.values()), default=0.0),
+            },
             sentences=dict(sorted(self.kept.items())),
         )

@@ -1,7 +1,11 @@
 // The data layer shared by every view: decodes one sentence's attention from its data script
 // (ATLAS_CONFIG.paths.data), which sets window[ATLAS_CONFIG.globals.data][key] (a script, since
-// file:// pages cannot fetch()). Attention is one byte per value (value × attentionScale) in
-// base64, laid out [layer][head][from][to].
+// file:// pages cannot fetch()). Attention is one byte per value (value × attentionScale),
+// laid out [head][from][to] over the heads stored (every head in model order, or only those of
+// headsKept), deflated (encoding "deflate", inflated by the browser's DecompressionStream) and
+// base64-encoded. Inflating is asynchronous: pages call ready() once, then get() is immediate.
+// Queries and keys (the neuron view) are a second script, loaded on demand (loadVectors); their
+// layout is in atlas/viewdata.py.
 // When the sentence's words are known, the data also holds words, wordOf (per token, its word's
 // 0-based index, -1 for none) and, with a tree, arcs ([dependent, head, relation], head -1 for
 // the root): the views then show word-level attention (units(), Sentence.unitMatrix, at()).
@@ -64,6 +68,56 @@
     return bytes;
   }
 
+  /** The bytes of a payload: base64, deflated when encoding is "deflate". Resolves to a
+   * Uint8Array. */
+  async function payloadBytes(text, encoding) {
+    const bytes = decodeBase64(text);
+    if (!encoding) return bytes;
+    if (encoding !== "deflate") throw new Error(`unknown data encoding ${encoding}`);
+    const stream = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("deflate"));
+    return new Uint8Array(await new Response(stream).arrayBuffer());
+  }
+
+  /** An IEEE half-precision number from its 16 bits (scales and offsets of queries and keys). */
+  function half(bits) {
+    const sign = bits & 0x8000 ? -1 : 1;
+    const exponent = (bits >> 10) & 0x1f;
+    const fraction = bits & 0x3ff;
+    if (exponent === 0) return sign * fraction * 2 ** -24;
+    if (exponent === 31) return fraction ? NaN : sign * Infinity;
+    return sign * (1 + fraction / 1024) * 2 ** (exponent - 15);
+  }
+
+  /**
+   * Queries and keys from their inflated bytes (atlas/viewdata.py): uint8 bits per block
+   * (2·L·H blocks: queries, then keys, model order), then per block float16 scale[d] and
+   * offset[d], then int8 or int16 values [n][d]; value = raw × scale + offset. Returns
+   * {q, k}: Float32Array [layer][head][token][dim] each.
+   */
+  function decodeVectors(bytes, layers, heads, n, d) {
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const blocks = 2 * layers * heads;
+    const out = new Float32Array(blocks * n * d);
+    let at = blocks;
+    for (let block = 0; block < blocks; block++) {
+      const wide = bytes[block] === 16;
+      const scale = [], offset = [];
+      for (let x = 0; x < d; x++) {
+        scale.push(half(view.getUint16(at + 2 * x, true)));
+        offset.push(half(view.getUint16(at + 2 * (d + x), true)));
+      }
+      at += 4 * d;
+      for (let i = 0; i < n * d; i++) {
+        const raw = wide ? view.getInt16(at + 2 * i, true) : view.getInt8(at + i);
+        out[block * n * d + i] = raw * scale[i % d] + offset[i % d];
+      }
+      at += (wide ? 2 : 1) * n * d;
+    }
+    if (at !== bytes.length) throw new Error(`queries and keys: ${bytes.length} bytes, expected ${at}`);
+    const split = (blocks / 2) * n * d;
+    return { q: out.subarray(0, split), k: out.subarray(split) };
+  }
+
   /**
    * The units of a sentence (the contract, defined identically in Python): walk the tokens in
    * order; a token with wordOf -1 is a unit of its own (labelled with the token); a token whose
@@ -96,7 +150,8 @@
   }
 
   class Sentence {
-    constructor(raw) {
+    /** raw: the data script's payload; bytes: its attention, decoded (payloadBytes). */
+    constructor(raw, bytes) {
       this.key = raw.key;
       this.tokens = raw.tokens;
       this.segments = raw.segments;
@@ -107,21 +162,38 @@
       this.n = raw.tokens.length;
       this.scale = config().attentionScale;
       this.level = "tokens";
-      this.bytes = decodeBase64(raw.attention);
-      const expected = this.layers * this.heads * this.n * this.n;
+      this.bytes = bytes;
+      // Where each head's attention starts in bytes: every head, or only those of headsKept.
+      const all = this.layers * this.heads;
+      const kept = Array.isArray(raw.headsKept) ? raw.headsKept : [...Array(all).keys()];
+      this.block = new Int32Array(all).fill(-1);
+      kept.forEach((flat, i) => { this.block[flat] = i; });
+      this.allHeads = kept.length === all;
+      const expected = kept.length * this.n * this.n;
       if (this.bytes.length !== expected) {
         throw new Error(`sentence ${this.key}: ${this.bytes.length} attention values, expected ${expected}`);
       }
       // Queries and keys for the neuron view live in the vectors script, loaded on demand by
-      // loadVectors(): int16 [layer][head][token][dim] with one float32 scale per vector
-      // [layer][head][token]; value = int16 × scale.
+      // loadVectors() (or inlined in neuron.vectors, in hand-made data).
       const neuron = raw.neuron || { available: false, note: "no queries and keys in this data" };
       this.neuronNote = neuron.note || "";
       this.headDim = neuron.head_dim;
       this.vectorsAvailable = Boolean(neuron.available);
       this.hasVectors = false;
-      if (neuron.query) this._decodeVectors(neuron); // inlined (hand-made data)
+      this._inlineVectors = neuron.vectors ? neuron : null;
       this._initWords(raw);
+    }
+
+    /** Whether the attention of this head (1-based) is stored: every head, on a sentence page. */
+    hasHead(layer, head) {
+      return this.block[(layer - 1) * this.heads + (head - 1)] >= 0;
+    }
+
+    /** The offset of a head's n×n attention in bytes; throws for a head not stored. */
+    _start(layer, head) {
+      const block = this.block[(layer - 1) * this.heads + (head - 1)];
+      if (block === undefined || block < 0) throw new Error(`sentence ${this.key}: no attention stored for L${layer}-H${head}`);
+      return block * this.n * this.n;
     }
 
     /** hasWords, words, units (one per token when the words are unknown), unitOf (token ->
@@ -161,68 +233,49 @@
       return this._wordLevel;
     }
 
-    _decodeVectors(raw) {
-      this._q = new Int16Array(decodeBase64(raw.query).buffer);
-      this._k = new Int16Array(decodeBase64(raw.key).buffer);
-      this._qScale = new Float32Array(decodeBase64(raw.query_scale).buffer);
-      this._kScale = new Float32Array(decodeBase64(raw.key_scale).buffer);
+    async _decodeVectors(raw) {
+      const bytes = await payloadBytes(raw.vectors, raw.encoding);
+      const { q, k } = decodeVectors(bytes, this.layers, this.heads, this.n, this.headDim);
+      this._q = q;
+      this._k = k;
       this.hasVectors = true;
+      return this;
     }
 
-    /** Resolves once queries and keys are decoded, loading the vectors script (config().paths.vectors)
-     * from the folder the data script came from. */
+    /** Resolves once queries and keys are decoded, loading the vectors script
+     * (config().paths.vectors) from the folder the data script came from. */
     loadVectors() {
       if (this.hasVectors) return Promise.resolve(this);
       if (!this.vectorsAvailable) return Promise.reject(new Error(this.neuronNote || "no queries and keys"));
       if (!this._loading) {
-        this._loading = new Promise((resolve, reject) => {
-          const ready = () => {
-            const raw = (window[config().globals.vectors] || {})[this.key];
-            if (raw) {
-              this._decodeVectors(raw);
-              resolve(this);
-            }
-            return Boolean(raw);
-          };
-          if (ready()) return;
-          const script = document.createElement("script");
-          script.src = vectorsSrc(this.key);
-          script.onload = () => ready() || reject(new Error(`${script.src} holds no vectors for ${this.key}`));
-          script.onerror = () => reject(new Error(`could not load ${script.src}`));
-          document.head.append(script);
-        });
+        const raw = this._inlineVectors ? Promise.resolve(this._inlineVectors) : loadVectorsScript(this.key);
+        this._loading = raw.then((r) => this._decodeVectors(r));
       }
       return this._loading;
     }
 
-    _vectors(values, scales, layer, head) {
+    _vectors(values, layer, head) {
       const d = this.headDim;
       const first = ((layer - 1) * this.heads + (head - 1)) * this.n;
       const out = [];
-      for (let t = 0; t < this.n; t++) {
-        const v = new Float32Array(d);
-        const scale = scales[first + t];
-        const start = (first + t) * d;
-        for (let i = 0; i < d; i++) v[i] = values[start + i] * scale;
-        out.push(v);
-      }
+      for (let t = 0; t < this.n; t++) out.push(values.subarray((first + t) * d, (first + t + 1) * d));
       return out;
     }
 
     /** Query vectors of one head: an array of n Float32Array(headDim), or null if not kept. */
     queries(layer, head) {
-      return this.hasVectors ? this._vectors(this._q, this._qScale, layer, head) : null;
+      return this.hasVectors ? this._vectors(this._q, layer, head) : null;
     }
 
     /** Key vectors of one head, as queries(). */
     keys(layer, head) {
-      return this.hasVectors ? this._vectors(this._k, this._kScale, layer, head) : null;
+      return this.hasVectors ? this._vectors(this._k, layer, head) : null;
     }
 
     /** Attention of one head (1-based layer and head) as Float32Array n*n, row = from. */
     matrix(layer, head) {
       const size = this.n * this.n;
-      const start = ((layer - 1) * this.heads + (head - 1)) * size;
+      const start = this._start(layer, head);
       const out = new Float32Array(size);
       for (let i = 0; i < size; i++) out[i] = this.bytes[start + i] / this.scale;
       return out;
@@ -230,8 +283,7 @@
 
     /** One value without building a matrix: attention from token i to token j. */
     value(layer, head, i, j) {
-      const n = this.n;
-      return this.bytes[((layer - 1) * this.heads + (head - 1)) * n * n + i * n + j] / this.scale;
+      return this.bytes[this._start(layer, head) + i * this.n + j] / this.scale;
     }
   }
 
@@ -265,20 +317,49 @@
     return root + url(paths.vectors, { key });
   }
 
-  /** The sentence whose data script set ATLAS_DATA[key] (config().globals.data); decoded once. */
+  /** The payload of a sentence's vectors script, loading the script once. */
+  function loadVectorsScript(key) {
+    return new Promise((resolve, reject) => {
+      const loaded = () => (window[config().globals.vectors] || {})[key];
+      if (loaded()) return resolve(loaded());
+      const script = document.createElement("script");
+      script.src = vectorsSrc(key);
+      script.onload = () => (loaded() ? resolve(loaded()) : reject(new Error(`${script.src} holds no vectors for ${key}`)));
+      script.onerror = () => reject(new Error(`could not load ${script.src}`));
+      document.head.append(script);
+    });
+  }
+
+  const rawData = (key) => (window[config().globals.data] || {})[key];
+
+  /** Resolves once every sentence whose data script the page has loaded is decoded, so that
+   * get() can return it at once. Call it before get() (data without an encoding, as hand-made
+   * test pages have, needs no waiting). */
+  function ready() {
+    const keys = Object.keys(window[config().globals.data] || {}).filter((key) => !cache.has(key));
+    return Promise.all(keys.map(async (key) => {
+      const raw = rawData(key);
+      const bytes = await payloadBytes(raw.attention, raw.encoding);
+      if (!cache.has(key)) cache.set(key, new Sentence(raw, bytes));
+    }));
+  }
+
+  /** The sentence whose data script set ATLAS_DATA[key] (config().globals.data), once ready()
+   * has decoded it. */
   function get(key) {
     if (!cache.has(key)) {
-      const raw = (window[config().globals.data] || {})[key];
+      const raw = rawData(key);
       if (!raw) {
         const script = url(config().paths.data, { key });
         throw new Error(`no attention data for sentence ${key} (is ${script} loaded?)`);
       }
-      cache.set(key, new Sentence(raw));
+      if (raw.encoding) throw new Error(`sentence ${key} is not decoded yet (wait for AtlasData.ready())`);
+      cache.set(key, new Sentence(raw, decodeBase64(raw.attention)));
     }
     return cache.get(key);
   }
 
   window.AtlasData = {
-    get, units, config, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    ready, get, units, config, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

@@ -175,8 +175,8 @@
   }
 
   window.AtlasHeatmap = { draw, colour, bitmap, drawLabelled, setSize };
-  document.addEventListener("DOMContentLoaded", () => {
+  document.addEventListener("DOMContentLoaded", () => window.AtlasData.ready().then(() => {
     drawAll();
     mountLevelSwitch();
-  });
+  }));
 })();

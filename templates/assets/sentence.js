@@ -98,7 +98,12 @@
     }
   }
 
+  /** Decodes the page's data (AtlasData.ready), then mounts the views; resolves when done. */
   function init() {
+    return window.AtlasData.ready().then(start);
+  }
+
+  function start() {
     const section = document.querySelector(".sentence-views");
     if (!section) return;
     const signal = window.AtlasViews.remount(section);

@@ -1,0 +1,139 @@
+"""Keep a site under a size budget (``--max-site-mb``): leave out what costs most, and say so.
+
+Between the Atlas and the site: ``fit(atlas, max_bytes)`` renders the site once to learn the
+size of every file (rendering is pure, so the sizes are exact), then lowers what is kept until
+the estimate fits, in this order:
+
+1. the neuron view's queries and keys (data/NNNN.qk.js), the costliest data per sentence, from
+   the last sentence back;
+2. sentence pages (their page and full attention), from the last back. A sentence that a head
+   page draws as an example keeps the attention of those heads, which costs a few kilobytes.
+
+What is left out is returned as lines for the log; the pages say which sentences have pages and
+which keep queries and keys. Nothing else (the overview, head pages, statistics) is ever cut.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from . import contract
+from .result import Atlas
+from .site import render
+from .viewdata import View, deflate, inflate
+
+MB = 1_000_000  # the budget's megabyte, as file managers and GitHub count them
+# The default budget: a site one can attach to an e-mail (Gmail and Outlook take 25 MB and
+# 20 MB) once zipped, and far below GitHub Pages' limits.
+DEFAULT_MAX_SITE_MB = 25.0
+
+
+def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[Atlas, list[str]]:
+    """The Atlas whose site fits in ``max_bytes`` (or is as small as leaving out sentence data
+    can make it), and what was left out, as lines fit to log.
+
+    Each round renders the site to measure it and leaves out, by those sizes, what should make
+    it fit; leaving something out changes a few other bytes (notes, links), so rounds repeat
+    until the rendered site fits or nothing is left to leave out."""
+    start = atlas
+    while True:
+        sizes = {path: len(content) for path, content in render(atlas, templates).items()}
+        total = sum(sizes.values())
+        if total <= max_bytes:
+            break
+        smaller = _trim(atlas, sizes, total, max_bytes)
+        if smaller is atlas:
+            break
+        atlas = smaller
+    if atlas is not start:
+        atlas = dataclasses.replace(
+            atlas, options=dataclasses.replace(atlas.options, max_site_mb=max_bytes / MB)
+        )
+    return atlas, _report(start, atlas, max_bytes, total)
+
+
+def _trim(atlas: Atlas, sizes: dict[str, int], total: int, max_bytes: int) -> Atlas:
+    """The Atlas with enough left out, by ``sizes``, to bring ``total`` under ``max_bytes``:
+    queries and keys first, then sentence pages, each from the last sentence back. Returns
+    ``atlas`` itself when there is nothing left to leave out."""
+    count = len(atlas.sentences)
+    views = {view.index: view for view in atlas.views}
+    examples = _example_heads(atlas)
+
+    def size(template: str, index: int) -> int:
+        return sizes.get(template.format(key=contract.sentence_key(index, count)), 0)
+
+    changed = False
+    for index in sorted((i for i, v in views.items() if v.vectors), reverse=True):
+        if total <= max_bytes:
+            break
+        total -= size(contract.VECTORS_SCRIPT, index)
+        views[index] = dataclasses.replace(views[index], vectors="", vectors_error=0.0)
+        changed = True
+    for index in sorted((i for i, v in views.items() if v.heads_kept is None), reverse=True):
+        if total <= max_bytes:
+            break
+        data = size(contract.DATA_SCRIPT, index)
+        total -= size(contract.SENTENCE_PAGE, index) + data
+        if index in examples:
+            views[index] = _only_heads(views[index], sorted(examples[index]))
+            total += data * len(examples[index]) // (atlas.model.layers * atlas.model.heads)
+        else:
+            del views[index]
+        changed = True
+    if not changed:
+        return atlas
+    pages = {i for i, v in views.items() if v.heads_kept is None}
+    return dataclasses.replace(
+        atlas,
+        views=[views[i] for i in sorted(views)],
+        sentences=[
+            dataclasses.replace(s, has_view=s.index in pages, has_data=s.index in views)
+            for s in atlas.sentences
+        ],
+    )
+
+
+def _example_heads(atlas: Atlas) -> dict[int, set[int]]:
+    """Sentence index -> the heads (flat) whose pages draw it as an example."""
+    out: dict[int, set[int]] = {}
+    for flat, head in enumerate(atlas.heads):
+        for index in head.parts.get("examples", ()):
+            out.setdefault(index, set()).add(flat)
+    return out
+
+
+def _only_heads(view: View, heads: list[int]) -> View:
+    """The view with only these heads' attention kept (and no queries and keys)."""
+    n = view.n
+    stored = np.frombuffer(inflate(view.attention), dtype=np.uint8).reshape(-1, n, n)
+    return dataclasses.replace(
+        view, attention=deflate(stored[heads].tobytes()), heads_kept=heads, vectors=""
+    )
+
+
+def _report(start: Atlas, fitted: Atlas, max_bytes: int, total: int) -> list[str]:
+    """What was left out, and whether the site still exceeds the budget."""
+    budget = f"--max-site-mb {max_bytes / MB:g}"
+    vectors = [sum(bool(v.vectors) for v in a.views) for a in (start, fitted)]
+    pages = [sum(s.has_view for s in a.sentences) for a in (start, fitted)]
+    lines = []
+    if vectors[1] < vectors[0]:
+        lines.append(
+            f"{budget}: left out the neuron view's queries and keys of {vectors[0] - vectors[1]} "
+            f"of {vectors[0]} sentences (kept for {vectors[1]})"
+        )
+    if pages[1] < pages[0]:
+        lines.append(
+            f"{budget}: left out the pages of {pages[0] - pages[1]} of {pages[0]} sentences "
+            f"({pages[1]} kept)"
+        )
+    if total > max_bytes:
+        lines.append(
+            f"{budget}: the site is still {total / MB:.1f} MB without any sentence page "
+            "(the overview and head pages are never left out)"
+        )
+    return lines
