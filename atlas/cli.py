@@ -10,8 +10,8 @@ import sys
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from typing import NoReturn
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .analyses import MIN_RELATION
