@@ -310,6 +310,9 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], count: int) -> Ex
                 f"{path}:{number}: an empty column, or a column with two spaces in a row "
                 "(write '_' for an empty field)"
             )
+        head = columns[6].strip()
+        if head != "_" and not re.fullmatch(r"-?\d+", head):  # conllu's own message is cryptic
+            raise CorpusError(f"{path}:{number}: head {head!r} is not a word id (0 for the root)")
     try:
         (sentence,) = conllu.parse("\n".join(t for _, t in block))
     except ParseException:
