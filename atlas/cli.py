@@ -11,6 +11,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from . import __version__
 from .analyses import MIN_RELATION
@@ -28,15 +29,22 @@ log = logging.getLogger("atlas")
 USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, AnalysisError, OutputError)
 
 
+def whole_number(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a whole number, got {text!r}") from None
+
+
 def positive(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
 
 
 def non_negative(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
     return value
@@ -52,8 +60,15 @@ def budget(text: str) -> float:
     return value
 
 
+class Parser(argparse.ArgumentParser):
+    """A usage error is one line, like every other error; the usage itself is in --help."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"atlas: error: {printable(message)} (see {self.prog} --help)\n")
+
+
 def parser() -> argparse.ArgumentParser:
-    top = argparse.ArgumentParser(
+    top = Parser(
         prog="atlas",
         description="Measure every attention head of a transformer over a corpus and write a "
         "static, offline website about them.",
@@ -267,7 +282,8 @@ def run_render(args: argparse.Namespace) -> None:
 
 def _templates(args: argparse.Namespace) -> Path | None:
     if args.templates is not None and not args.templates.is_dir():
-        raise SiteError(f"--templates {args.templates}: no such folder")
+        what = "is not a folder" if args.templates.exists() else "no such folder"
+        raise SiteError(f"--templates {args.templates}: {what}")
     return args.templates
 
 

@@ -61,18 +61,12 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
     so the runner can say which token belongs to which word."""
     path = Path(path)
     suffix = path.suffix.lower()
-    if suffix not in FORMATS:
-        raise CorpusError(
-            f"{path}: unsupported input format {suffix or '(no extension)'!r}; "
-            f"use one of {', '.join(FORMATS)}"
-        )
-    if path.is_dir():
-        raise CorpusError(f"{path}: is a folder, not a file")
-    if not path.is_file():
-        raise CorpusError(f"{path}: no such file")
     if limit is not None and limit < 1:
         raise CorpusError(f"limit must be at least 1, got {limit}")
-    data = path.read_bytes()
+    try:
+        data = _read(path, suffix)
+    except OSError as err:  # unreadable: permissions, an I/O error
+        raise CorpusError(f"{path}: cannot read ({err.strerror or err})") from None
     bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
     try:
         text = data[bom:].decode("utf-8")
@@ -99,6 +93,22 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
     if not examples:
         raise CorpusError(f"{path}: no sentences found (blank and '#' lines are skipped)")
     return examples
+
+
+def _read(path: Path, suffix: str) -> bytes:
+    """The file's bytes, after the checks whose message is clearer than the system's."""
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a folder, not a file")
+    if suffix not in FORMATS:
+        raise CorpusError(
+            f"{path}: unsupported input format {suffix or '(no extension)'!r}; "
+            f"use one of {', '.join(FORMATS)}"
+        )
+    if not path.exists():
+        raise CorpusError(f"{path}: no such file")
+    if not path.is_file():
+        raise CorpusError(f"{path}: not a regular file (a pipe, a socket or a device)")
+    return path.read_bytes()
 
 
 def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
@@ -300,6 +310,9 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], count: int) -> Ex
                 f"{path}:{number}: an empty column, or a column with two spaces in a row "
                 "(write '_' for an empty field)"
             )
+        head = columns[6].strip()
+        if head != "_" and not re.fullmatch(r"-?\d+", head):  # conllu's own message is cryptic
+            raise CorpusError(f"{path}:{number}: head {head!r} is not a word id (0 for the root)")
     try:
         (sentence,) = conllu.parse("\n".join(t for _, t in block))
     except ParseException:

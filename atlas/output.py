@@ -42,7 +42,9 @@ How an interrupted build is kept from leaving half a site:
    part); then stale files are removed and the final manifest is moved in. Ctrl-C during the
    commit is held until it ends and then delivered. Only a hard kill or a power cut in that window
    can leave old and new pages mixed, and the next build repairs it, because the manifest on disk
-   already names them all.
+   already names them all. Where a rename cannot work, a file is copied beside its target and
+   renamed over it (DIR a mount point: the staging folder is on another file system), or written
+   in place (the target is itself a mount point, a file bound into DIR).
 """
 
 from __future__ import annotations
@@ -272,19 +274,27 @@ def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bo
 
 
 def _move(source: Path, target: Path) -> None:
-    """os.replace; across file systems (DIR a mount point) copy beside the target, then replace."""
+    """os.replace, falling back where a rename cannot work: across file systems (DIR a mount
+    point, EXDEV) copy beside the target, then replace; onto a mount point itself (a file bound
+    into DIR, EBUSY) write the target in place."""
     try:
         os.replace(source, target)
+        return
     except OSError as err:
-        if err.errno != errno.EXDEV:
+        if err.errno not in (errno.EXDEV, errno.EBUSY):
             raise
-        beside = target.with_name(f".{target.name}.atlas-tmp")
+    beside = target.with_name(f".{target.name}.atlas-tmp")
+    try:
+        shutil.copyfile(source, beside)
         try:
-            shutil.copyfile(source, beside)
             os.replace(beside, target)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                beside.unlink()
+        except OSError as err:
+            if err.errno != errno.EBUSY:
+                raise
+            shutil.copyfile(source, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            beside.unlink()
 
 
 def _remove_stale(out: Path, stale: set[str]) -> int:

@@ -199,8 +199,9 @@ def load(path: str | Path) -> Atlas:
             f"atlas reads {SCHEMA_VERSION} (int); rebuild it with `atlas build`"
         )
     _validate(path, data)
+    views = _read_views(path, data)
     try:
-        return from_dict(data, _read_views(path, data))
+        return from_dict(data, views)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         raise AtlasFileError(f"{path}: malformed atlas.json ({err})") from None
 
@@ -253,9 +254,18 @@ def _read_views(path: Path, data: dict) -> list[View]:
         script = path.parent / contract.data_script(sentence["index"], total)
         try:
             views.append(read_view(script))
-        except (OSError, ValueError, KeyError) as err:
+        except (OSError, ValueError, KeyError, TypeError) as err:
             raise AtlasFileError(
-                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention ({err}); "
-                "atlas.json is read together with the data/ folder beside it"
+                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention "
+                f"({_why(err)}); atlas.json is read together with the data/ folder beside it"
             ) from None
     return views
+
+
+def _why(err: Exception) -> str:
+    """What went wrong reading a data script, without repeating its path."""
+    if isinstance(err, OSError):
+        return err.strerror or str(err)
+    if isinstance(err, KeyError):
+        return f"no {err} field"
+    return str(err)

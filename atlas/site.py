@@ -99,6 +99,8 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
         ) from None
     except SecurityError as err:
         raise SiteError(f"template error: not allowed in a theme: {err}") from None
+    except jinja2.TemplateNotFound as err:  # its message is the bare name
+        raise SiteError(f"template error: no template named {err.name!r}") from None
     except jinja2.TemplateError as err:
         raise SiteError(f"template error: {err}") from None
     except RecursionError:

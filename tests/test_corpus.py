@@ -185,7 +185,7 @@ def test_unknown_extension(tmp_path):
 def test_missing_file(tmp_path):
     """A path that does not exist gives 'no such file'."""
     assert_error(tmp_path / "absent.txt", "no such file")
-    assert_error(tmp_path, "unsupported")  # a directory has no supported extension
+    assert_error(tmp_path, "is a folder, not a file")  # a folder without an extension too
     (tmp_path / "folder.txt").mkdir()
     assert_error(tmp_path / "folder.txt", "is a folder, not a file")
 

@@ -1,0 +1,199 @@
+"""An output folder on another file system than the folder it is staged in (issue 8).
+
+``-o /mnt/x`` where /mnt/x is a mount point stages the site in /mnt, another file system, so
+every rename into DIR fails with EXDEV; a file bound into DIR (a mount point itself) cannot be
+renamed over at all (EBUSY). Both are tested twice: with real mounts in a user and mount
+namespace (``unshare``), skipped only where the kernel or container forbids one, and by making
+``os.replace`` fail the way those mounts make it fail.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from test_output import BIG, SMALL, STORED_SITE, THEIRS, files_of, put
+
+from atlas import output
+from atlas.cli import main
+from atlas.output import MANIFEST, write
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def nothing_beside(parent: Path, *names: str) -> None:
+    """No staging folder, no `.old` folder, no half-copied file left anywhere under ``parent``."""
+    left = [
+        p.relative_to(parent).as_posix()
+        for p in parent.rglob("*")
+        if ".tmp-" in p.name or ".old" in p.name or p.name.endswith(".atlas-tmp")
+    ]
+    assert left == []
+    assert sorted(p.name for p in parent.iterdir()) == sorted(names)
+
+
+def assert_small_site(out: Path) -> None:
+    """SMALL written over BIG: stale pages gone, the user's files as they were, the manifest
+    naming exactly the site's files."""
+    assert files_of(out) == {**THEIRS, **SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert json.loads((out / MANIFEST).read_bytes())["files"] == sorted(SMALL)
+
+
+def failing_replace(monkeypatch, code: int, staging_only: bool = True, onto: Path | None = None):
+    """Make os.replace fail with ``code`` for moves out of the staging folder into DIR (or, with
+    ``onto``, for every move onto that one file), as a mount makes it fail."""
+    real = os.replace
+    failed = []
+
+    def replace(source, target):
+        from_staging = ".tmp-" in str(source)  # the staging folder, .DIR.tmp-*
+        if (onto is None and from_staging) or (onto is not None and Path(target) == onto):
+            failed.append(target)
+            raise OSError(code, os.strerror(code))
+        real(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    return failed
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EBUSY], ids=["EXDEV", "EBUSY"])
+def test_moves_that_cannot_rename_fall_back_to_copies(tmp_path, monkeypatch, code):
+    out = tmp_path / "site"
+    failed = failing_replace(monkeypatch, code)
+    write(BIG, out)
+    put(out, THEIRS)
+    write(SMALL, out)
+    assert len(failed) == len(BIG) + 2 + len(SMALL) + 2, "every move took the fallback"
+    assert_small_site(out)
+    nothing_beside(tmp_path, "site")
+
+
+@pytest.mark.parametrize("code", [errno.EXDEV, errno.EBUSY], ids=["EXDEV", "EBUSY"])
+def test_the_current_folder_on_another_file_system(tmp_path, monkeypatch, code):
+    """`-o .` where . is a mount point, built twice through the command line: the second build
+    removes a page the first one listed and keeps the user's files."""
+    site = tmp_path / "gh-pages"
+    site.mkdir()
+    (site / "CNAME").write_text("atlas.example.org\n")
+    monkeypatch.chdir(site)
+    failed = failing_replace(monkeypatch, code)
+    assert main(["render", str(STORED_SITE), "-o", ".", "-q", "--force"]) == 0
+    first = files_of(site)
+    manifest = json.loads(first[MANIFEST])
+    stale = {"sentences/9999.html": b"a page of an older corpus"}
+    older = {**manifest, "files": [*manifest["files"], *stale]}
+    put(site, {**stale, MANIFEST: json.dumps(older).encode()})
+    put(site, {"notes.md": b"mine"})
+    assert main(["render", str(STORED_SITE), "-o", ".", "-q"]) == 0
+    assert failed
+    assert files_of(site) == {**first, "notes.md": b"mine"}
+    assert sorted(files_of(site)) == sorted([*manifest["files"], MANIFEST, "CNAME", "notes.md"])
+    nothing_beside(tmp_path, "gh-pages")
+
+
+def test_a_file_that_is_itself_a_mount_point_is_written_in_place(tmp_path, monkeypatch):
+    """Nothing can be renamed over a file bound into DIR: it is overwritten where it is."""
+    out = tmp_path / "site"
+    write(BIG, out)
+    bound = out / "index.html"
+    inode = bound.stat().st_ino
+    failed = failing_replace(monkeypatch, errno.EBUSY, onto=bound)
+    write(SMALL, out)
+    assert len(failed) == 2, "from the staging folder, then from beside it"
+    assert bound.stat().st_ino == inode
+    assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    nothing_beside(tmp_path, "site")
+
+
+def test_another_error_while_moving_is_still_an_error(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    failing_replace(monkeypatch, errno.EACCES)
+    with pytest.raises(output.OutputError, match=r"site: cannot write the site \(Permission"):
+        write(SMALL, out)
+    nothing_beside(tmp_path, "site")
+
+
+# Real mounts: a tmpfs as DIR, and a file bound into it, in a namespace of their own.
+
+SCENARIO = """
+import json, os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_output import BIG, SMALL, THEIRS, STORED_SITE, put, snapshot
+from atlas.cli import main
+from atlas.output import write
+
+tmp = Path(sys.argv[1])
+site, dot, bound = tmp / "site", tmp / "dot", tmp / "bound.html"
+result = {}
+mount = lambda *args: subprocess.run(["mount", *args], check=True)
+text = lambda snap: {k: None if v is None else v.decode("latin-1") for k, v in snap.items()}
+
+mount("-t", "tmpfs", "atlas-test", str(site))
+write(BIG, site)
+put(site, THEIRS)
+write(SMALL, site)
+result["site"] = text(snapshot(site))
+
+bound.write_bytes(b"the user's file, bound into the site")
+mount("--bind", str(bound), str(site / "index.html"))
+write({**SMALL, "index.html": b"<h1>written in place</h1>"}, site)
+result["bound"] = bound.read_bytes().decode()
+
+mount("-t", "tmpfs", "atlas-test", str(dot))
+os.chdir(dot)
+codes = [main(["render", str(STORED_SITE), "-o", ".", "-q"]) for _ in range(2)]
+result["dot"] = {"codes": codes, "files": text(snapshot(dot))}
+result["beside"] = sorted(p.name for p in tmp.iterdir())
+(tmp / "result.json").write_text(json.dumps(result))
+"""
+
+
+def in_mount_namespace(tmp_path: Path, script: str) -> subprocess.CompletedProcess:
+    """Run ``script`` (Python) as root of a new user and mount namespace, or skip the test if
+    this machine cannot make one with a tmpfs in it."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        pytest.skip("no unshare command: cannot make a mount namespace here")
+    namespace = [unshare, "--user", "--map-root-user", "--mount"]
+    probe = subprocess.run(
+        [*namespace, "mount", "-t", "tmpfs", "atlas-probe", str(tmp_path)],
+        capture_output=True,
+        text=True,
+    )
+    if probe.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs in a user namespace here: {probe.stderr.strip()}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    return subprocess.run(
+        [*namespace, sys.executable, "-c", script, str(tmp_path), str(ROOT / "tests")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+    )
+
+
+def test_real_mount_points(tmp_path):
+    for name in ("site", "dot"):
+        (tmp_path / name).mkdir()
+    ran = in_mount_namespace(tmp_path, SCENARIO)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    expected = {**THEIRS, **SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert {k: v for k, v in result["site"].items() if v is not None} == {
+        k: v.decode("latin-1") for k, v in expected.items()
+    }
+    assert result["bound"] == "<h1>written in place</h1>"
+    assert result["dot"]["codes"] == [0, 0]
+    reference = tmp_path / "reference"
+    assert main(["render", str(STORED_SITE), "-o", str(reference), "-q"]) == 0
+    assert {k: v for k, v in result["dot"]["files"].items() if v is not None} == {
+        k: v.decode("latin-1") for k, v in files_of(reference).items()
+    }
+    assert result["beside"] == ["bound.html", "dot", "site"]
