@@ -33,10 +33,12 @@ class PairCounter:
 
     def update(self, pairs: Iterable[Hashable]) -> None:
         """Count each pair once; shrink when more than twice ``capacity`` pairs are held."""
-        pairs = list(pairs)
-        self.counts.update(pairs)  # one C loop (collections._count_elements)
-        self.total += len(pairs)
-        if len(self.counts) > 2 * self.capacity:
+        counts, total = self.counts, 0
+        for pair in pairs:  # a plain loop: Counter.update costs more in its checks, per call
+            counts[pair] = counts.get(pair, 0) + 1
+            total += 1
+        self.total += total
+        if len(counts) > 2 * self.capacity:
             self._shrink()
 
     def _shrink(self) -> None:
@@ -84,7 +86,7 @@ class TokenPairs(Analysis):
         ordinary = np.flatnonzero(~record.special)
         if len(ordinary) == 0:
             return
-        targets = record.attention[:, :, ordinary, :].argmax(-1).reshape(self.run.size, -1)
+        targets = record.attention.argmax(-1)[:, :, ordinary].reshape(self.run.size, -1)
         numbers = self._numbers(record.tokens)
         codes = (numbers[ordinary] << 32)[None, :] | numbers[targets]  # [K, m]
         counted = ~record.special[targets]
