@@ -16,7 +16,7 @@ each run, the medians and their ratios to the forward pass, and the load average
 
 ``--bert-base``: the head distances against the forward pass at BERT-base size: a random
 BertConfig(hidden 768, 12 layers × 12 heads) model saved with the default model's tokenizer,
-``--sentences`` texts of exactly 128 tokens (consecutive UD sentences joined, then truncated).
+``--sentences`` texts of exactly 128 tokens (20 consecutive UD sentences joined, then truncated).
 Each run times the bare forward pass, then a second pass that feeds every record to the
 distances analysis, timing its ``add`` and ``finish``.
 
@@ -190,7 +190,7 @@ def bert_base_mode(args, work: Path) -> None:
     length = 32 if args.smoke else 128
     count = 8 if args.smoke else args.sentences or 500
     source = _smoke_texts() if args.smoke else texts(args.treebank)
-    joined = [" ".join(source[(12 * i + j) % len(source)] for j in range(12)) for i in range(count)]
+    joined = [" ".join(source[(20 * i + j) % len(source)] for j in range(20)) for i in range(count)]
     corpus = work / "long.txt"
     corpus.write_text("\n".join(joined) + "\n", encoding="utf-8")
     examples = read_corpus(corpus)
@@ -230,6 +230,9 @@ def make_model(folder: Path, smoke: bool = False) -> Path:
     """A random BERT-base (or, for --smoke, a tiny BERT) with the default model's tokenizer."""
     import torch
     from transformers import BertConfig, BertModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     source = Path(default_model_path())
     folder.mkdir(parents=True)
