@@ -16,7 +16,7 @@ each run, the medians and their ratios to the forward pass, and the load average
 
 ``--bert-base``: the head distances against the forward pass at BERT-base size: a random
 BertConfig(hidden 768, 12 layers × 12 heads) model saved with the default model's tokenizer,
-``--sentences`` texts of exactly 128 tokens (20 consecutive UD sentences joined, then truncated).
+``--sentences`` texts of exactly 128 tokens (consecutive UD sentences joined, then truncated).
 Each run times the bare forward pass, then a second pass that feeds every record to the
 distances analysis, timing its ``add`` and ``finish``.
 
@@ -190,7 +190,12 @@ def bert_base_mode(args, work: Path) -> None:
     length = 32 if args.smoke else 128
     count = 8 if args.smoke else args.sentences or 500
     source = _smoke_texts() if args.smoke else texts(args.treebank)
-    joined = [" ".join(source[(20 * i + j) % len(source)] for j in range(20)) for i in range(count)]
+    joined, position = [], 0
+    for _ in range(count):  # consecutive sentences, enough characters for `length` tokens
+        text = ""
+        while len(text) < 10 * length:
+            text, position = f"{text} {source[position % len(source)]}".strip(), position + 1
+        joined.append(text)
     corpus = work / "long.txt"
     corpus.write_text("\n".join(joined) + "\n", encoding="utf-8")
     examples = read_corpus(corpus)
