@@ -289,3 +289,19 @@ def test_float32_distances_of_real_attention_within_1e_6_per_token(real_attentio
     tokens = sum(a.shape[-1] for a in real_attention)
     assert np.abs(sum(fast) - sum(exact)).max() / tokens < 1e-6
     assert max(e.max() / a.shape[-1] for a, e in zip(real_attention, exact, strict=True)) > 0.3
+
+
+def test_torch_path_for_a_gpu_matches_the_numpy_path():
+    """The pair term as a CUDA runner computes it (torch), run here on the CPU: the same
+    distances as the numpy path within 1e-6 per token."""
+    from atlas.analyses import distances
+
+    rng = np.random.default_rng(3)
+    a = random_attention(rng, 2, 3, 19).astype(np.float32)
+    n = a.shape[-1]
+    u = a.reshape(6, n, n) * np.float32((1 - SMOOTH) * n / 2) + np.float32(SMOOTH / 2)
+    wide = u.astype(np.float64)
+    half = (wide * np.log(2 * wide)) @ np.ones(n) / n
+    totals = np.triu(distances._js_torch(u, half, "cpu"), 1)
+    np.testing.assert_allclose((totals + totals.T) / n, js_sums(a) / n, rtol=0, atol=1e-6)
+    np.testing.assert_allclose((totals + totals.T) / n, numpy_js_sums(a) / n, rtol=0, atol=1e-6)
