@@ -4,11 +4,18 @@ Pages embed each spec as JSON and draw it with the one vega bundle in assets/ (s
 nothing is fetched from outside the site. Every per-head chart is driven by the catalogue, so a
 new analysis's columns get charts without a change here. Links in charts are relative to the
 page showing them.
+
+Altair is slow with data (it walks every row as it builds a chart: 150 ms for the layer curves)
+and builds a chart in about 10 ms even without, so each chart is built around a one-row
+placeholder that ``_spec`` replaces by the rows, and the offset profile, drawn on every head
+page, is built once per process and filled in for each head. The specs are the same, byte for
+byte, as Altair building each chart with its rows (tests/test_charts.py).
 """
 
 from __future__ import annotations
 
 import copy
+import functools
 
 import altair as alt
 
@@ -20,11 +27,37 @@ WIDTH = 260
 LAYER_SCHEME = "viridis"
 
 
-def _spec(chart: alt.TopLevelMixin) -> dict:
-    """The Vega-Lite dict, without the $schema URL (vega-embed is told the mode instead)."""
+# The key of the one row of a placeholder dataset; its value names the rows that replace it.
+PLACEHOLDER = "__atlas_rows__"
+
+
+def _rows(name: str, rows: dict[str, list] | None = None) -> alt.Data:
+    """A placeholder for ``rows[name]``, which ``_spec`` puts in (``rows`` is there for tests
+    that build the charts with their rows)."""
+    return alt.Data(values=[{PLACEHOLDER: name}])
+
+
+def _spec(chart: alt.TopLevelMixin, rows: dict[str, list] | None = None) -> dict:
+    """The Vega-Lite dict, without the $schema URL (vega-embed is told the mode instead), with
+    each placeholder's rows put in."""
     spec = chart.to_dict()
     spec.pop("$schema", None)
-    return spec
+    return _filled(spec, rows or {})
+
+
+def _filled(node, rows: dict[str, list]):
+    """A copy of ``node`` with each placeholder dataset named in ``rows`` replaced by its rows
+    (the rows themselves, not copies) and nothing else changed."""
+    if isinstance(node, dict):
+        values = node.get("values")
+        if isinstance(values, list) and len(values) == 1 and isinstance(values[0], dict):
+            name = values[0].get(PLACEHOLDER)
+            if name in rows:
+                return {**node, "values": rows[name]}
+        return {key: _filled(value, rows) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_filled(value, rows) for value in node]
+    return node
 
 
 def head_url(head: Head, prefix: str) -> str:
@@ -52,6 +85,7 @@ def _format(column: Column) -> str:
 
 def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
     """Layer x head grid of one catalogue column; a cell links to its head's page."""
+    rows = {"heads": _head_rows(atlas, prefix)}
     domain = column.domain
     scale = (
         alt.Scale(scheme="blues", domain=list(domain))
@@ -59,7 +93,7 @@ def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
         else alt.Scale(scheme="purples", zero=True)
     )
     chart = (
-        alt.Chart(alt.Data(values=_head_rows(atlas, prefix)), title=column.title)
+        alt.Chart(_rows("heads", rows), title=column.title)
         .mark_rect(stroke="white", strokeWidth=0.5)
         .encode(
             x=alt.X("head:O", title="head"),
@@ -76,7 +110,7 @@ def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
         )
         .properties(width=WIDTH * 0.8, height=WIDTH * 0.5)
     )
-    return _spec(chart)
+    return _spec(chart, rows)
 
 
 def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
@@ -93,7 +127,7 @@ def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
         axis=alt.Axis(tickMinStep=1, format="d"),
         scale=alt.Scale(domain=[0.5, atlas.model.layers + 0.5]),
     )
-    charts = []
+    charts, rows = [], {}
     for group, columns in groups.items():
         dots = [
             {
@@ -113,13 +147,14 @@ def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
         ]
         order = [c.title for c in columns]
         color = alt.Color("metric:N", sort=order, title=None, legend=alt.Legend(orient="bottom"))
+        rows[f"{group} lines"], rows[f"{group} dots"] = lines, dots
         line = (
-            alt.Chart(alt.Data(values=lines))
+            alt.Chart(_rows(f"{group} lines", rows))
             .mark_line(point=True)
             .encode(x=x, y=alt.Y("value:Q", title=None), color=color)
         )
         dot = (
-            alt.Chart(alt.Data(values=dots))
+            alt.Chart(_rows(f"{group} dots", rows))
             .mark_circle(size=18, opacity=0.35)
             .encode(
                 x=x,
@@ -130,15 +165,15 @@ def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
             )
         )
         charts.append((dot + line).properties(title=group, width=WIDTH, height=180))
-    return _spec(alt.hconcat(*charts).resolve_scale(color="independent"))
+    return _spec(alt.hconcat(*charts).resolve_scale(color="independent"), rows)
 
 
 def head_map(atlas: Atlas, prefix: str = "") -> dict:
     """Heads placed by MDS on their Jensen-Shannon distances; colour = layer, shape = label.
     Built once per site; ``highlighted`` rings one head for its page."""
-    rows = _head_rows(atlas, prefix)
+    rows = {"heads": _head_rows(atlas, prefix)}
     points = (
-        alt.Chart(alt.Data(values=rows))
+        alt.Chart(_rows("heads", rows))
         .mark_point(size=70, filled=True, opacity=0.85)
         .encode(
             x=alt.X("x:Q", axis=None),
@@ -162,7 +197,7 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
     chart = points.properties(
         width=460, height=380, title=f"Head map (MDS, stress-1 {atlas.map_stress:.3f})"
     )
-    return _spec(chart.configure_view(stroke="#ddd"))
+    return _spec(chart.configure_view(stroke="#ddd"), rows)
 
 
 def highlighted(head_map_spec: dict, name: str) -> dict:
@@ -182,10 +217,22 @@ def highlighted(head_map_spec: dict, name: str) -> dict:
 
 
 def offset_profile(atlas: Atlas, head: Head) -> dict:
-    """Attention at relative offsets -8..8: this head as bars, its layer's mean as ticks."""
+    """Attention at relative offsets -8..8: this head as bars, its layer's mean as ticks.
+
+    Built once per process (``_offset_template``) and filled in for each head."""
+    titles = {HEAD_TITLE: head.name, LAYER_TITLE: f"layer {head.layer} mean"}
+    rows = {"offsets": _offset_rows(atlas, head)}
+    return _filled(_titled(_offset_template(), titles), rows)  # copies, not changes
+
+
+# Stand-ins for a head's tooltip titles in the offset profile built once.
+HEAD_TITLE, LAYER_TITLE = "__atlas_head__", "__atlas_layer__"
+
+
+def _offset_rows(atlas: Atlas, head: Head) -> list[dict]:
     offsets = atlas.results["heads"]["offsets"]
     layer_heads = [h for h in atlas.heads if h.layer == head.layer]
-    rows = [
+    return [
         {
             "offset": d,
             "head": head.parts["offsets"][i],
@@ -193,19 +240,44 @@ def offset_profile(atlas: Atlas, head: Head) -> dict:
         }
         for i, d in enumerate(offsets)
     ]
-    base = alt.Chart(alt.Data(values=rows)).encode(
+
+
+@functools.lru_cache(maxsize=1)
+def _offset_template() -> dict:
+    """The offset profile with stand-ins for its titles and rows (never changed)."""
+    return _offset_chart(HEAD_TITLE, LAYER_TITLE)
+
+
+def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -> dict:
+    base = alt.Chart(_rows("offsets", rows)).encode(
         x=alt.X("offset:O", title="offset (key position − query position)")
     )
     bars = base.mark_bar(color="#4c78a8").encode(
         y=alt.Y("head:Q", title="mean attention", scale=alt.Scale(domain=[0, 1])),
         tooltip=[
             "offset:O",
-            alt.Tooltip("head:Q", format=".3f", title=head.name),
-            alt.Tooltip("layer:Q", format=".3f", title=f"layer {head.layer} mean"),
+            alt.Tooltip("head:Q", format=".3f", title=head_title),
+            alt.Tooltip("layer:Q", format=".3f", title=layer_title),
         ],
     )
     ticks = base.mark_tick(color="#e45756", thickness=2, size=14).encode(y="layer:Q")
-    return _spec((bars + ticks).properties(width=420, height=180, title="Offset profile"))
+    chart = (bars + ticks).properties(width=420, height=180, title="Offset profile")
+    return _spec(chart, rows)
+
+
+def _titled(node, titles: dict[str, str]):
+    """A copy of ``node`` with every "title" that is one of ``titles``' keys replaced by its
+    value."""
+    if isinstance(node, dict):
+        return {
+            key: titles.get(value, value)
+            if key == "title" and isinstance(value, str)
+            else _titled(value, titles)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_titled(value, titles) for value in node]
+    return node
 
 
 def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
@@ -225,7 +297,7 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
     ]
     order = [h.name for h in atlas.heads]
     chart = (
-        alt.Chart(alt.Data(values=rows))
+        alt.Chart(_rows("relations", {"relations": rows}))
         .mark_rect()
         .encode(
             x=alt.X("name:N", sort=order, title="head", axis=alt.Axis(labelAngle=-90)),
@@ -242,4 +314,4 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
         )
         .properties(width=max(300, 11 * len(order)), height=14 * len(syntax["matrix"]))
     )
-    return _spec(chart)
+    return _spec(chart, {"relations": rows})

@@ -59,6 +59,7 @@ def measure(
         causal=info.causal,
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
+        device=runner.device,
     )
     for analysis in analyses:
         analysis.start(run)

@@ -6,7 +6,13 @@ disk; ``atlas.output.write(files, out)`` puts them into the output folder.
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import logging
+import os
+import re
+import sys
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +33,7 @@ BUILTIN_TEMPLATES = next(
 )
 ASSETS = "assets"
 VEGA_BUNDLE = "vega-bundle.js"
+log = logging.getLogger(__name__)
 
 
 class SiteError(RuntimeError):
@@ -83,10 +90,58 @@ def vega_bundle() -> str:
     """Vega, Vega-Lite and vega-embed from vl-convert, as one classic script.
 
     Wrapped in a function so its top-level names cannot clash with other scripts' globals; it
-    sets window.vega, window.vegaLite and window.vegaEmbed."""
+    sets window.vega, window.vegaLite and window.vegaEmbed. vl-convert takes about 1.7 s to
+    make it, the same for every site, so it is kept in the user's cache folder, one file per
+    vl-convert version (``bundle_cache``); a cache that cannot be read or written is made again
+    or skipped, never an error."""
     import vl_convert
 
-    return "(function () {\n" + vl_convert.javascript_bundle() + "\n})();\n"
+    path = bundle_cache(vl_convert.__version__)
+    try:
+        text = path.read_text(encoding="utf-8")
+        if text.startswith(_BUNDLE_HEAD) and text.endswith(_BUNDLE_TAIL):  # not cut short
+            return text
+    except (OSError, UnicodeError):
+        pass
+    text = _BUNDLE_HEAD + vl_convert.javascript_bundle() + _BUNDLE_TAIL
+    _store(path, text)
+    return text
+
+
+_BUNDLE_HEAD, _BUNDLE_TAIL = "(function () {\n", "\n})();\n"
+
+
+def bundle_cache(version: str) -> Path:
+    """The cache file of the vega bundle of one vl-convert version: in $XDG_CACHE_HOME (or
+    ~/.cache) on Linux, ~/Library/Caches on macOS, %LOCALAPPDATA% on Windows; under
+    attention-atlas/, which holds nothing else."""
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local"
+    elif sys.platform == "darwin":
+        base = Path.home() / "Library" / "Caches"
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    safe = re.sub(r"[^A-Za-z0-9._+-]", "_", version)
+    return Path(base) / "attention-atlas" / f"vega-bundle-{safe}.js"
+
+
+def _store(path: Path, text: str) -> None:
+    """Write the cache file whole or not at all: a temporary file beside it, renamed over it
+    (so two builds at once cannot leave half a file); the atlas writes nothing else there."""
+    temporary = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(
+            "w", encoding="utf-8", dir=path.parent, prefix=path.name + ".", delete=False
+        ) as file:
+            temporary = Path(file.name)
+            file.write(text)
+        os.replace(temporary, path)
+    except OSError as err:
+        log.debug("vega bundle not cached in %s: %s", path, err)
+        if temporary is not None:
+            with contextlib.suppress(OSError):
+                temporary.unlink(missing_ok=True)
 
 
 def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:

@@ -11,7 +11,15 @@ import pytest
 
 from atlas.analyses.base import RunInfo
 from atlas.analyses.examples import MIN_EXAMPLE_TOKENS, ExampleSentences
-from atlas.analyses.heads import OFFSETS, HeadMetrics, example_metrics, label_head, offset_profile
+from atlas.analyses.heads import (
+    LABELS,
+    OFFSETS,
+    HeadMetrics,
+    example_metrics,
+    label_head,
+    label_strength,
+    offset_profile,
+)
 from atlas.analyses.pairs import PairCounter, TokenPairs
 from atlas.model import Record
 
@@ -477,3 +485,95 @@ def test_token_pairs_count_ordinary_targets_only():
         {"source": "cat", "target": "the", "count": 2},
         {"source": "sat", "target": "cat", "count": 2},
     ]
+
+
+def reference_token_pairs(records, heads: int, capacity: int):
+    """Frequent pairs written out loop by loop from docs/metrics.md: per head, per ordinary
+    token, its most-attended token; the Misra-Gries summary shrunk after each record."""
+    counts: list[dict] = [{} for _ in range(heads)]
+    errors = [0] * heads
+    for record in records:
+        attention = record.attention.reshape(heads, record.n, record.n)
+        for flat in range(heads):
+            for i in range(record.n):
+                j = int(np.argmax(attention[flat, i]))
+                if not record.special[i] and not record.special[j]:
+                    pair = (record.tokens[i], record.tokens[j])
+                    counts[flat][pair] = counts[flat].get(pair, 0) + 1
+            if len(counts[flat]) > 2 * capacity:
+                cut = sorted(counts[flat].values(), reverse=True)[capacity]
+                errors[flat] += cut
+                counts[flat] = {p: c - cut for p, c in counts[flat].items() if c > cut}
+    return counts, errors
+
+
+def test_token_pairs_match_a_loop_reference_through_shrinks():
+    """Many records of repeated words, capacity 4 (so summaries shrink): the same counts,
+    errors and top pairs as the loop reference, ties broken by the pair's text."""
+    rng = np.random.default_rng(17)
+    words = [f"w{i}" for i in range(12)]
+    records = []
+    for index in range(40):
+        n = int(rng.integers(3, 14))
+        record = make_record(index, random_attention(rng, 2, 3, n) ** 4)
+        record.tokens = ["[CLS]", *rng.choice(words, size=n - 2).tolist(), "[SEP]"]
+        record.special = mask(n, 0, n - 1)
+        records.append(record)
+    pairs = started(TokenPairs(capacity=4, top=5), 2, 3)
+    for record in records:
+        pairs.add(record)
+    counts, errors = reference_token_pairs(records, 6, capacity=4)
+    assert max(errors) > 0  # the summaries did shrink
+    result = pairs.finish({})
+    assert result.parts["pairs_error"] == errors
+    for flat, counter in enumerate(pairs.counters):
+        assert dict(counter.top(len(counter.counts))) == counts[flat]
+        expected = sorted(counts[flat].items(), key=lambda kv: (-kv[1], kv[0]))[:5]
+        assert result.parts["pairs"][flat] == [
+            {"source": a, "target": b, "count": c} for (a, b), c in expected
+        ]
+
+
+@pytest.mark.parametrize("keep", [3, 40])
+def test_example_sentences_match_a_heap_per_head(keep):
+    """Against the plain reference, one heap per (label, head) fed item by item: the same
+    sentences in the same order for every label and head, records arriving out of order, with
+    tied scores (identical records), short records and undefined (NaN) scores; with 40 kept,
+    more than there are records."""
+    import heapq
+
+    rng = np.random.default_rng(23)
+    layers, heads = 2, 3
+    records = []
+    for index in rng.permutation(30).tolist():
+        n = 1 if index % 10 == 3 else int(rng.integers(2, 14))  # n = 1: no entropy_norm
+        if index % 7 == 0 and records:  # a copy of an earlier record: every score ties
+            attention = records[-1].attention
+        else:
+            attention = random_attention(rng, layers, heads, n)
+        record = make_record(index, attention)
+        if attention.shape[-1] == 1:
+            record.tokens, record.punct = ["Hi"], mask(1)
+            record.cls = record.sep = record.special = mask(1)
+        records.append(record)
+    examples = started(ExampleSentences(keep=keep), layers, heads, causal=True)
+    expected = {(label, flat): [] for label in LABELS for flat in range(layers * heads)}
+    undefined = 0
+    for record in records:
+        examples.add(record)
+        metrics = example_metrics(record.attention, record.cls, record.sep, record.punct, True)
+        for label in LABELS:
+            scores = np.asarray(label_strength(label, metrics)).reshape(-1)
+            for flat, score in enumerate(scores.tolist()):
+                if math.isnan(score):
+                    undefined += 1
+                    continue
+                item = (record.n >= MIN_EXAMPLE_TOKENS, score, -record.index)
+                heap = expected[label, flat]
+                if len(heap) < keep:
+                    heapq.heappush(heap, item)
+                elif item > heap[0]:
+                    heapq.heapreplace(heap, item)
+    assert undefined > 0
+    for (label, flat), heap in expected.items():
+        assert examples.best(label, flat) == [-i for _, _, i in sorted(heap, reverse=True)]

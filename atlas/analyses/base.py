@@ -114,6 +114,7 @@ class RunInfo:
     causal: bool
     sentences: int  # examples in the corpus
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
+    device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
 
     @property
     def size(self) -> int:

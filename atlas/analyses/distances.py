@@ -7,7 +7,9 @@ rescales). It is 0 for identical heads, symmetric, and at most ln 2.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from typing import ClassVar
 
 import numpy as np
@@ -19,24 +21,124 @@ JS_SMOOTHING = 1e-3
 MAP_SEED = 0
 MAP_RANDOM_STARTS = 4  # besides the classical start; the best stress wins
 NEAREST_HEADS = 5
+# Values per block of head pairs in js_sums on the CPU (a block and its logarithms stay in
+# cache), and the most threads it uses.
+PAIR_TILE = 1 << 18
+MAX_THREADS = 4
 
 
-def js_sums(attention: np.ndarray, smoothing: float = JS_SMOOTHING) -> np.ndarray:
+def js_sums(
+    attention: np.ndarray,
+    smoothing: float = JS_SMOOTHING,
+    device: str = "cpu",
+    precision: str = "float32",
+) -> np.ndarray:
     """Σ_i JS(P_h[i,:], P_g[i,:]) for every pair of heads of one example: [K, K], K = L·H.
 
-    Uses JS(p, q) = H((p + q)/2) - (H(p) + H(q))/2, one head against all later heads at a time,
-    so memory stays at K·n² values."""
+    JS(p, q) = ½ Σ p ln p + ½ Σ q ln q − Σ m ln m, m = (p + q)/2. Adding ln n·(½Σp + ½Σq − Σm),
+    which is 0, and writing u = n·P/2, s = u_h + u_g = n·M:
+
+        JS_i(h, g) = e_h[i] + e_g[i] − (1/n) Σ_j s_j ln s_j,  e_h[i] = ½ Σ_j P_h[i,j] ln(n·P_h[i,j])
+
+    So a pair costs one logarithm per element, of values near 1 where attention is broad (which
+    keeps float32 accurate). e (K·n values) and all sums are float64; s and its logarithm (the
+    K²·n²/2 logarithms that are nearly all the work) are ``precision``: float32 by default,
+    within 3e-7 per token of float64 (tests/test_distances.py checks < 1e-6 on real and
+    hand-made attention); "float64" gives the reference. On a CUDA ``device`` this runs in
+    torch there; on the CPU in numpy, whose float32 logarithm is 3 times faster per core than
+    torch's, in blocks shared among ``_threads()`` threads (docs/performance.md)."""
+    dtype = np.dtype(precision)
     layers, heads, n, _ = attention.shape
     k = layers * heads
-    p = (1.0 - smoothing) * attention.reshape(k, n, n).astype(np.float64) + smoothing / n
-    entropy = -(p * np.log(p)).sum(-1)  # [K, n]
-    out = np.zeros((k, k))
-    for h in range(k - 1):
-        m = 0.5 * (p[h] + p[h + 1 :])  # [K-h-1, n, n]
-        mixed = -(m * np.log(m)).sum(-1)  # [K-h-1, n]
-        js = mixed - 0.5 * (entropy[h] + entropy[h + 1 :])
-        out[h, h + 1 :] = np.maximum(js, 0.0).sum(-1)  # clip rounding below zero
-    return out + out.T
+    u = attention.reshape(k, n, n).astype(dtype)
+    u *= dtype.type((1.0 - smoothing) * n / 2)
+    u += dtype.type(smoothing / 2)
+    wide = u.astype(np.float64)
+    half_kl = (wide * np.log(2.0 * wide)) @ np.ones(n) / n  # e_h[i] = (1/n) Σ_j u ln 2u: [K, n]
+    if device.startswith("cuda"):
+        totals = _js_torch(u, half_kl, device)
+    else:
+        totals = np.zeros((k, k))
+        tiles = _tiles(k, n, PAIR_TILE)
+        threads = min(_threads(), len(tiles))
+        parts = [tiles[t::threads] for t in range(threads)]
+        pending = [_pool().submit(_fill, u, half_kl, totals, part) for part in parts[1:]]
+        _fill(u, half_kl, totals, parts[0])
+        for future in pending:
+            future.result()
+    totals = np.triu(totals, 1)
+    return totals + totals.T
+
+
+def _tiles(k: int, n: int, tile: int) -> list[tuple[int, int, int, int]]:
+    """Blocks (h0, h1, g0, g1) of head pairs covering every h < g, each of about ``tile``
+    values: rows of heads against all later heads, so short sentences need few blocks and
+    long ones little memory. Blocks do not overlap; one may also hold pairs with g ≤ h, which
+    are computed like the others and not used."""
+    size = n * n
+    out = []
+    h0 = 0
+    while h0 < k - 1:
+        rows = max(1, min(k - 1 - h0, tile // ((k - 1 - h0) * size)))
+        step = max(1, tile // (rows * size))
+        out += [(h0, h0 + rows, g0, min(k, g0 + step)) for g0 in range(h0 + 1, k, step)]
+        h0 += rows
+    return out
+
+
+def _fill(
+    u: np.ndarray, half_kl: np.ndarray, totals: np.ndarray, tiles: list[tuple[int, int, int, int]]
+) -> None:
+    """Σ_i JS_i(h, g) of the pairs of each block into ``totals``, in reused buffers (numpy
+    lets go of the GIL, so blocks can run in threads). Σ_j s log₂ s is summed in float64:
+    summed in float32, a one-hot row's large term swallowed the rounding of its many small
+    ones (1.5e-6 per token at n = 128)."""
+    n = u.shape[-1]
+    ones = np.ones(n)
+    scale = np.log(2.0) / n
+    largest = max((h1 - h0) * (g1 - g0) for h0, h1, g0, g1 in tiles) * n * n
+    buffers = np.empty((2, largest), dtype=u.dtype)
+    wide = np.empty(largest)
+    for h0, h1, g0, g1 in tiles:
+        shape = (h1 - h0, g1 - g0, n, n)
+        size = shape[0] * shape[1] * n * n
+        s = np.add(u[h0:h1, None], u[None, g0:g1], out=buffers[0, :size].reshape(shape))
+        logs = np.log2(s, out=buffers[1, :size].reshape(shape))
+        logs *= s
+        products = wide[:size].reshape(shape)
+        np.copyto(products, logs)
+        mixed = (products.reshape(-1, n) @ ones).reshape(shape[:3])  # Σ_j s log₂ s
+        js = half_kl[h0:h1, None] + half_kl[None, g0:g1] - scale * mixed  # [rows, cols, n]
+        totals[h0:h1, g0:g1] = np.maximum(js, 0.0) @ ones  # clip rounding below 0, per token
+
+
+def _js_torch(u: np.ndarray, half_kl: np.ndarray, device: str) -> np.ndarray:
+    """The totals of ``_fill``, in torch on ``device`` (a GPU), in larger blocks."""
+    import torch
+
+    t = torch.as_tensor(u).to(device)
+    half = torch.as_tensor(half_kl).to(device)
+    k, n, _ = t.shape
+    totals = torch.zeros((k, k), dtype=torch.float64, device=t.device)
+    for h0, h1, g0, g1 in _tiles(k, n, 64 * PAIR_TILE):
+        s = t[h0:h1, None] + t[None, g0:g1]
+        mixed = torch.log(s).mul_(s).sum(-1, dtype=torch.float64)
+        js = half[h0:h1, None] + half[None, g0:g1] - mixed / n
+        totals[h0:h1, g0:g1] = js.clamp_(min=0.0).sum(-1)
+    return totals.cpu().numpy()
+
+
+@functools.lru_cache(maxsize=1)
+def _pool() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=MAX_THREADS - 1, thread_name_prefix="atlas-js")
+
+
+def _threads() -> int:
+    """As many threads as torch is allowed (OMP_NUM_THREADS, torch.set_num_threads), at most
+    MAX_THREADS."""
+    import torch
+
+    return max(1, min(MAX_THREADS, torch.get_num_threads()))
 
 
 def head_map(distances: np.ndarray, seed: int = MAP_SEED) -> tuple[np.ndarray, float]:
@@ -147,7 +249,7 @@ class HeadDistances(Analysis):
         self.tokens = 0
 
     def add(self, record: Record) -> None:
-        self.total += js_sums(record.attention)
+        self.total += js_sums(record.attention, device=self.run.device)
         self.tokens += record.n
 
     def distances(self) -> np.ndarray:

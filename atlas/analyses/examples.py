@@ -6,7 +6,6 @@ records stream by; at the end each head takes the heap of its own label (docs/me
 
 from __future__ import annotations
 
-import heapq
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -32,28 +31,45 @@ class ExampleSentences(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        self._best: dict[str, list[list[tuple]]] = {
-            label: [[] for _ in range(run.size)] for label in LABELS
-        }
+        # The kept items of each (label, head, slot), compared as the tuple (long enough, score,
+        # -index); an empty slot is below every real item, so the worst slot is replaced first.
+        shape = (len(LABELS), run.size, self.keep)
+        self._long = np.full(shape, -1, dtype=np.int64)
+        self._score = np.full(shape, -np.inf)
+        self._order = np.full(shape, np.iinfo(np.int64).min, dtype=np.int64)
 
     def add(self, record: Record) -> None:
+        """Replace the worst kept item of every (label, head) that this example beats (a
+        streaming top-k for all heads at once: the same items as a heap per head)."""
         metrics = record_metrics(record, self.run.causal)
-        long_enough = record.n >= MIN_EXAMPLE_TOKENS
-        for label, heaps in self._best.items():
-            scores = np.asarray(label_strength(label, metrics)).reshape(-1)
-            for flat, heap in enumerate(heaps):
-                score = float(scores[flat])
-                if score != score:  # NaN: the example does not define this pattern
-                    continue
-                item = (long_enough, score, -record.index)
-                if len(heap) < self.keep:
-                    heapq.heappush(heap, item)
-                elif item > heap[0]:
-                    heapq.heapreplace(heap, item)
+        scores = np.stack(
+            [np.asarray(label_strength(label, metrics), float).reshape(-1) for label in LABELS]
+        )  # [labels, K]; NaN: the example does not define this pattern
+        long, order = int(record.n >= MIN_EXAMPLE_TOKENS), -record.index
+        worst = np.lexsort((self._order, self._score, self._long), axis=-1)[..., :1]
+        kept_long, kept_score, kept_order = (
+            np.take_along_axis(x, worst, -1)[..., 0] for x in (self._long, self._score, self._order)
+        )
+        beats = (long > kept_long) | (
+            (long == kept_long)
+            & ((scores > kept_score) | ((scores == kept_score) & (order > kept_order)))
+        )
+        labels, heads = np.nonzero(beats & ~np.isnan(scores))
+        slots = worst[labels, heads, 0]
+        self._long[labels, heads, slots] = long
+        self._score[labels, heads, slots] = scores[labels, heads]
+        self._order[labels, heads, slots] = order
 
     def best(self, label: str, flat: int) -> list[int]:
         """Corpus indices of the examples where head ``flat`` shows ``label`` most, best first."""
-        return [-item[2] for item in sorted(self._best[label][flat], reverse=True)]
+        row = LABELS.index(label)
+        items = zip(
+            self._long[row, flat].tolist(),
+            self._score[row, flat].tolist(),
+            self._order[row, flat].tolist(),
+            strict=True,
+        )
+        return [-order for long, _, order in sorted(items, reverse=True) if long >= 0]
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         labels = results["heads"].parts["label"]

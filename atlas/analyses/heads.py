@@ -8,6 +8,7 @@ docs/metrics.md and match the design notes exactly.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -74,20 +75,28 @@ def example_metrics(
     punct: np.ndarray,
     causal: bool = False,
     rows: np.ndarray | None = None,
+    profile: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
     """Every per-head metric of one example: ``{key: array [layers, heads]}``.
 
-    ``rows``: the row entropies (``row_entropy``), if already computed."""
+    ``rows``: the row entropies (``row_entropy``) and ``profile`` the offset profile
+    (``offset_profile``), if already computed. Sums are float64: the shares of token roles in
+    one matrix product, Σ_ij A[i,j]·[j has the role]; self, prev and next are the offset
+    profile at 0, −1 and +1, which are exactly their formulas."""
     a = attention
     n = a.shape[-1]
-    diag = np.diagonal(a, axis1=-2, axis2=-1)  # [L, H, n]
+    roles = np.tile(np.stack([cls, sep, punct], -1).astype(np.float64), (n, 1))  # [n·n, 3]
+    shares = (a.reshape(*a.shape[:-2], n * n).astype(np.float64) @ roles) / n  # [L, H, 3]
+    if profile is None:
+        profile = offset_profile(a)
+    middle = OFFSETS.index(0)
     out = {
-        "to_cls": a[..., cls].sum(-1, dtype=np.float64).mean(-1),
-        "to_sep": a[..., sep].sum(-1, dtype=np.float64).mean(-1),
-        "to_punct": a[..., punct].sum(-1, dtype=np.float64).mean(-1),
-        "self": diag.mean(-1, dtype=np.float64),
-        "prev": np.diagonal(a, offset=-1, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n,
-        "next": np.diagonal(a, offset=1, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n,
+        "to_cls": shares[..., 0],
+        "to_sep": shares[..., 1],
+        "to_punct": shares[..., 2],
+        "self": profile[..., middle],
+        "prev": profile[..., middle - 1],
+        "next": profile[..., middle + 1],
     }
     if rows is None:
         rows = row_entropy(a)
@@ -98,10 +107,18 @@ def example_metrics(
 
 
 def row_entropy(attention: np.ndarray, smoothing: float = ENTROPY_SMOOTHING) -> np.ndarray:
-    """Entropy in nats of each row of A' = (1 - s)·A + s/n: shape [..., n]."""
+    """Entropy in nats of each row of A' = (1 - s)·A + s/n: shape [..., n].
+
+    float64 (float32 logarithms put uniform rows 4.7e-7 off), computed in place: one copy of
+    the attention and one of its logarithm; rows summed by a matrix product, which numpy does
+    faster than a sum over a short last axis."""
     n = attention.shape[-1]
-    p = (1.0 - smoothing) * np.asarray(attention, dtype=np.float64) + smoothing / n
-    return -(p * np.log(p)).sum(-1)
+    p = np.array(attention, dtype=np.float64)
+    p *= 1.0 - smoothing
+    p += smoothing / n
+    logs = np.log(p)
+    logs *= p
+    return -(logs @ np.ones(n))
 
 
 def normalised_entropy(rows: np.ndarray, causal: bool = False) -> np.ndarray:
@@ -120,15 +137,27 @@ def normalised_entropy(rows: np.ndarray, causal: bool = False) -> np.ndarray:
 
 
 def offset_profile(attention: np.ndarray) -> np.ndarray:
-    """(1/n) Σ_i A[i, i+d] for d in -8..8: shape [layers, heads, 17]."""
+    """(1/n) Σ_i A[i, i+d] for d in -8..8: shape [layers, heads, 17].
+
+    All diagonals in one gather and one float64 ``reduceat`` (offsets past the sentence are 0)."""
     n = attention.shape[-1]
-    return np.stack(
-        [
-            np.diagonal(attention, offset=d, axis1=-2, axis2=-1).sum(-1, dtype=np.float64) / n
-            for d in OFFSETS
-        ],
-        axis=-1,
-    )
+    index, starts, inside = _diagonals(n)
+    flat = attention.reshape(*attention.shape[:-2], n * n)
+    out = np.zeros((*attention.shape[:-2], len(OFFSETS)))
+    if len(index):
+        out[..., inside] = np.add.reduceat(flat[..., index], starts, axis=-1, dtype=np.float64)
+    return out / n
+
+
+@functools.lru_cache(maxsize=1024)
+def _diagonals(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For an n × n matrix flattened: the positions of the diagonals d in OFFSETS with |d| < n,
+    one after another, where each starts, and which offsets they are."""
+    inside = np.array([abs(d) < n for d in OFFSETS])
+    runs = [np.arange(max(0, -d), min(n, n - d)) * (n + 1) + d for d in OFFSETS if abs(d) < n]
+    starts = np.cumsum([0] + [len(r) for r in runs[:-1]])
+    index = np.concatenate(runs) if runs else np.zeros(0, dtype=np.int64)
+    return index, starts, inside
 
 
 def label_head(means: Mapping[str, float]) -> str:
@@ -155,12 +184,23 @@ def record_entropy(record: Record) -> np.ndarray:
     return record.derived("row_entropy", lambda: row_entropy(record.attention))
 
 
+def record_profile(record: Record) -> np.ndarray:
+    """``offset_profile`` of a record's attention, computed once per record and shared."""
+    return record.derived("offset_profile", lambda: offset_profile(record.attention))
+
+
 def record_metrics(record: Record, causal: bool) -> dict[str, np.ndarray]:
     """``example_metrics`` of a record, computed once per record and shared."""
     return record.derived(
         "metrics",
         lambda: example_metrics(
-            record.attention, record.cls, record.sep, record.punct, causal, record_entropy(record)
+            record.attention,
+            record.cls,
+            record.sep,
+            record.punct,
+            causal,
+            record_entropy(record),
+            record_profile(record),
         ),
     )
 
@@ -176,23 +216,25 @@ class HeadMetrics(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        shape = (run.layers, run.heads)
-        self.sums = {key: np.zeros(shape) for key in METRICS}
-        self.counts = {key: np.zeros(shape) for key in METRICS}
-        self.offsets = np.zeros((*shape, len(OFFSETS)))
+        shape = (len(METRICS), run.layers, run.heads)  # metric by metric, in METRICS order
+        self.sums = np.zeros(shape)
+        self.counts = np.zeros(shape)
+        self.offsets = np.zeros((run.layers, run.heads, len(OFFSETS)))
         self.count = 0
 
     def add(self, record: Record) -> None:
-        for key, value in record_metrics(record, self.run.causal).items():
-            defined = ~np.isnan(value)
-            self.sums[key] += np.where(defined, value, 0.0)
-            self.counts[key] += defined
-        self.offsets += offset_profile(record.attention)
+        metrics = record_metrics(record, self.run.causal)
+        values = np.stack([metrics[key] for key in METRICS])
+        defined = ~np.isnan(values)
+        self.sums += np.where(defined, values, 0.0)
+        self.counts += defined
+        self.offsets += record_profile(record)
         self.count += 1
 
     def means(self) -> dict[str, np.ndarray]:
         """Corpus value of each metric: the plain mean over the examples that define it."""
-        return {key: self.sums[key] / np.maximum(self.counts[key], 1) for key in METRICS}
+        means = self.sums / np.maximum(self.counts, 1)
+        return dict(zip(METRICS, means, strict=True))
 
     def finish(self, results) -> Result:
         means = self.means()

@@ -5,7 +5,7 @@ pairs")."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import ClassVar
 
 import numpy as np
@@ -21,19 +21,24 @@ class PairCounter:
     """Frequent (from, to) token pairs in bounded memory (Misra-Gries summary).
 
     Counts of pairs seen fewer than ``capacity`` distinct times are exact; otherwise each count
-    may be low by at most ``error``, which the site reports beside them."""
+    may be low by at most ``error``, which the site reports beside them. Keys are pairs, or
+    codes of pairs that ``decode`` turns into pairs (so the hot loop counts plain ints)."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, decode: Callable[[Hashable], tuple] | None = None):
         self.capacity = capacity
+        self.decode = decode
         self.counts: Counter = Counter()
         self.error = 0
         self.total = 0
 
-    def update(self, pairs) -> None:
-        for pair in pairs:
-            self.counts[pair] += 1
-            self.total += 1
-        if len(self.counts) > 2 * self.capacity:
+    def update(self, pairs: Iterable[Hashable]) -> None:
+        """Count each pair once; shrink when more than twice ``capacity`` pairs are held."""
+        counts, total = self.counts, 0
+        for pair in pairs:  # a plain loop: Counter.update costs more in its checks, per call
+            counts[pair] = counts.get(pair, 0) + 1
+            total += 1
+        self.total += total
+        if len(counts) > 2 * self.capacity:
             self._shrink()
 
     def _shrink(self) -> None:
@@ -44,7 +49,9 @@ class PairCounter:
 
     def top(self, k: int) -> list[tuple[tuple[str, str], int]]:
         """The k most frequent pairs, ties broken by the pair itself so output is stable."""
-        return sorted(self.counts.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
+        decode = self.decode or (lambda key: key)
+        items = [(decode(key), count) for key, count in self.counts.items()]
+        return sorted(items, key=lambda kv: (-kv[1], kv[0]))[:k]
 
 
 class TokenPairs(Analysis):
@@ -58,7 +65,20 @@ class TokenPairs(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        self.counters = [PairCounter(self.capacity) for _ in range(run.size)]
+        self.codes: dict[str, int] = {}  # token -> its number, in order of first sight
+        self.tokens: list[str] = []
+        self.counters = [PairCounter(self.capacity, self._pair) for _ in range(run.size)]
+
+    def _pair(self, code: int) -> tuple[str, str]:
+        return self.tokens[code >> 32], self.tokens[code & 0xFFFFFFFF]
+
+    def _numbers(self, tokens: list[str]) -> np.ndarray:
+        """Each token's number; a pair (i, j) is counted as the int i·2³² + j."""
+        for token in tokens:
+            if token not in self.codes:
+                self.codes[token] = len(self.tokens)
+                self.tokens.append(token)
+        return np.array([self.codes[t] for t in tokens], dtype=np.int64)
 
     def add(self, record: Record) -> None:
         """Count (from → to) for each ordinary token and the token it attends to most, when that
@@ -66,15 +86,14 @@ class TokenPairs(Analysis):
         ordinary = np.flatnonzero(~record.special)
         if len(ordinary) == 0:
             return
-        targets = record.attention[:, :, ordinary, :].argmax(-1)  # [L, H, m]
-        targets = targets.reshape(self.run.size, -1)
-        tokens, special = record.tokens, record.special
-        for flat, row in enumerate(targets):
-            self.counters[flat].update(
-                (tokens[i], tokens[j])
-                for i, j in zip(ordinary.tolist(), row.tolist(), strict=True)
-                if not special[j]
-            )
+        targets = record.attention.argmax(-1)[:, :, ordinary].reshape(self.run.size, -1)
+        numbers = self._numbers(record.tokens)
+        codes = (numbers[ordinary] << 32)[None, :] | numbers[targets]  # [K, m]
+        counted = ~record.special[targets]
+        kept = codes[counted].tolist()  # row by row: each head's pairs, one run after another
+        ends = np.cumsum(counted.sum(1)).tolist()
+        for counter, start, end in zip(self.counters, [0, *ends[:-1]], ends, strict=True):
+            counter.update(kept[start:end])
 
     def finish(self, results) -> Result:
         return Result(

@@ -1,0 +1,78 @@
+"""The charts are built around placeholder rows (and the offset profile once per process) for
+speed: each spec must be exactly the one Altair builds with the rows themselves."""
+
+from __future__ import annotations
+
+import json
+
+import altair as alt
+import pytest
+from conftest import ROOT, build
+
+from atlas import charts
+from atlas.result import load
+
+SAMPLE = ROOT / "examples" / "ud-ewt-sample.conllu"
+
+
+@pytest.fixture(scope="module")
+def sample_atlas(tiny_model, tmp_path_factory):
+    """A tiny model's atlas of the UD sample, so that every kind of chart has data."""
+    out = tmp_path_factory.mktemp("charts") / "site"
+    model = str(tiny_model("bert"))
+    assert build([str(SAMPLE), "-o", str(out), "--model", model, "--min-relation", "1"]) == 0
+    return load(out / "atlas.json")
+
+
+@pytest.fixture
+def with_rows(monkeypatch):
+    """Make the chart functions build the straightforward way: Altair is given the rows."""
+
+    def rows(name, rows=None):
+        return alt.Data(values=rows[name])
+
+    def spec(chart, rows=None):
+        out = chart.to_dict()
+        out.pop("$schema", None)
+        return out
+
+    def offset_profile(atlas, head):
+        rows = {"offsets": charts._offset_rows(atlas, head)}
+        return charts._offset_chart(head.name, f"layer {head.layer} mean", rows)
+
+    monkeypatch.setattr(charts, "_rows", rows)
+    monkeypatch.setattr(charts, "_spec", spec)
+    monkeypatch.setattr(charts, "offset_profile", offset_profile)
+
+
+def all_charts(atlas) -> dict[str, str]:
+    """Every chart of a site (one offset profile per head), as JSON text."""
+    specs = {
+        **{c.key: charts.metric_heatmap(atlas, c, "") for c in atlas.catalogue},
+        "curves": charts.layer_curves(atlas, ""),
+        "map": charts.head_map(atlas, "../"),
+        "relations": charts.relation_heatmap(atlas),
+        **{h.name: charts.offset_profile(atlas, h) for h in atlas.heads},
+    }
+    return {name: json.dumps(spec, sort_keys=True) for name, spec in specs.items()}
+
+
+def test_charts_are_those_altair_builds_with_the_rows(sample_atlas, monkeypatch, with_rows):
+    reference = all_charts(sample_atlas)
+    monkeypatch.undo()  # the real chart functions again
+    fast = all_charts(sample_atlas)
+    assert len(fast) > len(sample_atlas.heads) + 4
+    assert all(charts.PLACEHOLDER not in text for text in fast.values())
+    for name, text in reference.items():
+        assert fast[name] == text, name
+
+
+def test_offset_profiles_differ_by_head_and_leave_the_template_alone(sample_atlas):
+    first, second = sample_atlas.heads[0], sample_atlas.heads[-1]
+    a = charts.offset_profile(sample_atlas, first)
+    b = charts.offset_profile(sample_atlas, second)
+    assert first.name in json.dumps(a) and second.name not in json.dumps(a)
+    assert f"layer {second.layer} mean" in json.dumps(b)
+    assert [row["head"] for row in a["data"]["values"]] == first.parts["offsets"]
+    template = json.dumps(charts._offset_template())
+    assert charts.HEAD_TITLE in template and charts.PLACEHOLDER in template
