@@ -32,10 +32,13 @@ For an output folder DIR:
 
 How an interrupted build is kept from leaving half a site:
 
-1. Every refusal is decided first, before anything is written.
-2. Staging: every file, and both manifests below, are written into a new folder ``.DIR.tmp-*``
-   beside DIR. The slow part that can fail (a full disk) happens here, before DIR is touched; on
-   any error or Ctrl-C the staging folder is removed and DIR is as it was.
+1. Every refusal is decided before DIR is touched: the folder itself before anything is
+   written (``check_output``, which the build calls before the model loads), the user's files
+   the site would overwrite once the staged site's list of files is known.
+2. Staging: every file, as the renderer makes it, and both manifests below, are written into a
+   new folder ``.DIR.tmp-*`` beside DIR. The slow part that can fail (a full disk, a template
+   error) happens here, before DIR is touched; on any error or Ctrl-C the staging folder is
+   removed and DIR is as it was.
 3. Commit, renames only (milliseconds): first a manifest listing the old and new files together,
    so that whatever is moved in from then on is known as the atlas's; then each file is moved in
    with ``os.replace``, which is atomic per file (a reader sees the old file or the new, never a
@@ -58,7 +61,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from . import __version__
@@ -151,17 +154,22 @@ def _pending_manifest(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: bool = False) -> None:
-    """Put the site's files into ``out``: stage them beside it, then move them in one by one."""
+def write(
+    files: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+    out: Path,
+    *,
+    force: bool = False,
+    clean: bool = False,
+) -> dict[str, int]:
+    """Put the site's files into ``out``: stage them beside it, then move them in one by one.
+
+    ``files`` may be an iterable of (path, bytes), such as ``site.render``'s: each file is
+    written into the staging folder as it comes and then let go, so the site is never held in
+    memory whole. Returns the size of every file written, by path."""
     out = Path(out)
-    for relative in files:
-        if relative == MANIFEST or not _safe(relative):
-            raise ValueError(f"not a path the site may write: {relative!r}")
     check_output(out, force=force, clean=clean)
     remove_stale_staging(out)
     old = (read_manifest(out) if out.is_dir() else None) or set()
-    new = set(files)
-    _check_conflicts(out, new, old, force=force, clean=clean)
     parent = out.resolve().parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -169,13 +177,16 @@ def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: boo
     except OSError as err:
         raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from None
     try:
-        _stage(staging, files, old)
+        sizes = _stage(staging, files.items() if isinstance(files, Mapping) else files, old)
+        new = set(sizes)
+        _check_conflicts(out, new, old, force=force, clean=clean)
         with _interrupts_held():
             _commit(staging, out, new, old, clean=clean)
     except OSError as err:
         raise OutputError(f"{out}: cannot write the site ({err.strerror or err})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return sizes
 
 
 def _read_manifest(out: Path) -> tuple[set[str] | None, str]:
@@ -240,15 +251,24 @@ def _check_conflicts(out: Path, new: set[str], old: set[str], *, force: bool, cl
         )
 
 
-def _stage(staging: Path, files: dict[str, bytes], old: set[str]) -> None:
-    """Write both manifests, then every file, into the staging folder (the pending manifest
-    first, so a build killed while staging leaves a folder the next build recognises)."""
-    (staging / PENDING).write_bytes(manifest_bytes(old | set(files)))
-    for relative, content in sorted(files.items()):
+def _stage(staging: Path, files: Iterable[tuple[str, bytes]], old: set[str]) -> dict[str, int]:
+    """Write every file into the staging folder as it comes, then both manifests; returns the
+    size of each file. A pending manifest is written first (and again, complete, at the end),
+    so a build killed while staging leaves a folder the next build recognises as its own."""
+    (staging / PENDING).write_bytes(manifest_bytes(old))
+    sizes: dict[str, int] = {}
+    for relative, content in files:
+        if relative in (MANIFEST, PENDING) or not _safe(relative):
+            raise ValueError(f"not a path the site may write: {relative!r}")
+        if relative in sizes:
+            raise ValueError(f"the site writes {relative!r} twice")
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    (staging / MANIFEST).write_bytes(manifest_bytes(files))
+        sizes[relative] = len(content)
+    (staging / PENDING).write_bytes(manifest_bytes(old | set(sizes)))
+    (staging / MANIFEST).write_bytes(manifest_bytes(sizes))
+    return sizes
 
 
 def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bool) -> None:
