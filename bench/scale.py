@@ -92,9 +92,10 @@ def main() -> None:
     print()
     print(
         "| sentences (distinct) | tokens | wall s | ms / sentence | peak RSS MiB "
-        "| RSS at 25% / 50% / 75% / 100% of the run, MiB | load before → after |"
+        "| RSS at 25% / 50% / 75% / 100% of the run, MiB | highest sample at "
+        "| load before → after |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | --- | --- |")
+    print("| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |")
     first = None
     for n in args.sizes:
         corpus = work / f"ud-{n}.txt"
@@ -124,12 +125,14 @@ def main() -> None:
         samples = report["samples"] or [(0, report["peak"])]
         at = [samples[min(len(samples) - 1, int(q * len(samples)))][1] for q in (0.25, 0.5, 0.75)]
         at.append(samples[-1][1])
+        highest = max(range(len(samples)), key=lambda i: samples[i][1])
         peak = report["peak"] / 2**20
         first = first or peak
         print(
             f"| {n:,} ({min(n, len(sentences)):,}) | {tokens:,} | {wall:.1f} "
             f"| {1000 * wall / n:.1f} | {peak:.0f} ({peak / first:.2f}×) "
-            f"| {' / '.join(f'{v / 2**20:.0f}' for v in at)} | {before} → {load()} |",
+            f"| {' / '.join(f'{v / 2**20:.0f}' for v in at)} "
+            f"| {100 * (highest + 1) / len(samples):.0f}% | {before} → {load()} |",
             flush=True,
         )
 
