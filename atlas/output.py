@@ -48,6 +48,11 @@ How an interrupted build is kept from leaving half a site:
    already names them all. Where a rename cannot work, a file is copied beside its target and
    renamed over it (DIR a mount point: the staging folder is on another file system), or written
    in place (the target is itself a mount point, a file bound into DIR).
+
+Where DIR's parent cannot be written but DIR can (a writable mount point under a read-only
+parent), the staging folder is made inside DIR instead, as ``DIR/.atlas-staging-*``: the same
+steps, renames within DIR, and the folder is removed at the end (or by the next build, if a
+hard kill left it); ``clean`` never removes it while it is in use.
 """
 
 from __future__ import annotations
@@ -71,6 +76,9 @@ log = logging.getLogger(__name__)
 MANIFEST = ".atlas-manifest.json"
 FORMAT = "attention-atlas-manifest/1"
 PENDING = ".pending-manifest.json"  # only ever inside the staging folder
+# The staging folder inside DIR, used only where DIR's parent cannot take one (DIR a writable
+# mount point under a read-only parent).
+INSIDE = ".atlas-staging-"
 
 
 class OutputError(RuntimeError):
@@ -97,7 +105,7 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     _check_writable(out)
-    if not out.is_dir() or not any(out.iterdir()) or force:
+    if not out.is_dir() or force or not any(not _own_staging(p) for p in out.iterdir()):
         return
     files, why = _read_manifest(out)
     if files is not None:
@@ -114,22 +122,45 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
 def _check_writable(out: Path) -> None:
     """Fail before the model runs, not after: the site is staged beside ``out``, so the nearest
     existing folder of its parent must take a new file (a real probe, which also catches a
-    read-only file system, where permission bits would not)."""
+    read-only file system, where permission bits would not); where it cannot, an existing
+    ``out`` that takes one will do (the site is then staged inside it)."""
     folder = out.absolute().parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
         raise OutputError(f"{out}: {folder} is not a folder")
+    problem = _probe(folder)
+    if problem and out.is_dir() and not _probe(out):
+        return
+    if problem:
+        raise OutputError(f"{out}: cannot write into {folder} ({problem})")
+
+
+def _probe(folder: Path) -> str:
+    """Why a new file cannot be made in ``folder``; "" when it can."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise OutputError(f"{out}: cannot write into {folder} ({err.strerror or err})") from None
+        return str(err.strerror or err)
+    return ""
+
+
+def _own_staging(path: Path) -> bool:
+    """A staging folder of the atlas inside DIR (``.atlas-staging-*``): empty, or holding the
+    pending manifest it writes first."""
+    return (
+        path.name.startswith(INSIDE)
+        and path.is_dir()
+        and not path.is_symlink()
+        and (not any(path.iterdir()) or _pending_manifest(path))
+    )
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
-    """Remove what killed builds left beside ``out``: folders named ``.NAME.tmp-*`` that are
-    empty or hold the atlas's pending manifest (written first when staging), and nothing else."""
+    """Remove what killed builds left beside ``out``: folders named ``.NAME.tmp-*`` (or, inside
+    it, ``.atlas-staging-*``) that are empty or hold the atlas's pending manifest (written first
+    when staging), and nothing else."""
     parent = out.absolute().parent
     removed = []
     if not parent.is_dir():
@@ -141,8 +172,13 @@ def remove_stale_staging(out: Path) -> list[Path]:
             continue
         shutil.rmtree(candidate, ignore_errors=True)
         removed.append(candidate)
+    if out.is_dir():
+        for candidate in sorted(out.glob(f"{INSIDE}*")):
+            if _own_staging(candidate):
+                shutil.rmtree(candidate, ignore_errors=True)
+                removed.append(candidate)
     if removed:
-        log.info("removed %d unfinished build folder(s) beside %s", len(removed), out)
+        log.info("removed %d unfinished build folder(s) beside or in %s", len(removed), out)
     return removed
 
 
@@ -170,12 +206,7 @@ def write(
     check_output(out, force=force, clean=clean)
     remove_stale_staging(out)
     old = (read_manifest(out) if out.is_dir() else None) or set()
-    parent = out.resolve().parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as err:
-        raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from None
+    staging = _make_staging(out)
     try:
         sizes = _stage(staging, files.items() if isinstance(files, Mapping) else files, old)
         new = set(sizes)
@@ -187,6 +218,22 @@ def write(
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     return sizes
+
+
+def _make_staging(out: Path) -> Path:
+    """A new staging folder beside ``out`` (same file system as ``out``'s parent: renames), or,
+    where the parent takes no new folder and ``out`` is an existing folder that does (a
+    writable mount point under a read-only parent), inside ``out``."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as err:
+        problem = err.strerror or err
+    if out.is_dir():
+        with contextlib.suppress(OSError):
+            return Path(tempfile.mkdtemp(prefix=INSIDE, dir=out))
+    raise OutputError(f"{out}: cannot write here ({problem})")
 
 
 def _read_manifest(out: Path) -> tuple[set[str] | None, str]:
@@ -275,7 +322,8 @@ def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bo
     """Move the staged site into ``out``; remove stale files of the atlas (or all, if clean)."""
     out.mkdir(parents=True, exist_ok=True)
     if clean:
-        removed = _clean(out, new, _folders(new))
+        inside = staging.parent.resolve() == out.resolve()  # staged in DIR: not to be cleaned
+        removed = _clean(out, new, _folders(new), keep=staging.name if inside else "")
         if removed:
             log.info("--clean: removed %d files and folders the atlas did not write", removed)
     _move(staging / PENDING, out / MANIFEST)
@@ -340,12 +388,13 @@ def _remove_stale(out: Path, stale: set[str]) -> int:
     return removed
 
 
-def _clean(out: Path, files: set[str], folders: set[str], prefix: str = "") -> int:
-    """Remove everything under ``out`` but these files, the folders they sit in and the manifest."""
+def _clean(out: Path, files: set[str], folders: set[str], prefix: str = "", keep: str = "") -> int:
+    """Remove everything under ``out`` but these files, the folders they sit in, the manifest
+    and ``keep`` (the staging folder, when it is inside ``out``)."""
     removed = 0
     for entry in sorted(os.scandir(out / prefix), key=lambda e: e.name):
         relative = prefix + entry.name
-        if relative == MANIFEST:
+        if relative in (MANIFEST, keep):
             continue
         if entry.is_dir(follow_symlinks=False):
             if relative in folders:
