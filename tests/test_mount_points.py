@@ -261,11 +261,11 @@ def parent_refuses(monkeypatch, out: Path) -> None:
         return real_mkdtemp(*args, dir=dir, **kwargs)
 
     monkeypatch.setattr(output.tempfile, "mkdtemp", mkdtemp)
-    monkeypatch.setattr(
-        output,
-        "_probe",
-        lambda folder: "Read-only file system" if folder.resolve() == parent else real_probe(folder),
-    )
+
+    def probe(folder: Path) -> str:
+        return "Read-only file system" if folder.resolve() == parent else real_probe(folder)
+
+    monkeypatch.setattr(output, "_probe", probe)
 
 
 def test_read_only_parent_stages_inside_the_folder(tmp_path, monkeypatch):
@@ -284,7 +284,7 @@ def test_read_only_parent_stages_inside_the_folder(tmp_path, monkeypatch):
 def test_read_only_parent_and_no_folder_is_refused(tmp_path, monkeypatch):
     out = tmp_path / "site"
     parent_refuses(monkeypatch, out)
-    with pytest.raises(output.OutputError, match="cannot write into .*Read-only file system"):
+    with pytest.raises(output.OutputError, match=r"cannot write into .*Read-only file system"):
         write(SMALL, out)
     assert not out.exists()
 
