@@ -9,7 +9,8 @@ file has, the sentences are cycled: taken again from the first, in the same orde
 says how many are distinct. Each build runs in a child process of its own, with the default
 model and the build's default options (``--views 200``, ``--max-site-mb 25``) unless given,
 and prints: wall time of the whole process (imports and model load included) and per sentence,
-and peak resident memory (the child's own, from resource.getrusage), with RSS sampled every
+its CPU time (user + system, all threads) per sentence, which moves less than wall time when
+other processes share the cores, and peak resident memory (the child's own, from resource.getrusage), with RSS sampled every
 0.2 s so that the table shows where the peak falls (after load, during the measuring pass, at
 the end).
 """
@@ -43,9 +44,9 @@ started = time.monotonic()
 import atlas
 atlas.build(sys.argv[1], sys.argv[2], views=int(sys.argv[3]), batch_size=int(sys.argv[4]))
 done.set()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps({"peak": peak, "samples": samples, "seconds": time.monotonic() - started}),
-      file=sys.stderr)
+usage = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"peak": usage.ru_maxrss * 1024, "samples": samples,
+                  "cpu": usage.ru_utime + usage.ru_stime}), file=sys.stderr)
 """
 
 
@@ -91,11 +92,12 @@ def main() -> None:
     print(f"options: --views {args.views} --batch-size {args.batch_size}, default model")
     print()
     print(
-        "| sentences (distinct) | tokens | wall s | ms / sentence | peak RSS MiB "
+        "| sentences (distinct) | tokens | wall s | wall ms / sentence | CPU ms / sentence "
+        "| peak RSS MiB "
         "| RSS at 25% / 50% / 75% / 100% of the run, MiB | highest sample at "
         "| load before → after |"
     )
-    print("| ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |")
     first = None
     for n in args.sizes:
         corpus = work / f"ud-{n}.txt"
@@ -130,7 +132,8 @@ def main() -> None:
         first = first or peak
         print(
             f"| {n:,} ({min(n, len(sentences)):,}) | {tokens:,} | {wall:.1f} "
-            f"| {1000 * wall / n:.1f} | {peak:.0f} ({peak / first:.2f}×) "
+            f"| {1000 * wall / n:.1f} | {1000 * report['cpu'] / n:.1f} "
+            f"| {peak:.0f} ({peak / first:.2f}×) "
             f"| {' / '.join(f'{v / 2**20:.0f}' for v in at)} "
             f"| {100 * (highest + 1) / len(samples):.0f}% | {before} → {load()} |",
             flush=True,
