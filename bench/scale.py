@@ -10,9 +10,9 @@ says how many are distinct. Each build runs in a child process of its own, with 
 model and the build's default options (``--views 200``, ``--max-site-mb 25``) unless given,
 and prints: wall time of the whole process (imports and model load included) and per sentence,
 its CPU time (user + system, all threads) per sentence, which moves less than wall time when
-other processes share the cores, and peak resident memory (the child's own, from resource.getrusage), with RSS sampled every
-0.2 s so that the table shows where the peak falls (after load, during the measuring pass, at
-the end).
+other processes share the cores, and peak resident memory (the child's own, from
+resource.getrusage), with RSS sampled every 0.2 s so that the table shows where the peak falls
+(after load, during the measuring pass, at the end).
 """
 
 from __future__ import annotations
