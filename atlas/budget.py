@@ -1,7 +1,8 @@
 """Keep a site under a size budget (``--max-site-mb``): leave out what costs most, and say so.
 
 Between the Atlas and the site: ``fit(atlas, max_bytes)`` renders the site once to learn the
-size of every file (rendering is pure, so the sizes are exact), then lowers what is kept until
+size of every file (rendering is pure, so the sizes are exact; the files are let go as they are
+measured), then lowers what is kept until
 the estimate fits, in this order:
 
 1. the neuron view's queries and keys (data/NNNN.qk.js), the costliest data per sentence, from
@@ -22,13 +23,18 @@ import numpy as np
 
 from . import contract
 from .result import Atlas
-from .site import render
+from .site import sizes as site_sizes
 from .viewdata import View, deflate, inflate
 
 MB = 1_000_000  # the budget's megabyte, as file managers and GitHub count them
 # The default budget: a site one can attach to an e-mail (Gmail and Outlook take 25 MB and
 # 20 MB) once zipped, and far below GitHub Pages' limits.
 DEFAULT_MAX_SITE_MB = 25.0
+# GitHub Pages publishes at most 1 GB per site, and GitHub takes no file over 100 MB (its
+# documented limits); the build warns at WARN_SHARE of either, before a push fails.
+PAGES_SITE_BYTES = 1_000 * MB
+PAGES_FILE_BYTES = 100 * MB
+WARN_SHARE = 0.8
 
 
 def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[Atlas, list[str]]:
@@ -40,7 +46,7 @@ def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[At
     until the rendered site fits or nothing is left to leave out."""
     start = atlas
     while True:
-        sizes = {path: len(content) for path, content in render(atlas, templates).items()}
+        sizes = site_sizes(atlas, templates)  # streamed: the sizes are kept, not the files
         total = sum(sizes.values())
         if total <= max_bytes:
             break
@@ -135,5 +141,30 @@ def _report(start: Atlas, fitted: Atlas, max_bytes: int, total: int) -> list[str
         lines.append(
             f"{budget}: the site is still {total / MB:.1f} MB without any sentence page "
             "(the overview and head pages are never left out)"
+        )
+    return lines
+
+
+def pages_warnings(sizes: dict[str, int]) -> list[str]:
+    """Lines that warn of GitHub Pages' limits, from the size of every file of a site: one for
+    the whole site, one for the largest files, each when past ``WARN_SHARE`` of the limit."""
+    lines = []
+    total = sum(sizes.values())
+    if total > WARN_SHARE * PAGES_SITE_BYTES:
+        how = "more than" if total > PAGES_SITE_BYTES else "close to"
+        lines.append(
+            f"the site is {total / MB:.1f} MB, {how} GitHub Pages' limit of "
+            f"{PAGES_SITE_BYTES / MB:g} MB per site (--max-site-mb sets a budget)"
+        )
+    large = sorted(
+        (p for p, size in sizes.items() if size > WARN_SHARE * PAGES_FILE_BYTES),
+        key=lambda p: (-sizes[p], p),
+    )
+    if large:
+        how = "more than" if sizes[large[0]] > PAGES_FILE_BYTES else "close to"
+        named = ", ".join(f"{p} ({sizes[p] / MB:.1f} MB)" for p in large[:3])
+        lines.append(
+            f"{len(large)} file(s) {how} GitHub's limit of {PAGES_FILE_BYTES / MB:g} MB per "
+            f"file: {named}{', ...' if len(large) > 3 else ''}"
         )
     return lines

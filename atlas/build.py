@@ -15,13 +15,13 @@ from pathlib import Path
 
 from .analyses import MIN_RELATION
 from .analyses.base import Analysis
-from .budget import DEFAULT_MAX_SITE_MB, MB, fit
+from .budget import DEFAULT_MAX_SITE_MB, MB, fit, pages_warnings
 from .corpus import read_corpus
 from .model import Runner
 from .output import check_output, write
 from .pipeline import measure
 from .result import Atlas
-from .site import render, size_of
+from .site import render
 
 log = logging.getLogger("atlas")
 
@@ -107,20 +107,22 @@ def render_site(
     **write_options,
 ) -> Atlas:
     """Render the Atlas's site and write it to ``output``, first fitting it to ``max_site_mb``
-    if given; returns the Atlas as written."""
+    if given; returns the Atlas as written. Files are written as they are rendered; the build
+    reports the site's size, and warns near GitHub Pages' limits (``budget.pages_warnings``)."""
     templates = Path(templates) if templates is not None else None
     if max_site_mb is not None:
         atlas, left_out = fit(atlas, int(max_site_mb * MB), templates)
         for line in left_out:
             log.warning("%s", line)
-    files = render(atlas, templates=templates)
-    write(files, Path(output), **write_options)
-    pages = sum(path.endswith(".html") for path in files)
+    sizes = write(render(atlas, templates=templates), Path(output), **write_options)
     log.info(
-        "wrote %s: %d pages, %d sentences with attention views, %.1f MB",
+        "wrote %s: %d pages, %d sentences with attention views, %d files, %.1f MB",
         output,
-        pages,
+        sum(path.endswith(".html") for path in sizes),
         sum(s.has_view for s in atlas.sentences),
-        size_of(files) / 1e6,
+        len(sizes),
+        sum(sizes.values()) / MB,
     )
+    for line in pages_warnings(sizes):
+        log.warning("%s", line)
     return atlas

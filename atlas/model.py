@@ -12,7 +12,7 @@ import logging
 import os
 import socket
 import unicodedata
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -189,20 +189,23 @@ class QKCapture:
 
         return hook
 
-    def take(self) -> tuple[np.ndarray, np.ndarray] | None:
-        """Queries and keys of the last forward pass: two float32 [B, L, H, W, d] arrays."""
+    def take(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
+        """Queries and keys of the last forward pass, per layer: float32 [B, H, W, d] arrays
+        (views of the model's own tensors on the CPU, not copies; a record copies its rows)."""
         if not self.available or len(self._outputs) != 2 * self.layers:
+            self._outputs.clear()
             return None
         out = []
-        for role in ("query", "key"):
-            per_layer = []
-            for layer in range(self.layers):
+        for layer in range(self.layers):
+            pair = []
+            for role in ("query", "key"):
                 x = self._outputs[layer, role]  # [B, W, hidden]
                 b, w, hidden = x.shape
-                per_layer.append(x.reshape(b, w, self.heads, hidden // self.heads).transpose(1, 2))
-            out.append(np.stack([t.float().cpu().numpy() for t in per_layer], axis=1))
+                x = x.reshape(b, w, self.heads, hidden // self.heads).transpose(1, 2)
+                pair.append(x.float().cpu().numpy())
+            out.append((pair[0], pair[1]))
         self._outputs.clear()
-        return out[0], out[1]
+        return out
 
 
 def reproduces_attention(record: Record, causal: bool, tolerance: float = 1e-3) -> bool:
@@ -547,13 +550,19 @@ class Runner:
         batch_size: int = 16,
         progress: bool = False,
         capture: Iterable[str] = CAPTURES,
+        queries_keys_for: Callable[[int], bool] | None = None,
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
-        ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more."""
+        ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more.
+        ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
+        QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
+        batch with none of them runs without the hooks. Asked once per example, just before
+        its batch runs."""
         from tqdm.auto import tqdm
 
-        self.qk.enabled = QUERIES_KEYS in set(capture)
+        captured = QUERIES_KEYS in set(capture)
+        wanted = queries_keys_for or (lambda index: True)
 
         order = list(range(len(examples))) if indices is None else list(indices)
         window = max(batch_size * 32, 256)  # sort by length within a bounded window
@@ -564,12 +573,18 @@ class Runner:
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
                 for b in range(0, len(chunk), batch_size):
                     batch = chunk[b : b + batch_size]
-                    yield from self._forward(batch)
+                    vectors = {i for i, _ in batch if captured and wanted(i)}
+                    yield from self._forward(batch, vectors)
                     bar.update(len(batch))
         finally:
             bar.close()
 
-    def _forward(self, batch: list[tuple[int, dict]]) -> Iterator[Record]:
+    def _forward(
+        self, batch: list[tuple[int, dict]], vectors: Container[int] = frozenset()
+    ) -> Iterator[Record]:
+        """Run one batch; yield each example's record, with queries and keys for the indices in
+        ``vectors``. Each record copies its own rows out of the model's per-layer outputs (no
+        stacked copy of the whole batch)."""
         import torch
 
         width = max(len(enc["ids"]) for _, enc in batch)
@@ -586,6 +601,7 @@ class Runner:
         if self._token_types:
             inputs["token_type_ids"] = types
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
+        self.qk.enabled = any(index in vectors for index, _ in batch)
         out = self.model(**inputs, output_attentions=True, return_dict=True)
         attentions = getattr(out, "attentions", None)
         if not attentions or any(a is None for a in attentions):
@@ -593,14 +609,19 @@ class Runner:
                 f"model {self.info.name!r} returned no attention weights "
                 "(it may not support eager attention)"
             )
-        stacked = torch.stack(attentions, dim=1).float().cpu().numpy()  # [B, L, H, W, W]
+        # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies.
+        layers = [a.float().cpu().numpy() for a in attentions]
+        del out, attentions
         qk = self.qk.take() if self.qk.enabled else None
         for row, (index, enc) in enumerate(batch):
             n = len(enc["ids"])
-            attention = np.ascontiguousarray(stacked[row, :, :, :n, :n])
             special = enc["special"]
             ids_arr = np.array(enc["ids"])
             cls = special & np.isin(ids_arr, list(self._cls_ids))
+            query = key = None
+            if qk is not None and index in vectors:
+                query = _rows([q for q, _ in qk], row, n)  # [L, H, n, d]
+                key = _rows([k for _, k in qk], row, n)
             yield Record(
                 index=index,
                 tokens=enc["tokens"],
@@ -615,12 +636,23 @@ class Runner:
                     dtype=bool,
                 ),
                 segments=enc["segments"],
-                attention=attention,
+                attention=_rows(layers, row, n, n),  # [L, H, n, n]
                 truncated=enc["truncated"],
-                query=None if qk is None else np.ascontiguousarray(qk[0][row, :, :, :n]),
-                key=None if qk is None else np.ascontiguousarray(qk[1][row, :, :, :n]),
+                query=query,
+                key=key,
                 words=enc.get("words"),
                 word_of=enc.get("word_of"),
                 heads=enc.get("heads"),
                 deprels=enc.get("deprels"),
             )
+
+
+def _rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -> np.ndarray:
+    """One example's [L, H, n, last] float32 array, copied out of per-layer [B, H, W, ...]
+    arrays into one C-contiguous block (the batch's arrays are never stacked whole)."""
+    first = layers[0]
+    shape = (len(layers), first.shape[1], n, last if last is not None else first.shape[-1])
+    out = np.empty(shape, dtype=np.float32)
+    for number, layer in enumerate(layers):
+        out[number] = layer[row, :, :n, :last]
+    return out

@@ -32,10 +32,13 @@ For an output folder DIR:
 
 How an interrupted build is kept from leaving half a site:
 
-1. Every refusal is decided first, before anything is written.
-2. Staging: every file, and both manifests below, are written into a new folder ``.DIR.tmp-*``
-   beside DIR. The slow part that can fail (a full disk) happens here, before DIR is touched; on
-   any error or Ctrl-C the staging folder is removed and DIR is as it was.
+1. Every refusal is decided before DIR is touched: the folder itself before anything is
+   written (``check_output``, which the build calls before the model loads), the user's files
+   the site would overwrite once the staged site's list of files is known.
+2. Staging: every file, as the renderer makes it, and both manifests below, are written into a
+   new folder ``.DIR.tmp-*`` beside DIR. The slow part that can fail (a full disk, a template
+   error) happens here, before DIR is touched; on any error or Ctrl-C the staging folder is
+   removed and DIR is as it was.
 3. Commit, renames only (milliseconds): first a manifest listing the old and new files together,
    so that whatever is moved in from then on is known as the atlas's; then each file is moved in
    with ``os.replace``, which is atomic per file (a reader sees the old file or the new, never a
@@ -45,6 +48,11 @@ How an interrupted build is kept from leaving half a site:
    already names them all. Where a rename cannot work, a file is copied beside its target and
    renamed over it (DIR a mount point: the staging folder is on another file system), or written
    in place (the target is itself a mount point, a file bound into DIR).
+
+Where DIR's parent cannot be written but DIR can (a writable mount point under a read-only
+parent), the staging folder is made inside DIR instead, as ``DIR/.atlas-staging-*``: the same
+steps, renames within DIR, and the folder is removed at the end (or by the next build, if a
+hard kill left it); ``clean`` never removes it while it is in use.
 """
 
 from __future__ import annotations
@@ -58,7 +66,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from . import __version__
@@ -68,6 +76,9 @@ log = logging.getLogger(__name__)
 MANIFEST = ".atlas-manifest.json"
 FORMAT = "attention-atlas-manifest/1"
 PENDING = ".pending-manifest.json"  # only ever inside the staging folder
+# The staging folder inside DIR, used only where DIR's parent cannot take one (DIR a writable
+# mount point under a read-only parent).
+INSIDE = ".atlas-staging-"
 
 
 class OutputError(RuntimeError):
@@ -94,7 +105,7 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     _check_writable(out)
-    if not out.is_dir() or not any(out.iterdir()) or force:
+    if not out.is_dir() or force or not any(not _own_staging(p) for p in out.iterdir()):
         return
     files, why = _read_manifest(out)
     if files is not None:
@@ -111,22 +122,45 @@ def check_output(out: Path, *, force: bool = False, clean: bool = False) -> None
 def _check_writable(out: Path) -> None:
     """Fail before the model runs, not after: the site is staged beside ``out``, so the nearest
     existing folder of its parent must take a new file (a real probe, which also catches a
-    read-only file system, where permission bits would not)."""
+    read-only file system, where permission bits would not); where it cannot, an existing
+    ``out`` that takes one will do (the site is then staged inside it)."""
     folder = out.absolute().parent
     while not folder.exists():
         folder = folder.parent
     if not folder.is_dir():
         raise OutputError(f"{out}: {folder} is not a folder")
+    problem = _probe(folder)
+    if problem and out.is_dir() and not _probe(out):
+        return
+    if problem:
+        raise OutputError(f"{out}: cannot write into {folder} ({problem})")
+
+
+def _probe(folder: Path) -> str:
+    """Why a new file cannot be made in ``folder``; "" when it can."""
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as err:
-        raise OutputError(f"{out}: cannot write into {folder} ({err.strerror or err})") from None
+        return str(err.strerror or err)
+    return ""
+
+
+def _own_staging(path: Path) -> bool:
+    """A staging folder of the atlas inside DIR (``.atlas-staging-*``): empty, or holding the
+    pending manifest it writes first."""
+    return (
+        path.name.startswith(INSIDE)
+        and path.is_dir()
+        and not path.is_symlink()
+        and (not any(path.iterdir()) or _pending_manifest(path))
+    )
 
 
 def remove_stale_staging(out: Path) -> list[Path]:
-    """Remove what killed builds left beside ``out``: folders named ``.NAME.tmp-*`` that are
-    empty or hold the atlas's pending manifest (written first when staging), and nothing else."""
+    """Remove what killed builds left beside ``out``: folders named ``.NAME.tmp-*`` (or, inside
+    it, ``.atlas-staging-*``) that are empty or hold the atlas's pending manifest (written first
+    when staging), and nothing else."""
     parent = out.absolute().parent
     removed = []
     if not parent.is_dir():
@@ -138,8 +172,13 @@ def remove_stale_staging(out: Path) -> list[Path]:
             continue
         shutil.rmtree(candidate, ignore_errors=True)
         removed.append(candidate)
+    if out.is_dir():
+        for candidate in sorted(out.glob(f"{INSIDE}*")):
+            if _own_staging(candidate):
+                shutil.rmtree(candidate, ignore_errors=True)
+                removed.append(candidate)
     if removed:
-        log.info("removed %d unfinished build folder(s) beside %s", len(removed), out)
+        log.info("removed %d unfinished build folder(s) beside or in %s", len(removed), out)
     return removed
 
 
@@ -151,31 +190,50 @@ def _pending_manifest(folder: Path) -> bool:
     return isinstance(data, dict) and data.get("format") == FORMAT
 
 
-def write(files: dict[str, bytes], out: Path, *, force: bool = False, clean: bool = False) -> None:
-    """Put the site's files into ``out``: stage them beside it, then move them in one by one."""
+def write(
+    files: Mapping[str, bytes] | Iterable[tuple[str, bytes]],
+    out: Path,
+    *,
+    force: bool = False,
+    clean: bool = False,
+) -> dict[str, int]:
+    """Put the site's files into ``out``: stage them beside it, then move them in one by one.
+
+    ``files`` may be an iterable of (path, bytes), such as ``site.render``'s: each file is
+    written into the staging folder as it comes and then let go, so the site is never held in
+    memory whole. Returns the size of every file written, by path."""
     out = Path(out)
-    for relative in files:
-        if relative == MANIFEST or not _safe(relative):
-            raise ValueError(f"not a path the site may write: {relative!r}")
     check_output(out, force=force, clean=clean)
     remove_stale_staging(out)
     old = (read_manifest(out) if out.is_dir() else None) or set()
-    new = set(files)
-    _check_conflicts(out, new, old, force=force, clean=clean)
-    parent = out.resolve().parent
+    staging = _make_staging(out)
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
-    except OSError as err:
-        raise OutputError(f"{out}: cannot write here ({err.strerror or err})") from None
-    try:
-        _stage(staging, files, old)
+        sizes = _stage(staging, files.items() if isinstance(files, Mapping) else files, old)
+        new = set(sizes)
+        _check_conflicts(out, new, old, force=force, clean=clean)
         with _interrupts_held():
             _commit(staging, out, new, old, clean=clean)
     except OSError as err:
         raise OutputError(f"{out}: cannot write the site ({err.strerror or err})") from None
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    return sizes
+
+
+def _make_staging(out: Path) -> Path:
+    """A new staging folder beside ``out`` (same file system as ``out``'s parent: renames), or,
+    where the parent takes no new folder and ``out`` is an existing folder that does (a
+    writable mount point under a read-only parent), inside ``out``."""
+    parent = out.resolve().parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=parent))
+    except OSError as err:
+        problem = err.strerror or err
+    if out.is_dir():
+        with contextlib.suppress(OSError):
+            return Path(tempfile.mkdtemp(prefix=INSIDE, dir=out))
+    raise OutputError(f"{out}: cannot write here ({problem})")
 
 
 def _read_manifest(out: Path) -> tuple[set[str] | None, str]:
@@ -240,22 +298,32 @@ def _check_conflicts(out: Path, new: set[str], old: set[str], *, force: bool, cl
         )
 
 
-def _stage(staging: Path, files: dict[str, bytes], old: set[str]) -> None:
-    """Write both manifests, then every file, into the staging folder (the pending manifest
-    first, so a build killed while staging leaves a folder the next build recognises)."""
-    (staging / PENDING).write_bytes(manifest_bytes(old | set(files)))
-    for relative, content in sorted(files.items()):
+def _stage(staging: Path, files: Iterable[tuple[str, bytes]], old: set[str]) -> dict[str, int]:
+    """Write every file into the staging folder as it comes, then both manifests; returns the
+    size of each file. A pending manifest is written first (and again, complete, at the end),
+    so a build killed while staging leaves a folder the next build recognises as its own."""
+    (staging / PENDING).write_bytes(manifest_bytes(old))
+    sizes: dict[str, int] = {}
+    for relative, content in files:
+        if relative in (MANIFEST, PENDING) or not _safe(relative):
+            raise ValueError(f"not a path the site may write: {relative!r}")
+        if relative in sizes:
+            raise ValueError(f"the site writes {relative!r} twice")
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
-    (staging / MANIFEST).write_bytes(manifest_bytes(files))
+        sizes[relative] = len(content)
+    (staging / PENDING).write_bytes(manifest_bytes(old | set(sizes)))
+    (staging / MANIFEST).write_bytes(manifest_bytes(sizes))
+    return sizes
 
 
 def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bool) -> None:
     """Move the staged site into ``out``; remove stale files of the atlas (or all, if clean)."""
     out.mkdir(parents=True, exist_ok=True)
     if clean:
-        removed = _clean(out, new, _folders(new))
+        inside = staging.parent.resolve() == out.resolve()  # staged in DIR: not to be cleaned
+        removed = _clean(out, new, _folders(new), keep=staging.name if inside else "")
         if removed:
             log.info("--clean: removed %d files and folders the atlas did not write", removed)
     _move(staging / PENDING, out / MANIFEST)
@@ -320,12 +388,13 @@ def _remove_stale(out: Path, stale: set[str]) -> int:
     return removed
 
 
-def _clean(out: Path, files: set[str], folders: set[str], prefix: str = "") -> int:
-    """Remove everything under ``out`` but these files, the folders they sit in and the manifest."""
+def _clean(out: Path, files: set[str], folders: set[str], prefix: str = "", keep: str = "") -> int:
+    """Remove everything under ``out`` but these files, the folders they sit in, the manifest
+    and ``keep`` (the staging folder, when it is inside ``out``)."""
     removed = 0
     for entry in sorted(os.scandir(out / prefix), key=lambda e: e.name):
         relative = prefix + entry.name
-        if relative == MANIFEST:
+        if relative in (MANIFEST, keep):
             continue
         if entry.is_dir(follow_symlinks=False):
             if relative in folders:

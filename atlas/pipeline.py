@@ -64,7 +64,13 @@ def measure(
     for analysis in analyses:
         analysis.start(run)
     rows: dict[int, tuple[int, bool]] = {}
-    for record in runner.run(examples, batch_size=batch_size, progress=progress, capture=needs):
+    for record in runner.run(
+        examples,
+        batch_size=batch_size,
+        progress=progress,
+        capture=needs,
+        queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
+    ):
         for analysis in analyses:
             analysis.add(record)
         rows[record.index] = (record.n, record.truncated)
@@ -83,7 +89,11 @@ def measure(
         if again:
             log.info("running %d sentences again for the %s analysis", len(again), analysis.name)
             for record in runner.run(
-                examples, indices=again, batch_size=batch_size, capture=analysis.needs
+                examples,
+                indices=again,
+                batch_size=batch_size,
+                capture=analysis.needs,
+                queries_keys_for=analysis.queries_keys_for,
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)

@@ -1,7 +1,8 @@
 """Render the static site: pure functions from an Atlas to files, one small function per page.
 
-``render(atlas)`` returns every file of the site as ``{relative path: bytes}`` and touches no
-disk; ``atlas.output.write(files, out)`` puts them into the output folder.
+``render(atlas)`` yields every file of the site as ``(relative path, bytes)``, one at a time, and
+touches no disk; ``atlas.output.write(files, out)`` writes each one into the output folder as it
+comes, so no more than one file of the site is held in memory at once.
 """
 
 from __future__ import annotations
@@ -144,10 +145,14 @@ def _store(path: Path, text: str) -> None:
                 temporary.unlink(missing_ok=True)
 
 
-def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
-    """Every file of the site, by relative path. Pure: same Atlas, same bytes."""
+def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, bytes]]:
+    """Every file of the site as (relative path, bytes), made one at a time as the caller asks
+    for the next (a site of many sentences need not fit in memory twice). Pure: same Atlas, same
+    files in the same order, same bytes. A template error is raised, as a SiteError, when the
+    page that meets it is made."""
+    env = environment(templates)
     try:
-        files = dict(_pages(atlas, environment(templates)))
+        yield from _pages(atlas, env)
     except jinja2.TemplateSyntaxError as err:
         raise SiteError(
             f"template {err.filename or err.name}:{err.lineno}: {err.message}"
@@ -162,18 +167,20 @@ def render(atlas: Atlas, templates: Path | None = None) -> dict[str, bytes]:
         raise SiteError("template error: a template includes or extends itself") from None
     except (ArithmeticError, TypeError, ValueError, LookupError) as err:
         raise SiteError(f"template error: {type(err).__name__}: {err}") from None
-    files.update(_data_files(atlas))
+    yield from _data_files(atlas)
     for source in sorted(_asset_files(templates)):
-        files[f"{ASSETS}/{source.name}"] = source.read_bytes()
-    files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle().encode("utf-8")
-    files[contract.CONFIG_SCRIPT] = contract.config_script(
-        contract.page_config(
-            atlas.model.layers, atlas.model.heads, {h.name: h.label for h in atlas.heads}
-        )
-    ).encode("utf-8")
-    files["atlas.json"] = atlas.to_json().encode("utf-8")
-    files[".nojekyll"] = b""
-    return files
+        yield f"{ASSETS}/{source.name}", source.read_bytes()
+    yield f"{ASSETS}/{VEGA_BUNDLE}", vega_bundle().encode("utf-8")
+    yield (
+        contract.CONFIG_SCRIPT,
+        contract.config_script(
+            contract.page_config(
+                atlas.model.layers, atlas.model.heads, {h.name: h.label for h in atlas.heads}
+            )
+        ).encode("utf-8"),
+    )
+    yield "atlas.json", atlas.to_json().encode("utf-8")
+    yield ".nojekyll", b""
 
 
 @dataclass(frozen=True)
@@ -294,5 +301,6 @@ def _asset_files(templates: Path | None) -> list[Path]:
     return list(found.values())
 
 
-def size_of(files: dict[str, bytes]) -> int:
-    return sum(len(content) for content in files.values())
+def sizes(atlas: Atlas, templates: Path | None = None) -> dict[str, int]:
+    """The size in bytes of every file of the site, rendering it without keeping the files."""
+    return {path: len(content) for path, content in render(atlas, templates)}

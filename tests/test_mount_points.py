@@ -197,3 +197,112 @@ def test_real_mount_points(tmp_path):
         k: v.decode("latin-1") for k, v in files_of(reference).items()
     }
     assert result["beside"] == ["bound.html", "dot", "site"]
+
+
+READ_ONLY_PARENT = """
+import json, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_output import BIG, SMALL, THEIRS, STORED_SITE, put, snapshot
+from atlas.cli import main
+from atlas.output import write
+
+tmp = Path(sys.argv[1])
+parent = tmp / "parent"
+site = parent / "site"
+mount = lambda *args: subprocess.run(["mount", *args], check=True)
+text = lambda snap: {k: None if v is None else v.decode("latin-1") for k, v in snap.items()}
+mount("-t", "tmpfs", "atlas-parent", str(parent))
+site.mkdir()
+mount("-t", "tmpfs", "atlas-site", str(site))
+mount("-o", "remount,ro", str(parent))
+result = {"parent_read_only": subprocess.run(["touch", str(parent / "x")]).returncode != 0}
+write(BIG, site)
+put(site, THEIRS)
+write(SMALL, site)
+result["site"] = text(snapshot(site))
+write(SMALL, site, clean=True)
+result["clean"] = text(snapshot(site))
+result["render"] = main(["render", str(STORED_SITE), "-o", str(site), "-q", "--clean"])
+result["rendered"] = sorted(p.name for p in site.iterdir())
+(tmp / "result.json").write_text(json.dumps(result))
+"""
+
+
+def test_a_writable_mount_point_under_a_read_only_parent(tmp_path):
+    """DIR a tmpfs of its own under a read-only file system: the site is staged inside DIR,
+    the user's files are kept, --clean keeps only the site, and no staging folder is left."""
+    (tmp_path / "parent").mkdir()
+    ran = in_mount_namespace(tmp_path, READ_ONLY_PARENT)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["parent_read_only"]
+    expected = {**THEIRS, **SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert {k: v for k, v in result["site"].items() if v is not None} == {
+        k: v.decode("latin-1") for k, v in expected.items()
+    }
+    clean = {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert {k: v for k, v in result["clean"].items() if v is not None} == {
+        k: v.decode("latin-1") for k, v in clean.items()
+    }
+    assert result["render"] == 0
+    assert not [name for name in result["rendered"] if "staging" in name or ".tmp-" in name]
+    assert "index.html" in result["rendered"] and MANIFEST in result["rendered"]
+
+
+def parent_refuses(monkeypatch, out: Path) -> None:
+    """Make out's parent take no new file or folder, as a read-only file system does."""
+    parent = out.resolve().parent
+    real_mkdtemp, real_probe = output.tempfile.mkdtemp, output._probe
+
+    def mkdtemp(*args, dir=None, **kwargs):
+        if Path(dir).resolve() == parent:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS))
+        return real_mkdtemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(output.tempfile, "mkdtemp", mkdtemp)
+
+    def probe(folder: Path) -> str:
+        return "Read-only file system" if folder.resolve() == parent else real_probe(folder)
+
+    monkeypatch.setattr(output, "_probe", probe)
+
+
+def test_read_only_parent_stages_inside_the_folder(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    out.mkdir()
+    parent_refuses(monkeypatch, out)
+    write(BIG, out)
+    put(out, THEIRS)
+    write(SMALL, out)
+    assert_small_site(out)
+    write(SMALL, out, clean=True)
+    assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+
+
+def test_read_only_parent_and_no_folder_is_refused(tmp_path, monkeypatch):
+    out = tmp_path / "site"
+    parent_refuses(monkeypatch, out)
+    with pytest.raises(output.OutputError, match=r"cannot write into .*Read-only file system"):
+        write(SMALL, out)
+    assert not out.exists()
+
+
+def test_a_killed_build_staged_inside_is_cleaned_up(tmp_path, monkeypatch):
+    """What a hard kill leaves inside DIR (the staging folder with its pending manifest) does
+    not make DIR look like someone's folder, and the next build removes it; a folder of the
+    user's with a similar name but no pending manifest stays."""
+    out = tmp_path / "site"
+    left = out / ".atlas-staging-abc123"
+    left.mkdir(parents=True)
+    (left / ".pending-manifest.json").write_bytes(output.manifest_bytes([]))
+    (left / "index.html").write_bytes(b"half")
+    parent_refuses(monkeypatch, out)
+    write(SMALL, out)
+    assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    theirs = out / ".atlas-staging-mine"
+    (theirs / "notes.md").parent.mkdir()
+    (theirs / "notes.md").write_bytes(b"mine")
+    write(SMALL, out)
+    assert (theirs / "notes.md").read_bytes() == b"mine"

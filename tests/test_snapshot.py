@@ -43,7 +43,7 @@ def snapshot_name(page: str) -> str:
 
 @pytest.mark.parametrize("page", PAGES)
 def test_page_matches_its_snapshot(page):
-    files = render(load(STORED))
+    files = dict(render(load(STORED)))
     expected = (SNAPSHOTS / snapshot_name(page)).read_text(encoding="utf-8")
     assert files[page].decode("utf-8") == expected, (
         f"{page} differs from tests/snapshots/{snapshot_name(page)}; if the change is meant, "
@@ -53,7 +53,7 @@ def test_page_matches_its_snapshot(page):
 
 def test_render_of_the_stored_atlas_keeps_its_data():
     """The stored atlas renders data files equal to the stored ones (the data format holds)."""
-    files = render(load(STORED))
+    files = dict(render(load(STORED)))
     for path in sorted((STORED / "data").iterdir()):
         assert files[f"data/{path.name}"] == path.read_bytes(), path.name
 
@@ -78,7 +78,7 @@ def refresh() -> None:
         shutil.copy(site / "atlas.json", STORED / "atlas.json")
         for path in (site / "data").iterdir():
             shutil.copy(path, STORED / "data" / path.name)
-    files = render(load(STORED))
+    files = dict(render(load(STORED)))
     for page in PAGES:
         (SNAPSHOTS / snapshot_name(page)).write_bytes(files[page])
     print(f"refreshed {len(PAGES)} snapshots and the stored atlas in {SNAPSHOTS}")

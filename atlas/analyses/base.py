@@ -140,6 +140,12 @@ class Analysis:
     def add(self, record: Record) -> None:
         """Fold in one example. Memory must not grow with the number of examples."""
 
+    def queries_keys_for(self, index: int) -> bool:
+        """Whether this analysis needs the queries and keys of example ``index`` (asked just
+        before its batch runs; an analysis that keeps them for a few examples says which, so
+        the runner copies them for those only)."""
+        return QUERIES_KEYS in self.needs
+
     def revisit(self, results: Mapping[str, Result]) -> Sequence[int]:
         """Examples to be run through ``add`` once more before ``finish`` (e.g. to keep the
         attention of sentences chosen only at the end). Most analyses need none."""

@@ -55,6 +55,11 @@ class ViewData(Analysis):
             return False
         return self.neuron == "all" or index < self.limit
 
+    def queries_keys_for(self, index: int) -> bool:
+        """Only sentences that keep a page with the neuron view need their queries and keys:
+        among the first ``limit``, or (in the run again at the end) those other pages link to."""
+        return (index < self.limit or index in self.wanted) and self.keeps_vectors(index)
+
     def _keep(self, record: Record) -> None:
         vectors = self.keeps_vectors(record.index)
         # The first record of two tokens or more that keeps vectors decides for the whole run
