@@ -6,6 +6,7 @@ tokens, so everything downstream sees exactly the tokens of one example and noth
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -87,6 +88,9 @@ class Record:
     word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
     heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1: root
     deprels: list[str] | None = None  # each word's relation to its head, e.g. "nmod:poss"
+    # In a compare build (``PairedRunner``): model B's record of the same example, on the same
+    # tokens; None otherwise. Only the compare analysis reads it.
+    b: Record | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -551,6 +555,19 @@ class Runner:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
         ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more."""
+        for batch in self.batches(examples, indices, batch_size, progress, capture):
+            yield from self._forward(batch)
+
+    def batches(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        capture: Iterable[str] = CAPTURES,
+    ) -> Iterator[list[tuple[int, dict]]]:
+        """The encoded batches ``run`` feeds through the model: (index, encoding) pairs of
+        similar length (a ``PairedRunner`` feeds the same batches through two models)."""
         from tqdm.auto import tqdm
 
         self.qk.enabled = QUERIES_KEYS in set(capture)
@@ -564,7 +581,7 @@ class Runner:
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
                 for b in range(0, len(chunk), batch_size):
                     batch = chunk[b : b + batch_size]
-                    yield from self._forward(batch)
+                    yield batch
                     bar.update(len(batch))
         finally:
             bar.close()
@@ -624,3 +641,83 @@ class Runner:
                 heads=enc.get("heads"),
                 deprels=enc.get("deprels"),
             )
+
+
+# Texts both tokenizers of a compare build must split alike (beyond equal vocabularies and
+# special tokens): case, accents, punctuation, digits, a pair.
+TOKENIZER_PROBES = (
+    (CAUSAL_PROBE, None),
+    ("Crème BRÛLÉE, naïve café: 3.14 % of $10 -- ok?!", None),
+    ("Is it here?", "Yes, it is."),
+)
+
+
+def tokenizer_difference(a: Runner, b: Runner) -> str:
+    """Why two runners' tokenizers cannot share tokens ("" when they can): different
+    vocabularies, special tokens, or splits of the probe texts."""
+    vocab_a, vocab_b = a.tokenizer.get_vocab(), b.tokenizer.get_vocab()
+    if vocab_a != vocab_b:
+        differ = len(set(vocab_a.items()) ^ set(vocab_b.items()))
+        return (
+            f"their vocabularies differ ({len(vocab_a)} and {len(vocab_b)} tokens, "
+            f"{differ} entries not shared)"
+        )
+    specials_a, specials_b = a.tokenizer.special_tokens_map, b.tokenizer.special_tokens_map
+    if specials_a != specials_b:
+        keys = sorted(
+            k for k in {*specials_a, *specials_b} if specials_a.get(k) != specials_b.get(k)
+        )
+        return f"their special tokens differ ({', '.join(keys)})"
+    for first, second in TOKENIZER_PROBES:
+        if a.tokenizer(first, second)["input_ids"] != b.tokenizer(first, second)["input_ids"]:
+            return f"they split {first!r} differently (e.g. lower-casing or accents)"
+    return ""
+
+
+class PairedRunner:
+    """Two models over the same examples, batch by batch, on model A's tokens: yields A's
+    records, each carrying B's record of the same example as ``Record.b``.
+
+    Only one batch of B's attention is held at a time. The models must share their tokenizer
+    (same vocabulary, special tokens and splits) and their shape (layers × heads), which is
+    checked here, so that every head of A has one head of B to compare with, token for token.
+    Everything else (info, device, max_length) is A's, as the pipeline expects of a Runner."""
+
+    def __init__(self, a: Runner, b: Runner):
+        why = tokenizer_difference(a, b)
+        if why:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} with {b.info.name!r}: {why}; --compare needs "
+                "a model with the same tokenizer"
+            )
+        shape_a, shape_b = (a.info.layers, a.info.heads), (b.info.layers, b.info.heads)
+        if shape_a != shape_b:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} ({shape_a[0]} layers × {shape_a[1]} heads) with "
+                f"{b.info.name!r} ({shape_b[0]} × {shape_b[1]}): head-by-head comparison needs "
+                "the same number of layers and heads"
+            )
+        self.a, self.b = a, b
+        self.max_length = a.max_length = b.max_length = min(a.max_length, b.max_length)
+        a.info = dataclasses.replace(a.info, max_length=self.max_length)
+        b.info = dataclasses.replace(b.info, max_length=self.max_length)
+        self.info, self.device = a.info, a.device
+
+    @property
+    def queries_keys_note(self) -> str:
+        return self.a.queries_keys_note
+
+    def run(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        capture: Iterable[str] = CAPTURES,
+    ) -> Iterator[Record]:
+        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys."""
+        self.b.qk.enabled = False
+        for batch in self.a.batches(examples, indices, batch_size, progress, capture):
+            for record, other in zip(self.a._forward(batch), self.b._forward(batch), strict=True):
+                record.b = other
+                yield record
