@@ -154,9 +154,7 @@ def perturbed(tiny_model, tmp_path_factory) -> pathlib.Path:
 @pytest.fixture(scope="module")
 def compare_site(tiny_model, perturbed, tmp_path_factory) -> pathlib.Path:
     out = tmp_path_factory.mktemp("compare") / "site"
-    model = str(tiny_model("bert"))
-    assert main(["build", str(EXAMPLES), "-o", str(out), "-q", "--model", model,
-                 "--compare", str(perturbed), "--views", "5"]) == 0  # fmt: skip
+    assert main([*compare_build(tiny_model("bert"), perturbed, out), "--views", "5"]) == 0
     return out
 
 
@@ -200,6 +198,11 @@ def test_identical_models_change_nothing(tiny_model, tmp_path):
     assert [v.attention for v in atlas.views_b] == [v.attention for v in atlas.views[:2]]
 
 
+def compare_build(model: pathlib.Path, compare: pathlib.Path, out: pathlib.Path) -> list[str]:
+    return ["build", str(EXAMPLES), "-o", str(out), "-q", "--model", str(model),
+            "--compare", str(compare)]  # fmt: skip
+
+
 def one_line_error(capsys, argv: list[str]) -> str:
     assert main(argv) == 2
     out, err = capsys.readouterr()
@@ -208,9 +211,8 @@ def one_line_error(capsys, argv: list[str]) -> str:
 
 
 def test_other_tokenizers_are_refused_with_one_line(tiny_model, tmp_path, capsys):
-    err = one_line_error(capsys, ["build", str(EXAMPLES), "-o", str(tmp_path / "s"), "-q",
-                                  "--model", str(tiny_model("bert")),
-                                  "--compare", str(tiny_model("roberta"))])  # fmt: skip
+    argv = compare_build(tiny_model("bert"), tiny_model("roberta"), tmp_path / "s")
+    err = one_line_error(capsys, argv)
     assert err.startswith("atlas: error: cannot compare 'tiny-bert0' with 'tiny-roberta0': ")
     assert "vocabularies differ" in err and "same tokenizer" in err
     assert not (tmp_path / "s").exists()
@@ -225,8 +227,7 @@ def test_a_tokenizer_that_splits_differently_is_refused(tiny_model, tmp_path, ca
     settings = json.loads((cased / "tokenizer_config.json").read_text())
     settings["do_lower_case"] = False
     (cased / "tokenizer_config.json").write_text(json.dumps(settings))
-    err = one_line_error(capsys, ["build", str(EXAMPLES), "-o", str(tmp_path / "s"), "-q",
-                                  "--model", str(tiny_model("bert")), "--compare", str(cased)])  # fmt: skip
+    err = one_line_error(capsys, compare_build(tiny_model("bert"), cased, tmp_path / "s"))
     assert "split" in err and "differently" in err
 
 
@@ -235,8 +236,7 @@ def test_other_shapes_are_refused_with_one_line(tiny_model, tmp_path, capsys):
     config = transformers.AutoConfig.from_pretrained(deeper)
     config.num_hidden_layers = 3
     transformers.AutoModel.from_config(config).save_pretrained(deeper)
-    err = one_line_error(capsys, ["build", str(EXAMPLES), "-o", str(tmp_path / "s"), "-q",
-                                  "--model", str(tiny_model("bert")), "--compare", str(deeper)])  # fmt: skip
+    err = one_line_error(capsys, compare_build(tiny_model("bert"), deeper, tmp_path / "s"))
     assert "(2 layers × 4 heads)" in err and "'deeper' (3 × 4)" in err
     assert "same number of layers and heads" in err
 
@@ -322,7 +322,7 @@ def test_the_compare_pages(compare_site):
     assert index.count("<code>bert-b</code>") == 1
     page = (compare_site / "compare.html").read_text()
     assert 'id="spec-change"' in page and 'id="spec-delta-to_cls"' in page
-    rows = page.split('<tbody>')[1].split("</tbody>")[0].split("<tr data-head=")[1:]
+    rows = page.split("<tbody>")[1].split("</tbody>")[0].split("<tr data-head=")[1:]
     assert [r.split('"')[1][:2] for r in rows[:4]] == ["L2"] * 4  # ranked by change
     head = (compare_site / "heads" / "L01-H01.html").read_text()
     assert "it kept its role" in head

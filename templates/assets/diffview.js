@@ -56,8 +56,9 @@
   function draw(canvas, a, b, layer, head, options = {}) {
     const diff = difference(a.at(options.level || "words"), b.at(options.level || "words"));
     const { scratch, top } = bitmapCanvas(diff.matrix(layer, head), diff.n);
-    window.AtlasHeatmap.drawLabelled(canvas, diff, layer, head, { ...options, source: scratch });
-    Object.assign(canvas.dataset, { layer, head, level: diff.level, max: top.toFixed(6) });
+    const { labelWidth, cell } = window.AtlasHeatmap.drawLabelled(canvas, diff, layer, head, { ...options, source: scratch });
+    // Where the cells are (CSS pixels), and the scale: for whoever reads the map back.
+    Object.assign(canvas.dataset, { layer, head, level: diff.level, max: top.toFixed(6), labelWidth, cell });
     const name = window.AtlasData.headName(layer, head);
     canvas.setAttribute("aria-label", `attention of ${name} in model B minus model A`);
     return top;
