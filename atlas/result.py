@@ -253,39 +253,42 @@ def _check_consistent(path: Path, data: dict) -> None:
 
 
 def _read_views(path: Path, data: dict) -> list[View]:
-    views = []
     total = len(data.get("sentences", []))
-    for sentence in data.get("sentences", []):
-        if not sentence.get("has_data"):
-            continue
-        script = path.parent / contract.data_script(sentence["index"], total)
-        try:
-            views.append(read_view(script))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise AtlasFileError(
-                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention "
-                f"({_why(err)}); atlas.json is read together with the data/ folder beside it"
-            ) from None
-    return views
+    return [
+        _view_at(
+            path.parent / contract.data_script(sentence["index"], total),
+            f"sentence {sentence['index'] + 1}'s attention",
+        )
+        for sentence in data.get("sentences", [])
+        if sentence.get("has_data")
+    ]
 
 
 def _read_views_b(path: Path, data: dict) -> list[View]:
-    """Model B's attention in a compare atlas: data/NNNN.b.js of results.compare.sentences."""
+    """Model B's attention in a compare atlas: data/NNNN.b.js of the sentences of
+    results.compare.sentences that have a page (a page left out by --max-site-mb took its
+    script with it)."""
     total = len(data.get("sentences", []))
-    views = []
     pages = {s["index"] for s in data.get("sentences", []) if s.get("has_view")}
-    for index in data["results"].get("compare", {}).get("sentences", []):
-        if index not in pages:
-            continue  # its page was left out (--max-site-mb), and its script with it
-        script = path.parent / contract.compare_data_script(index, total)
-        try:
-            views.append(read_view(script))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise AtlasFileError(
-                f"{script}: cannot read model B's attention of sentence {index + 1} "
-                f"({_why(err)}); atlas.json is read together with the data/ folder beside it"
-            ) from None
-    return views
+    return [
+        _view_at(
+            path.parent / contract.compare_data_script(index, total),
+            f"model B's attention of sentence {index + 1}",
+        )
+        for index in data["results"].get("compare", {}).get("sentences", [])
+        if index in pages
+    ]
+
+
+def _view_at(script: Path, what: str) -> View:
+    """The View in a data script; a script that cannot be read is named in one line."""
+    try:
+        return read_view(script)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AtlasFileError(
+            f"{script}: cannot read {what} ({_why(err)}); atlas.json is read together with the "
+            "data/ folder beside it"
+        ) from None
 
 
 def _why(err: Exception) -> str:

@@ -14,6 +14,7 @@ import pytest
 import torch
 import transformers
 from conftest import EXAMPLES
+from test_distances import make_record
 
 from atlas import contract
 from atlas.analyses.base import RunInfo
@@ -40,23 +41,8 @@ def smoothed(row: np.ndarray) -> np.ndarray:
 
 def record(index: int, attention: np.ndarray, b: np.ndarray) -> Record:
     """A hand-made record [L, H, n, n] carrying model B's record of the same tokens."""
-    n = attention.shape[-1]
-    flags = np.zeros(n, bool)
-
-    def make(values: np.ndarray) -> Record:
-        return Record(
-            index=index,
-            tokens=[f"t{i}" for i in range(n)],
-            cls=flags,
-            sep=flags,
-            special=flags,
-            punct=flags,
-            segments=np.zeros(n, np.int8),
-            attention=values.astype(np.float32),
-        )
-
-    paired = make(attention)
-    paired.b = make(b)
+    paired = make_record(index, attention.astype(np.float32))
+    paired.b = make_record(index, b.astype(np.float32))
     return paired
 
 
