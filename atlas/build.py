@@ -9,18 +9,20 @@ The CLI, the benchmarks and the tests all come through here.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analyses import MIN_RELATION
+from .analyses import MIN_RELATION, default_analyses
 from .analyses.base import Analysis
+from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads
 from .budget import DEFAULT_MAX_SITE_MB, MB, fit, pages_warnings
 from .corpus import read_corpus
-from .model import Runner
+from .model import PairedRunner, Runner
 from .output import check_output, write
 from .pipeline import measure
-from .result import Atlas
+from .result import Atlas, rounded
 from .site import render
 
 log = logging.getLogger("atlas")
@@ -32,6 +34,8 @@ def build(
     *,
     model: str | None = None,
     model_name: str | None = None,
+    compare: str | None = None,
+    compare_name: str | None = None,
     device: str = "auto",
     max_length: int | None = None,
     batch_size: int = 16,
@@ -54,14 +58,23 @@ def build(
     add one of your own. ``neuron``: which sentence pages keep the neuron view's queries and keys
     ("views": the first ``views``; "all"; "none"). ``max_site_mb``: the site's size budget
     (``atlas.budget``; None for none). ``words``: split .txt lines into words (``--words``), so
-    each record maps its tokens to words. ``write_options`` go to ``atlas.output.write`` (``clean``,
-    ``force``)."""
+    each record maps its tokens to words. ``compare``: a second model (B, hub id or folder, with
+    the same tokenizer and shape; ``compare_name`` as ``model_name``): both run over the same
+    sentences in one pass and the site compares them head by head (``atlas.analyses.compare``).
+    ``write_options`` go to ``atlas.output.write`` (``clean``, ``force``)."""
     input = Path(input)
     if output is not None:
         check_output(Path(output), **write_options)  # before the model runs, not after
     examples = read_corpus(input, limit=limit, words=words)
     log.info("read %d sentences from %s", len(examples), input)
     runner = Runner(model, device=device, max_length=max_length, name=model_name)
+    if compare is not None:
+        other = Runner(compare, device=device, max_length=max_length, name=compare_name)
+        runner = PairedRunner(runner, other)
+        log.info("comparing with %s", other.info.name)
+        analyses = list(analyses or default_analyses(views, min_relation, neuron))
+        if not any(a.name == Compare.name for a in analyses):
+            analyses.append(Compare(other.info, views, min_relation))
     info = runner.info
     log.info(
         "model %s: %d layers x %d heads, on %s, max length %d",
@@ -75,7 +88,7 @@ def build(
         examples,
         runner,
         analyses,
-        title=title or f"{info.name.rstrip('/').split('/')[-1]} on {input.name}",
+        title=title or _title(info.name, compare and runner.b.info.name, input.name),
         input_name=input.name,
         batch_size=batch_size,
         views=views,
@@ -126,3 +139,76 @@ def render_site(
     for line in pages_warnings(sizes):
         log.warning("%s", line)
     return atlas
+
+
+def _title(model: str, compare: str | None, input_name: str) -> str:
+    short = [name.rstrip("/").split("/")[-1] for name in (model, compare) if name]
+    return f"{' vs '.join(short)} on {input_name}"
+
+
+class CompareError(ValueError):
+    """Two atlases that cannot be compared; the message is one line."""
+
+
+def compare_atlases(a: Atlas, b: Atlas, names: tuple[str, str] = ("A", "B")) -> Atlas:
+    """Atlas ``a`` with the comparison to ``b`` (``atlas compare``): both built on the same
+    sentences by models of the same shape; without the models there is no change per head,
+    only the delta B − A of every column both have. B's attention is kept for the sentence
+    pages where both atlases hold it on the same tokens. ``names`` name the files in errors."""
+    why = _incomparable(a, b)
+    if why:
+        raise CompareError(f"cannot compare {names[0]} with {names[1]}: {why}")
+    columns_a = {c.key: [h.metrics[c.key] for h in a.heads] for c in a.catalogue}
+    columns_b = {c.key: [h.metrics[c.key] for h in b.heads] for c in b.catalogue}
+    parts, data = compare_heads(a.catalogue, columns_a, columns_b, [h.label for h in b.heads])
+    heads = [
+        dataclasses.replace(h, parts={**h.parts, "compare": part})
+        for h, part in zip(a.heads, parts, strict=True)
+    ]
+    own = {v.index: v for v in a.views if v.heads_kept is None}
+    views_b = [
+        v
+        for v in b.views
+        if v.heads_kept is None and v.index in own and v.tokens == own[v.index].tokens
+    ]
+    sections = {place: list(a.sections.get(place, [])) for place in {*a.sections, *SECTIONS}}
+    for place, template in SECTIONS.items():
+        sections[place].append(template)
+    model_b = dataclasses.asdict(b.model)
+    return rounded(
+        dataclasses.replace(
+            a,
+            heads=heads,
+            results={
+                **a.results,
+                "compare": {**data, "model": model_b, "sentences": [v.index for v in views_b]},
+            },
+            pages={**a.pages, **PAGE},
+            sections=sections,
+            views_b=views_b,
+        )
+    )
+
+
+def _incomparable(a: Atlas, b: Atlas) -> str:
+    """Why two atlases cannot be compared head by head on the same sentences ("" if they can)."""
+    if "compare" in a.results or "compare" in b.results:
+        return "one of them is already a comparison; compare two plain atlases"
+    shape_a, shape_b = (a.model.layers, a.model.heads), (b.model.layers, b.model.heads)
+    if shape_a != shape_b:
+        return (
+            f"{a.model.name} has {shape_a[0]} layers × {shape_a[1]} heads and {b.model.name} "
+            f"{shape_b[0]} × {shape_b[1]}; head-by-head comparison needs the same shape"
+        )
+    if len(a.sentences) != len(b.sentences):
+        return (
+            f"built on different inputs ({len(a.sentences)} and {len(b.sentences)} sentences); "
+            "atlas compare needs two atlases of the same sentences"
+        )
+    for x, y in zip(a.sentences, b.sentences, strict=True):
+        if (x.text, x.text_b) != (y.text, y.text_b):
+            return (
+                f"sentence {x.index + 1} differs ({x.text[:40]!r} and {y.text[:40]!r}); "
+                "atlas compare needs two atlases of the same sentences"
+            )
+    return ""

@@ -113,6 +113,50 @@ def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
     return _spec(chart, rows)
 
 
+def delta_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
+    """Layer x head grid of B − A of one catalogue column in a compare atlas (the head parts'
+    ``compare.delta``): a diverging scale centred on 0, red where B is higher."""
+    rows = {
+        "heads": [
+            {
+                "name": h.name,
+                "layer": h.layer,
+                "head": h.head,
+                "url": head_url(h, prefix),
+                "a": h.metrics[column.key],
+                "b": h.parts["compare"]["b"][column.key],
+                "delta": h.parts["compare"]["delta"][column.key],
+            }
+            for h in atlas.heads
+        ]
+    }
+    top = atlas.results["compare"]["delta_range"][column.key] or 1.0
+    tooltip_format = _format(column) if column.kind != "count" else ".3f"
+    chart = (
+        alt.Chart(_rows("heads", rows), title=f"{column.title}: B − A")
+        .mark_rect(stroke="white", strokeWidth=0.5)
+        .encode(
+            x=alt.X("head:O", title="head"),
+            y=alt.Y("layer:O", title="layer"),
+            color=alt.Color(
+                "delta:Q",
+                scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top]),
+                title=None,
+                legend=alt.Legend(gradientLength=80),
+            ),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("a:Q", title="A", format=tooltip_format),
+                alt.Tooltip("b:Q", title="B", format=tooltip_format),
+                alt.Tooltip("delta:Q", title="B − A", format="+.3f"),
+            ],
+        )
+        .properties(width=WIDTH * 0.8, height=WIDTH * 0.5)
+    )
+    return _spec(chart, rows)
+
+
 def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
     """Per-layer means as lines, with every head as a dot (Clark et al. 2019, Fig. 2): one
     chart per group of catalogue columns. None when no column has a group."""

@@ -1,4 +1,5 @@
-"""The ``atlas`` command: ``atlas build INPUT -o DIR`` and ``atlas render atlas.json -o DIR``."""
+"""The ``atlas`` command: ``atlas build INPUT -o DIR``, ``atlas render atlas.json -o DIR`` and
+``atlas compare A/atlas.json B/atlas.json -o DIR``."""
 
 from __future__ import annotations
 
@@ -13,11 +14,11 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from . import __version__
+from . import __version__, contract
 from .analyses import MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
-from .build import build, render_site
+from .build import CompareError, build, compare_atlases, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
 from .output import OutputError, check_output
@@ -26,7 +27,15 @@ from .result import AtlasFileError, load
 from .site import SiteError
 
 log = logging.getLogger("atlas")
-USER_ERRORS = (CorpusError, ModelError, SiteError, AtlasFileError, AnalysisError, OutputError)
+USER_ERRORS = (
+    CorpusError,
+    ModelError,
+    SiteError,
+    AtlasFileError,
+    AnalysisError,
+    OutputError,
+    CompareError,
+)
 
 
 def whole_number(text: str) -> int:
@@ -144,6 +153,18 @@ def parser() -> argparse.ArgumentParser:
         "folder name, never its path)",
     )
     build.add_argument(
+        "--compare",
+        metavar="NAME_OR_DIR",
+        help="a second model (B) to compare with --model (A), head by head, on the same "
+        "sentences in the same pass (e.g. a fine-tuned checkpoint); it needs the same tokenizer "
+        "and the same number of layers and heads",
+    )
+    build.add_argument(
+        "--compare-name",
+        metavar="TEXT",
+        help="what the pages call the --compare model (as --model-name)",
+    )
+    build.add_argument(
         "--max-length",
         type=positive,
         metavar="N",
@@ -215,6 +236,25 @@ def parser() -> argparse.ArgumentParser:
         help="keep the site under MB megabytes (default: as built)",
     )
     common(rerender)
+
+    versus = commands.add_parser(
+        "compare",
+        help="compare two atlases built on the same input, without the models",
+        description="Write the site of atlas A with a comparison to atlas B (B − A of every "
+        "metric, per head; sentence pages switch between A's and B's attention where both "
+        "kept it). Both must be built on the same sentences by models of the same shape; the "
+        "change per head needs the models (atlas build --compare).",
+    )
+    versus.add_argument("atlas_a", type=Path, metavar="A_JSON", help="atlas.json of model A")
+    versus.add_argument("atlas_b", type=Path, metavar="B_JSON", help="atlas.json of model B")
+    versus.add_argument(
+        "--max-site-mb",
+        type=budget,
+        default=DEFAULT_MAX_SITE_MB,
+        metavar="MB",
+        help=f"keep the site under MB megabytes (default: {DEFAULT_MAX_SITE_MB:g}; 0: no limit)",
+    )
+    common(versus)
     return top
 
 
@@ -248,6 +288,8 @@ def run_build(args: argparse.Namespace) -> None:
         args.output,
         model=args.model,
         model_name=args.model_name,
+        compare=args.compare,
+        compare_name=args.compare_name,
         device=args.device,
         max_length=args.max_length,
         batch_size=args.batch_size,
@@ -278,6 +320,22 @@ def run_render(args: argparse.Namespace) -> None:
         clean=args.clean,
     )
     log.info("open %s", args.output / "index.html")
+
+
+def run_compare(args: argparse.Namespace) -> None:
+    check_output(args.output, force=args.force, clean=args.clean)
+    atlas = compare_atlases(
+        load(args.atlas_a), load(args.atlas_b), names=(str(args.atlas_a), str(args.atlas_b))
+    )
+    render_site(
+        atlas,
+        args.output,
+        templates=_templates(args),
+        max_site_mb=args.max_site_mb or None,
+        force=args.force,
+        clean=args.clean,
+    )
+    log.info("open %s", args.output / contract.COMPARE_PAGE)
 
 
 def _templates(args: argparse.Namespace) -> Path | None:
@@ -313,6 +371,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         with terminate_as_interrupt():
             if args.command == "build":
                 run_build(args)
+            elif args.command == "compare":
+                run_compare(args)
             else:
                 run_render(args)
     except USER_ERRORS as err:

@@ -21,6 +21,10 @@ SENTENCE_PAGE = "sentences/{key}.html"
 DATA_SCRIPT = "data/{key}.js"
 VECTORS_SCRIPT = "data/{key}.qk.js"
 CONFIG_SCRIPT = "assets/config.js"
+COMPARE_PAGE = "compare.html"
+# A compare atlas keeps model B's attention of a sentence under its own key, "0001.b", so its
+# data script is DATA_SCRIPT of that key (data/0001.b.js), in the same format as A's.
+COMPARE_KEY = "{key}.b"
 
 # The globals the data scripts set (file:// pages cannot fetch(), so data comes as scripts).
 DATA_GLOBAL = "ATLAS_DATA"
@@ -62,6 +66,16 @@ def data_script(index: int, total: int) -> str:
 
 def vectors_script(index: int, total: int) -> str:
     return VECTORS_SCRIPT.format(key=sentence_key(index, total))
+
+
+def compare_key(index: int, total: int) -> str:
+    """The key of model B's attention of a sentence in a compare atlas: "0001.b"."""
+    return COMPARE_KEY.format(key=sentence_key(index, total))
+
+
+def compare_data_script(index: int, total: int) -> str:
+    """data/0001.b.js: model B's attention of a sentence, in a compare atlas."""
+    return DATA_SCRIPT.format(key=compare_key(index, total))
 
 
 def label_class(label: str) -> str:

@@ -6,6 +6,7 @@ tokens, so everything downstream sees exactly the tokens of one example and noth
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import json
 import logging
@@ -87,6 +88,9 @@ class Record:
     word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
     heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1: root
     deprels: list[str] | None = None  # each word's relation to its head, e.g. "nmod:poss"
+    # In a compare build (``PairedRunner``): model B's record of the same example, on the same
+    # tokens; None otherwise. Only the compare analysis reads it.
+    b: Record | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -559,10 +563,31 @@ class Runner:
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
         its batch runs."""
-        from tqdm.auto import tqdm
+        for batch in self.batches(examples, indices, batch_size, progress):
+            yield from self._forward(batch, self.vectors_for(batch, capture, queries_keys_for))
 
-        captured = QUERIES_KEYS in set(capture)
+    @staticmethod
+    def vectors_for(
+        batch: list[tuple[int, dict]],
+        capture: Iterable[str],
+        queries_keys_for: Callable[[int], bool] | None,
+    ) -> set[int]:
+        """The examples of a batch whose queries and keys are kept (see ``run``)."""
+        if QUERIES_KEYS not in set(capture):
+            return set()
         wanted = queries_keys_for or (lambda index: True)
+        return {i for i, _ in batch if wanted(i)}
+
+    def batches(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> Iterator[list[tuple[int, dict]]]:
+        """The encoded batches ``run`` feeds through the model: (index, encoding) pairs of
+        similar length (a ``PairedRunner`` feeds the same batches through two models)."""
+        from tqdm.auto import tqdm
 
         order = list(range(len(examples))) if indices is None else list(indices)
         window = max(batch_size * 32, 256)  # sort by length within a bounded window
@@ -573,8 +598,7 @@ class Runner:
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
                 for b in range(0, len(chunk), batch_size):
                     batch = chunk[b : b + batch_size]
-                    vectors = {i for i, _ in batch if captured and wanted(i)}
-                    yield from self._forward(batch, vectors)
+                    yield batch
                     bar.update(len(batch))
         finally:
             bar.close()
@@ -656,3 +680,85 @@ def _rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -
     for number, layer in enumerate(layers):
         out[number] = layer[row, :, :n, :last]
     return out
+
+
+# Texts both tokenizers of a compare build must split alike (beyond equal vocabularies and
+# special tokens): case, accents, punctuation, digits, a pair.
+TOKENIZER_PROBES = (
+    (CAUSAL_PROBE, None),
+    ("Crème BRÛLÉE, naïve café: 3.14 % of $10 -- ok?!", None),
+    ("Is it here?", "Yes, it is."),
+)
+
+
+def tokenizer_difference(a: Runner, b: Runner) -> str:
+    """Why two runners' tokenizers cannot share tokens ("" when they can): different
+    vocabularies, special tokens, or splits of the probe texts."""
+    vocab_a, vocab_b = a.tokenizer.get_vocab(), b.tokenizer.get_vocab()
+    if vocab_a != vocab_b:
+        differ = len(set(vocab_a.items()) ^ set(vocab_b.items()))
+        return (
+            f"their vocabularies differ ({len(vocab_a)} and {len(vocab_b)} tokens, "
+            f"{differ} entries not shared)"
+        )
+    specials_a, specials_b = a.tokenizer.special_tokens_map, b.tokenizer.special_tokens_map
+    if specials_a != specials_b:
+        keys = sorted(
+            k for k in {*specials_a, *specials_b} if specials_a.get(k) != specials_b.get(k)
+        )
+        return f"their special tokens differ ({', '.join(keys)})"
+    for first, second in TOKENIZER_PROBES:
+        if a.tokenizer(first, second)["input_ids"] != b.tokenizer(first, second)["input_ids"]:
+            return f"they split {first!r} differently (e.g. lower-casing or accents)"
+    return ""
+
+
+class PairedRunner:
+    """Two models over the same examples, batch by batch, on model A's tokens: yields A's
+    records, each carrying B's record of the same example as ``Record.b``.
+
+    Only one batch of B's attention is held at a time. The models must share their tokenizer
+    (same vocabulary, special tokens and splits) and their shape (layers × heads), which is
+    checked here, so that every head of A has one head of B to compare with, token for token.
+    Everything else (info, device, max_length) is A's, as the pipeline expects of a Runner."""
+
+    def __init__(self, a: Runner, b: Runner):
+        why = tokenizer_difference(a, b)
+        if why:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} with {b.info.name!r}: {why}; --compare needs "
+                "a model with the same tokenizer"
+            )
+        shape_a, shape_b = (a.info.layers, a.info.heads), (b.info.layers, b.info.heads)
+        if shape_a != shape_b:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} ({shape_a[0]} layers × {shape_a[1]} heads) with "
+                f"{b.info.name!r} ({shape_b[0]} × {shape_b[1]}): head-by-head comparison needs "
+                "the same number of layers and heads"
+            )
+        self.a, self.b = a, b
+        self.max_length = a.max_length = b.max_length = min(a.max_length, b.max_length)
+        a.info = dataclasses.replace(a.info, max_length=self.max_length)
+        b.info = dataclasses.replace(b.info, max_length=self.max_length)
+        self.info, self.device = a.info, a.device
+
+    @property
+    def queries_keys_note(self) -> str:
+        return self.a.queries_keys_note
+
+    def run(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        capture: Iterable[str] = CAPTURES,
+        queries_keys_for: Callable[[int], bool] | None = None,
+    ) -> Iterator[Record]:
+        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys."""
+        for batch in self.a.batches(examples, indices, batch_size, progress):
+            vectors = self.a.vectors_for(batch, capture, queries_keys_for)
+            pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)
+            for record, other in pairs:
+                record.b = other
+                yield record

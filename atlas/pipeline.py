@@ -139,6 +139,7 @@ def measure(
             for i, e in enumerate(examples)
         ],
         views=list(kept.values()),
+        views_b=list(results["compare"].sentences.values()) if "compare" in results else [],
         **assemble(results, analyses, run),
     )
     return rounded(atlas)

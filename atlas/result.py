@@ -18,7 +18,7 @@ from .analyses.base import Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 
@@ -102,6 +102,9 @@ class Atlas:
     schema_version: int = SCHEMA_VERSION
     atlas_version: str = __version__
     labels: list[str] = field(default_factory=list)  # every pattern label, in the site's order
+    # A compare atlas (results["compare"]): model B's attention of the sentences with a page,
+    # on the same tokens; kept in data/NNNN.b.js, not in atlas.json.
+    views_b: list[View] = field(default_factory=list)
 
     def head(self, layer: int, head: int) -> Head:
         return self.heads[(layer - 1) * self.model.heads + (head - 1)]
@@ -128,7 +131,7 @@ class Atlas:
         """atlas.json: everything but the per-sentence attention, which the site keeps in
         data/NNNN.js (see viewdata.py) rather than twice."""
         data = dataclasses.asdict(self)
-        del data["views"]
+        del data["views"], data["views_b"]
         return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
 
 
@@ -145,10 +148,12 @@ def rounded(atlas: Atlas) -> Atlas:
         return value
 
     data = walk(dataclasses.asdict(atlas))
-    return from_dict(data, views=atlas.views)
+    return from_dict(data, views=atlas.views, views_b=atlas.views_b)
 
 
-def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
+def from_dict(
+    data: dict, views: list[View] | None = None, views_b: list[View] | None = None
+) -> Atlas:
     """Rebuild an Atlas from its ``asdict`` form (as read from atlas.json)."""
     return Atlas(
         title=data["title"],
@@ -168,6 +173,7 @@ def from_dict(data: dict, views: list[View] | None = None) -> Atlas:
         schema_version=data["schema_version"],
         atlas_version=data["atlas_version"],
         labels=data["labels"],
+        views_b=views_b if views_b is not None else [View(**v) for v in data.get("views_b", [])],
     )
 
 
@@ -200,8 +206,9 @@ def load(path: str | Path) -> Atlas:
         )
     _validate(path, data)
     views = _read_views(path, data)
+    views_b = _read_views_b(path, data)
     try:
-        return from_dict(data, views)
+        return from_dict(data, views, views_b)
     except (KeyError, TypeError, ValueError, AttributeError, IndexError) as err:
         raise AtlasFileError(f"{path}: malformed atlas.json ({err})") from None
 
@@ -246,20 +253,42 @@ def _check_consistent(path: Path, data: dict) -> None:
 
 
 def _read_views(path: Path, data: dict) -> list[View]:
-    views = []
     total = len(data.get("sentences", []))
-    for sentence in data.get("sentences", []):
-        if not sentence.get("has_data"):
-            continue
-        script = path.parent / contract.data_script(sentence["index"], total)
-        try:
-            views.append(read_view(script))
-        except (OSError, ValueError, KeyError, TypeError) as err:
-            raise AtlasFileError(
-                f"{script}: cannot read sentence {sentence['index'] + 1}'s attention "
-                f"({_why(err)}); atlas.json is read together with the data/ folder beside it"
-            ) from None
-    return views
+    return [
+        _view_at(
+            path.parent / contract.data_script(sentence["index"], total),
+            f"sentence {sentence['index'] + 1}'s attention",
+        )
+        for sentence in data.get("sentences", [])
+        if sentence.get("has_data")
+    ]
+
+
+def _read_views_b(path: Path, data: dict) -> list[View]:
+    """Model B's attention in a compare atlas: data/NNNN.b.js of the sentences of
+    results.compare.sentences that have a page (a page left out by --max-site-mb took its
+    script with it)."""
+    total = len(data.get("sentences", []))
+    pages = {s["index"] for s in data.get("sentences", []) if s.get("has_view")}
+    return [
+        _view_at(
+            path.parent / contract.compare_data_script(index, total),
+            f"model B's attention of sentence {index + 1}",
+        )
+        for index in data["results"].get("compare", {}).get("sentences", [])
+        if index in pages
+    ]
+
+
+def _view_at(script: Path, what: str) -> View:
+    """The View in a data script; a script that cannot be read is named in one line."""
+    try:
+        return read_view(script)
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AtlasFileError(
+            f"{script}: cannot read {what} ({_why(err)}); atlas.json is read together with the "
+            "data/ folder beside it"
+        ) from None
 
 
 def _why(err: Exception) -> str:

@@ -50,6 +50,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     highlighted=charts.highlighted,
     offset_profile=charts.offset_profile,
     relation_heatmap=charts.relation_heatmap,
+    delta_heatmap=charts.delta_heatmap,
 )
 
 
@@ -81,6 +82,8 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         sentence_page=contract.sentence_page,
         data_script=contract.data_script,
         vectors_script=contract.vectors_script,
+        compare_key=contract.compare_key,
+        compare_data_script=contract.compare_data_script,
         label_class=contract.label_class,
     )
     return env
@@ -189,12 +192,14 @@ class Shared:
 
     head_map: dict  # the head-map chart, unhighlighted
     views: dict[int, View]  # sentence index -> its kept attention
+    views_b: dict[int, View]  # in a compare atlas: sentence index -> model B's attention
 
 
 def _shared(atlas: Atlas) -> Shared:
     return Shared(
         head_map=charts.head_map(atlas, "../") if "distances" in atlas.results else {},
         views={v.index: v for v in atlas.views},
+        views_b={v.index: v for v in atlas.views_b if atlas.sentences[v.index].has_view},
     )
 
 
@@ -245,6 +250,7 @@ def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], po
     return {
         "sentence": sentence,
         "view": shared.views[sentence.index],
+        "view_b": shared.views_b.get(sentence.index),
         "previous": with_view[position - 1] if position > 0 else None,
         "next": with_view[position + 1] if position + 1 < len(with_view) else None,
         "head_links": [h for h in atlas.heads if sentence.index in h.parts.get("examples", ())],
@@ -272,6 +278,33 @@ def _data_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
         yield contract.data_script(view.index, total), script.encode("utf-8")
         if view.vectors:
             yield contract.vectors_script(view.index, total), vectors_script(view, key).encode()
+    yield from _compare_files(atlas)
+
+
+def _compare_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
+    """data/NNNN.b.js: model B's attention of each sentence with a page, in a compare atlas,
+    in the format of data/NNNN.js under the key NNNN.b (no queries and keys)."""
+    if "compare" not in atlas.results:
+        return
+    model = atlas.results["compare"]["model"]
+    total = len(atlas.sentences)
+    for view in atlas.views_b:
+        if not atlas.sentences[view.index].has_view:
+            continue  # its page was left out (--max-site-mb)
+        script = data_script(
+            view,
+            key=contract.compare_key(view.index, total),
+            sentence_id=atlas.sentences[view.index].id,
+            layers=model["layers"],
+            heads=model["heads"],
+            causal=model["causal"],
+            neuron={
+                "available": False,
+                "note": model["neuron_note"],
+                "head_dim": model["head_dim"],
+            },
+        )
+        yield contract.compare_data_script(view.index, total), script.encode("utf-8")
 
 
 def neuron_note(atlas: Atlas, view: View) -> str:

@@ -522,6 +522,60 @@ def _(c: Case) -> list[str]:
     return argv
 
 
+# Comparing two models (atlas build --compare) and two atlases (atlas compare).
+def compare_with(make: Callable[[Case], Path]) -> Callable[[Case], list[str]]:
+    """A case: build in.txt with the tiny BERT against the model ``make`` puts in the folder."""
+    return lambda c: [*build("in.txt", GOOD)(c), "--compare", str(make(c))]
+
+
+def tiny_copy(c: Case, name: str) -> Path:
+    """A copy of the tiny BERT (weights and tokenizer) in the case's folder."""
+    return Path(shutil.copytree(c.tiny_model("bert"), c.tmp / name))
+
+
+def cased(c: Case) -> Path:
+    """The tiny BERT with a tokenizer that does not lower-case: same vocabulary, other splits."""
+    folder = tiny_copy(c, "cased")
+    for name, change in (
+        ("tokenizer.json", lambda d: d["normalizer"].update(lowercase=False)),
+        ("tokenizer_config.json", lambda d: d.update(do_lower_case=False)),
+    ):
+        data = json.loads((folder / name).read_text())
+        change(data)
+        (folder / name).write_text(json.dumps(data))
+    return folder
+
+
+def deeper(c: Case) -> Path:
+    """The tiny BERT's tokenizer with a model of 3 layers instead of 2."""
+    import transformers
+
+    folder = tiny_copy(c, "deeper")
+    config = transformers.AutoConfig.from_pretrained(folder)
+    config.num_hidden_layers = 3
+    transformers.AutoModel.from_config(config).save_pretrained(folder)
+    return folder
+
+
+@case("compare-atlas-sentences")
+def _(c: Case) -> list[str]:
+    shutil.copytree(STORED, c.tmp / "other")
+    path = c.tmp / "other" / "atlas.json"
+    data = json.loads(path.read_text())
+    data["sentences"][1]["text"] = "Something else entirely."
+    path.write_text(json.dumps(data))
+    return ["compare", f"{c.stored()}/atlas.json", "other/atlas.json", "-o", "site", "-q"]
+
+
+CASES.update(
+    {
+        "compare-tokenizer": compare_with(lambda c: c.tiny_model("roberta")),
+        "compare-tokenizer-splits": compare_with(cased),
+        "compare-shape": compare_with(deeper),
+    }
+)
+
+
 @case("interrupted")
 def _(c: Case) -> list[str]:
     """Ctrl-C, or a `kill` (SIGTERM), while the site is rendered."""

@@ -32,8 +32,13 @@ def js_sums(
     smoothing: float = JS_SMOOTHING,
     device: str = "cpu",
     precision: str = "float32",
+    other: np.ndarray | None = None,
 ) -> np.ndarray:
     """Σ_i JS(P_h[i,:], P_g[i,:]) for every pair of heads of one example: [K, K], K = L·H.
+
+    With ``other`` (a second model's attention on the same tokens, same shape), the heads g
+    are ``other``'s: entry [h, g] compares head h of ``attention`` with head g of ``other``
+    (every pair, K² of them, not symmetric); its diagonal is the compare analysis's change.
 
     JS(p, q) = ½ Σ p ln p + ½ Σ q ln q − Σ m ln m, m = (p + q)/2. Adding ln n·(½Σp + ½Σq − Σm),
     which is 0, and writing u = n·P/2, s = u_h + u_g = n·M:
@@ -50,49 +55,68 @@ def js_sums(
     dtype = np.dtype(precision)
     layers, heads, n, _ = attention.shape
     k = layers * heads
-    u = attention.reshape(k, n, n).astype(dtype)
-    u *= dtype.type((1.0 - smoothing) * n / 2)
-    u += dtype.type(smoothing / 2)
-    wide = u.astype(np.float64)
-    half_kl = (wide * np.log(2.0 * wide)) @ np.ones(n) / n  # e_h[i] = (1/n) Σ_j u ln 2u: [K, n]
+    u, half_kl = _scaled(attention, smoothing, dtype)
+    cross = other is not None
+    v, half_v = _scaled(other, smoothing, dtype) if cross else (u, half_kl)
     if device.startswith("cuda"):
-        totals = _js_torch(u, half_kl, device)
+        totals = _js_torch(u, half_kl, device, v, half_v, full=cross)
     else:
         totals = np.zeros((k, k))
-        tiles = _tiles(k, n, PAIR_TILE)
+        tiles = _tiles(k, n, PAIR_TILE, full=cross)
         threads = min(_threads(), len(tiles))
         parts = [tiles[t::threads] for t in range(threads)]
-        pending = [_pool().submit(_fill, u, half_kl, totals, part) for part in parts[1:]]
-        _fill(u, half_kl, totals, parts[0])
+        pending = [_pool().submit(_fill, u, half_kl, totals, part, v, half_v) for part in parts[1:]]
+        _fill(u, half_kl, totals, parts[0], v, half_v)
         for future in pending:
             future.result()
+    if cross:
+        return totals
     totals = np.triu(totals, 1)
     return totals + totals.T
 
 
-def _tiles(k: int, n: int, tile: int) -> list[tuple[int, int, int, int]]:
-    """Blocks (h0, h1, g0, g1) of head pairs covering every h < g, each of about ``tile``
-    values: rows of heads against all later heads, so short sentences need few blocks and
-    long ones little memory. Blocks do not overlap; one may also hold pairs with g ≤ h, which
-    are computed like the others and not used."""
+def _scaled(attention: np.ndarray, smoothing: float, dtype: np.dtype):
+    """u = n·P/2 as [K, n, n] in ``dtype``, and e_h[i] = (1/n) Σ_j u ln 2u: [K, n] float64."""
+    layers, heads, n, _ = attention.shape
+    u = attention.reshape(layers * heads, n, n).astype(dtype)
+    u *= dtype.type((1.0 - smoothing) * n / 2)
+    u += dtype.type(smoothing / 2)
+    wide = u.astype(np.float64)
+    return u, (wide * np.log(2.0 * wide)) @ np.ones(n) / n
+
+
+def _tiles(k: int, n: int, tile: int, full: bool = False) -> list[tuple[int, int, int, int]]:
+    """Blocks (h0, h1, g0, g1) of head pairs covering every h < g (every h, g if ``full``),
+    each of about ``tile`` values: rows of heads against all later heads, so short sentences
+    need few blocks and long ones little memory. Blocks do not overlap; one may also hold pairs
+    with g ≤ h, which are computed like the others and not used."""
     size = n * n
     out = []
     h0 = 0
-    while h0 < k - 1:
-        rows = max(1, min(k - 1 - h0, tile // ((k - 1 - h0) * size)))
+    last = k if full else k - 1
+    while h0 < last:
+        width = k if full else k - 1 - h0
+        rows = max(1, min(last - h0, tile // (width * size)))
         step = max(1, tile // (rows * size))
-        out += [(h0, h0 + rows, g0, min(k, g0 + step)) for g0 in range(h0 + 1, k, step)]
+        first = 0 if full else h0 + 1
+        out += [(h0, h0 + rows, g0, min(k, g0 + step)) for g0 in range(first, k, step)]
         h0 += rows
     return out
 
 
 def _fill(
-    u: np.ndarray, half_kl: np.ndarray, totals: np.ndarray, tiles: list[tuple[int, int, int, int]]
+    u: np.ndarray,
+    half_kl: np.ndarray,
+    totals: np.ndarray,
+    tiles: list[tuple[int, int, int, int]],
+    v: np.ndarray,
+    half_v: np.ndarray,
 ) -> None:
     """Σ_i JS_i(h, g) of the pairs of each block into ``totals``, in reused buffers (numpy
-    lets go of the GIL, so blocks can run in threads). Σ_j s log₂ s is summed in float64:
-    summed in float32, a one-hot row's large term swallowed the rounding of its many small
-    ones (1.5e-6 per token at n = 128)."""
+    lets go of the GIL, so blocks can run in threads); heads h from ``u``, heads g from ``v``
+    (``u`` itself within one model). Σ_j s log₂ s is summed in float64: summed in float32, a
+    one-hot row's large term swallowed the rounding of its many small ones (1.5e-6 per token
+    at n = 128)."""
     n = u.shape[-1]
     ones = np.ones(n)
     scale = np.log(2.0) / n
@@ -102,28 +126,38 @@ def _fill(
     for h0, h1, g0, g1 in tiles:
         shape = (h1 - h0, g1 - g0, n, n)
         size = shape[0] * shape[1] * n * n
-        s = np.add(u[h0:h1, None], u[None, g0:g1], out=buffers[0, :size].reshape(shape))
+        s = np.add(u[h0:h1, None], v[None, g0:g1], out=buffers[0, :size].reshape(shape))
         logs = np.log2(s, out=buffers[1, :size].reshape(shape))
         logs *= s
         products = wide[:size].reshape(shape)
         np.copyto(products, logs)
         mixed = (products.reshape(-1, n) @ ones).reshape(shape[:3])  # Σ_j s log₂ s
-        js = half_kl[h0:h1, None] + half_kl[None, g0:g1] - scale * mixed  # [rows, cols, n]
+        js = half_kl[h0:h1, None] + half_v[None, g0:g1] - scale * mixed  # [rows, cols, n]
         totals[h0:h1, g0:g1] = np.maximum(js, 0.0) @ ones  # clip rounding below 0, per token
 
 
-def _js_torch(u: np.ndarray, half_kl: np.ndarray, device: str) -> np.ndarray:
-    """The totals of ``_fill``, in torch on ``device`` (a GPU), in larger blocks."""
+def _js_torch(
+    u: np.ndarray,
+    half_kl: np.ndarray,
+    device: str,
+    v: np.ndarray | None = None,
+    half_v: np.ndarray | None = None,
+    full: bool = False,
+) -> np.ndarray:
+    """The totals of ``_fill``, in torch on ``device`` (a GPU), in larger blocks; heads g from
+    ``v`` when given (``full``: every pair, as for two models)."""
     import torch
 
     t = torch.as_tensor(u).to(device)
     half = torch.as_tensor(half_kl).to(device)
+    w = t if v is None or v is u else torch.as_tensor(v).to(device)
+    half_w = half if half_v is None or half_v is half_kl else torch.as_tensor(half_v).to(device)
     k, n, _ = t.shape
     totals = torch.zeros((k, k), dtype=torch.float64, device=t.device)
-    for h0, h1, g0, g1 in _tiles(k, n, 64 * PAIR_TILE):
-        s = t[h0:h1, None] + t[None, g0:g1]
+    for h0, h1, g0, g1 in _tiles(k, n, 64 * PAIR_TILE, full=full):
+        s = t[h0:h1, None] + w[None, g0:g1]
         mixed = torch.log(s).mul_(s).sum(-1, dtype=torch.float64)
-        js = half[h0:h1, None] + half[None, g0:g1] - mixed / n
+        js = half[h0:h1, None] + half_w[None, g0:g1] - mixed / n
         totals[h0:h1, g0:g1] = js.clamp_(min=0.0).sum(-1)
     return totals.cpu().numpy()
 

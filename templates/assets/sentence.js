@@ -5,12 +5,16 @@
 // are known, one switch (#level-switch) sets the level of every view but the neuron view
 // (words by default, or tokens), through the shared state. Head names, labels and links come from the
 // page contract (AtlasData). AtlasSentencePage.init() may run again: it replaces the last run.
+// In a compare atlas (data-key-b: model B's attention of the sentence, same tokens), a switch
+// (#model-switch) mounts every view again on A's or B's attention, keeping the selection and
+// level, and the difference map (diffview.js) shows B − A of the selected head.
 "use strict";
 (function () {
   const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
 
-  /** The panel of the selected head; returns show(selection), which fills it. */
-  function selectedPanel(key, state) {
+  /** The panel of the selected head; returns show(selection), which fills it with the
+   * attention of the sentence keyOf() names (A's, or B's in a compare atlas). */
+  function selectedPanel(keyOf, state) {
     const { AtlasData } = window;
     const big = document.getElementById("selected-heatmap");
     const title = document.getElementById("selected-title");
@@ -20,7 +24,7 @@
       const name = AtlasData.headName(layer, head);
       const label = AtlasData.headLabel(layer, head);
       const width = Math.max(320, big.parentElement.clientWidth);
-      window.AtlasHeatmap.draw(big, key, layer, head, { size: 560, width, level: state.level() });
+      window.AtlasHeatmap.draw(big, keyOf(), layer, head, { size: 560, width, level: state.level() });
       title.textContent = name;
       badge.hidden = !label;
       badge.textContent = label || "";
@@ -98,6 +102,30 @@
     }
   }
 
+  /** The A/B switch of a compare atlas: mounts every view on the chosen model's attention
+   * (shown.model: "A" or "B") and the difference map B − A. */
+  function bindModel(section, keys, shown, state, show) {
+    const place = document.getElementById("model-switch");
+    if (!place || !keys.B) return;
+    const { AtlasData, AtlasViews } = window;
+    const [a, b] = [AtlasData.get(keys.A), AtlasData.get(keys.B)];
+    const diff = document.getElementById("diff-heatmap");
+    if (diff && window.AtlasDiffView) window.AtlasDiffView.mount(diff, a, b, state, AtlasViews.remount(diff));
+    const choices = [["A", `A: ${place.dataset.modelA}`, "Model A's attention"], ["B", `B: ${place.dataset.modelB}`, "Model B's attention"]];
+    const choose = (model) => {
+      if (model === shown.model) return;
+      shown.model = model;
+      press(model);
+      section.dataset.model = model;
+      mountViews(AtlasData.get(keys[model]), state);
+      show(state.get());
+    };
+    const { element, show: press } = AtlasViews.choiceSwitch("model-switch", "Model ", "Model", choices, shown.model, choose);
+    place.replaceChildren(element);
+    place.hidden = false;
+    section.dataset.model = shown.model;
+  }
+
   /** Decodes the page's data (AtlasData.ready), then mounts the views; resolves when done. */
   function init() {
     return window.AtlasData.ready().then(start);
@@ -107,15 +135,17 @@
     const section = document.querySelector(".sentence-views");
     if (!section) return;
     const signal = window.AtlasViews.remount(section);
-    const key = section.dataset.key;
-    const sentence = window.AtlasData.get(key);
+    const keys = { A: section.dataset.key, B: section.dataset.keyB };
+    const shown = { model: "A" };
+    const sentence = window.AtlasData.get(keys.A);
     const fromHash = window.AtlasData.parseHead(location.hash);
     const state = window.AtlasState.create(sentence.layers, sentence.heads, fromHash || { layer: 1, head: 1 });
-    const show = selectedPanel(key, state);
+    const show = selectedPanel(() => keys[shown.model], state);
     followSelection(state, show, signal);
     bindLevel(sentence, state, show, signal);
     bindNavigation(state, signal);
     mountViews(sentence, state);
+    bindModel(section, keys, shown, state, show);
     show(state.get());
   }
 

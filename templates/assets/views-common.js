@@ -82,30 +82,42 @@
     signal.addEventListener("abort", unsubscribe, { once: true });
   }
 
-  /** The level switch "tokens | words": a group of two buttons, the current one pressed;
-   * onChange(level) runs on a click. Returns {element, show(level)} (show presses a level). */
-  function levelSwitch(current, onChange) {
-    const group = el("span", "level-switch");
+  /** A group of buttons, one per choice ([value, text, title]), the current one pressed;
+   * onChange(value) runs on a click. Returns {element, show(value)} (show presses a value). */
+  function choiceSwitch(className, caption, ariaLabel, choices, current, onChange) {
+    const group = el("span", className);
     group.setAttribute("role", "group");
-    group.setAttribute("aria-label", "Level");
-    group.append(el("span", "caption-inline", "Show "));
-    const buttons = ["tokens", "words"].map((level) => {
-      const button = el("button", "", level);
+    group.setAttribute("aria-label", ariaLabel);
+    group.append(el("span", "caption-inline", caption));
+    const buttons = choices.map(([value, text, title]) => {
+      const button = el("button", "", text);
       button.type = "button";
-      button.dataset.level = level;
-      button.title = level === "words" ? "Attention between words (a split word's pieces as one)" : "Attention between tokens";
-      button.addEventListener("click", () => onChange(level));
+      button.dataset.value = value;
+      button.title = title;
+      button.addEventListener("click", () => onChange(value));
       group.append(button);
       return button;
     });
-    const show = (level) => {
-      for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.level === level));
+    const show = (value) => {
+      for (const b of buttons) b.setAttribute("aria-pressed", String(b.dataset.value === value));
     };
     show(current);
-    return { element: group, show };
+    return { element: group, show, buttons };
+  }
+
+  /** The level switch "tokens | words" (a choiceSwitch; each button's data-level is its
+   * level). */
+  function levelSwitch(current, onChange) {
+    const made = choiceSwitch("level-switch", "Show ", "Level", [
+      ["tokens", "tokens", "Attention between tokens"],
+      ["words", "words", "Attention between words (a split word's pieces as one)"],
+    ], current, onChange);
+    for (const button of made.buttons) button.dataset.level = button.dataset.value;
+    return { element: made.element, show: made.show };
   }
 
   window.AtlasViews = {
-    PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, levelSwitch,
+    PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, choiceSwitch,
+    levelSwitch,
   };
 })();
