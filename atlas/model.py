@@ -39,7 +39,8 @@ HUB_TIMEOUT_S = 3.0  # the quick check that the hub can be reached at all
 # What the runner can capture besides the tokens; an analysis names what it needs.
 ATTENTION = "attention"
 QUERIES_KEYS = "queries_keys"
-CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
+HIDDEN_STATES = "hidden_states"
+CAPTURES = frozenset({ATTENTION, QUERIES_KEYS, HIDDEN_STATES})
 
 
 class ModelError(RuntimeError):
@@ -82,6 +83,9 @@ class Record:
     truncated: bool = False
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
+    # float32 [layers + 1, n, hidden]: the embedding output (0) and each layer's output; only
+    # when an analysis asks for HIDDEN_STATES
+    hidden: np.ndarray | None = None
     # Set only when the example was given as words (CoNLL-U, JSONL "words", .txt --words):
     words: list[str] | None = None  # the example's m words
     word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
@@ -376,6 +380,7 @@ class Runner:
         }
         self._words_tokenizer = None  # loaded on the first example given as words
         self._dropped: set[tuple[str, int]] = set()  # (example id, word) already warned about
+        self._hidden = False  # whether the current run keeps hidden states (``run``'s capture)
 
     @property
     def queries_keys_note(self) -> str:
@@ -546,14 +551,16 @@ class Runner:
         indices: Iterable[int] | None = None,
         batch_size: int = 16,
         progress: bool = False,
-        capture: Iterable[str] = CAPTURES,
+        capture: Iterable[str] = (ATTENTION, QUERIES_KEYS),
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
-        ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more."""
+        ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more."""
         from tqdm.auto import tqdm
 
-        self.qk.enabled = QUERIES_KEYS in set(capture)
+        capture = set(capture)
+        self.qk.enabled = QUERIES_KEYS in capture
+        self._hidden = HIDDEN_STATES in capture
 
         order = list(range(len(examples))) if indices is None else list(indices)
         window = max(batch_size * 32, 256)  # sort by length within a bounded window
@@ -586,7 +593,12 @@ class Runner:
         if self._token_types:
             inputs["token_type_ids"] = types
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        out = self.model(**inputs, output_attentions=True, return_dict=True)
+        out = self.model(
+            **inputs,
+            output_attentions=True,
+            output_hidden_states=self._hidden,
+            return_dict=True,
+        )
         attentions = getattr(out, "attentions", None)
         if not attentions or any(a is None for a in attentions):
             raise ModelError(
@@ -595,6 +607,9 @@ class Runner:
             )
         stacked = torch.stack(attentions, dim=1).float().cpu().numpy()  # [B, L, H, W, W]
         qk = self.qk.take() if self.qk.enabled else None
+        hidden = None
+        if self._hidden:
+            hidden = torch.stack(out.hidden_states, dim=1).float().cpu().numpy()  # [B, L+1, W, d]
         for row, (index, enc) in enumerate(batch):
             n = len(enc["ids"])
             attention = np.ascontiguousarray(stacked[row, :, :, :n, :n])
@@ -619,6 +634,7 @@ class Runner:
                 truncated=enc["truncated"],
                 query=None if qk is None else np.ascontiguousarray(qk[0][row, :, :, :n]),
                 key=None if qk is None else np.ascontiguousarray(qk[1][row, :, :, :n]),
+                hidden=None if hidden is None else np.ascontiguousarray(hidden[row, :, :n]),
                 words=enc.get("words"),
                 word_of=enc.get("word_of"),
                 heads=enc.get("heads"),
