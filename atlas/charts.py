@@ -359,3 +359,43 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
         .properties(width=max(300, 11 * len(order)), height=14 * len(syntax["matrix"]))
     )
     return _spec(chart, {"relations": rows})
+
+
+# The layers analysis's curves, in the order of their legend, with their titles.
+EMBEDDING_CURVES = {
+    "drift": "drift: cos(h_l, h_0)",
+    "anisotropy": "anisotropy",
+    "self_similarity": "self-similarity",
+    "intra_similarity": "intra-sentence similarity",
+    "self_similarity_adjusted": "self-similarity − anisotropy",
+    "intra_similarity_adjusted": "intra-sentence − anisotropy",
+}
+
+
+def embedding_curves(atlas: Atlas) -> dict:
+    """The layers analysis's per-layer measures as lines, layer 0 (embeddings) to the last."""
+    curves = atlas.results["layers"]["curves"]
+    rows = [
+        {"layer": layer, "measure": title, "value": value}
+        for key, title in EMBEDDING_CURVES.items()
+        for layer, value in enumerate(curves[key])
+        if value is not None
+    ]
+    order = list(EMBEDDING_CURVES.values())
+    chart = (
+        alt.Chart(_rows("curves", {"curves": rows}))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="layer"),
+            y=alt.Y("value:Q", title="mean cosine"),
+            color=alt.Color(
+                "measure:N", sort=order, title=None, legend=alt.Legend(orient="right")
+            ),
+            strokeDash=alt.condition(
+                "indexof(datum.measure, '−') >= 0", alt.value([4, 3]), alt.value([1, 0])
+            ),
+            tooltip=["measure:N", "layer:Q", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=WIDTH * 1.6, height=240)
+    )
+    return _spec(chart, {"curves": rows})

@@ -40,7 +40,8 @@ HUB_TIMEOUT_S = 3.0  # the quick check that the hub can be reached at all
 # What the runner can capture besides the tokens; an analysis names what it needs.
 ATTENTION = "attention"
 QUERIES_KEYS = "queries_keys"
-CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
+HIDDEN_STATES = "hidden_states"
+CAPTURES = frozenset({ATTENTION, QUERIES_KEYS, HIDDEN_STATES})
 
 
 class ModelError(RuntimeError):
@@ -83,6 +84,9 @@ class Record:
     truncated: bool = False
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
+    # float32 [layers + 1, n, hidden]: the embedding output (0) and each layer's output; only
+    # when an analysis asks for HIDDEN_STATES
+    hidden: np.ndarray | None = None
     # Set only when the example was given as words (CoNLL-U, JSONL "words", .txt --words):
     words: list[str] | None = None  # the example's m words
     word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
@@ -383,6 +387,7 @@ class Runner:
         }
         self._words_tokenizer = None  # loaded on the first example given as words
         self._dropped: set[tuple[str, int]] = set()  # (example id, word) already warned about
+        self._hidden = False  # whether the current run keeps hidden states (``run``'s capture)
 
     @property
     def queries_keys_note(self) -> str:
@@ -553,16 +558,17 @@ class Runner:
         indices: Iterable[int] | None = None,
         batch_size: int = 16,
         progress: bool = False,
-        capture: Iterable[str] = CAPTURES,
+        capture: Iterable[str] = (ATTENTION, QUERIES_KEYS),
         queries_keys_for: Callable[[int], bool] | None = None,
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
-        ``capture``: what to keep besides attention (QUERIES_KEYS), nothing more.
+        ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more.
         ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
         its batch runs."""
+        self._hidden = HIDDEN_STATES in set(capture)
         for batch in self.batches(examples, indices, batch_size, progress):
             yield from self._forward(batch, self.vectors_for(batch, capture, queries_keys_for))
 
@@ -626,7 +632,12 @@ class Runner:
             inputs["token_type_ids"] = types
         inputs = {k: v.to(self.device) for k, v in inputs.items()}
         self.qk.enabled = any(index in vectors for index, _ in batch)
-        out = self.model(**inputs, output_attentions=True, return_dict=True)
+        out = self.model(
+            **inputs,
+            output_attentions=True,
+            output_hidden_states=self._hidden,
+            return_dict=True,
+        )
         attentions = getattr(out, "attentions", None)
         if not attentions or any(a is None for a in attentions):
             raise ModelError(
@@ -635,6 +646,8 @@ class Runner:
             )
         # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies.
         layers = [a.float().cpu().numpy() for a in attentions]
+        # [B, W, d] per layer, the embedding output first, when an analysis asks for them
+        hidden = [h.float().cpu().numpy() for h in out.hidden_states] if self._hidden else None
         del out, attentions
         qk = self.qk.take() if self.qk.enabled else None
         for row, (index, enc) in enumerate(batch):
@@ -664,6 +677,7 @@ class Runner:
                 truncated=enc["truncated"],
                 query=query,
                 key=key,
+                hidden=None if hidden is None else np.stack([h[row, :n] for h in hidden]),
                 words=enc.get("words"),
                 word_of=enc.get("word_of"),
                 heads=enc.get("heads"),

@@ -51,6 +51,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     offset_profile=charts.offset_profile,
     relation_heatmap=charts.relation_heatmap,
     delta_heatmap=charts.delta_heatmap,
+    embedding_curves=charts.embedding_curves,
 )
 
 

@@ -7,6 +7,7 @@ from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
+from .layers import LayerEmbeddings
 from .pairs import TokenPairs
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
@@ -33,5 +34,6 @@ def default_analyses(
         ExampleSentences(),
         TokenPairs(),
         Syntax(min_relation),
+        LayerEmbeddings(views),
         ViewData(views, neuron),
     ]

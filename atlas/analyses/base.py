@@ -21,13 +21,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+# What the runner can capture for an analysis (atlas/model.py): attention, queries and keys,
+# hidden states. The runner captures only what some analysis of the run asks for (queries and
+# keys cost a forward hook and memory per batch; hidden states memory per batch).
+from ..model import ATTENTION as ATTENTION
+from ..model import CAPTURES as CAPTURES
+from ..model import HIDDEN_STATES as HIDDEN_STATES
+from ..model import QUERIES_KEYS as QUERIES_KEYS
 from ..model import Record
-
-# What the runner can capture for an analysis. The runner captures only what some analysis of
-# the run asks for (queries and keys cost a forward hook and memory per batch).
-ATTENTION = "attention"
-QUERIES_KEYS = "queries_keys"
-CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
 
 # Kinds of per-head number, with the fixed range their heatmaps use (None: from the data).
 KINDS: dict[str, tuple[float, float] | None] = {

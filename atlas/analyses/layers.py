@@ -1,0 +1,346 @@
+"""How token vectors change from layer to layer (Ethayarajh 2019), from the hidden states.
+
+Layer 0 is the embedding output (the static vector, plus position), layer l the output of
+transformer layer l. Over the corpus's non-special tokens, per layer:
+
+- drift: mean cos(h_l, h_0) over tokens (1 at layer 0);
+- anisotropy: the mean cosine of two tokens from different sentences, over all such pairs,
+  computed exactly from sums of unit vectors (what random pairs would estimate, without a seed);
+- self-similarity: for each word type with at least ``MIN_OCCURRENCES`` occurrences, the mean
+  cosine between its occurrences in different sentences, then the mean over types;
+- intra-sentence similarity: per sentence, the mean cosine between each token and the
+  sentence's mean vector, then the mean over sentences of two tokens or more;
+- the last two again, less the anisotropy of their layer (Ethayarajh's adjustment).
+
+Word types are the input's words (CoNLL-U, JSONL "words", ``--words``; a word's vector is the
+mean of its pieces', the form case-folded) or else the model's tokens. Memory is bounded: every
+statistic is a running sum, and the per-type sums are kept for at most as many types as fit in
+``TYPE_BYTES`` (the first seen), all types being counted; atlas.json says how many types with
+enough occurrences were not tracked.
+
+The word explorer (the Layers page) takes the ``EXPLORER_TYPES`` most frequent tracked types and
+the first ``OCCURRENCES`` occurrences of each among the sentences with a page (the first
+``views``), whose sentences are run again at the end (``revisit``: at most ``views`` sentences)
+to get their vectors: per layer, each occurrence's nearest other occurrences, and
+the context vector c = log(b / a) of a published analysis compared with plain cosine (see
+``context_vector`` and docs/metrics.md, "Layers").
+
+Sentence pages show, per token and layer, 1 − cos(h_l, h_0) for the first ``views`` sentences.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from typing import ClassVar
+
+import numpy as np
+
+from ..model import Record
+from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
+
+MIN_OCCURRENCES = 5
+TYPE_BYTES = 128 * 2**20  # per-type sums kept for at most this many bytes of float64
+EXPLORER_TYPES = 200
+OCCURRENCES = 8  # occurrences of an explorer type whose vectors are kept
+NEAREST = 3  # nearest other occurrences listed per occurrence and layer
+DIGITS = 4  # rounding of the per-token drift on sentence pages
+
+
+def unit(vectors: np.ndarray) -> np.ndarray:
+    """Vectors scaled to length 1 along the last axis (a zero vector stays zero)."""
+    norm = np.linalg.norm(vectors, axis=-1, keepdims=True)
+    return vectors / np.where(norm > 0, norm, 1.0)
+
+
+def context_vector(contextual: np.ndarray, static: np.ndarray) -> np.ndarray:
+    """c = log(b / a) element-wise, for a contextual vector b and the static vector a; an
+    element whose ratio is not positive and finite (a sign change, a = 0) is set to 0, as the
+    published analysis did. Elements of a near 0 make c large: the measure is fragile."""
+    b = np.asarray(contextual, dtype=np.float64)
+    a = np.asarray(static, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = b / a
+        c = np.log(ratio)
+    return np.where(np.isfinite(c) & (ratio > 0), c, 0.0)
+
+
+def pair_mean(total: np.ndarray, within: np.ndarray, count: float, count_within: float):
+    """Mean dot product over pairs of unit vectors from different groups, from the sum of all
+    unit vectors ``total`` [..., d], the sum over groups of each group's squared sum norm
+    ``within`` [...], the number of vectors and the sum of squared group sizes:
+    (‖Σu‖² − Σ_g ‖Σ_{g} u‖²) / (N² − Σ_g n_g²). NaN when no such pair exists."""
+    pairs = count * count - count_within
+    if pairs <= 0:
+        return np.full(np.shape(within), np.nan)
+    return ((total * total).sum(-1) - within) / pairs
+
+
+def occurrences(record: Record) -> tuple[list[str], np.ndarray]:
+    """The record's word occurrences: (type of each, vectors [layers + 1, m, d]): the input's
+    words (mean of their pieces, form case-folded) when known, else the non-special tokens."""
+    hidden = record.hidden
+    if record.word_of is not None and record.words is not None:
+        present = sorted({int(w) for w in record.word_of if w >= 0})
+        if present:
+            member = np.zeros((len(present), record.n))
+            position = {w: row for row, w in enumerate(present)}
+            for t, w in enumerate(record.word_of):
+                if w >= 0:
+                    member[position[int(w)], t] = 1.0
+            member /= member.sum(1, keepdims=True)
+            vectors = np.einsum("mn,lnd->lmd", member, hidden.astype(np.float64))
+            return [record.words[w].casefold() for w in present], vectors
+        return [], hidden[:, :0].astype(np.float64)
+    keep = ~record.special
+    return [t for t, s in zip(record.tokens, record.special, strict=True) if not s], hidden[
+        :, keep
+    ].astype(np.float64)
+
+
+class LayerEmbeddings(Analysis):
+    """Per-layer drift, anisotropy, self- and intra-sentence similarity; the word explorer."""
+
+    name = "layers"
+    needs = frozenset({ATTENTION, HIDDEN_STATES})
+    sections: ClassVar[Mapping[str, str]] = {"sentence": "sections/layers-sentence.html"}
+
+    def __init__(self, views: int = 200):
+        self.views = views
+
+    def start(self, run: RunInfo) -> None:
+        super().start(run)
+        self.depth = run.layers + 1
+        self.dim = 0  # known from the first record
+        self.drift = np.zeros(self.depth)
+        self.tokens = 0
+        self.total: np.ndarray | None = None  # Σ unit vectors, [depth, d]
+        self.within = np.zeros(self.depth)  # Σ_sentences ‖Σ unit vectors‖²
+        self.within_count = 0.0  # Σ_sentences n²
+        self.intra = np.zeros(self.depth)
+        self.intra_sentences = 0
+        self.counts: Counter = Counter()  # every type
+        self.cap = 0
+        self.sums: dict[str, np.ndarray] = {}  # type -> Σ unit vectors [depth, d]
+        self.type_within: dict[str, np.ndarray] = {}  # type -> Σ_sentences ‖Σ‖² [depth]
+        self.type_within_count: Counter = Counter()  # type -> Σ_sentences k²
+        self.first: dict[str, list[tuple[int, int]]] = {}  # type -> (sentence, occurrence)
+        self.per_token: dict[int, list[list[float]]] = {}
+        self.revisiting = False
+        self.word_level = False  # whether types were the input's words (else tokens)
+        self.wanted_occurrences: dict[tuple[int, int], str] = {}
+        self.collected: dict[tuple[int, int], np.ndarray] = {}
+        self.context_words: dict[int, set[str]] = {}
+
+    def add(self, record: Record) -> None:
+        if record.hidden is None:
+            return
+        types, vectors = occurrences(record)
+        self.word_level = self.word_level or record.word_of is not None
+        if self.revisiting:
+            self._collect(record.index, types, vectors)
+            return
+        if not self.dim:
+            self.dim = record.hidden.shape[-1]
+            self.total = np.zeros((self.depth, self.dim))
+            self.cap = max(1, TYPE_BYTES // (self.depth * self.dim * 8))
+        tokens = record.hidden[:, ~record.special].astype(np.float64)  # [depth, n', d]
+        units = unit(tokens)
+        if record.index < self.views:
+            every = unit(record.hidden.astype(np.float64))  # special tokens too
+            moved = 1.0 - (every * every[0:1]).sum(-1)  # [depth, n]
+            self.per_token[record.index] = np.round(moved.T, DIGITS).tolist()
+        count = units.shape[1]
+        if count:
+            self.drift += (units * units[0:1]).sum(-1).sum(-1)
+            self.tokens += count
+            sentence_sum = units.sum(1)
+            self.total += sentence_sum
+            self.within += (sentence_sum * sentence_sum).sum(-1)
+            self.within_count += count * count
+        if count >= 2:
+            mean = unit(tokens.mean(1, keepdims=True))
+            self.intra += (units * mean).sum(-1).mean(-1)
+            self.intra_sentences += 1
+        self._add_types(record.index, types, unit(vectors))
+
+    def _add_types(self, index: int, types: list[str], units: np.ndarray) -> None:
+        by_type: dict[str, list[int]] = {}
+        for position, word in enumerate(types):
+            by_type.setdefault(word, []).append(position)
+        for word, positions in by_type.items():
+            self.counts[word] += len(positions)
+            if word not in self.sums:
+                if len(self.sums) >= self.cap:
+                    continue
+                self.sums[word] = np.zeros((self.depth, self.dim))
+                self.type_within[word] = np.zeros(self.depth)
+                self.first[word] = []
+            group = units[:, positions].sum(1)
+            self.sums[word] += group
+            self.type_within[word] += (group * group).sum(-1)
+            self.type_within_count[word] += len(positions) ** 2
+            if index < self.views:  # the explorer's occurrences: in sentences with a page
+                kept = self.first[word] + [(index, p) for p in positions]
+                self.first[word] = sorted(kept)[:OCCURRENCES]  # the first, in corpus order
+
+    def _collect(self, index: int, types: list[str], vectors: np.ndarray) -> None:
+        for position, word in enumerate(types):
+            if self.wanted_occurrences.get((index, position)) == word:
+                self.collected[index, position] = vectors[:, position]
+        self.context_words[index] = set(types)
+
+    def explorer_types(self) -> list[str]:
+        """The most frequent tracked types with occurrences in at least two sentences."""
+        ranked = sorted(self.sums, key=lambda w: (-self.counts[w], w))
+        chosen = [w for w in ranked if len({i for i, _ in self.first[w]}) >= 2]
+        return chosen[:EXPLORER_TYPES]
+
+    def revisit(self, results: Mapping[str, Result]) -> list[int]:
+        self.revisiting = True
+        self.wanted_occurrences = {
+            occurrence: word for word in self.explorer_types() for occurrence in self.first[word]
+        }
+        return sorted({index for index, _ in self.wanted_occurrences})
+
+    def finish(self, results: Mapping[str, Result]) -> Result:
+        if not self.tokens:
+            return Result()
+        anisotropy = pair_mean(self.total, self.within, self.tokens, self.within_count)
+        similarity = self._self_similarity()
+        intra = self.intra / max(self.intra_sentences, 1)
+        curves = {
+            "drift": self.drift / self.tokens,
+            "anisotropy": anisotropy,
+            "self_similarity": similarity["mean"],
+            "intra_similarity": intra,
+            "self_similarity_adjusted": similarity["mean"] - anisotropy,
+            "intra_similarity_adjusted": intra - anisotropy,
+        }
+        explorer = self._explorer(similarity["per_type"])
+        return Result(
+            pages={"layers.html": {"template": "layers.html", "title": "Layers"}},
+            data={
+                "layers": list(range(self.depth)),
+                "curves": {key: _floats(value) for key, value in curves.items()},
+                "tokens": self.tokens,
+                "sentences": self.intra_sentences,
+                "types": len(self.counts),
+                "types_scored": similarity["scored"],
+                "types_untracked": sum(
+                    1
+                    for word, n in self.counts.items()
+                    if n >= MIN_OCCURRENCES and word not in self.sums
+                ),
+                "min_occurrences": MIN_OCCURRENCES,
+                "word_level": self.word_level,
+                "explorer": explorer["words"],
+                "explorer_sentences": sorted(
+                    {i for word in explorer["words"] for i, _ in word["occurrences"]}
+                ),
+                "context_vector": explorer["context_vector"],
+                "per_token": {str(i): rows for i, rows in sorted(self.per_token.items())},
+            },
+        )
+
+    def _self_similarity(self) -> dict:
+        per_type: dict[str, np.ndarray] = {}
+        for word, total in self.sums.items():
+            k = self.counts[word]
+            if k < MIN_OCCURRENCES:
+                continue
+            value = pair_mean(total, self.type_within[word], k, self.type_within_count[word])
+            if np.all(np.isfinite(value)):
+                per_type[word] = value
+        mean = np.mean(list(per_type.values()), axis=0) if per_type else np.full(self.depth, np.nan)
+        return {"mean": mean, "per_type": per_type, "scored": len(per_type)}
+
+    def _explorer(self, per_type: dict[str, np.ndarray]) -> dict:
+        words = []
+        wins = np.zeros(self.depth, int)
+        compared = np.zeros(self.depth, int)
+        for word in self.explorer_types():
+            found = [(i, p) for i, p in self.first[word] if (i, p) in self.collected]
+            if len(found) < 2:
+                continue
+            vectors = np.stack([self.collected[o] for o in found], axis=1)  # [depth, k, d]
+            similarity = per_type.get(word)
+            words.append(
+                {
+                    "word": word,
+                    "count": self.counts[word],
+                    "self_similarity": None if similarity is None else _floats(similarity),
+                    "occurrences": [[i, p] for i, p in found],
+                    "nearest": _nearest(vectors, [i for i, _ in found]),
+                }
+            )
+            won, scored = self._context_contest(vectors, [i for i, _ in found], word)
+            wins += won
+            compared += scored
+        share = [float(w / c) if c else None for w, c in zip(wins, compared, strict=True)]
+        return {
+            "words": words,
+            "context_vector": {"wins": wins.tolist(), "compared": compared.tolist(),
+                               "share": share},
+        }  # fmt: skip
+
+    def _context_contest(self, vectors, sentences: list[int], word: str):
+        """Per layer: whether c = log(b / a) ranks this word's occurrence pairs by how much
+        their sentences' words overlap better than the contextual vectors' cosine does
+        (Spearman correlation with the Jaccard overlap, pairs from different sentences)."""
+        from scipy.stats import spearmanr
+
+        won = np.zeros(self.depth, int)
+        scored = np.zeros(self.depth, int)
+        pairs = [
+            (a, b)
+            for a in range(len(sentences))
+            for b in range(a + 1, len(sentences))
+            if sentences[a] != sentences[b]
+        ]
+        if len(pairs) < 3:
+            return won, scored
+        overlap = np.array([_jaccard(self.context_words, sentences[a], sentences[b], word)
+                            for a, b in pairs])  # fmt: skip
+        if np.ptp(overlap) == 0:
+            return won, scored
+        rows, cols = np.array(pairs).T
+        for layer in range(1, self.depth):
+            b = unit(vectors[layer])
+            c = unit(context_vector(vectors[layer], vectors[0]))
+            plain = (b[rows] * b[cols]).sum(-1)
+            contextual = (c[rows] * c[cols]).sum(-1)
+            if np.ptp(plain) == 0 or np.ptp(contextual) == 0:
+                continue
+            rho_plain = spearmanr(plain, overlap).statistic
+            rho_c = spearmanr(contextual, overlap).statistic
+            scored[layer] += 1
+            won[layer] += int(rho_c > rho_plain)
+        return won, scored
+
+
+def _jaccard(words: dict[int, set[str]], a: int, b: int, word: str) -> float:
+    first, second = words.get(a, set()) - {word}, words.get(b, set()) - {word}
+    union = first | second
+    return len(first & second) / len(union) if union else 0.0
+
+
+def _nearest(vectors: np.ndarray, sentences: list[int]) -> list[list[list[list[float]]]]:
+    """Per layer, per occurrence: its ``NEAREST`` most similar other occurrences from other
+    sentences, as [occurrence, cosine] (ties to the earlier occurrence)."""
+    out = []
+    other = np.array(sentences)[:, None] != np.array(sentences)[None, :]
+    for layer in range(vectors.shape[0]):
+        u = unit(vectors[layer])
+        cos = u @ u.T
+        rows = []
+        for i in range(len(sentences)):
+            candidates = np.flatnonzero(other[i])
+            order = candidates[np.argsort(-cos[i, candidates], kind="stable")][:NEAREST]
+            rows.append([[int(j), round(float(cos[i, j]), DIGITS)] for j in order])
+        out.append(rows)
+    return out
+
+
+def _floats(values) -> list[float | None]:
+    return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]

@@ -1,0 +1,71 @@
+// The Layers page's word explorer: for the chosen word and layer, each occurrence's nearest
+// other occurrences. Data: #explorer-words (the layers analysis's "explorer" list) and
+// #explorer-sentences (index -> number, text, page link or null), both embedded in the page.
+"use strict";
+(function () {
+  const read = (id) => JSON.parse(document.getElementById(id).textContent);
+
+  function sentenceCell(sentence) {
+    const cell = document.createElement("td");
+    const number = sentence.href ? document.createElement("a") : document.createElement("span");
+    number.textContent = `#${sentence.number}`;
+    if (sentence.href) number.href = sentence.href;
+    cell.append(number, " ", sentence.text);
+    return cell;
+  }
+
+  function nearestCell(pairs, occurrences, sentences) {
+    const cell = document.createElement("td");
+    pairs.forEach(([other, cosine], position) => {
+      if (position) cell.append(", ");
+      const sentence = sentences[occurrences[other][0]];
+      const link = sentence.href ? document.createElement("a") : document.createElement("span");
+      link.textContent = `occurrence ${other + 1} (#${sentence.number})`;
+      if (sentence.href) link.href = sentence.href;
+      cell.append(link, ` ${cosine.toFixed(3)}`);
+    });
+    if (!pairs.length) cell.textContent = "no occurrence in another sentence";
+    return cell;
+  }
+
+  function similarityLine(word, layer) {
+    if (!word.self_similarity) return `“${word.word}”: fewer than 5 occurrences in two sentences; no self-similarity.`;
+    const values = word.self_similarity.map((v, l) => (l === layer ? `<b>${v.toFixed(3)}</b>` : v.toFixed(3)));
+    return `Self-similarity of “${escapeHtml(word.word)}” (${word.count} occurrences), layer 0 to ${values.length - 1}: ${values.join(" · ")}`;
+  }
+
+  function escapeHtml(text) {
+    const span = document.createElement("span");
+    span.textContent = text;
+    return span.innerHTML;
+  }
+
+  function draw(words, sentences) {
+    const word = words[Number(document.getElementById("explorer-word").value)];
+    const layer = Number(document.getElementById("explorer-layer").value);
+    document.getElementById("explorer-layer-value").textContent = String(layer);
+    document.getElementById("explorer-similarity").innerHTML = similarityLine(word, layer);
+    const body = document.querySelector("#explorer-table tbody");
+    body.replaceChildren(
+      ...word.occurrences.map(([index], position) => {
+        const row = document.createElement("tr");
+        const label = document.createElement("td");
+        label.textContent = String(position + 1);
+        row.append(label, sentenceCell(sentences[index]), nearestCell(word.nearest[layer][position], word.occurrences, sentences));
+        return row;
+      }),
+    );
+  }
+
+  function init() {
+    if (!document.getElementById("explorer-words")) return;
+    const words = read("explorer-words");
+    const sentences = read("explorer-sentences");
+    if (!words.length) return;
+    const redraw = () => draw(words, sentences);
+    document.getElementById("explorer-word").addEventListener("change", redraw);
+    document.getElementById("explorer-layer").addEventListener("input", redraw);
+    redraw();
+  }
+  document.addEventListener("DOMContentLoaded", init);
+})();

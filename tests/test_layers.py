@@ -1,0 +1,191 @@
+"""The layers analysis (layer-wise embeddings): exact values on hand-made hidden states, and the
+runner's hidden states against transformers' own. The pages: test_layers_browser.py."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from atlas.analyses.base import RunInfo
+from atlas.analyses.layers import LayerEmbeddings, context_vector, pair_mean, unit
+from atlas.model import HIDDEN_STATES, Record
+
+LAYERS, DIM = 2, 5
+
+
+def record(index: int, tokens: list[str], hidden: np.ndarray, special=None) -> Record:
+    """A Record of hand-made hidden states [LAYERS + 1, n, DIM]; [CLS]/[SEP] if named so."""
+    n = len(tokens)
+    special = np.array([t in ("[CLS]", "[SEP]") for t in tokens]) if special is None else special
+    none = np.zeros(n, dtype=bool)
+    return Record(
+        index=index,
+        tokens=tokens,
+        cls=np.array([t == "[CLS]" for t in tokens]),
+        sep=np.array([t == "[SEP]" for t in tokens]),
+        special=special,
+        punct=none,
+        segments=np.zeros(n, dtype=np.int8),
+        attention=np.full((LAYERS, 1, n, n), 1.0 / n, dtype=np.float32),
+        hidden=np.asarray(hidden, dtype=np.float32),
+    )
+
+
+def run(records: list[Record], views: int = 10) -> dict:
+    """Feed records through the analysis, revisit as the pipeline would, return its data."""
+    analysis = LayerEmbeddings(views)
+    analysis.start(RunInfo(layers=LAYERS, heads=1, causal=False, sentences=len(records)))
+    for r in records:
+        analysis.add(r)
+    again = set(analysis.revisit({}))
+    for r in records:
+        if r.index in again:
+            analysis.add(r)
+    return analysis.finish({}).data
+
+
+def random_corpus(seed: int = 0, sentences: int = 6) -> list[Record]:
+    rng = np.random.default_rng(seed)
+    vocabulary = ["a", "b", "c", "d"]
+    out = []
+    for i in range(sentences):
+        words = [vocabulary[j] for j in rng.integers(0, 4, size=int(rng.integers(3, 7)))]
+        tokens = ["[CLS]", *words, "[SEP]"]
+        out.append(record(i, tokens, rng.normal(size=(LAYERS + 1, len(tokens), DIM))))
+    return out
+
+
+def test_drift_is_one_at_layer_zero_and_the_mean_cosine_above():
+    records = random_corpus()
+    data = run(records)
+    assert data["curves"]["drift"][0] == pytest.approx(1.0, abs=1e-12)
+    cosines = [
+        float(unit(r.hidden[layer].astype(float))[t] @ unit(r.hidden[0].astype(float))[t])
+        for r in records
+        for t in np.flatnonzero(~r.special)
+        for layer in [2]
+    ]
+    assert data["curves"]["drift"][2] == pytest.approx(np.mean(cosines), abs=1e-12)
+
+
+def test_anisotropy_is_the_mean_cosine_over_all_pairs_from_different_sentences():
+    records = random_corpus(1)
+    data = run(records)
+    for layer in range(LAYERS + 1):
+        vectors = [
+            (r.index, unit(r.hidden[layer].astype(float))[t])
+            for r in records
+            for t in np.flatnonzero(~r.special)
+        ]
+        expected = np.mean(
+            [u @ v for (i, u), (j, v) in itertools.permutations(vectors, 2) if i != j]
+        )
+        assert data["curves"]["anisotropy"][layer] == pytest.approx(expected, abs=1e-12)
+
+
+def test_self_similarity_brute_force_and_adjusted():
+    records = random_corpus(2, sentences=8)
+    data = run(records)
+    layer = 1
+    per_type = []
+    for word in "abcd":
+        occ = [
+            (r.index, unit(r.hidden[layer].astype(float))[t])
+            for r in records
+            for t, token in enumerate(r.tokens)
+            if token == word
+        ]
+        if len(occ) < 5:
+            continue
+        cos = [u @ v for (i, u), (j, v) in itertools.permutations(occ, 2) if i != j]
+        per_type.append(np.mean(cos))
+    assert data["types_scored"] == len(per_type) > 0
+    curves = data["curves"]
+    assert curves["self_similarity"][layer] == pytest.approx(np.mean(per_type), abs=1e-12)
+    assert curves["self_similarity_adjusted"][layer] == pytest.approx(
+        curves["self_similarity"][layer] - curves["anisotropy"][layer], abs=1e-12
+    )
+
+
+def test_self_similarity_of_a_word_in_identical_contexts_is_one():
+    rng = np.random.default_rng(3)
+    hidden = rng.normal(size=(LAYERS + 1, 4, DIM))
+    same = [record(i, ["[CLS]", "the", "cat", "[SEP]"], hidden) for i in range(5)]
+    data = run(same)
+    assert data["types_scored"] == 2  # "the" and "cat", five occurrences each
+    for value in data["curves"]["self_similarity"]:
+        assert value == pytest.approx(1.0, abs=1e-6)  # float32 hidden states
+
+
+def test_intra_sentence_similarity_is_the_mean_cosine_to_the_sentence_mean():
+    records = random_corpus(4)
+    data = run(records)
+    layer = 2
+    per_sentence = []
+    for r in records:
+        tokens = r.hidden[layer][~r.special].astype(float)
+        mean = unit(tokens.mean(0))
+        per_sentence.append(np.mean(unit(tokens) @ mean))
+    assert data["curves"]["intra_similarity"][layer] == pytest.approx(
+        np.mean(per_sentence), abs=1e-12
+    )
+
+
+def test_pair_mean_without_pairs_is_nan():
+    assert np.isnan(pair_mean(np.ones((1, 3)), np.array([3.0]), 1, 1)).all()
+
+
+def test_context_vector_on_hand_made_vectors():
+    b = np.array([2.0, 1.0, -1.0, 3.0, 0.0, 1.0])
+    a = np.array([1.0, 2.0, 1.0, 0.0, 2.0, -4.0])
+    # log(2), log(1/2); a sign change, a = 0, b = 0 and a negative ratio are undefined: 0
+    np.testing.assert_allclose(context_vector(b, a), [np.log(2), np.log(0.5), 0, 0, 0, 0])
+
+
+def test_explorer_nearest_occurrences_and_per_token_drift():
+    records = random_corpus(5, sentences=6)
+    data = run(records, views=4)  # the explorer's occurrences come from the first 4 sentences
+    assert set(data["explorer_sentences"]) <= {0, 1, 2, 3}
+    word = data["explorer"][0]
+    occurrences = [tuple(o) for o in word["occurrences"]]
+    assert occurrences == sorted(occurrences) and len(occurrences) <= 8
+    layer = 1
+
+    def vector(i, p):
+        r = records[i]
+        return unit(r.hidden[layer][~r.special].astype(float))[p]
+
+    first = occurrences[0]
+    others = [
+        (j, float(vector(*first) @ vector(*o)))
+        for j, o in enumerate(occurrences)
+        if o[0] != first[0]
+    ]
+    best = max(others, key=lambda item: item[1])
+    assert word["nearest"][layer][0][0] == [best[0], pytest.approx(best[1], abs=1e-4)]
+    # per-token drift, for sentences with a page only: 1 - cos(h_l, h_0), special tokens too
+    assert set(data["per_token"]) == {"0", "1", "2", "3"}
+    r = records[1]
+    h = unit(r.hidden.astype(float))
+    assert data["per_token"]["1"][0][2] == pytest.approx(1 - h[2, 0] @ h[0, 0], abs=1e-4)
+
+
+def test_the_runner_returns_transformers_hidden_states():
+    import torch
+
+    from atlas.corpus import Example
+    from atlas.model import Runner
+
+    default_runner = Runner(device="cpu")
+    example = Example(id="s1", text="The cat sat on the mat.", line=1)
+    (rec,) = default_runner.run([example], capture={HIDDEN_STATES})
+    assert rec.hidden.shape == (default_runner.info.layers + 1, rec.n, 384)
+    enc = default_runner.tokenizer(example.text, return_tensors="pt")
+    with torch.no_grad():
+        out = default_runner.model(**enc, output_hidden_states=True)
+    np.testing.assert_allclose(rec.hidden[0], out.hidden_states[0][0].numpy(), atol=1e-5)
+    np.testing.assert_allclose(rec.hidden[-1], out.hidden_states[-1][0].numpy(), atol=1e-4)
+    (without,) = default_runner.run([example])
+    assert without.hidden is None  # only captured when asked for
