@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analyses import MIN_RELATION
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION
 from .analyses.base import Analysis
 from .budget import DEFAULT_MAX_SITE_MB, MB, fit
 from .corpus import read_corpus
@@ -41,6 +41,8 @@ def build(
     neuron: str = "views",
     max_site_mb: float | None = DEFAULT_MAX_SITE_MB,
     min_relation: int = MIN_RELATION,
+    importance: int = DEFAULT_SAMPLE,
+    ablation: int = DEFAULT_ABLATION,
     title: str | None = None,
     templates: str | Path | None = None,
     analyses: Sequence[Analysis] | None = None,
@@ -55,7 +57,8 @@ def build(
     ("views": the first ``views``; "all"; "none"). ``max_site_mb``: the site's size budget
     (``atlas.budget``; None for none). ``words``: split .txt lines into words (``--words``), so
     each record maps its tokens to words. ``write_options`` go to ``atlas.output.write`` (``clean``,
-    ``force``)."""
+    ``force``). ``importance``: sentences for head importance (0: off), ``ablation`` of them
+    ablated (atlas/analyses/importance.py)."""
     input = Path(input)
     if output is not None:
         check_output(Path(output), **write_options)  # before the model runs, not after
@@ -83,6 +86,8 @@ def build(
         limit=limit,
         progress=progress,
         min_relation=min_relation,
+        importance=importance,
+        ablation=ablation,
     )
     if atlas.corpus.truncated:
         log.warning(

@@ -382,6 +382,23 @@ class Runner:
         """Why this model's queries and keys cannot be captured; "" when they can."""
         return self.qk.note
 
+    def probe(self, examples: Sequence[Example], batch_size: int = 16):
+        """Passes with head gates and gradients for the importance analysis (atlas/probe.py).
+        A bare encoder saved with a masked-LM head (config ``architectures``) is loaded again
+        with that head, so that importance can be measured on its masked-LM loss."""
+        from .probe import ENCODER, Probe, head_kind, wants_masked_lm
+
+        model = self.model
+        if head_kind(model) == ENCODER and wants_masked_lm(model.config):
+            from transformers import AutoModelForMaskedLM
+
+            path, kwargs = self._source
+            model = AutoModelForMaskedLM.from_pretrained(
+                path, attn_implementation="eager", **kwargs
+            )
+            model.eval().to(self.device)
+        return Probe(self, model, examples, batch_size)
+
     def _load_from_hub(self, hub_id: str, name: str) -> None:
         """The cache first; the network only when the hub can be reached, so that a machine
         offline (or with HF_HUB_OFFLINE set) fails at once with one line."""

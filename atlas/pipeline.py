@@ -14,8 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import contract
-from .analyses import MIN_RELATION, default_analyses
-from .analyses.base import QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
+from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
@@ -43,13 +43,15 @@ def measure(
     limit: int | None = None,
     progress: bool = False,
     min_relation: int = MIN_RELATION,
+    importance: int = DEFAULT_SAMPLE,
+    ablation: int = DEFAULT_ABLATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
     ``analyses`` default to ``default_analyses(views, min_relation, neuron)``; their order is the
     order in which they finish (an analysis may use the results of those before it)."""
     if analyses is None:
-        analyses = default_analyses(views, min_relation, neuron)
+        analyses = default_analyses(views, min_relation, neuron, importance, ablation)
     _check_names(analyses)
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
@@ -60,6 +62,7 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
+        probe=runner.probe(examples, batch_size) if PROBE in needs else None,
     )
     for analysis in analyses:
         analysis.start(run)
@@ -87,6 +90,8 @@ def measure(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
+    if run.probe is not None:
+        run.probe.close()
 
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}

@@ -49,6 +49,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     highlighted=charts.highlighted,
     offset_profile=charts.offset_profile,
     relation_heatmap=charts.relation_heatmap,
+    importance_scatter=charts.importance_scatter,
 )
 
 

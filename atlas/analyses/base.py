@@ -28,6 +28,9 @@ from ..model import Record
 ATTENTION = "attention"
 QUERIES_KEYS = "queries_keys"
 CAPTURES = frozenset({ATTENTION, QUERIES_KEYS})
+# Not a capture: passes of its own through the model (head gates, gradients), offered by the
+# runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
+PROBE = "probe"
 
 # Kinds of per-head number, with the fixed range their heatmaps use (None: from the data).
 KINDS: dict[str, tuple[float, float] | None] = {
@@ -115,6 +118,7 @@ class RunInfo:
     sentences: int  # examples in the corpus
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
     device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
+    probe: Any = None  # atlas.probe.Probe, for analyses that need PROBE; else None
 
     @property
     def size(self) -> int:
