@@ -18,6 +18,7 @@ from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_an
 from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
+from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,15 @@ def measure(
     if analyses is None:
         analyses = default_analyses(views, min_relation, neuron, importance, ablation)
     _check_names(analyses)
+    probe = None
+    if any(PROBE in a.needs for a in analyses):
+        try:
+            probe = runner.probe(examples, batch_size)
+        except ProbeError as err:  # a model layout the probe does not know: measure the rest
+            log.warning(
+                "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
+            )
+            analyses = [a for a in analyses if PROBE not in a.needs]
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
     run = RunInfo(
@@ -62,7 +72,7 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
-        probe=runner.probe(examples, batch_size) if PROBE in needs else None,
+        probe=probe,
     )
     for analysis in analyses:
         analysis.start(run)
@@ -90,8 +100,8 @@ def measure(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
-    if run.probe is not None:
-        run.probe.close()
+    if probe is not None:
+        probe.close()
 
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}
