@@ -71,9 +71,7 @@ def cost(sentences: int, runs: int) -> None:
                     analyses = [a for a in analyses if not isinstance(a, HeadImportance)]
                 else:
                     analyses = [
-                        Timed(a.sample, a.ablation, a.views)
-                        if isinstance(a, HeadImportance)
-                        else a
+                        Timed(a.sample, a.ablation, a.views) if isinstance(a, HeadImportance) else a
                         for a in analyses
                     ]
                 Timed.spent = 0.0
@@ -107,7 +105,9 @@ def report(sentences: int) -> None:
     print(f"measure: {result.results['importance']['measure']}\n")
     print("| rank | head | importance | to [SEP] | to [CLS] |\n| --- | --- | ---: | ---: | ---: |")
     picks = [*order[:3], *order[-3:]]
-    for rank, flat in zip([1, 2, 3, len(heads) - 2, len(heads) - 1, len(heads)], picks):
+    for rank, flat in zip(
+        [1, 2, 3, len(heads) - 2, len(heads) - 1, len(heads)], picks, strict=True
+    ):
         h = heads[flat]
         print(
             f"| {rank} | {h.name} | {h.metrics['importance']:.5f} | "
