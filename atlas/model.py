@@ -587,6 +587,12 @@ class Runner:
             bar.close()
 
     def _forward(self, batch: list[tuple[int, dict]]) -> Iterator[Record]:
+        out = self.model(**self.inputs(batch), output_attentions=True, return_dict=True)
+        yield from self._records(batch, out)
+
+    def inputs(self, batch: list[tuple[int, dict]]) -> dict:
+        """The model inputs of encoded examples (``encode``), padded to the longest, on the
+        device: input_ids, attention_mask and, where the model takes them, token_type_ids."""
         import torch
 
         width = max(len(enc["ids"]) for _, enc in batch)
@@ -602,8 +608,11 @@ class Runner:
         inputs = {"input_ids": ids, "attention_mask": mask}
         if self._token_types:
             inputs["token_type_ids"] = types
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        out = self.model(**inputs, output_attentions=True, return_dict=True)
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def _records(self, batch: list[tuple[int, dict]], out) -> Iterator[Record]:
+        import torch
+
         attentions = getattr(out, "attentions", None)
         if not attentions or any(a is None for a in attentions):
             raise ModelError(

@@ -164,33 +164,18 @@ class Probe:
 
     def _batch(self, items: list[tuple[int, dict]]) -> Batch:
         torch = self.torch
-        width = max(len(enc["ids"]) for _, enc in items)
-        pad = self.runner.tokenizer.pad_token_id
-        ids = torch.full((len(items), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(items), width), dtype=torch.long)
-        types = torch.zeros((len(items), width), dtype=torch.long)
-        for row, (_, enc) in enumerate(items):
-            n = len(enc["ids"])
-            ids[row, :n] = torch.tensor(enc["ids"])
-            mask[row, :n] = 1
-            types[row, :n] = torch.tensor(enc["token_type_ids"])
+        inputs = self.runner.inputs(items)
         special = [np.asarray(enc["special"], bool) for _, enc in items]
         indices = [i for i, _ in items]
         roles = [token_roles(self.runner, enc) for _, enc in items]
         labels = None
         if self.kind == MASKED_LM:
-            labels = torch.full((len(items), width), -100, dtype=torch.long)
-            mask_id = self.runner.tokenizer.mask_token_id
+            ids = inputs["input_ids"]
+            labels = torch.full_like(ids, -100)
             for row, index in enumerate(indices):
-                chosen = masked_positions(special[row], index)
+                chosen = torch.as_tensor(masked_positions(special[row], index), device=ids.device)
                 labels[row, chosen] = ids[row, chosen]
-                ids[row, chosen] = mask_id
-        inputs = {"input_ids": ids, "attention_mask": mask}
-        if self.runner._token_types:
-            inputs["token_type_ids"] = types
-        inputs = {k: v.to(self.runner.device) for k, v in inputs.items()}
-        if labels is not None:
-            labels = labels.to(self.runner.device)
+                ids[row, chosen] = self.runner.tokenizer.mask_token_id
         lengths = [len(enc["ids"]) for _, enc in items]
         return Batch(indices, inputs, lengths, special, roles, labels)
 
