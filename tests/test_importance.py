@@ -96,6 +96,18 @@ def test_ablating_a_head_with_zero_output_projection_changes_nothing(tiny_model,
     probe.close()
 
 
+@pytest.mark.parametrize("kind", [MASKED_LM, CLASSIFIER])
+def test_ablation_with_a_head_zero_projection_is_zero(tiny_model, examples, kind):
+    """The same for a masked-LM loss and a classifier's probability, in float64."""
+    runner = Runner(str(tiny_model("bert")), device="cpu")
+    probe = Probe(runner, _head_model(kind, runner.model.config).double(), examples)
+    _zero_projection(probe, 1, 2)
+    values = probe.ablation(range(SENTENCES))
+    assert abs(values[1, 2]) < 1e-12
+    assert (np.abs(np.delete(values.reshape(-1), probe.heads + 2)) > 1e-9).all()
+    probe.close()
+
+
 @pytest.mark.parametrize("family", ["bert", "gpt2"])
 def test_layer_cut_equals_a_full_pass(tiny_model, examples, family):
     """The ablated passes run only layers l.. from the recorded input of layer l; a full pass
