@@ -176,8 +176,21 @@ class Probe:
                 chosen = torch.as_tensor(masked_positions(special[row], index), device=ids.device)
                 labels[row, chosen] = ids[row, chosen]
                 ids[row, chosen] = self.runner.tokenizer.mask_token_id
+        elif self.kind == CLASSIFIER:
+            labels = torch.tensor([self._gold(i) for i in indices], device=self.runner.device)
         lengths = [len(enc["ids"]) for _, enc in items]
         return Batch(indices, inputs, lengths, special, roles, labels)
+
+    def _gold(self, index: int) -> int:
+        """The class id of an example's gold label (an Example ``label`` attribute, when the
+        input gives one, by the model's ``label2id``), or -1: none, use the predicted class."""
+        label = getattr(self.examples[index], "label", None)
+        if label is None:
+            return -1
+        mapping = getattr(self.model.config, "label2id", None) or {}
+        if label in mapping:
+            return int(mapping[label])
+        return int(label) if str(label).lstrip("-").isdigit() else -1
 
     # -- the model's output, as each measure sees it -----------------------------------------
 
@@ -210,7 +223,8 @@ class Probe:
             return self._output(out, batch).sum()
         if self.kind == CLASSIFIER:
             logp = torch.log_softmax(out.logits, -1)
-            target = batch.labels if batch.labels is not None else logp.argmax(-1)
+            gold = batch.labels if batch.labels is not None else torch.full_like(logp[:, 0], -1)
+            target = torch.where(gold >= 0, gold.long(), logp.argmax(-1))
             return -logp.gather(-1, target.view(-1, 1)).sum()
         raise ProbeError("a bare encoder has no loss: the gradient importance is not defined")
 

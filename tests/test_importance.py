@@ -171,6 +171,44 @@ def test_gate_gradient_equals_finite_differences(tiny_model, examples, kind):
     probe.close()
 
 
+def test_classifier_loss_uses_the_gold_label_where_given(tiny_model, examples):
+    """An example with a gold label (as a labelled input gives it) is scored on it, one
+    without on the predicted class."""
+    import dataclasses
+
+    runner = Runner(str(tiny_model("bert")), device="cpu")
+    model = _head_model(CLASSIFIER, runner.model.config).double()
+    model.config.label2id = {"neg": 0, "mid": 1, "pos": 2}
+
+    @dataclasses.dataclass(frozen=True)
+    class Labelled:
+        text: str
+        label: str | None
+        id: str = "x"
+        text_b: None = None
+        words: None = None
+        line: int = 0
+
+    text = examples[0].text
+    unlabelled = Probe(runner, model, [Labelled(text, None)])
+    (batch,) = unlabelled.batches([0])
+    with torch.no_grad():
+        logp = torch.log_softmax(unlabelled._forward(batch.inputs).logits, -1)[0]
+        assert float(unlabelled.loss(unlabelled._forward(batch.inputs), batch)) == pytest.approx(
+            -float(logp.max()), rel=1e-12
+        )
+    unlabelled.close()
+    other = (int(logp.argmax()) + 1) % 3  # a gold label that is not the predicted class
+    probe = Probe(runner, model, [Labelled(text, ["neg", "mid", "pos"][other])])
+    (batch,) = probe.batches([0])
+    assert batch.labels.tolist() == [other]
+    with torch.no_grad():
+        loss = float(probe.loss(probe._forward(batch.inputs), batch))
+    assert loss == pytest.approx(-float(logp[other]), rel=1e-12)
+    assert loss > -float(logp.max())
+    probe.close()
+
+
 def test_clark_split_sums_to_the_total(tiny_model, examples):
     """The four parts of each layer sum to Σ |A·∂loss/∂A|, computed here on its own."""
     runner = Runner(str(tiny_model("bert")), device="cpu")
