@@ -8,7 +8,8 @@ declares the ``probe`` need; it calls ``ablation``, ``gradients`` and ``saliency
 indices and gets numbers back. Data still flows one way: the analysis asks, the probe answers,
 nothing in the runner knows the analysis.
 
-How a head is removed or gated: transformers 5 models have no ``head_mask`` any more, so a
+How a head is removed or gated: transformers 5 models have no ``head_mask`` any more (removed
+in huggingface/transformers#41076, "[v5] Remove headmasking"), so a
 forward pre-hook on each layer's attention output projection (BERT ``attention.output.dense``,
 DistilBERT ``attention.out_lin``, GPT-2 ``attn.c_proj``) multiplies the concatenated context
 vectors, head by head, by a gate: 0 removes the head, a leaf tensor of ones gives the gradient
@@ -127,7 +128,7 @@ class Probe:
             (context, *rest) = args
             rows, width, size = context.shape
             gate = self.gate[:, layer].to(context.dtype)
-            shaped = context.view(rows, width, self.heads, size // self.heads)
+            shaped = context.reshape(rows, width, self.heads, size // self.heads)
             return (shaped * gate[:, None, :, None]).reshape(rows, width, size), *rest
 
         return hook
