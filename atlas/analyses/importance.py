@@ -136,7 +136,11 @@ def correlations(columns: Mapping[str, list[float]], results: Mapping[str, Resul
         for target in ("to_sep", "to_cls"):
             if target not in heads.columns:
                 continue
-            rho, p = spearmanr(values, heads.columns[target])
+            other = np.asarray(heads.columns[target], float)
+            if np.ptp(values) == 0 or np.ptp(other) == 0:  # e.g. GPT-2: no [SEP], all 0
+                out[f"{key}~{target}"] = {"rho": None, "p": None}
+                continue
+            rho, p = spearmanr(values, other)
             out[f"{key}~{target}"] = {
                 "rho": None if np.isnan(rho) else round(float(rho), 4),
                 "p": None if np.isnan(p) else float(f"{p:.3g}"),
