@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from .analyses import MIN_RELATION, default_analyses
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads
 from .budget import DEFAULT_MAX_SITE_MB, MB, fit, pages_warnings
@@ -45,6 +45,8 @@ def build(
     neuron: str = "views",
     max_site_mb: float | None = DEFAULT_MAX_SITE_MB,
     min_relation: int = MIN_RELATION,
+    importance: int = DEFAULT_SAMPLE,
+    ablation: int = DEFAULT_ABLATION,
     title: str | None = None,
     templates: str | Path | None = None,
     analyses: Sequence[Analysis] | None = None,
@@ -61,7 +63,9 @@ def build(
     each record maps its tokens to words. ``compare``: a second model (B, hub id or folder, with
     the same tokenizer and shape; ``compare_name`` as ``model_name``): both run over the same
     sentences in one pass and the site compares them head by head (``atlas.analyses.compare``).
-    ``write_options`` go to ``atlas.output.write`` (``clean``, ``force``)."""
+    ``importance``: sentences for head importance (0: off), ``ablation`` of them ablated
+    (atlas/analyses/importance.py). ``write_options`` go to ``atlas.output.write`` (``clean``,
+    ``force``)."""
     input = Path(input)
     if output is not None:
         check_output(Path(output), **write_options)  # before the model runs, not after
@@ -72,7 +76,9 @@ def build(
         other = Runner(compare, device=device, max_length=max_length, name=compare_name)
         runner = PairedRunner(runner, other)
         log.info("comparing with %s", other.info.name)
-        analyses = list(analyses or default_analyses(views, min_relation, neuron))
+        analyses = list(
+            analyses or default_analyses(views, min_relation, neuron, importance, ablation)
+        )
         if not any(a.name == Compare.name for a in analyses):
             analyses.append(Compare(other.info, views, min_relation))
     info = runner.info
@@ -96,6 +102,8 @@ def build(
         limit=limit,
         progress=progress,
         min_relation=min_relation,
+        importance=importance,
+        ablation=ablation,
     )
     if atlas.corpus.truncated:
         log.warning(

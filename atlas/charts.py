@@ -399,3 +399,37 @@ def embedding_curves(atlas: Atlas) -> dict:
         .properties(width=WIDTH * 1.6, height=240)
     )
     return _spec(chart, {"curves": rows})
+
+
+def importance_scatter(atlas: Atlas, target: str = "to_sep", prefix: str = "") -> dict:
+    """Each head's importance (by ablation) against its attention to [SEP] (or ``target``):
+    Clark et al.'s claim that heads attending to [SEP] act as no-ops, tested on this model. A
+    point links to its head's page; colour is the layer."""
+    title = next((c.title for c in atlas.catalogue if c.key == target), target)
+    rows = [
+        {
+            "name": h.name,
+            "layer": h.layer,
+            "attention": h.metrics[target],
+            "importance": h.metrics["importance"],
+            "url": head_url(h, prefix),
+        }
+        for h in atlas.heads
+    ]
+    chart = (
+        alt.Chart(_rows("importance", {"importance": rows}))
+        .mark_circle(size=60, opacity=0.8)
+        .encode(
+            x=alt.X("attention:Q", title=f"attention to {title}", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("importance:Q", title="importance (ablation)"),
+            color=alt.Color("layer:O", scale=alt.Scale(scheme="viridis"), title="layer"),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("attention:Q", format=".3f", title=f"to {title}"),
+                alt.Tooltip("importance:Q", format=".5f"),
+            ],
+        )
+        .properties(width=320, height=260)
+    )
+    return _spec(chart, {"importance": rows})

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, contract
-from .analyses import MIN_RELATION
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
@@ -205,6 +205,22 @@ def parser() -> argparse.ArgumentParser:
         "always cover every sentence",
     )
     build.add_argument(
+        "--importance",
+        type=non_negative,
+        default=DEFAULT_SAMPLE,
+        metavar="N",
+        help=f"measure head importance on the first N sentences (default: {DEFAULT_SAMPLE}; "
+        "0: off): gradients where the model has a masked-LM or task head",
+    )
+    build.add_argument(
+        "--importance-ablation",
+        type=non_negative,
+        default=DEFAULT_ABLATION,
+        metavar="N",
+        help=f"ablate each head on the first N of those (default: {DEFAULT_ABLATION}; it "
+        "costs about layers x heads / 2 forward passes a sentence)",
+    )
+    build.add_argument(
         "--neuron",
         choices=NEURON_MODES,
         default="views",
@@ -299,6 +315,8 @@ def run_build(args: argparse.Namespace) -> None:
         neuron=args.neuron,
         max_site_mb=args.max_site_mb or None,
         min_relation=args.min_relation,
+        importance=args.importance,
+        ablation=args.importance_ablation,
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),

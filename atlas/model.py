@@ -394,6 +394,23 @@ class Runner:
         """Why this model's queries and keys cannot be captured; "" when they can."""
         return self.qk.note
 
+    def probe(self, examples: Sequence[Example], batch_size: int = 16):
+        """Passes with head gates and gradients for the importance analysis (atlas/probe.py).
+        A bare encoder saved with a masked-LM head (config ``architectures``) is loaded again
+        with that head, so that importance can be measured on its masked-LM loss."""
+        from .probe import ENCODER, Probe, head_kind, wants_masked_lm
+
+        model = self.model
+        if head_kind(model) == ENCODER and wants_masked_lm(model.config):
+            from transformers import AutoModelForMaskedLM
+
+            path, kwargs = self._source
+            model = AutoModelForMaskedLM.from_pretrained(
+                path, attn_implementation="eager", **kwargs
+            )
+            model.eval().to(self.device)
+        return Probe(self, model, examples, batch_size)
+
     def _load_from_hub(self, hub_id: str, name: str) -> None:
         """The cache first; the network only when the hub can be reached, so that a machine
         offline (or with HF_HUB_OFFLINE set) fails at once with one line."""
@@ -615,6 +632,18 @@ class Runner:
         """Run one batch; yield each example's record, with queries and keys for the indices in
         ``vectors``. Each record copies its own rows out of the model's per-layer outputs (no
         stacked copy of the whole batch)."""
+        self.qk.enabled = any(index in vectors for index, _ in batch)
+        out = self.model(
+            **self.inputs(batch),
+            output_attentions=True,
+            output_hidden_states=self._hidden,
+            return_dict=True,
+        )
+        yield from self._records(batch, out, vectors)
+
+    def inputs(self, batch: list[tuple[int, dict]]) -> dict:
+        """The model inputs of encoded examples (``encode``), padded to the longest, on the
+        device: input_ids, attention_mask and, where the model takes them, token_type_ids."""
         import torch
 
         width = max(len(enc["ids"]) for _, enc in batch)
@@ -630,14 +659,11 @@ class Runner:
         inputs = {"input_ids": ids, "attention_mask": mask}
         if self._token_types:
             inputs["token_type_ids"] = types
-        inputs = {k: v.to(self.device) for k, v in inputs.items()}
-        self.qk.enabled = any(index in vectors for index, _ in batch)
-        out = self.model(
-            **inputs,
-            output_attentions=True,
-            output_hidden_states=self._hidden,
-            return_dict=True,
-        )
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def _records(
+        self, batch: list[tuple[int, dict]], out, vectors: Container[int] = frozenset()
+    ) -> Iterator[Record]:
         attentions = getattr(out, "attentions", None)
         if not attentions or any(a is None for a in attentions):
             raise ModelError(
@@ -759,6 +785,10 @@ class PairedRunner:
     @property
     def queries_keys_note(self) -> str:
         return self.a.queries_keys_note
+
+    def probe(self, examples: Sequence[Example], batch_size: int = 16):
+        """Model A's probe: in a compare build, head importance is measured on A."""
+        return self.a.probe(examples, batch_size)
 
     def run(
         self,

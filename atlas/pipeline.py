@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import contract
-from .analyses import MIN_RELATION, default_analyses
-from .analyses.base import QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
+from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
+from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 
 log = logging.getLogger(__name__)
@@ -43,14 +44,25 @@ def measure(
     limit: int | None = None,
     progress: bool = False,
     min_relation: int = MIN_RELATION,
+    importance: int = DEFAULT_SAMPLE,
+    ablation: int = DEFAULT_ABLATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
     ``analyses`` default to ``default_analyses(views, min_relation, neuron)``; their order is the
     order in which they finish (an analysis may use the results of those before it)."""
     if analyses is None:
-        analyses = default_analyses(views, min_relation, neuron)
+        analyses = default_analyses(views, min_relation, neuron, importance, ablation)
     _check_names(analyses)
+    probe = None
+    if any(PROBE in a.needs for a in analyses):
+        try:
+            probe = runner.probe(examples, batch_size)
+        except ProbeError as err:  # a model layout the probe does not know: measure the rest
+            log.warning(
+                "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
+            )
+            analyses = [a for a in analyses if PROBE not in a.needs]
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
     run = RunInfo(
@@ -60,6 +72,7 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
+        probe=probe,
     )
     for analysis in analyses:
         analysis.start(run)
@@ -97,6 +110,8 @@ def measure(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
+    if probe is not None:
+        probe.close()
 
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}

@@ -52,6 +52,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     relation_heatmap=charts.relation_heatmap,
     delta_heatmap=charts.delta_heatmap,
     embedding_curves=charts.embedding_curves,
+    importance_scatter=charts.importance_scatter,
 )
 
 

@@ -60,8 +60,10 @@ def main() -> None:
             f"{row['baseline_accuracy']:.3f} |"
         )
     probe = syntax["probe"]
-    print(f"\nright-branching UUAS {syntax['right_branching_uuas']:.3f}; best MST UUAS "
-          f"{max(h.metrics['uuas'] for h in atlas.heads):.3f}")
+    print(
+        f"\nright-branching UUAS {syntax['right_branching_uuas']:.3f}; best MST UUAS "
+        f"{max(h.metrics['uuas'] for h in atlas.heads):.3f}"
+    )
     print(f"probe: {probe}")
 
 

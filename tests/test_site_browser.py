@@ -27,7 +27,9 @@ def test_overview_draws_every_chart(browser, default_site):
         timeout=20000,
     )
     charts = page.locator("div.vega")
-    assert charts.count() == 11  # 9 metric heatmaps, the layer curves, the head map
+    # 10 metric heatmaps (9 + importance), the layer curves, the head map, and importance
+    # against attention to [SEP] and to [CLS]
+    assert charts.count() == 14
     # The head map has one mark per head.
     marks = page.locator("div[data-spec='spec-head-map'] path[role='graphics-symbol']")
     assert marks.count() >= 72

@@ -274,3 +274,18 @@ def make_tiny_model(family: str, directory: pathlib.Path) -> pathlib.Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def make_tiny_masked_lm(directory: pathlib.Path) -> pathlib.Path:
+    """Save the tiny BERT with a (random, seeded) masked-LM head, as a checkpoint saved from
+    BertForMaskedLM is: its config's ``architectures`` says so. Return the directory."""
+    tokenizer, base = _build("bert")
+    torch.manual_seed(1)
+    model = transformers.BertForMaskedLM(base.config)
+    model.bert.load_state_dict(base.state_dict(), strict=False)
+    model.eval()
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

@@ -7,12 +7,15 @@ from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
+from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .layers import LayerEmbeddings
 from .pairs import TokenPairs
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
 
 __all__ = [
+    "DEFAULT_ABLATION",
+    "DEFAULT_SAMPLE",
     "MIN_RELATION",
     "Analysis",
     "Column",
@@ -24,10 +27,16 @@ __all__ = [
 
 
 def default_analyses(
-    views: int = 200, min_relation: int = MIN_RELATION, neuron: str = "views"
+    views: int = 200,
+    min_relation: int = MIN_RELATION,
+    neuron: str = "views",
+    importance: int = DEFAULT_SAMPLE,
+    ablation: int = DEFAULT_ABLATION,
 ) -> list[Analysis]:
     """The built-in analyses, in the order they finish (examples need the heads' labels, the
-    view data needs the sentences the others link to)."""
+    view data needs the sentences the others link to). ``importance``: sentences for head
+    importance (0: none); ``ablation``: how many of them are ablated."""
+    extra: list[Analysis] = [HeadImportance(importance, ablation, views)] if importance else []
     return [
         HeadMetrics(),
         HeadDistances(),
@@ -35,5 +44,6 @@ def default_analyses(
         TokenPairs(),
         Syntax(min_relation),
         LayerEmbeddings(views),
+        *extra,
         ViewData(views, neuron),
     ]

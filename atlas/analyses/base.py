@@ -30,6 +30,10 @@ from ..model import HIDDEN_STATES as HIDDEN_STATES
 from ..model import QUERIES_KEYS as QUERIES_KEYS
 from ..model import Record
 
+# Not a capture: passes of its own through the model (head gates, gradients), offered by the
+# runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
+PROBE = "probe"
+
 # Kinds of per-head number, with the fixed range their heatmaps use (None: from the data).
 KINDS: dict[str, tuple[float, float] | None] = {
     "share": (0.0, 1.0),  # a share of a row's attention
@@ -116,6 +120,7 @@ class RunInfo:
     sentences: int  # examples in the corpus
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
     device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
+    probe: Any = None  # atlas.probe.Probe, for analyses that need PROBE; else None
 
     @property
     def size(self) -> int:
