@@ -60,6 +60,9 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
+        task=info.task,
+        classes=tuple(info.classes),
+        gold_labels=any(e.label is not None for e in examples),
     )
     for analysis in analyses:
         analysis.start(run)
@@ -125,6 +128,7 @@ def measure(
                 truncated=rows[i][1],
                 has_view=i in kept and kept[i].heads_kept is None,
                 has_data=i in kept,
+                label=e.label,
             )
             for i, e in enumerate(examples)
         ],

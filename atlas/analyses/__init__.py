@@ -7,7 +7,9 @@ from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
+from .labels import LabelBreakdown
 from .pairs import TokenPairs
+from .predictions import Predictions
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
 
@@ -33,5 +35,7 @@ def default_analyses(
         ExampleSentences(),
         TokenPairs(),
         Syntax(min_relation),
+        Predictions(),
+        LabelBreakdown(),
         ViewData(views, neuron),
     ]

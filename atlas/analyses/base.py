@@ -115,6 +115,9 @@ class RunInfo:
     sentences: int  # examples in the corpus
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
     device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
+    task: str = ""  # the model's task head (model.TASKS), "" for none
+    classes: tuple[str, ...] = ()  # its class names, in id order (config.id2label)
+    gold_labels: bool = False  # some examples of the input carry a label
 
     @property
     def size(self) -> int:
