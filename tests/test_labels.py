@@ -365,3 +365,26 @@ def test_tiny_task_models_share_the_tiny_bert_encoder(tmp_path):
         if name.startswith("pooler."):  # a token classifier has no pooler
             continue
         assert np.array_equal(value.numpy(), task.bert.state_dict()[name].numpy()), name
+
+
+def test_tiny_values_keep_their_variance():
+    """Values of order 1e-8 (a head that almost never looks at the next token) keep their
+    spread through the shifted sums: t equals scipy's, not ±inf from a variance lost to
+    rounding."""
+    rng = np.random.default_rng(11)
+    a = 1e-8 * (1 + 0.1 * rng.standard_normal(40))
+    b = 1.2e-8 * (1 + 0.1 * rng.standard_normal(30))
+    shift = a[0]
+
+    def sums(x):
+        return np.array([[len(x)], [(x - shift).sum()], [((x - shift) ** 2).sum()]])
+
+    _, difference, t, p, mean_a, mean_b = welch(sums(a), sums(b), shift)[:, 0]
+    want = stats.ttest_ind(a, b, equal_var=False)
+    assert t == pytest.approx(want.statistic, rel=1e-6)
+    assert p == pytest.approx(want.pvalue, rel=1e-5)
+    assert (mean_a, mean_b) == (
+        pytest.approx(a.mean(), rel=1e-9),
+        pytest.approx(b.mean(), rel=1e-9),
+    )
+    assert difference == pytest.approx(a.mean() - b.mean(), rel=1e-6)

@@ -3,7 +3,8 @@
 Each example's label is its gold label when the input gives labels (examples without one are
 left out), else, for a sequence classifier, its predicted label; with neither, this analysis
 shows nothing. For every label, metric (the per-example metrics of heads.py) and head it keeps a
-count, a sum and a sum of squares (float64) as the records stream by: memory grows with the
+count, a sum and a sum of squares (float64, of the values minus the first example's, which
+keeps the digits of small variances) as the records stream by: memory grows with the
 number of distinct labels, never with the number of examples, and the test below is exact from
 those sums, so no example's value is kept.
 
@@ -44,8 +45,11 @@ class LabelBreakdown(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        # label -> [3 (count, sum, sum of squares), metrics, heads]
+        # label -> [3 (count, sum, sum of squares), metrics, heads] of the values minus
+        # ``shift`` (the first example's values): sums of squares of values near their mean
+        # keep the variance's digits, where raw sums would cancel them (tiny shares, say).
         self.stats: dict[str, np.ndarray] = {}
+        self.shift: np.ndarray | None = None
         self.source = "gold" if run.gold_labels else "predicted" if run.task == SEQUENCE else ""
 
     def label_of(self, record: Record) -> str | None:
@@ -62,7 +66,9 @@ class LabelBreakdown(Analysis):
         metrics = record_metrics(record, self.run.causal)
         values = np.stack([np.asarray(metrics[key], np.float64).reshape(-1) for key in METRICS])
         defined = ~np.isnan(values)
-        values = np.where(defined, values, 0.0)
+        if self.shift is None:
+            self.shift = np.where(defined, values, 0.0)
+        values = np.where(defined, values - self.shift, 0.0)
         stats = self.stats.setdefault(label, np.zeros((3, len(METRICS), self.run.size)))
         stats[0] += defined
         stats[1] += values
@@ -82,10 +88,11 @@ class LabelBreakdown(Analysis):
             data.update(available=False, note=self._note(labels))
             return Result(data=data)
         comparisons = self._comparisons(sorted(tested))
-        table = np.stack([welch(*sides) for _, _, *sides in comparisons])  # [C, 6, M, K]
+        table = np.stack([welch(*sides, self.shift) for _, _, *sides in comparisons])
         tests = int(np.isfinite(table[:, 2]).sum() + np.isinf(table[:, 2]).sum())
         means = {
-            label: (self.stats[label][1] / np.maximum(self.stats[label][0], 1)) for label in labels
+            label: self.shift + self.stats[label][1] / np.maximum(self.stats[label][0], 1)
+            for label in labels
         }
         data.update(
             available=True,
@@ -173,21 +180,17 @@ def _finding(comparisons: list[tuple], table: np.ndarray, tests: int, c: int, m:
     }
 
 
-def welch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def welch(a: np.ndarray, b: np.ndarray, shift: np.ndarray | float = 0.0) -> np.ndarray:
     """Welch's t-test of group a against group b, from [3 (count, sum, sum of squares), ...]
-    each: [6 (n_a, mean_a − mean_b, t, p, mean_a, mean_b), ...]. t is ±inf when neither group
-    varies and their means differ (p = 0), NaN when neither varies and they are equal, or when
-    a group has fewer than MIN_EXAMPLES examples."""
+    each, of the values minus ``shift``: [6 (n_a, mean_a − mean_b, t, p, mean_a, mean_b), ...].
+    t is ±inf when neither group varies and their means differ (p = 0), NaN when neither
+    varies and they are equal, or when a group has fewer than MIN_EXAMPLES examples."""
     from scipy import stats
 
     n_a, n_b = a[0], b[0]
     mean_a, mean_b = a[1] / np.maximum(n_a, 1), b[1] / np.maximum(n_b, 1)
-    var_a = np.maximum(a[2] - n_a * mean_a**2, 0.0) / np.maximum(n_a - 1, 1)
-    var_b = np.maximum(b[2] - n_b * mean_b**2, 0.0) / np.maximum(n_b - 1, 1)
-    # Sums of squares lose the last bits of a variance that is 0 (values all equal): below
-    # this, it is 0.
-    var_a = np.where(var_a < 1e-12 * np.maximum(mean_a**2, 1), 0.0, var_a)
-    var_b = np.where(var_b < 1e-12 * np.maximum(mean_b**2, 1), 0.0, var_b)
+    var_a = _variance(n_a, mean_a, a[2])
+    var_b = _variance(n_b, mean_b, b[2])
     difference = mean_a - mean_b
     with np.errstate(divide="ignore", invalid="ignore"):
         t, p = stats.ttest_ind_from_stats(
@@ -199,4 +202,11 @@ def welch(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     p = np.where(still & (difference != 0), 0.0, p)
     too_few = (n_a < MIN_EXAMPLES) | (n_b < MIN_EXAMPLES)
     t, p = np.where(too_few, np.nan, t), np.where(too_few, np.nan, p)
-    return np.stack([n_a, difference, t, p, mean_a, mean_b])
+    return np.stack([n_a, difference, t, p, mean_a + shift, mean_b + shift])
+
+
+def _variance(n: np.ndarray, mean: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """The sample variance from a count, a mean and a sum of squares; a variance below 1e-9 of
+    the mean square is rounding (values all equal, or nearly), and taken as 0."""
+    variance = np.maximum(squares - n * mean**2, 0.0) / np.maximum(n - 1, 1)
+    return np.where(variance <= 1e-9 * squares / np.maximum(n, 1), 0.0, variance)
