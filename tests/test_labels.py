@@ -25,6 +25,7 @@ from atlas.analyses.predictions import join_tokens
 from atlas.corpus import read_corpus
 from atlas.model import SEQUENCE, Record
 from atlas.result import load
+from atlas.site import render
 
 LABELLED = (
     "The cat sat on the mat .\t\tanimal\n"
@@ -108,6 +109,9 @@ def test_sequence_classifier_predictions_are_the_logits_argmax(task_model, tmp_p
     index = (site / "sentences" / "index.html").read_text(encoding="utf-8")
     assert re.findall(r'data-predicted="([^"]*)"', index) == expected
     assert re.findall(r'data-gold="([^"]*)"', index) == [e.label for e in examples]
+    rendered = render(atlas)  # `atlas render`: the same pages from atlas.json alone
+    for path in ("sentences/index.html", "sentences/0001.html", "index.html"):
+        assert rendered[path] == (site / path).read_bytes(), path
 
 
 def stats_softmax(row: np.ndarray) -> np.ndarray:
