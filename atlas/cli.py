@@ -128,11 +128,12 @@ def parser() -> argparse.ArgumentParser:
         type=Path,
         metavar="INPUT",
         help=f"sentences: {', '.join(FORMATS)}. .txt: one per line, '#' lines and blank lines "
-        'skipped, a TAB splits a sentence pair. .jsonl: {"text", "text_b" (optional), '
-        '"id" (optional)} per line, or "words" (a list) instead of "text", optionally with '
-        '"heads" (1-based, 0 = root) and "deprels". .conllu: Universal Dependencies sentences '
-        "(words, heads and relations from the FORM, HEAD and DEPREL columns; '# text =' and "
-        "'# sent_id =' comments).",
+        "skipped, a TAB splits a sentence pair, a third column is a label (A TAB B TAB label; "
+        'A TAB TAB label for one sentence). .jsonl: {"text", "text_b" (optional), '
+        '"id" (optional), "label" (optional)} per line, or "words" (a list) instead of "text", '
+        'optionally with "heads" (1-based, 0 = root) and "deprels". .conllu: Universal '
+        "Dependencies sentences (words, heads and relations from the FORM, HEAD and DEPREL "
+        "columns; '# text =' and '# sent_id =' comments).",
     )
     build.add_argument(
         "--words",

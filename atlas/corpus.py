@@ -3,10 +3,13 @@
 Formats, chosen by file extension:
 
 - ``.txt``: one sentence per line; blank lines and lines starting with ``#`` are skipped; a TAB
-  splits a line into a sentence pair (A, B). With ``words=True`` (``--words``) each line is also
-  split on whitespace into words (pairs are refused then: words belong to single sentences).
+  splits a line into a sentence pair (A, B). A third column is the example's label: ``A TAB B
+  TAB label`` for a pair, ``A TAB TAB label`` (an empty second column) for a single sentence.
+  With ``words=True`` (``--words``) each line is also split on whitespace into words (pairs are
+  refused then: words belong to single sentences).
 - ``.jsonl``: one JSON object per line, ``{"text": ..., "text_b": ... (optional), "id": ...
-  (optional)}``; blank lines are skipped. A record may give ``"words": [str, ...]``, with
+  (optional), "label": ... (optional: a string, or an integer read as its digits)}``; blank
+  lines are skipped. A record may give ``"words": [str, ...]``, with
   ``"heads": [int, ...]`` (1-based id of each word's head, 0 for the root) and then
   ``"deprels": [str, ...]``; without ``"text"``, the text is the words joined by spaces. With
   ``words=True``, records without ``"words"`` are split on whitespace.
@@ -52,6 +55,7 @@ class Example:
     words: tuple[str, ...] | None = None
     heads: tuple[int, ...] | None = None  # 1-based id of each word's head, 0 for the root
     deprels: tuple[str, ...] | None = None  # one relation per word, e.g. "nsubj", "nmod:poss"
+    label: str | None = None  # the example's gold label (a class), when the input gives one
 
 
 def read_corpus(path: str | Path, limit: int | None = None, words: bool = False) -> list[Example]:
@@ -118,11 +122,18 @@ def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
         if not stripped or stripped.startswith("#"):
             continue
         parts = [part.strip() for part in raw.split("\t")]
-        if len(parts) > 2:
+        if len(parts) > 3:
             raise CorpusError(
-                f"{path}:{number}: {len(parts) - 1} TABs; a line holds one sentence "
-                "or one pair (A TAB B)"
+                f"{path}:{number}: {len(parts) - 1} TABs; a line holds one sentence, one pair "
+                "(A TAB B), or either with a label (A TAB B TAB label, A TAB TAB label)"
             )
+        label = parts.pop() if len(parts) == 3 else None
+        if label is not None and not label:
+            raise CorpusError(f"{path}:{number}: empty label (the third column)")
+        if label is not None and not parts[0]:
+            raise CorpusError(f"{path}:{number}: a label with no sentence (the first column)")
+        if label is not None and not parts[1]:
+            parts.pop()  # A TAB TAB label: a single sentence with a label
         if any(not part for part in parts):
             raise CorpusError(f"{path}:{number}: empty side of a sentence pair")
         if words and len(parts) == 2:
@@ -137,6 +148,7 @@ def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
             text_b=parts[1] if len(parts) == 2 else None,
             line=number,
             words=tuple(parts[0].split()) if words else None,
+            label=label,
         )
 
 
@@ -169,6 +181,7 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
             raise CorpusError(f"{where}: 'text_b' must be a non-empty string or absent")
         if ident is not None and (isinstance(ident, bool) or not isinstance(ident, (str, int))):
             raise CorpusError(f"{where}: 'id' must be a string or an integer")
+        label = _jsonl_label(where, record.get("label"))
         if text_b is not None and (tree[0] is not None or words):
             raise CorpusError(
                 f"{where}: 'words' with 'text_b'; words are for single sentences"
@@ -178,7 +191,7 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
             )
         if tree[0] is None and words:
             tree = (tuple(text.split()), None, None)
-        _check_characters(where, text, text_b, ident, *(tree[0] or ()))
+        _check_characters(where, text, text_b, ident, label, *(tree[0] or ()))
         count += 1
         yield Example(
             id=str(ident) if ident is not None else str(count),
@@ -188,7 +201,19 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
             words=tree[0],
             heads=tree[1],
             deprels=tree[2],
+            label=label,
         )
+
+
+def _jsonl_label(where: str, label: object) -> str | None:
+    """A record's "label": a non-empty string, or an integer (a class id) read as its digits."""
+    if label is None:
+        return None
+    if isinstance(label, int) and not isinstance(label, bool):
+        return str(label)
+    if not isinstance(label, str) or not label.strip():
+        raise CorpusError(f"{where}: 'label' must be a non-empty string or an integer")
+    return label.strip()
 
 
 Tree = tuple[tuple[str, ...] | None, tuple[int, ...] | None, tuple[str, ...] | None]

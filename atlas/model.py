@@ -43,6 +43,16 @@ QUERIES_KEYS = "queries_keys"
 HIDDEN_STATES = "hidden_states"
 CAPTURES = frozenset({ATTENTION, QUERIES_KEYS, HIDDEN_STATES})
 
+# Task heads the runner knows, by the suffix of the architecture named in the model's config,
+# with the transformers Auto class that loads each. Any other architecture (a bare encoder, a
+# masked or causal language model) is loaded with AutoModel and has no task outputs.
+SEQUENCE, TOKENS, SPANS = "sequence-classification", "token-classification", "question-answering"
+TASKS = {
+    "ForSequenceClassification": (SEQUENCE, "AutoModelForSequenceClassification"),
+    "ForTokenClassification": (TOKENS, "AutoModelForTokenClassification"),
+    "ForQuestionAnswering": (SPANS, "AutoModelForQuestionAnswering"),
+}
+
 
 class ModelError(RuntimeError):
     """The model cannot be loaded or run; the message is one line, fit to show the user."""
@@ -67,6 +77,10 @@ class ModelInfo:
     max_length: int
     tokenizer: str
     causal: bool  # no token attends to a later one, in any head (decided once, at load time)
+    # The task head, if the config's architectures name one (TASKS), and its classes in id
+    # order (config.id2label); keyword-only, so ModelCard can add fields after them.
+    task: str = field(default="", kw_only=True)
+    classes: tuple[str, ...] = field(default=(), kw_only=True)
 
 
 @dataclass
@@ -95,6 +109,10 @@ class Record:
     # In a compare build (``PairedRunner``): model B's record of the same example, on the same
     # tokens; None otherwise. Only the compare analysis reads it.
     b: Record | None = None
+    label: str | None = None  # the example's gold label, if the input gives one
+    # The task head's raw output (ModelInfo.task): [classes] for a sequence, [n, classes] for
+    # tokens, [n, 2] (start, end) for answer spans; None for a model without a task head.
+    logits: np.ndarray | None = None
     _derived: dict = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -280,6 +298,36 @@ def needs_prefix_space(tokenizer) -> bool:
     return walk(json.loads(backend.to_str()).get("pre_tokenizer"))
 
 
+def task_of(config) -> tuple[str, str]:
+    """(task, Auto class name) of the first architecture in the config with a known task head
+    (TASKS); ("", "") for none. Read from ``architectures``, as saved by ``save_pretrained``."""
+    for architecture in getattr(config, "architectures", None) or ():
+        for suffix, task in TASKS.items():
+            if str(architecture).endswith(suffix):
+                return task
+    return "", ""
+
+
+def classes_of(config) -> tuple[str, ...]:
+    """The class names in id order, from ``config.id2label`` (ids 0..C-1; a missing name is
+    its id)."""
+    names = {int(i): str(label) for i, label in (getattr(config, "id2label", None) or {}).items()}
+    count = max(int(getattr(config, "num_labels", 0) or 0), max(names, default=-1) + 1)
+    return tuple(names.get(i, str(i)) for i in range(count))
+
+
+def task_logits(out, task: str) -> np.ndarray | None:
+    """The task head's output for a batch: [B, C] (sequence), [B, W, C] (tokens), [B, W, 2]
+    (start and end logits of answer spans); None without a task head."""
+    if task in (SEQUENCE, TOKENS):
+        return out.logits.float().cpu().numpy()
+    if task == SPANS:
+        return np.stack(
+            [out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()], -1
+        )
+    return None
+
+
 def is_causal(model, tokenizer, device: str) -> bool:
     """Whether the loaded model attends only backwards, from one forward pass on a fixed probe.
 
@@ -305,6 +353,11 @@ def is_causal(model, tokenizer, device: str) -> bool:
         )
     above = max(float(torch.triu(a[0].float(), 1).abs().max()) for a in attentions)
     return above < 1e-6
+
+
+def example_logits(logits: np.ndarray, n: int, task: str) -> np.ndarray:
+    """One example's row of ``task_logits``, without padding (per-token outputs cut to n)."""
+    return np.ascontiguousarray(logits if task == SEQUENCE else logits[:n])
 
 
 class Runner:
@@ -377,6 +430,8 @@ class Runner:
             max_length=self.max_length,
             tokenizer=type(self.tokenizer).__name__,
             causal=causal,
+            task=self.task,
+            classes=classes_of(config) if self.task in (SEQUENCE, TOKENS) else (),
         )
         self.qk = QKCapture(self.model, layers, heads)
         self._cls_ids = {
@@ -434,6 +489,7 @@ class Runner:
 
     def _load(self, path: str, name: str, local_files_only: bool = False) -> None:
         """Config, tokenizer and model; any failure becomes one ModelError line."""
+        import transformers
         from transformers import AutoConfig, AutoModel, AutoTokenizer
 
         kwargs = {"local_files_only": True} if local_files_only or offline_mode() else {}
@@ -446,7 +502,9 @@ class Runner:
                 )
             self.tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
             self._source = (path, kwargs)  # to load the tokenizer again for words
-            self.model = AutoModel.from_pretrained(path, attn_implementation="eager", **kwargs)
+            self.task, auto = task_of(config)
+            loader = getattr(transformers, auto) if auto else AutoModel
+            self.model = loader.from_pretrained(path, attn_implementation="eager", **kwargs)
         except ModelError:
             raise
         except Exception as err:  # transformers raises many kinds; the user needs one line
@@ -527,6 +585,7 @@ class Runner:
             "special": special,
             "segments": segments,
             "truncated": truncated,
+            "label": example.label,
         }
         if example.words is not None:
             encoded.update(self._align(example, index, full.word_ids(), enc.word_ids(), special))
@@ -674,6 +733,7 @@ class Runner:
         layers = [a.float().cpu().numpy() for a in attentions]
         # [B, W, d] per layer, the embedding output first, when an analysis asks for them
         hidden = [h.float().cpu().numpy() for h in out.hidden_states] if self._hidden else None
+        logits = task_logits(out, self.task)
         del out, attentions
         qk = self.qk.take() if self.qk.enabled else None
         for row, (index, enc) in enumerate(batch):
@@ -708,6 +768,8 @@ class Runner:
                 word_of=enc.get("word_of"),
                 heads=enc.get("heads"),
                 deprels=enc.get("deprels"),
+                label=enc.get("label"),
+                logits=None if logits is None else example_logits(logits[row], n, self.task),
             )
 
 

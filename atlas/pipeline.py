@@ -73,6 +73,9 @@ def measure(
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
         probe=probe,
+        task=info.task,
+        classes=tuple(info.classes),
+        gold_labels=any(e.label is not None for e in examples),
     )
     for analysis in analyses:
         analysis.start(run)
@@ -150,6 +153,7 @@ def measure(
                 truncated=rows[i][1],
                 has_view=i in kept and kept[i].heads_kept is None,
                 has_data=i in kept,
+                label=e.label,
             )
             for i, e in enumerate(examples)
         ],

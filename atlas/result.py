@@ -18,7 +18,7 @@ from .analyses.base import Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 
@@ -81,6 +81,7 @@ class Sentence:
     has_view: bool  # True when its attention is kept and it has a page
     # True when data/NNNN.js exists: every head if has_view, else the heads whose pages draw it.
     has_data: bool = False
+    label: str | None = None  # its gold label, when the input gives one
 
 
 @dataclass

@@ -67,7 +67,7 @@ def test_txt_bom_on_first_sentence(tmp_path):
 def test_txt_ids_count_in_order_and_limit(tmp_path):
     """Ids are '1', '2', … in order; limit stops reading before later lines (even bad ones)."""
     lines = [f"sentence {i}" for i in range(1, 6)]
-    path = write(tmp_path, "c.txt", ("\n".join(lines) + "\nbad\t\tline\n").encode())
+    path = write(tmp_path, "c.txt", ("\n".join(lines) + "\nbad\t\t\tline\n").encode())
     examples = read_corpus(path, limit=3)
     assert [e.id for e in examples] == ["1", "2", "3"]
     assert [e.text for e in examples] == lines[:3]
@@ -124,12 +124,12 @@ def assert_error(path, *fragments: str, limit=None):
 @pytest.mark.parametrize(
     ("data", "where", "words"),
     [
-        (b"ok\nA\tB\tC\n", ":2:", "2 TABs"),
-        (b"ok\n\nA\t\t\tB\n", ":3:", "3 TABs"),
+        (b"ok\nA\tB\tC\tD\n", ":2:", "3 TABs"),
+        (b"ok\n\nA\t\t\t\tB\n", ":3:", "4 TABs"),
     ],
 )
 def test_txt_too_many_tabs(tmp_path, data, where, words):
-    """A line with more than one TAB is an error naming the line."""
+    """A line with more than two TABs (A TAB B TAB label) is an error naming the line."""
     assert_error(write(tmp_path, "c.txt", data), where, words)
 
 
@@ -413,3 +413,59 @@ def test_conllu_errors(tmp_path, block, where, fragment):
     """A malformed sentence (after a good one) is one error naming the file and its line."""
     data = "# text = ok\n" + WORD + "\n" + block
     assert_error(write(tmp_path, "c.conllu", data.encode()), where, fragment)
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels: a third TAB column in .txt, "label" in .jsonl
+
+
+def test_txt_labels_in_a_third_column(tmp_path):
+    """A TAB B TAB label is a labelled pair; A TAB TAB label a labelled single sentence; lines
+    without a third column have no label."""
+    data = "The cat sat.\t\tpositive\nIs it?\tIt is.\tyes\nNo label here.\nA\tB\n"
+    examples = read_corpus(write(tmp_path, "c.txt", data.encode()))
+    assert [(e.text, e.text_b, e.label) for e in examples] == [
+        ("The cat sat.", None, "positive"),
+        ("Is it?", "It is.", "yes"),
+        ("No label here.", None, None),
+        ("A", "B", None),
+    ]
+
+
+def test_txt_label_with_words(tmp_path):
+    """A labelled single sentence keeps its words with --words (the label is not a word)."""
+    examples = read_corpus(write(tmp_path, "c.txt", b"The cat sat .\t\tNOUNY\n"), words=True)
+    assert examples[0].words == ("The", "cat", "sat", ".") and examples[0].label == "NOUNY"
+
+
+@pytest.mark.parametrize(
+    ("line", "fragment"),
+    [
+        (b"A sentence.\t\t\n", "empty label"),
+        (b"A sentence.\tB\t  \n", "empty label"),
+        (b"\t\tpositive\n", "a label with no sentence"),
+        (b"\tB\tpositive\n", "a label with no sentence"),
+    ],
+)
+def test_txt_label_errors(tmp_path, line, fragment):
+    """An empty label or a label with no sentence is an error naming the line."""
+    assert_error(write(tmp_path, "c.txt", b"ok\n" + line), ":2:", fragment)
+
+
+def test_jsonl_labels(tmp_path):
+    """A "label" is a string (trimmed) or an integer class id (read as its digits), or absent."""
+    data = jsonl(
+        {"text": "a", "label": " positive "},
+        {"text": "b", "text_b": "c", "label": 2},
+        {"text": "d"},
+        {"words": ["e", "f"], "label": "x"},
+    )
+    examples = read_corpus(write(tmp_path, "c.jsonl", data))
+    assert [e.label for e in examples] == ["positive", "2", None, "x"]
+
+
+@pytest.mark.parametrize("label", ["", "  ", 1.5, True, ["a"], {"a": 1}])
+def test_jsonl_label_errors(tmp_path, label):
+    """A label that is not a non-empty string or an integer is refused, naming the line."""
+    data = jsonl({"text": "ok"}, {"text": "a", "label": label})
+    assert_error(write(tmp_path, "c.jsonl", data), ":2:", "'label' must be")

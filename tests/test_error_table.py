@@ -214,7 +214,9 @@ def _(c: Case) -> list[str]:
 # .txt
 CASES.update(
     {
-        "txt-tabs": build("in.txt", "ok\nA\tB\tC\n"),
+        "txt-tabs": build("in.txt", "ok\nA\tB\tC\tD\n"),
+        "txt-empty-label": build("in.txt", "ok\nA sentence.\t\t\n"),
+        "txt-label-no-sentence": build("in.txt", "ok\n\t\tpositive\n"),
         "txt-empty-side": build("in.txt", "ok\nA sentence.\t\n"),
         "txt-pair-with-words": build("in.txt", "ok\nA\tB\n", "--words"),
     }
@@ -231,6 +233,7 @@ CASES.update(
         "jsonl-empty-text-b": build("in.jsonl", jsonl({"text": "a", "text_b": ""})),
         "jsonl-id-a-float": build("in.jsonl", jsonl({"text": "a", "id": 1.5})),
         "jsonl-id-a-boolean": build("in.jsonl", jsonl({"text": "a", "id": True})),
+        "jsonl-label": build("in.jsonl", jsonl({"text": "a", "label": 1.5})),
         "jsonl-pair-with-words": build("in.jsonl", jsonl({"text": "a", "text_b": "b"}), "--words"),
         "jsonl-nested": build(
             "in.jsonl", '{"text": "a", "x": ' + "[" * 100_000 + "]" * 100_000 + "}\n"

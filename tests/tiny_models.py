@@ -289,3 +289,57 @@ def make_tiny_masked_lm(directory: pathlib.Path) -> pathlib.Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+# Task heads the runner loads (atlas.model.TASKS): the class of each, and the classes of the
+# tiny classifiers.
+TASK_CLASSES = {
+    "sequence-classification": transformers.BertForSequenceClassification,
+    "token-classification": transformers.BertForTokenClassification,
+    "question-answering": transformers.BertForQuestionAnswering,
+}
+TINY_LABELS = {
+    "sequence-classification": ("negative", "neutral", "positive"),
+    "token-classification": ("DET", "NOUN", "VERB", "PUNCT"),
+    "question-answering": (),
+}
+
+
+def _spread(model, tokenizer) -> None:
+    """Centre and scale a random sequence classifier on the pooled vectors of _BPE_CORPUS, so
+    its predictions differ between ordinary sentences (a random tiny BERT pools nearly the same
+    vector for every sentence, and would give every sentence one class)."""
+    with torch.no_grad():
+        pooled = model.bert(**tokenizer(_BPE_CORPUS, padding=True, return_tensors="pt"))
+        pooled = pooled.pooler_output
+        weight = model.classifier.weight / pooled.std(0).clamp_min(1e-6)
+        model.classifier.weight.copy_(weight)
+        model.classifier.bias.copy_(-(pooled.mean(0) @ weight.T))
+
+
+def make_tiny_task_model(task: str, directory: pathlib.Path) -> pathlib.Path:
+    """Save a tiny random BERT with a task head (its config's ``architectures`` name it, its
+    ``id2label`` the classes of TINY_LABELS) and the tiny BERT's tokenizer; return the folder.
+
+    The encoder has the weights of the tiny BERT of ``make_tiny_model("bert", ...)`` (same seed,
+    same config), so its attention is that model's; the head is seeded too."""
+    tokenizer, base = _build("bert")
+    labels = TINY_LABELS[task]
+    config = transformers.BertConfig(**base.config.to_dict())
+    if labels:
+        config.num_labels = len(labels)
+        config.id2label = dict(enumerate(labels))
+        config.label2id = {label: i for i, label in enumerate(labels)}
+    torch.manual_seed(1)
+    model = TASK_CLASSES[task](config)
+    model.bert.load_state_dict(base.state_dict(), strict=False)  # the tiny BERT's encoder
+    head = model.qa_outputs if task == "question-answering" else model.classifier
+    torch.nn.init.normal_(head.weight, std=3.0)  # large enough that predictions differ
+    if task == "sequence-classification":
+        _spread(model, tokenizer)
+    model.eval()
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

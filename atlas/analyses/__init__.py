@@ -9,7 +9,9 @@ from .examples import ExampleSentences
 from .heads import HeadMetrics
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .layers import LayerEmbeddings
+from .labels import LabelBreakdown
 from .pairs import TokenPairs
+from .predictions import Predictions
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
 
@@ -45,5 +47,7 @@ def default_analyses(
         Syntax(min_relation),
         LayerEmbeddings(views),
         *extra,
+        Predictions(),
+        LabelBreakdown(),
         ViewData(views, neuron),
     ]

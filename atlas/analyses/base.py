@@ -121,6 +121,9 @@ class RunInfo:
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
     device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
     probe: Any = None  # atlas.probe.Probe, for analyses that need PROBE; else None
+    task: str = ""  # the model's task head (model.TASKS), "" for none
+    classes: tuple[str, ...] = ()  # its class names, in id order (config.id2label)
+    gold_labels: bool = False  # some examples of the input carry a label
 
     @property
     def size(self) -> int:
