@@ -456,7 +456,11 @@ class Runner:
         from .probe import ENCODER, Probe, head_kind, wants_masked_lm
 
         model = self.model
-        if head_kind(model) == ENCODER and wants_masked_lm(model.config):
+        if head_kind(model) == ENCODER and self.task in (TOKENS, SPANS):
+            # a tagger's or a reader's head gives no one output to ablate: the encoder's output
+            # is measured, as for a bare encoder
+            model = model.base_model
+        elif head_kind(model) == ENCODER and wants_masked_lm(model.config):
             from transformers import AutoModelForMaskedLM
 
             path, kwargs = self._source

@@ -22,9 +22,9 @@ from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 
 log = logging.getLogger(__name__)
-# Where an analysis can add a section: the overview's top cards, the overview, head pages and
-# sentence pages.
-PAGES = ("overview_cards", "overview", "head", "sentence")
+# Where an analysis can add a section: the overview's top cards, the overview, head pages, and
+# sentence pages (under the sentence, before the views: "sentence_top"; after them: "sentence").
+PAGES = ("overview_cards", "overview", "head", "sentence_top", "sentence")
 
 
 class AnalysisError(ValueError):

@@ -8,8 +8,8 @@ from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
-from .layers import LayerEmbeddings
 from .labels import LabelBreakdown
+from .layers import LayerEmbeddings
 from .pairs import TokenPairs
 from .predictions import Predictions
 from .syntax import MIN_RELATION, Syntax

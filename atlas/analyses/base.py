@@ -140,7 +140,8 @@ class Analysis:
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset({ATTENTION})
-    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence": template}.
+    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
+    # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
     sections: ClassVar[Mapping[str, str]] = {}
 
     def start(self, run: RunInfo) -> None:

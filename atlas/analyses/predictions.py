@@ -111,7 +111,7 @@ class Predictions(Analysis):
     """Each example's prediction by the model's task head (nothing for a model without one)."""
 
     name = "predictions"
-    sections: ClassVar[Mapping[str, str]] = {"sentence": "sections/prediction.html"}
+    sections: ClassVar[Mapping[str, str]] = {"sentence_top": "sections/prediction.html"}
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
