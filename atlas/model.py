@@ -379,7 +379,9 @@ class Runner:
         if hasattr(hf_logging, "disable_progress_bar"):
             hf_logging.disable_progress_bar()
         self.device = resolve_device(device)
-        if model is None:
+        if model is None or (model == DEFAULT_MODEL and not Path(model).is_dir()):
+            # the default model's hub id names the copy the pip package ships (works offline,
+            # e.g. as --compare sentence-transformers/all-MiniLM-L6-v2)
             path, shown, source = default_model_path(), DEFAULT_MODEL, DEFAULT_MODEL_PACKAGE
         elif Path(model).is_dir():
             path, source = model, "local directory"

@@ -131,3 +131,14 @@ def test_model_name_option(tiny_model, tmp_path):
     assert atlas.model.name == "tiny BERT"
     assert atlas.model.source == "local directory"
     assert atlas.title == "tiny BERT on in.txt"
+
+
+def test_the_default_models_hub_id_is_the_packaged_copy(monkeypatch):
+    """`--model` (or `--compare`) sentence-transformers/all-MiniLM-L6-v2 loads the copy the pip
+    package ships, offline, as the default does; the pages call it by its hub id."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    named = Runner(atlas_model.DEFAULT_MODEL, device="cpu")
+    default = Runner(device="cpu")
+    assert named.info == default.info
+    assert named.info.name == atlas_model.DEFAULT_MODEL
+    assert named.info.source == atlas_model.DEFAULT_MODEL_PACKAGE
