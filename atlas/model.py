@@ -867,7 +867,9 @@ class PairedRunner:
         capture: Iterable[str] = CAPTURES,
         queries_keys_for: Callable[[int], bool] | None = None,
     ) -> Iterator[Record]:
-        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys."""
+        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys
+        and no hidden states (the analyses that read them measure A)."""
+        self.a._hidden = HIDDEN_STATES in set(capture)
         for batch in self.a.batches(examples, indices, batch_size, progress):
             vectors = self.a.vectors_for(batch, capture, queries_keys_for)
             pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)

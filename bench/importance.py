@@ -5,9 +5,10 @@
 
 ``cost``: in one process, after a warm-up, the whole ``atlas.build`` of the first
 ``--sentences`` `# text = ` lines of the UD English EWT dev split (default model, default
-options) into a temporary folder, once with ``importance=0`` and once with the defaults
-(importance on the first 200 sentences, ablation of the first 24), alternating; prints each
-build's time, the time in the importance analysis, and the ratio with/without.
+options) into a temporary folder, once without issue 10's analyses (head importance and the
+layers analysis) and once with the defaults (importance on the first 200 sentences, ablation of
+the first 24; the layers analysis), alternating; prints each build's time, the time in the
+importance analysis, and the ratio with/without.
 
 ``report``: head importance by ablation on the first ``--sentences`` sentences (every one
 ablated), with the per-head metrics it is compared with; prints the three most and least
@@ -28,6 +29,7 @@ import numpy as np
 import atlas
 from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.importance import DEFAULT_ABLATION, HeadImportance
+from atlas.analyses.layers import LayerEmbeddings
 
 ROOT = Path(__file__).resolve().parent.parent
 TREEBANK = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
@@ -68,7 +70,11 @@ def cost(sentences: int, runs: int) -> None:
             for label in ("without", "with"):
                 analyses = default_analyses()
                 if label == "without":
-                    analyses = [a for a in analyses if not isinstance(a, HeadImportance)]
+                    analyses = [
+                        a
+                        for a in analyses
+                        if not isinstance(a, (HeadImportance, LayerEmbeddings))
+                    ]
                 else:
                     analyses = [
                         Timed(a.sample, a.ablation, a.views) if isinstance(a, HeadImportance) else a
@@ -85,8 +91,8 @@ def cost(sentences: int, runs: int) -> None:
     spent = statistics.median(inside)
     print(f"\n{sentences} sentences, {runs} run(s), medians")
     print("| build | seconds |\n| --- | ---: |")
-    print(f"| without importance (`--importance 0`) | {without:.1f} |")
-    print(f"| default options (200 sentences, 24 ablated) | {with_:.1f} |")
+    print(f"| without head importance and the layers analysis | {without:.1f} |")
+    print(f"| default options (importance: 200 sentences, 24 ablated; layers) | {with_:.1f} |")
     print(f"| of which the importance analysis | {spent:.1f} |")
     print(f"\nwith / without: {with_ / without:.2f}; importance / build without: "
           f"{spent / without:.2f}")  # fmt: skip

@@ -318,3 +318,12 @@ def test_the_compare_pages(compare_site):
     sentence = (compare_site / "sentences" / "0001.html").read_text()
     assert 'data-key-b="0001.b"' in sentence and "data/0001.b.js" in sentence
     assert 'id="diff-heatmap"' in sentence
+
+
+def test_a_compare_build_measures_model_a_in_the_layers_and_importance_analyses(compare_site):
+    """The analyses that read hidden states or run their own passes measure model A in a
+    compare build too: the Layers page and head importance are there."""
+    atlas = load(compare_site)
+    assert "layers.html" in atlas.pages
+    assert atlas.results["layers"]["curves"]["drift"][0] == pytest.approx(1.0, abs=1e-6)
+    assert "importance" in atlas.heads[0].metrics
