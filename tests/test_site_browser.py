@@ -114,10 +114,42 @@ def test_hostile_sentence_shows_as_text(browser, default_site):
 def test_heads_table_sorts(browser, default_site):
     page, rep = browser.open(default_site / "heads" / "index.html")
     header = page.locator("#heads-table thead th", has_text="previous")
-    header.click()
-    header.click()  # descending
+    header.click()  # a number column: largest first
     first = page.locator("#heads-table tbody tr").first.locator("td").first.inner_text()
     atlas = load(default_site)
     assert first == max(atlas.heads, key=lambda h: h.metrics["prev"]).name
+    assert rep.clean, rep
+    page.close()
+
+
+def _column(page, table: str, index: int) -> list[str]:
+    return page.evaluate(
+        f"[...document.querySelectorAll('{table} tbody tr')]"
+        f".map(r => r.cells[{index}].dataset.value ?? r.cells[{index}].textContent.trim())"
+    )
+
+
+def test_tables_sort_numbers_largest_first_and_text_a_to_z(browser, default_site):
+    page, rep = browser.open(default_site / "heads" / "index.html")
+    table = "#heads-table"
+    headers = page.locator(f"{table} thead th")
+    titles = [t.strip() for t in headers.all_inner_texts()]
+    sep = titles.index("[SEP]")
+    headers.nth(sep).click()
+    values = [float(v) for v in _column(page, table, sep)]
+    assert values == sorted(values, reverse=True)  # first click: the most [SEP] on top
+    assert headers.nth(sep).get_attribute("aria-sort") == "descending"
+    headers.nth(sep).click()
+    assert [float(v) for v in _column(page, table, sep)] == sorted(values)
+    pattern = titles.index("pattern")
+    headers.nth(pattern).click()
+    labels = _column(page, table, pattern)
+    assert labels == sorted(labels, key=str.lower)  # text: A to Z first
+    assert headers.nth(pattern).get_attribute("aria-sort") == "ascending"
+    headers.nth(0).click()  # head names, in model order (numbers inside compared as numbers)
+    names = page.locator(f"{table} tbody tr td:first-child").all_inner_texts()
+    assert names[:2] == ["L1-H1", "L1-H2"] and names[11] == "L1-H12"
+    headers.nth(0).click()
+    assert page.locator(f"{table} tbody tr td:first-child").first.inner_text() == "L6-H12"
     assert rep.clean, rep
     page.close()
