@@ -153,3 +153,27 @@ def test_tables_sort_numbers_largest_first_and_text_a_to_z(browser, default_site
     assert page.locator(f"{table} tbody tr td:first-child").first.inner_text() == "L6-H12"
     assert rep.clean, rep
     page.close()
+
+
+def test_overview_heatmaps_span_their_own_range_and_name_the_top_heads(browser, default_site):
+    atlas = load(default_site)
+    page, rep = browser.open(default_site / "index.html")
+    page.wait_for_selector("div[data-spec='spec-heatmap-to_sep'].drawn svg.marks")
+    for key in ("to_sep", "self", "entropy"):
+        values = sorted((h.metrics[key], -i, h) for i, h in enumerate(atlas.heads))
+        low, high = values[0][0], values[-1][0]
+        spec = page.evaluate(f"JSON.parse(document.getElementById('spec-heatmap-{key}').text)")
+        assert spec["encoding"]["color"]["scale"]["domain"] == pytest.approx([low, high])
+        side = page.locator(f"p.metric-range[data-column='{key}']")
+        assert side.is_visible()
+        assert side.inner_text().split() == ["range", f"{low:.3f}", "–", f"{high:.3f}"]
+        links = page.locator(f"ol.top-heads[data-column='{key}'] a")
+        assert links.all_inner_texts() == [h.name for _, _, h in values[::-1][:3]]
+    # The heads that attend to [SEP] most are one click away.
+    top = max(atlas.heads, key=lambda h: h.metrics["to_sep"])
+    assert top.metrics["to_sep"] < 0.5  # on the kind's fixed 0–1 scale it would look faint
+    with page.expect_navigation():
+        page.locator("ol.top-heads[data-column='to_sep'] a").first.click()
+    assert page.url.endswith(f"/heads/{top.slug}.html")
+    assert rep.clean, rep
+    page.close()
