@@ -177,3 +177,21 @@ def test_overview_heatmaps_span_their_own_range_and_name_the_top_heads(browser, 
     assert page.url.endswith(f"/heads/{top.slug}.html")
     assert rep.clean, rep
     page.close()
+
+
+def test_head_patterns_card_has_a_row_for_every_target_even_with_no_head(browser, default_site):
+    """No head of the example model reaches 0.5 on [SEP]: its row says so and names the heads
+    that come closest, so "which heads attend to [SEP]?" has an answer on the overview."""
+    atlas = load(default_site)
+    assert not any(h.label == "[SEP]" for h in atlas.heads)
+    page, rep = browser.open(default_site / "index.html")
+    card = page.locator(".card", has=page.locator("h2", has_text="Head patterns"))
+    for label in ("previous-token", "next-token", "self", "[CLS]", "[SEP]", "punctuation"):
+        assert card.locator(f"tr[data-label='{label}']").is_visible(), label
+    row = card.locator("tr[data-label='[SEP]']")
+    assert row.locator("td").first.inner_text() == "0"
+    assert "none reach 0.5" in row.inner_text()
+    ranked = sorted(atlas.heads, key=lambda h: -h.metrics["to_sep"])
+    assert row.locator("a.head-name").all_inner_texts() == [h.name for h in ranked[:3]]
+    assert rep.clean, rep
+    page.close()

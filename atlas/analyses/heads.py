@@ -250,6 +250,9 @@ class HeadMetrics(Analysis):
             parts={"label": labels, "offsets": offsets.tolist()},
             data={
                 "labels": list(LABELS),
+                # the share behind each one-target label: the overview's card names the heads
+                # highest on a share that no head reaches the threshold on
+                "label_metrics": {name: key for key, name in LABEL_METRICS.items()},
                 "label_threshold": LABEL_THRESHOLD,
                 "broad_threshold": BROAD_THRESHOLD,
                 "offsets": list(OFFSETS),
