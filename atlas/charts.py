@@ -72,6 +72,8 @@ def _head_rows(atlas: Atlas, prefix: str) -> list[dict]:
             "layer": h.layer,
             "head": h.head,
             "label": h.label,
+            # the head map's shapes: a compound label ("[CLS] + next") is drawn as "mixed"
+            "family": h.label if h.label in atlas.labels or not atlas.labels else "mixed",
             "url": head_url(h, prefix),
             **h.metrics,
             **dict(zip(("x", "y"), h.parts.get("map", (0.0, 0.0)), strict=True)),
@@ -255,7 +257,9 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
             color=alt.Color(
                 "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
             ),
-            shape=alt.Shape("label:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"),
+            shape=alt.Shape(
+                "family:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"
+            ),
             href="url:N",
             tooltip=[
                 alt.Tooltip("name:N", title="head"),

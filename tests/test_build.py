@@ -14,7 +14,7 @@ import pytest
 from conftest import build
 from tiny_models import FAMILIES, MAX_LENGTH, SHAPES
 
-from atlas.analyses.heads import LABELS
+from atlas.analyses.heads import COMPOUND_LABELS, LABELS
 from atlas.cli import main
 from atlas.model import Runner
 from atlas.result import load
@@ -62,7 +62,7 @@ def test_every_family_builds(family, tiny_model, tmp_path):
     if family != "gpt2":
         assert pair.special[0] == 1 and pair.special[-1] == 1
     for head in atlas.heads:
-        assert head.label in LABELS
+        assert head.label in LABELS or head.label in COMPOUND_LABELS
         assert 0.0 <= head.metrics["to_cls"] <= 1.0 + 1e-6
         assert len(head.parts["offsets"]) == 17
         assert (out / "heads" / f"{head.slug}.html").is_file()

@@ -195,3 +195,26 @@ def test_head_patterns_card_has_a_row_for_every_target_even_with_no_head(browser
     assert row.locator("a.head-name").all_inner_texts() == [h.name for h in ranked[:3]]
     assert rep.clean, rep
     page.close()
+
+
+def test_heads_that_are_not_one_pattern_are_named_by_their_two_largest_shares(
+    browser, default_site
+):
+    atlas = load(default_site)
+    compound = [h for h in atlas.heads if " + " in h.label]
+    assert len(compound) >= 10  # the example model: 20 of its 35 formerly "mixed" heads
+    page, rep = browser.open(default_site / "index.html")
+    card = page.locator(".card", has=page.locator("h2", has_text="Head patterns"))
+    for label in {h.label for h in compound}:
+        row = card.locator(f"tr[data-label='{label}']")
+        names = [h.name for h in compound if h.label == label]
+        assert row.locator("td").first.inner_text() == str(len(names))
+        assert row.locator("a.head-name").all_inner_texts() == names[:14]
+        assert row.locator("span.label").get_attribute("class") == "label label-mixed"
+    page.close()
+    head = compound[0]
+    page, rep2 = browser.open(default_site / "heads" / f"{head.slug}.html")
+    assert head.label in page.locator("main").inner_text()
+    assert "the two shares together" in page.locator("main").inner_text()
+    assert rep.clean and rep2.clean, (rep, rep2)
+    page.close()
