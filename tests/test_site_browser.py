@@ -218,3 +218,36 @@ def test_heads_that_are_not_one_pattern_are_named_by_their_two_largest_shares(
     assert "the two shares together" in page.locator("main").inner_text()
     assert rep.clean and rep2.clean, (rep, rep2)
     page.close()
+
+
+def test_cosmetics_head_names_arrows_ids_pairs_and_cards(browser, default_site):
+    """Head names and sort arrows stay on one line, the sentences table has no id column that
+    repeats the number, a pair's second sentence is not coloured like a visited link, and no
+    gap opens under the model card."""
+    page, rep = browser.open(default_site / "heads" / "index.html")
+    wrapped = page.evaluate(
+        "[...document.querySelectorAll('a.head-name')].filter(a => a.getClientRects().length > 1)"
+        ".map(a => a.textContent)"
+    )
+    assert wrapped == []
+    arrows = page.evaluate(
+        "[...document.querySelectorAll('th.sort')]"
+        ".map(th => getComputedStyle(th, '::after').content)"
+    )
+    assert arrows and all(a.startswith('"\u00a0') for a in arrows), arrows  # a no-break space
+    page.close()
+    page, rep2 = browser.open(default_site / "sentences" / "index.html")
+    titles = [t.strip() for t in page.locator("table.sentences thead th").all_inner_texts()]
+    assert titles[:3] == ["#", "text", "tokens"]  # the ids of a .txt are the numbers
+    second = page.locator("table.sentences .text-b").first
+    colour = second.evaluate("e => getComputedStyle(e).color")
+    body = page.evaluate("getComputedStyle(document.body).color")
+    assert colour == body and colour != "rgb(107, 63, 160)"
+    page.close()
+    page, rep3 = browser.open(default_site / "index.html")
+    model = page.locator(".card", has=page.locator("h2", has_text="Model")).first.bounding_box()
+    corpus = page.locator(".card", has=page.locator("h2", has_text="Corpus")).bounding_box()
+    assert model and corpus
+    assert 0 <= corpus["y"] - (model["y"] + model["height"]) <= 24  # stacked, no gap between
+    assert rep.clean and rep2.clean and rep3.clean
+    page.close()
