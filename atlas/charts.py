@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import math
 
 import altair as alt
 
@@ -71,6 +72,8 @@ def _head_rows(atlas: Atlas, prefix: str) -> list[dict]:
             "layer": h.layer,
             "head": h.head,
             "label": h.label,
+            # the head map's shapes: a compound label ("[CLS] + next") is drawn as "mixed"
+            "family": h.label if h.label in atlas.labels or not atlas.labels else "mixed",
             "url": head_url(h, prefix),
             **h.metrics,
             **dict(zip(("x", "y"), h.parts.get("map", (0.0, 0.0)), strict=True)),
@@ -83,14 +86,43 @@ def _format(column: Column) -> str:
     return ".3f" if column.kind != "count" else "d"
 
 
+def _values(atlas: Atlas, column: Column) -> list[tuple[float, Head]]:
+    """The column's finite values, each with its head (a metric some heads leave undefined)."""
+    values = [(h.metrics.get(column.key), h) for h in atlas.heads]
+    return [
+        (float(v), h)
+        for v, h in values
+        if isinstance(v, int | float) and not isinstance(v, bool) and math.isfinite(v)
+    ]
+
+
+def metric_range(atlas: Atlas, column: Column) -> tuple[float, float] | None:
+    """The smallest and largest value of a column over the heads (None: no head has one).
+    Its heatmap spans this range, not the kind's fixed one: on a fixed 0–1 scale a metric whose
+    heads all stay under 0.12 looks the same everywhere."""
+    values = [v for v, _ in _values(atlas, column)]
+    return (min(values), max(values)) if values else None
+
+
+def top_heads(atlas: Atlas, column: Column, count: int = 3) -> list[tuple[Head, float]]:
+    """The ``count`` heads with the largest values of a column, largest first (in model order
+    where they tie)."""
+    ranked = sorted(enumerate(_values(atlas, column)), key=lambda item: (-item[1][0], item[0]))
+    return [(head, value) for _, (value, head) in ranked[:count]]
+
+
 def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
-    """Layer x head grid of one catalogue column; a cell links to its head's page."""
+    """Layer x head grid of one catalogue column; a cell links to its head's page. The colours
+    span the column's own range (``metric_range``); the overview prints it beside the chart."""
     rows = {"heads": _head_rows(atlas, prefix)}
-    domain = column.domain
+    span = metric_range(atlas, column)
+    if span is not None and span[0] == span[1]:  # one value everywhere: its kind's range
+        span = column.domain or (min(span[0], 0.0), max(span[1], 0.0) or 1.0)
+    scheme = "blues" if column.domain is not None else "purples"
     scale = (
-        alt.Scale(scheme="blues", domain=list(domain))
-        if domain is not None
-        else alt.Scale(scheme="purples", zero=True)
+        alt.Scale(scheme=scheme, domain=list(span))
+        if span is not None
+        else alt.Scale(scheme=scheme, zero=True)
     )
     chart = (
         alt.Chart(_rows("heads", rows), title=column.title)
@@ -225,7 +257,9 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
             color=alt.Color(
                 "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
             ),
-            shape=alt.Shape("label:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"),
+            shape=alt.Shape(
+                "family:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"
+            ),
             href="url:N",
             tooltip=[
                 alt.Tooltip("name:N", title="head"),

@@ -80,7 +80,10 @@ def compare_data_script(index: int, total: int) -> str:
 
 def label_class(label: str) -> str:
     """The CSS class of a pattern label: "[CLS]" -> "label-cls", "previous-token" ->
-    "label-previous-token"."""
+    "label-previous-token"; a compound label of two shares ("[CLS] + next") -> "label-mixed",
+    the class of heads that are not one pattern."""
+    if " + " in label:
+        return "label-mixed"
     return "label-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "none")
 
 

@@ -45,6 +45,8 @@ class SiteError(RuntimeError):
 # template everything it imports).
 CHART_FUNCTIONS = SimpleNamespace(
     metric_heatmap=charts.metric_heatmap,
+    metric_range=charts.metric_range,
+    top_heads=charts.top_heads,
     layer_curves=charts.layer_curves,
     head_map=charts.head_map,
     highlighted=charts.highlighted,

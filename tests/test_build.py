@@ -14,7 +14,7 @@ import pytest
 from conftest import build
 from tiny_models import FAMILIES, MAX_LENGTH, SHAPES
 
-from atlas.analyses.heads import LABELS
+from atlas.analyses.heads import COMPOUND_LABELS, LABELS
 from atlas.cli import main
 from atlas.model import Runner
 from atlas.result import load
@@ -62,7 +62,7 @@ def test_every_family_builds(family, tiny_model, tmp_path):
     if family != "gpt2":
         assert pair.special[0] == 1 and pair.special[-1] == 1
     for head in atlas.heads:
-        assert head.label in LABELS
+        assert head.label in LABELS or head.label in COMPOUND_LABELS
         assert 0.0 <= head.metrics["to_cls"] <= 1.0 + 1e-6
         assert len(head.parts["offsets"]) == 17
         assert (out / "heads" / f"{head.slug}.html").is_file()
@@ -397,3 +397,16 @@ def test_runner_batches_give_the_same_attention(tiny_model):
     for index, attention in alone.items():
         np.testing.assert_allclose(together[index], attention, atol=1e-5)
         np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
+
+
+def test_rendered_pages_name_build_options_as_options_of_build(tiny_model, tmp_path):
+    """`atlas render` has no --views, --batch-size or --max-length: a rendered site names them
+    as the options `atlas build` was given, never as bare options of the command that wrote it."""
+    out = tmp_path / "site"
+    build_tiny(tiny_model, tmp_path, out)
+    again = tmp_path / "again"
+    assert main(["render", str(out / "atlas.json"), "-o", str(again), "-q"]) == 0
+    for page in ("index.html", "sentences/index.html"):
+        text = (again / page).read_text()
+        assert "<code>atlas build --views 200" in text, page
+        assert "<code>--views" not in text and "<code>--batch-size" not in text, page

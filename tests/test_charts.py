@@ -76,3 +76,16 @@ def test_offset_profiles_differ_by_head_and_leave_the_template_alone(sample_atla
     assert [row["head"] for row in a["data"]["values"]] == first.parts["offsets"]
     template = json.dumps(charts._offset_template())
     assert charts.HEAD_TITLE in template and charts.PLACEHOLDER in template
+
+
+def test_metric_heatmaps_span_the_column_range_and_rank_its_heads(sample_atlas):
+    for column in sample_atlas.catalogue:
+        values = [h.metrics[column.key] for h in sample_atlas.heads]
+        low, high = min(values), max(values)
+        assert charts.metric_range(sample_atlas, column) == (low, high)
+        spec = charts.metric_heatmap(sample_atlas, column, "")
+        if low < high:
+            assert spec["encoding"]["color"]["scale"]["domain"] == [low, high], column.key
+        top = charts.top_heads(sample_atlas, column, 3)
+        assert [v for _, v in top] == sorted(values, reverse=True)[:3]
+        assert all(head.metrics[column.key] == v for head, v in top)

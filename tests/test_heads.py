@@ -12,13 +12,18 @@ import pytest
 from atlas.analyses.base import RunInfo
 from atlas.analyses.examples import MIN_EXAMPLE_TOKENS, ExampleSentences
 from atlas.analyses.heads import (
+    COMPOUND_LABELS,
     LABELS,
     OFFSETS,
+    PATTERNS,
     HeadMetrics,
     example_metrics,
     label_head,
     label_strength,
     offset_profile,
+)
+from atlas.analyses.heads import (
+    pattern as canonical_pattern,
 )
 from atlas.analyses.pairs import PairCounter, TokenPairs
 from atlas.model import Record
@@ -275,7 +280,12 @@ def means(**values: float) -> dict[str, float]:
         ({"to_punct": 0.51}, "punctuation"),
         ({"to_sep": 0.7, "to_cls": 0.6}, "[SEP]"),  # the largest share wins
         ({"prev": 0.49, "entropy_norm": 0.9}, "broad"),
-        ({"prev": 0.49, "entropy_norm": 0.3}, "mixed"),
+        ({"prev": 0.49, "entropy_norm": 0.3}, "previous + next"),  # 0.49 + 0.1: two shares
+        ({"to_cls": 0.3, "next": 0.25}, "[CLS] + next"),
+        ({"next": 0.3, "to_cls": 0.25}, "next + [CLS]"),  # the larger share first
+        ({"to_cls": 0.3, "to_sep": 0.2}, "[CLS] + [SEP]"),  # together exactly 0.5: labelled
+        ({"to_cls": 0.3, "to_sep": 0.19}, "mixed"),  # together under 0.5
+        ({"to_cls": 0.3, "next": 0.3, "entropy_norm": 0.8}, "broad"),  # broad before two shares
         ({"prev": 0.5}, "previous-token"),  # exactly on the threshold: labelled
         ({"entropy_norm": 0.75}, "broad"),  # exactly on the broad threshold
         ({"entropy_norm": 0.7499}, "mixed"),
@@ -283,7 +293,8 @@ def means(**values: float) -> dict[str, float]:
     ],
 )
 def test_label_head(values, label):
-    """label_head picks the largest share ≥ 0.5, else broad (entropy_norm ≥ 0.75) or mixed."""
+    """label_head picks the largest share ≥ 0.5, else broad (entropy_norm ≥ 0.75), else the two
+    largest shares when together ≥ 0.5, else mixed."""
     assert label_head(means(**values)) == label
 
 
@@ -557,12 +568,12 @@ def test_example_sentences_match_a_heap_per_head(keep):
             record.cls = record.sep = record.special = mask(1)
         records.append(record)
     examples = started(ExampleSentences(keep=keep), layers, heads, causal=True)
-    expected = {(label, flat): [] for label in LABELS for flat in range(layers * heads)}
+    expected = {(label, flat): [] for label in PATTERNS for flat in range(layers * heads)}
     undefined = 0
     for record in records:
         examples.add(record)
         metrics = example_metrics(record.attention, record.cls, record.sep, record.punct, True)
-        for label in LABELS:
+        for label in PATTERNS:
             scores = np.asarray(label_strength(label, metrics)).reshape(-1)
             for flat, score in enumerate(scores.tolist()):
                 if math.isnan(score):
@@ -577,3 +588,25 @@ def test_example_sentences_match_a_heap_per_head(keep):
     assert undefined > 0
     for (label, flat), heap in expected.items():
         assert examples.best(label, flat) == [-i for _, _, i in sorted(heap, reverse=True)]
+    # A compound label in either order ranks by its two shares together.
+    assert examples.best("next + [CLS]", 0) == examples.best("[CLS] + next", 0)
+
+
+def test_compound_labels_rank_by_their_two_shares_together():
+    rng = np.random.default_rng(3)
+    metrics = {key: rng.random((2, 3)) for key in ("to_cls", "next", "entropy_norm")}
+    for label in ("[CLS] + next", "next + [CLS]"):
+        assert np.array_equal(label_strength(label, metrics), metrics["to_cls"] + metrics["next"])
+        assert canonical_pattern(label) == "next + [CLS]"  # LABEL_METRICS order: next before to_cls
+    assert len(COMPOUND_LABELS) == 30 and len(set(COMPOUND_LABELS)) == 30
+    assert len(PATTERNS) == len(LABELS) + 15
+    assert all(canonical_pattern(label) in PATTERNS for label in COMPOUND_LABELS)
+    assert np.array_equal(label_strength("mixed", metrics), 1.0 - metrics["entropy_norm"])
+
+
+def test_compound_labels_keep_a_css_class():
+    from atlas.contract import label_class
+
+    assert label_class("[CLS] + next") == label_class("mixed") == "label-mixed"
+    assert label_class("[SEP]") == "label-sep"
+    assert label_class("previous-token") == "label-previous-token"

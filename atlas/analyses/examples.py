@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
-from .heads import LABELS, label_strength, record_metrics
+from .heads import PATTERNS, label_strength, pattern, record_metrics
 
 EXAMPLES_PER_HEAD = 3
 # Example sentences shorter than this are shown only when too few longer ones exist.
@@ -33,7 +33,7 @@ class ExampleSentences(Analysis):
         super().start(run)
         # The kept items of each (label, head, slot), compared as the tuple (long enough, score,
         # -index); an empty slot is below every real item, so the worst slot is replaced first.
-        shape = (len(LABELS), run.size, self.keep)
+        shape = (len(PATTERNS), run.size, self.keep)
         self._long = np.full(shape, -1, dtype=np.int64)
         self._score = np.full(shape, -np.inf)
         self._order = np.full(shape, np.iinfo(np.int64).min, dtype=np.int64)
@@ -43,7 +43,7 @@ class ExampleSentences(Analysis):
         streaming top-k for all heads at once: the same items as a heap per head)."""
         metrics = record_metrics(record, self.run.causal)
         scores = np.stack(
-            [np.asarray(label_strength(label, metrics), float).reshape(-1) for label in LABELS]
+            [np.asarray(label_strength(label, metrics), float).reshape(-1) for label in PATTERNS]
         )  # [labels, K]; NaN: the example does not define this pattern
         long, order = int(record.n >= MIN_EXAMPLE_TOKENS), -record.index
         worst = np.lexsort((self._order, self._score, self._long), axis=-1)[..., :1]
@@ -62,7 +62,7 @@ class ExampleSentences(Analysis):
 
     def best(self, label: str, flat: int) -> list[int]:
         """Corpus indices of the examples where head ``flat`` shows ``label`` most, best first."""
-        row = LABELS.index(label)
+        row = PATTERNS.index(pattern(label))
         items = zip(
             self._long[row, flat].tolist(),
             self._score[row, flat].tolist(),

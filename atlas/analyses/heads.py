@@ -9,6 +9,7 @@ docs/metrics.md and match the design notes exactly.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Mapping
 from typing import ClassVar
 
@@ -52,9 +53,10 @@ METRICS = tuple(c.key for c in COLUMNS)
 LENGTH_NORMALISED = ("entropy_norm",)
 
 # Pattern labels: a head gets the label of the largest of these shares when it reaches
-# LABEL_THRESHOLD; otherwise "broad" if its normalised entropy reaches BROAD_THRESHOLD, else
-# "mixed". Shares and normalised entropy are fractions, so the thresholds do not depend on
-# sentence length.
+# LABEL_THRESHOLD; otherwise "broad" if its normalised entropy reaches BROAD_THRESHOLD; otherwise
+# a compound label of its two largest shares ("[CLS] + next", larger first) when together they
+# reach LABEL_THRESHOLD; else "mixed". Shares and normalised entropy are fractions, so the
+# thresholds do not depend on sentence length.
 LABEL_METRICS = {
     "prev": "previous-token",
     "next": "next-token",
@@ -66,6 +68,25 @@ LABEL_METRICS = {
 LABELS = (*LABEL_METRICS.values(), "broad", "mixed")
 LABEL_THRESHOLD = 0.5
 BROAD_THRESHOLD = 0.75
+# A share's name inside a compound label, and what joins the two.
+PART_NAMES = {
+    "prev": "previous",
+    "next": "next",
+    "self": "self",
+    "to_cls": "[CLS]",
+    "to_sep": "[SEP]",
+    "to_punct": "punctuation",
+}
+JOIN = " + "
+# Every compound label (larger share first, so both orders), and the patterns the example
+# sentences are ranked by: one per label, a compound once (its two shares in LABEL_METRICS order).
+COMPOUND_LABELS = tuple(
+    PART_NAMES[a] + JOIN + PART_NAMES[b] for a in LABEL_METRICS for b in LABEL_METRICS if a != b
+)
+PATTERNS = (
+    *LABELS,
+    *(PART_NAMES[a] + JOIN + PART_NAMES[b] for a, b in itertools.combinations(LABEL_METRICS, 2)),
+)
 
 
 def example_metrics(
@@ -161,11 +182,32 @@ def _diagonals(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def label_head(means: Mapping[str, float]) -> str:
-    """The pattern label of one head from its corpus means."""
-    key = max(LABEL_METRICS, key=lambda k: (means[k], -list(LABEL_METRICS).index(k)))
-    if means[key] >= LABEL_THRESHOLD:
-        return LABEL_METRICS[key]
-    return "broad" if means["entropy_norm"] >= BROAD_THRESHOLD else "mixed"
+    """The pattern label of one head from its corpus means (docs/metrics.md, "Labels")."""
+    order = list(LABEL_METRICS)
+    first, second = sorted(order, key=lambda k: (-means[k], order.index(k)))[:2]
+    if means[first] >= LABEL_THRESHOLD:
+        return LABEL_METRICS[first]
+    if means["entropy_norm"] >= BROAD_THRESHOLD:
+        return "broad"
+    if means[first] + means[second] >= LABEL_THRESHOLD:
+        return PART_NAMES[first] + JOIN + PART_NAMES[second]
+    return "mixed"
+
+
+def compound_parts(label: str) -> tuple[str, ...]:
+    """The share keys of a compound label, in LABEL_METRICS order (() for any other label)."""
+    if JOIN not in label:
+        return ()
+    keys = {name: key for key, name in PART_NAMES.items()}
+    parts = {keys[name] for name in label.split(JOIN)}
+    return tuple(key for key in LABEL_METRICS if key in parts)
+
+
+def pattern(label: str) -> str:
+    """The pattern in PATTERNS that ranks a head's example sentences: the label itself, or a
+    compound label with its shares in LABEL_METRICS order (both orders rank alike)."""
+    parts = compound_parts(label)
+    return JOIN.join(PART_NAMES[key] for key in parts) if parts else label
 
 
 def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -175,6 +217,9 @@ def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
             return metrics[key]
     if label == "broad":
         return metrics["entropy_norm"]
+    parts = compound_parts(label)
+    if parts:
+        return metrics[parts[0]] + metrics[parts[1]]  # the two shares together
     return 1.0 - metrics["entropy_norm"]  # mixed: where the head is most focused
 
 
@@ -250,6 +295,9 @@ class HeadMetrics(Analysis):
             parts={"label": labels, "offsets": offsets.tolist()},
             data={
                 "labels": list(LABELS),
+                # the share behind each one-target label: the overview's card names the heads
+                # highest on a share that no head reaches the threshold on
+                "label_metrics": {name: key for key, name in LABEL_METRICS.items()},
                 "label_threshold": LABEL_THRESHOLD,
                 "broad_threshold": BROAD_THRESHOLD,
                 "offsets": list(OFFSETS),

@@ -1,4 +1,5 @@
-// Sortable tables: click a column title to sort by it, again to reverse.
+// Sortable tables: click a column title to sort by it, again to reverse. The first click sorts
+// numbers largest first (the heads that do most of it on top) and text from A to Z.
 // A cell's data-value, if present, is what it sorts by; <th data-sort="number|text"> says how.
 "use strict";
 (function () {
@@ -8,14 +9,13 @@
     const key = (row) => {
       const cell = row.cells[column];
       const raw = cell.dataset.value ?? cell.textContent.trim();
-      return type === "number" ? Number(raw) : raw.toLowerCase();
+      return type === "number" ? Number(raw) : raw;
     };
-    rows.sort((a, b) => {
-      const x = key(a);
-      const y = key(b);
-      const order = x < y ? -1 : x > y ? 1 : 0;
-      return descending ? -order : order;
-    });
+    // Text compares numbers inside it as numbers: "L2-H1" before "L10-H1", "9" before "10".
+    const text = new Intl.Collator(undefined, { numeric: true, sensitivity: "base" });
+    const compare = (x, y) =>
+      type === "number" ? (x < y ? -1 : x > y ? 1 : 0) : text.compare(x, y);
+    rows.sort((a, b) => (descending ? -1 : 1) * compare(key(a), key(b)));
     body.append(...rows);
   }
 
@@ -27,7 +27,8 @@
         th.tabIndex = 0;
         th.classList.add("sort");
         const activate = () => {
-          const descending = th.getAttribute("aria-sort") === "ascending";
+          const current = th.getAttribute("aria-sort");
+          const descending = current ? current === "ascending" : th.dataset.sort === "number";
           headers.forEach((other) => other.removeAttribute("aria-sort"));
           th.setAttribute("aria-sort", descending ? "descending" : "ascending");
           sortBy(table, column, th.dataset.sort, descending);
