@@ -66,6 +66,9 @@ def wants_masked_lm(config) -> bool:
     return any(str(a).endswith("ForMaskedLM") for a in getattr(config, "architectures", None) or ())
 
 
+ABLATION_ROWS = 24  # rows (sentence × ablated head) per ablation pass
+
+
 @dataclass
 class Batch:
     """A padded batch of examples as model inputs, with what the measures need."""
@@ -154,14 +157,16 @@ class Probe:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def batches(self, indices: Sequence[int]) -> Iterator[Batch]:
-        """The examples in batches of similar length, encoded as the runner encodes them."""
+    def batches(self, indices: Sequence[int], size: int | None = None) -> Iterator[Batch]:
+        """The examples in batches of similar length (``size``, default the run's batch size),
+        encoded as the runner encodes them."""
+        size = size or self.batch_size
         encoded = sorted(
             ((i, self.runner.encode(self.examples[i], i)) for i in indices),
             key=lambda item: (len(item[1]["ids"]), item[0]),
         )
-        for start in range(0, len(encoded), self.batch_size):
-            yield self._batch(encoded[start : start + self.batch_size])
+        for start in range(0, len(encoded), size):
+            yield self._batch(encoded[start : start + size])
 
     def _batch(self, items: list[tuple[int, dict]]) -> Batch:
         torch = self.torch
@@ -260,8 +265,12 @@ class Probe:
         torch = self.torch
         total = np.zeros((self.layers, self.heads))
         count = 0
+        # Each sentence becomes one row per head; rows of about ABLATION_ROWS at a time run
+        # faster than the run's batches times the heads (192 rows for 16 × 12 ran 1.5 times
+        # slower per row on 2 CPU cores, with the same results).
+        size = max(1, ABLATION_ROWS // self.heads)
         with torch.no_grad():
-            for batch in self.batches(indices):
+            for batch in self.batches(indices, size):
                 rows = len(batch.indices)
                 self._inputs = []
                 try:
