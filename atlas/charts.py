@@ -339,7 +339,7 @@ def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -
         ],
     )
     ticks = base.mark_tick(color="#e45756", thickness=2, size=14).encode(y="layer:Q")
-    chart = (bars + ticks).properties(width=420, height=180, title="Offset profile")
+    chart = (bars + ticks).properties(width=290, height=180, title="Offset profile")
     return _spec(chart, rows)
 
 
