@@ -76,11 +76,15 @@ def pair_mean(total: np.ndarray, within: np.ndarray, count: float, count_within:
     return ((total * total).sum(-1) - within) / pairs
 
 
-def occurrences(record: Record) -> tuple[list[str], np.ndarray]:
-    """The record's word occurrences: (type of each, vectors [layers + 1, m, d]): the input's
-    words (mean of their pieces, form case-folded) when known, else the non-special tokens."""
-    hidden = record.hidden
-    if record.word_of is not None and record.words is not None:
+def has_words(record: Record) -> bool:
+    return record.word_of is not None and record.words is not None
+
+
+def occurrences(record: Record, hidden: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """The record's word occurrences: (type of each, vectors [layers + 1, m, d]) from its
+    float64 hidden states: the input's words (mean of their pieces, form case-folded) when
+    known, else the non-special tokens."""
+    if has_words(record):
         present = sorted({int(w) for w in record.word_of if w >= 0})
         if present:
             member = np.zeros((len(present), record.n))
@@ -89,13 +93,13 @@ def occurrences(record: Record) -> tuple[list[str], np.ndarray]:
                 if w >= 0:
                     member[position[int(w)], t] = 1.0
             member /= member.sum(1, keepdims=True)
-            vectors = np.einsum("mn,lnd->lmd", member, hidden.astype(np.float64))
+            vectors = np.einsum("mn,lnd->lmd", member, hidden)
             return [record.words[w].casefold() for w in present], vectors
-        return [], hidden[:, :0].astype(np.float64)
+        return [], hidden[:, :0]
     keep = ~record.special
     return [t for t, s in zip(record.tokens, record.special, strict=True) if not s], hidden[
         :, keep
-    ].astype(np.float64)
+    ]
 
 
 class LayerEmbeddings(Analysis):
@@ -135,7 +139,8 @@ class LayerEmbeddings(Analysis):
     def add(self, record: Record) -> None:
         if record.hidden is None:
             return
-        types, vectors = occurrences(record)
+        hidden = record.hidden.astype(np.float64)  # converted once: every measure reads it
+        types, vectors = occurrences(record, hidden)
         self.word_level = self.word_level or record.word_of is not None
         if self.revisiting:
             self._collect(record.index, types, vectors)
@@ -144,10 +149,9 @@ class LayerEmbeddings(Analysis):
             self.dim = record.hidden.shape[-1]
             self.total = np.zeros((self.depth, self.dim))
             self.cap = max(1, TYPE_BYTES // (self.depth * self.dim * 8))
-        tokens = record.hidden[:, ~record.special].astype(np.float64)  # [depth, n', d]
-        units = unit(tokens)
+        every = unit(hidden)  # [depth, n, d], special tokens too
+        tokens, units = hidden[:, ~record.special], every[:, ~record.special]  # [depth, n', d]
         if record.index < self.views:
-            every = unit(record.hidden.astype(np.float64))  # special tokens too
             moved = 1.0 - (every * every[0:1]).sum(-1)  # [depth, n]
             self.per_token[record.index] = np.round(moved.T, DIGITS).tolist()
         count = units.shape[1]
@@ -162,7 +166,8 @@ class LayerEmbeddings(Analysis):
             mean = unit(tokens.mean(1, keepdims=True))
             self.intra += (units * mean).sum(-1).mean(-1)
             self.intra_sentences += 1
-        self._add_types(record.index, types, unit(vectors))
+        # without words the occurrences are the non-special tokens, already made unit vectors
+        self._add_types(record.index, types, unit(vectors) if has_words(record) else units)
 
     def _add_types(self, index: int, types: list[str], units: np.ndarray) -> None:
         by_type: dict[str, list[int]] = {}
