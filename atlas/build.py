@@ -73,7 +73,9 @@ def build(
     log.info("read %d sentences from %s", len(examples), input)
     runner = Runner(model, device=device, max_length=max_length, name=model_name)
     if compare is not None:
-        other = Runner(compare, device=device, max_length=max_length, name=compare_name)
+        other = Runner(
+            compare, device=device, max_length=max_length, name=compare_name, option="--compare"
+        )
         runner = PairedRunner(runner, other)
         log.info("comparing with %s", other.info.name)
         analyses = list(

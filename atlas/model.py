@@ -369,9 +369,11 @@ class Runner:
         device: str = "auto",
         max_length: int | None = None,
         name: str | None = None,
+        option: str = "--model",
     ):
         """``name`` is what the pages call the model; by default the hub id, or a local
-        directory's folder name (its full path would leak the build machine's layout)."""
+        directory's folder name (its full path would leak the build machine's layout).
+        ``option``: the command-line option that named the model, for error messages."""
         import torch
         from transformers.utils import logging as hf_logging
 
@@ -387,7 +389,7 @@ class Runner:
             path, source = model, "local directory"
             shown = Path(model).resolve().name or "model"
         elif Path(model).exists():
-            raise ModelError(f"--model {model}: is a file; give a model directory or a hub id")
+            raise ModelError(f"{option} {model}: is a file; give a model directory or a hub id")
         else:
             path, shown, source = model, model, "Hugging Face hub or cache"
         typed = model or DEFAULT_MODEL  # what error messages call it: what the user typed
