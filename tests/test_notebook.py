@@ -283,3 +283,20 @@ def test_a_page_whose_asset_is_gone(tiny_site, tmp_path):
     (copy / "assets" / "headview.js").unlink()
     with pytest.raises(ValueError, match=r"^atlas.show: .*/site: assets/headview.js is missing"):
         atlas.show(copy, sentence=1)
+
+
+def test_the_example_notebook_runs(default_site, monkeypatch):
+    """examples/notebook.ipynb's cells, run in order beside a built site ("site/"): each
+    output is an atlas.show result."""
+    import json
+
+    cells = json.loads((EXAMPLES.parent / "notebook.ipynb").read_text(encoding="utf-8"))["cells"]
+    code = ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+    assert len(code) == 4
+    monkeypatch.chdir(default_site.parent)
+    assert default_site.name == "site"
+    namespace: dict = {}
+    exec(code[0], namespace)
+    for source in code[1:]:
+        shown = eval(source, namespace)
+        assert isinstance(shown, notebook.Shown) and "<h1>Sentence " in shown.page
