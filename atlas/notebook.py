@@ -107,7 +107,9 @@ def show(
                 "atlas.show(site, sentence=N) shows a page as it was built; text_b, model and "
                 "words are for atlas.show(text)"
             )
-        return _from_site(Path(source), sentence, head, height)  # type: ignore[arg-type]
+        if not isinstance(source, str | os.PathLike):
+            raise ValueError(f"atlas.show: a site is a folder, got {type(source).__name__}")
+        return _from_site(Path(source), sentence, head, height)
     text, text_b = _texts(source, text_b)
     if words and text_b is not None:
         raise ValueError("atlas.show: words=True is for single sentences, not pairs")

@@ -41,10 +41,11 @@ def bert(tiny_model) -> str:
 
 @pytest.fixture(scope="module")
 def tiny_site(bert, tmp_path_factory) -> pathlib.Path:
-    """The first 30 example sentences, with a page for the first 25."""
+    """The first 30 example sentences, with a page for the first 25 (and, on those pages, the
+    sections of other analyses, e.g. the rollout's own script)."""
     out = tmp_path_factory.mktemp("show") / "site"
     args = [str(EXAMPLES), "-o", str(out), "--model", bert, "--limit", "30", "--views", "25"]
-    assert build([*args, "--importance", "0"]) == 0
+    assert build(args) == 0
     return out
 
 
@@ -169,6 +170,9 @@ def test_a_page_of_a_built_atlas(browser, tiny_site, tmp_path):
     assert text.split("\t")[0][:20] in frame.locator("p.sentence").inner_text()
     assert frame.evaluate(HEAD_VIEW)["layer"] == "2" and frame.evaluate(HEAD_VIEW)["heads"] == "4"
     frame.locator(".hv-layer select").select_option("1")
+    assert frame.locator("#rollout-bars > *").count() == frame.evaluate(
+        "AtlasData.get(document.querySelector('.sentence-views').dataset.key).n"
+    )  # the importance section's script, inlined too
     frame.locator(".hv-threshold select").select_option("0")  # a tiny model's long sentence
     assert_views_draw(frame, ["how", "to", "of"], 2, 4, head=4)
     # A path alone: the first sentence page; a str with sentence= too.
@@ -247,6 +251,10 @@ def test_the_model_is_loaded_once(bert, tiny_model, monkeypatch):
             lambda site: atlas.show(site, sentence=2, model="bert-base-uncased"),
             "atlas.show(site, sentence=N) shows a page as it was built; text_b, model and "
             "words are for atlas.show(text)",
+        ),
+        (
+            lambda site: atlas.show(("a", "b"), sentence=1),
+            "atlas.show: a site is a folder, got tuple",
         ),
         (lambda site: atlas.show("  "), "atlas.show: empty text"),
         (lambda site: atlas.show(("a", "b", "c")), "atlas.show: a pair is two texts, got 3"),
