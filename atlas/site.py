@@ -178,16 +178,36 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     for source in sorted(_asset_files(templates)):
         yield f"{ASSETS}/{source.name}", source.read_bytes()
     yield f"{ASSETS}/{VEGA_BUNDLE}", vega_bundle().encode("utf-8")
-    yield (
-        contract.CONFIG_SCRIPT,
-        contract.config_script(
-            contract.page_config(
-                atlas.model.layers, atlas.model.heads, {h.name: h.label for h in atlas.heads}
-            )
-        ).encode("utf-8"),
-    )
+    yield contract.CONFIG_SCRIPT, _config_script(atlas)
     yield "atlas.json", atlas.to_json().encode("utf-8")
     yield ".nojekyll", b""
+
+
+def _config_script(atlas: Atlas) -> bytes:
+    labels = {h.name: h.label for h in atlas.heads}
+    config = contract.page_config(atlas.model.layers, atlas.model.heads, labels)
+    return contract.config_script(config).encode("utf-8")
+
+
+def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> dict[str, bytes]:
+    """One sentence's page and every file it may load, by path in the site (the page, the data
+    scripts, assets/config.js, the assets), without rendering the rest of the site: what
+    ``atlas.show`` inlines into a notebook. The sentence must have a page (``has_view``)."""
+    env = environment(templates)
+    shared = _shared(atlas)
+    with_view = [s for s in atlas.sentences if s.has_view]
+    position = [s.index for s in with_view].index(index)
+    path = contract.sentence_page(index, len(atlas.sentences))
+    context = sentence_context(atlas, shared, with_view, position)
+    files = dict([_renderer(atlas, env, shared)(path, "sentence.html", **context)])
+    files.update(_data_files(atlas))
+    files.update(
+        (f"{ASSETS}/{source.name}", source.read_bytes()) for source in _asset_files(templates)
+    )
+    if VEGA_BUNDLE.encode() in files[path]:
+        files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle().encode("utf-8")
+    files[contract.CONFIG_SCRIPT] = _config_script(atlas)
+    return files
 
 
 @dataclass(frozen=True)
@@ -207,15 +227,22 @@ def _shared(atlas: Atlas) -> Shared:
     )
 
 
-def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]:
-    """(path, bytes) of every page: one small function per kind of page."""
-    shared = _shared(atlas)
+def _renderer(atlas: Atlas, env: jinja2.Environment, shared: Shared):
+    """page(path, template, **context) -> (path, bytes): one page of the site."""
 
     def page(path: str, template: str, **context) -> tuple[str, bytes]:
         text = env.get_template(template).render(
             atlas=atlas, root="../" * path.count("/"), path=path, shared=shared, **context
         )
         return path, text.encode("utf-8")
+
+    return page
+
+
+def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]:
+    """(path, bytes) of every page: one small function per kind of page."""
+    shared = _shared(atlas)
+    page = _renderer(atlas, env, shared)
 
     yield page("index.html", "index.html", **overview(atlas))
     yield page("heads/index.html", "heads.html")
