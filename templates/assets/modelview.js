@@ -165,7 +165,7 @@
     window.AtlasHeatmap.drawLabelled(enlarged.canvas, sentence, layer, head, { size: PREVIEW, source: paint(mv, thumb), mark });
     enlarged.readout.textContent = mark
       ? `${sentence.tokens[row]} → ${sentence.tokens[col]}: ${sentence.value(layer, head, row, col).toFixed(3)}`
-      : "Click to open in the head view";
+      : "Click (or Enter) to open in the head view";
     enlarged.panel.hidden = false;
     place(mv, thumb);
   }
