@@ -25,7 +25,9 @@ from .analyses.base import Column
 from .result import Atlas, Head
 
 WIDTH = 260
-LAYER_SCHEME = "viridis"
+# Colours come from the contract (contract.HEAD_COLOURS and the schemes), as in the views.
+LAYER_SCHEME = contract.LAYER_SCHEME
+CATEGORIES = alt.Scale(range=contract.HEAD_COLOURS)
 
 
 # The key of the one row of a placeholder dataset; its value names the rows that replace it.
@@ -118,7 +120,7 @@ def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
     span = metric_range(atlas, column)
     if span is not None and span[0] == span[1]:  # one value everywhere: its kind's range
         span = column.domain or (min(span[0], 0.0), max(span[1], 0.0) or 1.0)
-    scheme = "blues" if column.domain is not None else "purples"
+    scheme = contract.SEQUENTIAL_SCHEME if column.domain is not None else contract.UNBOUNDED_SCHEME
     scale = (
         alt.Scale(scheme=scheme, domain=list(span))
         if span is not None
@@ -147,7 +149,7 @@ def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
 
 def delta_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
     """Layer x head grid of B − A of one catalogue column in a compare atlas (the head parts'
-    ``compare.delta``): a diverging scale centred on 0, red where B is higher."""
+    ``compare.delta``): a diverging scale centred on 0, orange where B is higher."""
     rows = {
         "heads": [
             {
@@ -172,7 +174,7 @@ def delta_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
             y=alt.Y("layer:O", title="layer"),
             color=alt.Color(
                 "delta:Q",
-                scale=alt.Scale(scheme="redblue", reverse=True, domain=[-top, top]),
+                scale=alt.Scale(scheme=contract.DIVERGING_SCHEME, domain=[-top, top]),
                 title=None,
                 legend=alt.Legend(gradientLength=80),
             ),
@@ -222,7 +224,9 @@ def layer_curves(atlas: Atlas, prefix: str = "") -> dict | None:
             for layer in range(atlas.model.layers)
         ]
         order = [c.title for c in columns]
-        color = alt.Color("metric:N", sort=order, title=None, legend=alt.Legend(orient="bottom"))
+        color = alt.Color(
+            "metric:N", sort=order, scale=CATEGORIES, title=None, legend=alt.Legend(orient="bottom")
+        )
         rows[f"{group} lines"], rows[f"{group} dots"] = lines, dots
         line = (
             alt.Chart(_rows(f"{group} lines", rows))
@@ -279,12 +283,13 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
 
 
 def highlighted(head_map_spec: dict, name: str) -> dict:
-    """A copy of the head map with one head ringed in red: a copy, not a rebuild, so the map
-    is built (and schema-checked) once per site, not once per head page."""
+    """A copy of the head map with one head ringed in black (seen on every layer colour): a
+    copy, not a rebuild, so the map is built (and schema-checked) once per site, not once per
+    head page."""
     spec = copy.deepcopy(head_map_spec)
     points = {key: spec.pop(key) for key in ("mark", "encoding")}
     ring = {
-        "mark": {"type": "point", "size": 300, "shape": "circle", "color": "#d62728",
+        "mark": {"type": "point", "size": 300, "shape": "circle", "color": "#000000",
                  "strokeWidth": 2.5},
         "encoding": {key: points["encoding"][key] for key in ("x", "y")},
         "transform": [{"filter": {"field": "name", "equal": name}}],
@@ -330,7 +335,7 @@ def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -
     base = alt.Chart(_rows("offsets", rows)).encode(
         x=alt.X("offset:O", title="offset (key position − query position)")
     )
-    bars = base.mark_bar(color="#4c78a8").encode(
+    bars = base.mark_bar(color=contract.HEAD_COLOURS[0]).encode(
         y=alt.Y("head:Q", title="mean attention", scale=alt.Scale(domain=[0, 1])),
         tooltip=[
             "offset:O",
@@ -338,7 +343,7 @@ def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -
             alt.Tooltip("layer:Q", format=".3f", title=layer_title),
         ],
     )
-    ticks = base.mark_tick(color="#e45756", thickness=2, size=14).encode(y="layer:Q")
+    ticks = base.mark_tick(color=contract.HEAD_COLOURS[3], thickness=2, size=14).encode(y="layer:Q")
     chart = (bars + ticks).properties(width=290, height=180, title="Offset profile")
     return _spec(chart, rows)
 
@@ -381,7 +386,9 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
             x=alt.X("name:N", sort=order, title="head", axis=alt.Axis(labelAngle=-90)),
             y=alt.Y("relation:N", sort=list(syntax["matrix"]), title=None),
             color=alt.Color(
-                "accuracy:Q", scale=alt.Scale(scheme="blues", domain=[0, 1]), title="accuracy"
+                "accuracy:Q",
+                scale=alt.Scale(scheme=contract.SEQUENTIAL_SCHEME, domain=[0, 1]),
+                title="accuracy",
             ),
             href="url:N",
             tooltip=[
@@ -423,7 +430,11 @@ def embedding_curves(atlas: Atlas) -> dict:
             x=alt.X("layer:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="layer"),
             y=alt.Y("value:Q", title="mean cosine"),
             color=alt.Color(
-                "measure:N", sort=order, title=None, legend=alt.Legend(orient="right")
+                "measure:N",
+                sort=order,
+                scale=CATEGORIES,
+                title=None,
+                legend=alt.Legend(orient="right"),
             ),
             strokeDash=alt.condition(
                 "indexof(datum.measure, '−') >= 0", alt.value([4, 3]), alt.value([1, 0])
@@ -456,7 +467,7 @@ def importance_scatter(atlas: Atlas, target: str = "to_sep", prefix: str = "") -
         .encode(
             x=alt.X("attention:Q", title=f"attention to {title}", scale=alt.Scale(domain=[0, 1])),
             y=alt.Y("importance:Q", title="importance (ablation)"),
-            color=alt.Color("layer:O", scale=alt.Scale(scheme="viridis"), title="layer"),
+            color=alt.Color("layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), title="layer"),
             href="url:N",
             tooltip=[
                 alt.Tooltip("name:N", title="head"),

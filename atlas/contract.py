@@ -14,6 +14,34 @@ import re
 # Attention is stored as round(value × ATTENTION_SCALE) in one unsigned byte.
 ATTENTION_SCALE = 255
 
+# Colour scales, defined once for every chart and view (docs/design.md, "Colour"), all readable
+# with any colour vision deficiency (tests/test_colours.py simulates protan, deutan and tritan):
+# - HEAD_COLOURS: one per head (1-based, H1 first), in every view: Okabe & Ito's palette (its
+#   yellow left out: too faint as a thin line on white), then five of Paul Tol's, picked so that
+#   every pair stays at least 15 CIELAB units apart under each simulated deficiency. Heads past
+#   the twelfth get generated hues (views-common.js), told apart by their H-number.
+# - SEQUENTIAL: attention 0 (white) to 1, ColorBrewer Blues: one hue, lightness falling steadily.
+# - DIVERGING: below 0 blue, 0 near white, above 0 orange (Vega's "blueorange"), never red
+#   against green: B − A in a compare atlas, the neuron view's signed vector values.
+# - The Vega-Lite charts use the same families by name: SEQUENTIAL_SCHEME (metrics on a fixed
+#   0..1 range and accuracies), UNBOUNDED_SCHEME (other metrics), DIVERGING_SCHEME (B − A), and
+#   LAYER_SCHEME (viridis, ordered by layer); categories in charts take HEAD_COLOURS.
+HEAD_COLOURS = [
+    "#0072b2", "#e69f00", "#009e73", "#d55e00", "#cc79a7", "#56b4e9", "#000000",
+    "#663333", "#332288", "#80ba5a", "#666633", "#aa3377",
+]  # fmt: skip
+SEQUENTIAL = [
+    "#ffffff", "#deebf7", "#c6dbef", "#9ecae1", "#6baed6", "#4292c6", "#2171b5", "#08519c",
+]  # fmt: skip
+DIVERGING = [
+    "#134b85", "#2f78b3", "#5da2cb", "#9dcae1", "#d2e5ef", "#f2f0eb",
+    "#fce0ba", "#fbbf74", "#e8932f", "#c5690d", "#994a07",
+]  # fmt: skip
+SEQUENTIAL_SCHEME = "blues"
+UNBOUNDED_SCHEME = "purples"
+DIVERGING_SCHEME = "blueorange"
+LAYER_SCHEME = "viridis"
+
 # Where the pages and data files live, relative to the site's root. {slug}: head_slug(); {key}:
 # sentence_key().
 HEAD_PAGE = "heads/{slug}.html"
@@ -88,8 +116,9 @@ def label_class(label: str) -> str:
 
 
 def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
-    """What the scripts need to know: the contract above plus every head's name, slug, label
-    and label class (in model order, so head (l, h) is ``heads[(l - 1) * H + h - 1]``)."""
+    """What the scripts need to know: the contract above (colour scales included) plus every
+    head's name, slug, label and label class (in model order, so head (l, h) is
+    ``heads[(l - 1) * H + h - 1]``)."""
     return {
         "attentionScale": ATTENTION_SCALE,
         "paths": {
@@ -99,6 +128,7 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
             "vectors": VECTORS_SCRIPT,
         },
         "globals": {"data": DATA_GLOBAL, "vectors": VECTORS_GLOBAL},
+        "colours": {"heads": HEAD_COLOURS, "sequential": SEQUENTIAL, "diverging": DIVERGING},
         "layers": layers,
         "heads": heads,
         "headList": [

@@ -242,3 +242,35 @@ def open_sentence_page(browser: Browser, path: pathlib.Path, fragment: str = "")
 def dataset(page: Page, selector: str) -> dict:
     """The data-* attributes of the first element matching selector."""
     return page.evaluate(f"() => ({{...document.querySelector({selector!r}).dataset}})")
+
+
+AXE = pathlib.Path(__file__).resolve().parent.parent / "node_modules" / "axe-core" / "axe.min.js"
+SERIOUS = ("serious", "critical")
+
+
+def require_axe() -> None:
+    """Module-level guard: skip without axe-core (``npm ci``), but fail loudly when $CI is set."""
+    require_chromium()
+    if AXE.is_file():
+        return
+    msg = f"axe-core is not installed ({AXE} missing; run `npm ci`)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{msg}; accessibility checks must not be skipped in CI", pytrace=False)
+    pytest.skip(msg, allow_module_level=True)
+
+
+def axe_violations(page: Page, impacts: tuple[str, ...] = SERIOUS) -> list[str]:
+    """Runs axe-core (from node_modules, injected into the page) over the whole page and returns
+    one line per violation of the given impacts: rule id, impact, help and the first targets."""
+    page.add_script_tag(path=str(AXE))
+    # preload: false: axe would fetch the stylesheets (XMLHttpRequest), which file:// refuses.
+    results = page.evaluate(
+        "() => axe.run(document, {resultTypes: ['violations'], preload: false})"
+        ".then((r) => r.violations.map((v) => ({id: v.id, impact: v.impact, help: v.help,"
+        " targets: v.nodes.slice(0, 4).map((n) => n.target.join(' '))})))"
+    )
+    return [
+        f"{v['id']} ({v['impact']}): {v['help']} at {', '.join(v['targets'])}"
+        for v in results
+        if v["impact"] in impacts
+    ]

@@ -1,12 +1,14 @@
-"""Proves that tests/browser.py catches console errors, page errors, network use and dialogs."""
+"""Proves that tests/browser.py catches console errors, page errors, network use and dialogs,
+and that its axe-core check finds violations (and refuses to be skipped in CI)."""
 
 from __future__ import annotations
 
 import pathlib
 from collections.abc import Iterator
 
+import browser as helper
 import pytest
-from browser import Browser, require_chromium
+from browser import Browser, axe_violations, require_axe, require_chromium
 
 require_chromium()
 
@@ -78,3 +80,32 @@ def test_screenshot(browser: Browser, tmp_path: pathlib.Path) -> None:
     report = browser.screenshot(_page(tmp_path, "<h1>hi</h1>"), out)
     assert report.clean
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_axe_finds_serious_violations_and_passes_a_clean_page(
+    browser: Browser, tmp_path: pathlib.Path
+) -> None:
+    require_axe()
+    bad = _page(
+        tmp_path, "<main><img src='data:,'><button></button><p style='color:#ccc'>faint</p></main>"
+    )
+    page, _ = browser.open(bad)
+    found = axe_violations(page)
+    assert {line.split(" ")[0] for line in found} >= {"image-alt", "button-name", "color-contrast"}
+    assert all("(serious)" in line or "(critical)" in line for line in found)
+    good = _page(tmp_path, "<main><h1>Fine</h1><img src='data:,' alt='nothing'></main>")
+    good.write_text(good.read_text().replace("<html>", "<html lang='en'>"))
+    page, report = browser.open(good)
+    assert axe_violations(page) == [] and report.clean, report
+
+
+def test_a_missing_axe_skips_locally_and_fails_in_ci(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: pathlib.Path
+) -> None:
+    monkeypatch.setattr(helper, "AXE", tmp_path / "no-axe.min.js")
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="npm ci"):
+        require_axe()
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match="must not be skipped in CI"):
+        require_axe()

@@ -9,6 +9,7 @@ import pytest
 from browser import Browser, dataset, open_sentence_page, require_chromium
 from test_compare import compare_site, perturbed  # noqa: F401 (fixtures)
 
+from atlas import contract
 from atlas.result import load
 
 require_chromium()
@@ -68,9 +69,12 @@ def test_the_switch_and_the_difference_map(compare_site):  # noqa: F811
 
 
 def colour(t: float) -> list[int]:
-    """The difference map's colour of t in -1..1: white at 0, red (B higher) at 1, blue at -1."""
-    target = (178, 24, 43) if t >= 0 else (33, 102, 172)
-    return [round(255 + (c - 255) * min(1.0, abs(t))) for c in target]
+    """The difference map's colour of t in -1..1: the contract's diverging scale, linear between
+    its stops (blue at -1, near white at 0, orange, B higher, at 1)."""
+    stops = [[int(c[i : i + 2], 16) for i in (1, 3, 5)] for c in contract.DIVERGING]
+    x = (max(-1.0, min(1.0, t)) + 1) / 2 * (len(stops) - 1)
+    k = min(len(stops) - 2, int(x))
+    return [round(a + (b - a) * (x - k)) for a, b in zip(stops[k], stops[k + 1], strict=True)]
 
 
 def pixel(page, diff: dict, row: int, col: int) -> list[int]:

@@ -24,6 +24,23 @@
     return window.ATLAS_CONFIG;
   }
 
+  /** [r, g, b] of a "#rrggbb" colour. */
+  const rgbOf = (hex) => [1, 3, 5].map((i) => parseInt(hex.slice(i, i + 2), 16));
+
+  /** A colour scale of the page contract, config().colours[name] ("sequential": t in 0..1,
+   * "diverging": t in -1..1), as a function t -> [r, g, b], linear between its stops. */
+  function colourScale(name) {
+    const stops = config().colours[name].map(rgbOf);
+    const low = name === "diverging" ? -1 : 0;
+    const last = stops.length - 1;
+    return (t) => {
+      const x = ((Math.max(low, Math.min(1, t)) - low) / (1 - low)) * last;
+      const k = Math.min(last - 1, Math.floor(x));
+      const f = x - k;
+      return stops[k].map((c, i) => Math.round(c + (stops[k + 1][i] - c) * f));
+    };
+  }
+
   /** A head's entry of config().headList: {name, slug, label, labelClass}. */
   function headInfo(layer, head) {
     const c = config();
@@ -360,6 +377,6 @@
   }
 
   window.AtlasData = {
-    ready, get, units, config, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    ready, get, units, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

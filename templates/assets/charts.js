@@ -11,13 +11,26 @@
     tooltip: { theme: "light" },
   };
 
+  /** Names for assistive technology: the chart (its caption) and the export menu's button.
+   * A chart's links (cells, points) are pointer-only; every page that has them also links
+   * each head in text (the top-heads lists, the heads table). */
+  function label(el) {
+    const svg = el.querySelector("svg");
+    if (svg) svg.setAttribute("aria-label", el.dataset.label || "chart");
+    const summary = el.querySelector("details > summary");
+    if (summary) summary.setAttribute("aria-label", "Chart actions: save as SVG or PNG");
+  }
+
   function drawAll() {
     for (const el of document.querySelectorAll("div.vega[data-spec]")) {
       const source = document.getElementById(el.dataset.spec);
       if (!source) continue;
       const spec = JSON.parse(source.textContent);
       window.vegaEmbed(el, spec, options).then(
-        () => el.classList.add("drawn"),
+        () => {
+          label(el);
+          el.classList.add("drawn");
+        },
         (error) => {
           el.textContent = `Chart could not be drawn: ${error}`;
           console.error(error);

@@ -1,14 +1,12 @@
 // The difference map of a compare atlas's sentence page: B − A of the selected head's attention
 // (model B's attention of the sentence, data/NNNN.b.js, minus model A's), at the page's level.
-// Red: B attends more than A, blue: less, white: the same; the colour scale is symmetric around
+// Orange: B attends more than A, blue: less, near white: the same (the contract's diverging
+// scale, colour-blind safe); the scale is symmetric around
 // 0 up to the largest |B − A| of the head (written into the caption and data-max). Drawn by
 // AtlasHeatmap.drawLabelled (labels, hover values) from a bitmap of its own colours.
 // AtlasDiffView.mount(canvas, a, b, state, signal) follows the shared selection and level.
 "use strict";
 (function () {
-  const POSITIVE = [178, 24, 43]; // B > A
-  const NEGATIVE = [33, 102, 172]; // B < A
-
   /** B − A of two sentences at one level (same tokens), with the attention interface the
    * heatmap draws from: n, tokens, matrix(layer, head), value(layer, head, i, j). */
   function difference(a, b) {
@@ -32,11 +30,11 @@
     };
   }
 
-  /** The colour of t in -1..1: white at 0, POSITIVE at 1, NEGATIVE at -1. */
+  /** The colour of t in -1..1: the contract's diverging scale (orange at 1, blue at -1). */
+  let diverging = null;
   function colour(t) {
-    const target = t >= 0 ? POSITIVE : NEGATIVE;
-    const s = Math.min(1, Math.abs(t));
-    return target.map((c) => Math.round(255 + (c - 255) * s));
+    if (!diverging) diverging = window.AtlasData.colourScale("diverging");
+    return diverging(t);
   }
 
   /** A canvas of n × n pixels holding the difference's colours, and its largest |value|. */
@@ -74,7 +72,7 @@
       const width = Math.max(320, canvas.parentElement.clientWidth);
       const top = draw(canvas, a, b, layer, head, { size: 560, width, level: state.level() });
       if (caption) {
-        caption.textContent = `${window.AtlasData.headName(layer, head)}, model B minus model A: red where B attends more, `
+        caption.textContent = `${window.AtlasData.headName(layer, head)}, model B minus model A: orange where B attends more, `
           + `blue where it attends less; darkest at ±${top.toFixed(3)}.`;
       }
     };

@@ -142,6 +142,9 @@
     token.dataset.side = side;
     token.dataset.index = i;
     token.title = sentence.tokens[i];
+    token.setAttribute("role", "option");
+    token.setAttribute("aria-selected", "false");
+    token.tabIndex = -1; // one token per column is in the tab order (rovingFocus)
     return token;
   }
 
@@ -176,11 +179,16 @@
     const fromTokens = [];
     const toTokens = [];
     const bars = [];
+    for (const [col, name] of [[fromCol, "Attending tokens"], [toCol, "Attended tokens"]]) {
+      col.setAttribute("role", "listbox");
+      col.setAttribute("aria-label", `${name}: arrow keys move, Enter pins, Escape releases`);
+    }
     for (let i = 0; i < sentence.n; i++) {
       fromTokens.push(fromCol.appendChild(tokenCell(sentence, i, "from")));
       toTokens.push(toCol.appendChild(tokenCell(sentence, i, "to")));
       bars.push(barCol.appendChild(barRow(i)).firstChild);
     }
+    if (sentence.n) fromTokens[0].tabIndex = toTokens[0].tabIndex = 0;
     return { body, ctx, fromTokens, toTokens, bars };
   }
 
@@ -344,6 +352,7 @@
         const isToken = token && token.side === side && token.index === i;
         tok.classList.toggle("focused", Boolean(isToken));
         tok.classList.toggle("pinned", Boolean(isToken && view.pin && !view.hover));
+        tok.setAttribute("aria-selected", String(sameToken(view.pin, { side, index: i })));
         tok.classList.toggle("dim", segment !== null && seg !== segment);
         const weight = token && token.side !== side ? tint[i] : 0;
         tok.style.setProperty("--tint", tintColour);
@@ -498,7 +507,8 @@
   };
   const sameToken = (a, b) => (a && b ? a.side === b.side && a.index === b.index : a === b);
 
-  /** Hover isolates a row's lines and a click pins it (on the columns of the shown level). */
+  /** Hover isolates a row's lines and a click pins it (on the columns of the shown level);
+   * from the keyboard, a focused token is hovered and Enter or Space pins it (bindKeys). */
   function bindRows(hv) {
     const { view, ui } = hv;
     const hover = (token) => {
@@ -506,14 +516,59 @@
       view.hover = token;
       drawLines(hv);
     };
+    const pin = (token) => {
+      view.pin = sameToken(token, view.pin) ? null : token;
+      view.hover = null; // show the pin (or its release) at once
+      drawLines(hv);
+    };
     ui.body.addEventListener("mouseover", (event) => hover(tokenOf(event)));
     ui.body.addEventListener("mouseleave", () => hover(null));
     ui.body.addEventListener("click", (event) => {
       const token = tokenOf(event);
-      if (!token) return;
-      view.pin = sameToken(token, view.pin) ? null : token;
-      view.hover = null; // show the pin (or its release) at once
-      drawLines(hv);
+      if (token) pin(token);
+    });
+    bindKeys(hv, hover, pin);
+  }
+
+  // Keys on a focused token: up and down move along its column, left and right cross to the
+  // other column (same row), Home and End go to the ends.
+  const STEPS = { ArrowUp: [0, -1], ArrowDown: [0, 1], ArrowLeft: [-1, 0], ArrowRight: [1, 0] };
+
+  /** The token element of {side, index} in the shown columns. */
+  const tokenElement = (ui, { side, index }) => (side === "from" ? ui.fromTokens : ui.toTokens)[index];
+
+  /** Moves the keyboard focus to a token; it becomes its column's one tab stop (roving focus). */
+  function focusToken(hv, token) {
+    const column = token.side === "from" ? hv.ui.fromTokens : hv.ui.toTokens;
+    for (const t of column) t.tabIndex = -1;
+    const target = tokenElement(hv.ui, token);
+    target.tabIndex = 0;
+    target.focus();
+  }
+
+  /** The keyboard on the token columns: a focused token shows its lines as a hovered one does,
+   * arrows move, Enter or Space pins (as a click), Escape releases (bindEscape). The arrows
+   * stay here: the page's own arrow keys (moving the head) skip an event handled here. */
+  function bindKeys(hv, hover, pin) {
+    const { ui } = hv;
+    ui.body.addEventListener("focusin", (event) => hover(tokenOf(event)));
+    ui.body.addEventListener("focusout", (event) => {
+      if (!ui.body.contains(event.relatedTarget)) hover(null);
+    });
+    ui.body.addEventListener("keydown", (event) => {
+      const token = tokenOf(event);
+      if (!token || event.altKey || event.ctrlKey || event.metaKey) return;
+      const n = hv.grid.n;
+      let next = null;
+      if (event.key === "Enter" || event.key === " ") pin(token);
+      else if (event.key === "Home" || event.key === "End") next = { ...token, index: event.key === "Home" ? 0 : n - 1 };
+      else if (STEPS[event.key]) {
+        const [across, down] = STEPS[event.key];
+        const side = across ? (across > 0 ? "to" : "from") : token.side;
+        next = { side, index: Math.max(0, Math.min(n - 1, token.index + down)) };
+      } else return;
+      event.preventDefault();
+      if (next) focusToken(hv, next);
     });
   }
 

@@ -11,10 +11,12 @@
   const THUMB = 72; // CSS pixels of a thumbnail
   const FONT = "12px system-ui, sans-serif";
 
-  /** White to dark blue, linear in the attention value. */
+  /** [r, g, b] of an attention value: the contract's sequential scale, white (0) to dark blue
+   * (1). */
+  let sequential = null;
   function colour(v) {
-    const t = Math.max(0, Math.min(1, v));
-    return [Math.round(255 - t * 247), Math.round(255 - t * 174), Math.round(255 - t * 99)];
+    if (!sequential) sequential = window.AtlasData.colourScale("sequential");
+    return sequential(v);
   }
 
   // colour() of every stored level (0..attentionScale of the page contract), as RGBA pixels;

@@ -59,6 +59,8 @@
     canvas.dataset.head = head;
     canvas.title = headTitle(layer, head);
     canvas.setAttribute("aria-label", `attention of ${name}; click to select`);
+    canvas.setAttribute("role", "button");
+    canvas.tabIndex = -1; // the selected head's thumbnail is the grid's one tab stop (markSelected)
     return canvas;
   }
 
@@ -163,7 +165,7 @@
     window.AtlasHeatmap.drawLabelled(enlarged.canvas, sentence, layer, head, { size: PREVIEW, source: paint(mv, thumb), mark });
     enlarged.readout.textContent = mark
       ? `${sentence.tokens[row]} → ${sentence.tokens[col]}: ${sentence.value(layer, head, row, col).toFixed(3)}`
-      : "Click to open in the head view";
+      : "Click (or Enter) to open in the head view";
     enlarged.panel.hidden = false;
     place(mv, thumb);
   }
@@ -209,13 +211,42 @@
       const thumb = thumbOf(event);
       if (thumb) mv.state.select(Number(thumb.dataset.layer), Number(thumb.dataset.head), "model-view");
     });
+    bindKeys(mv);
+  }
+
+  /** The keyboard: the selected head's thumbnail takes the focus (Tab), shows its preview as
+   * a hovered one does, and Enter or Space selects it as a click does; the page's arrow keys
+   * move the selection, and the focus follows it (markSelected). */
+  function bindKeys(mv) {
+    const { grid } = mv;
+    grid.addEventListener("focusin", (event) => {
+      const thumb = thumbOf(event);
+      if (thumb) preview(mv, Number(thumb.dataset.layer), Number(thumb.dataset.head));
+    });
+    grid.addEventListener("focusout", (event) => {
+      if (!grid.contains(event.relatedTarget)) hide(mv);
+    });
+    grid.addEventListener("keydown", (event) => {
+      const thumb = thumbOf(event);
+      if (!thumb || (event.key !== "Enter" && event.key !== " ")) return;
+      event.preventDefault();
+      mv.state.select(Number(thumb.dataset.layer), Number(thumb.dataset.head), "model-view");
+    });
   }
 
   /** The selected head's thumbnail is marked. */
   function markSelected(mv, { layer, head }) {
-    if (mv.active) mv.active.classList.remove("active");
+    const hadFocus = Boolean(mv.active) && document.activeElement === mv.active;
+    if (mv.active) {
+      mv.active.classList.remove("active");
+      mv.active.tabIndex = -1;
+      mv.active.removeAttribute("aria-current");
+    }
     mv.active = mv.thumbs.get(thumbKey(layer, head));
     mv.active.classList.add("active");
+    mv.active.tabIndex = 0;
+    mv.active.setAttribute("aria-current", "true");
+    if (hadFocus) mv.active.focus({ preventScroll: true });
     mv.container.dataset.layer = layer;
     mv.container.dataset.head = head;
   }

@@ -14,13 +14,12 @@
   const SOURCE = "neuron-view";
   const VECTOR_WIDTH = 320; // CSS pixels for one vector's cells, whatever the head dimension
 
-  /** Diverging colour for v in [-1, 1]: blue negative, white 0, red positive. */
+  /** Diverging colour for v in [-1, 1]: the contract's scale, blue negative, near white 0,
+   * orange positive. */
+  let divergingScale = null;
   function diverging(v) {
-    const t = Math.max(-1, Math.min(1, v));
-    const [r, g, b] = t < 0 ? [33, 102, 172] : [178, 24, 43];
-    const a = Math.abs(t);
-    const mix = (c) => Math.round(255 + (c - 255) * a);
-    return `rgb(${mix(r)},${mix(g)},${mix(b)})`;
+    if (!divergingScale) divergingScale = window.AtlasData.colourScale("diverging");
+    return `rgb(${divergingScale(v).join(",")})`;
   }
 
   /** A number for display, never "-0.00". */
@@ -108,10 +107,10 @@
     const s = el("span", "nv-legend");
     s.append(el("span", "nv-legend-num", `−${fixed(scale, 2)}`));
     const g = el("span", "nv-gradient");
-    g.style.background = `linear-gradient(to right, ${diverging(-1)}, #fff, ${diverging(1)})`;
+    g.style.background = `linear-gradient(to right, ${[-1, -0.5, 0, 0.5, 1].map(diverging).join(", ")})`;
     s.append(g, el("span", "nv-legend-num", `+${fixed(scale, 2)}`));
     s.append(el("span", "nv-legend-what", what));
-    s.title = `white = 0; values beyond ±${fixed(scale, 3)} are drawn at full colour; hover a cell for its value`;
+    s.title = `near white = 0; values beyond ±${fixed(scale, 3)} are drawn at full colour; hover a cell for its value`;
     return s;
   }
 
@@ -225,7 +224,7 @@
       swatch(scales.q, "q"),
       swatch(scales.k, "k"),
       swatch(scales.product, "q ⊙ k"),
-      el("span", "nv-legend-note", "white = 0; larger values at full colour; hover a cell for its value"),
+      el("span", "nv-legend-note", "near white = 0; larger values at full colour; hover a cell for its value"),
     );
     nv.check.textContent =
       `Largest difference between this softmax and the model's attention for this query: ` +

@@ -68,6 +68,7 @@
   /** Arrow keys move the selection; a new address (#L9-H6) selects that head. */
   function bindNavigation(state, signal) {
     document.addEventListener("keydown", (event) => {
+      if (event.defaultPrevented) return; // a view handled the key (the head view's token rows)
       if (event.target.closest && event.target.closest("input, textarea, select")) return;
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       const move = MOVES[event.key];

@@ -34,7 +34,11 @@
           sortBy(table, column, th.dataset.sort, descending);
         };
         th.addEventListener("click", activate);
-        th.addEventListener("keydown", (e) => { if (e.key === "Enter") activate(); });
+        th.addEventListener("keydown", (e) => {
+          if (e.key !== "Enter" && e.key !== " ") return;
+          e.preventDefault(); // Space would scroll the page
+          activate();
+        });
       });
     }
   }

@@ -3,17 +3,14 @@
 // AtlasViews.
 "use strict";
 (function () {
-  // Twenty categorical colours, all readable as thin lines on white and none repeated (after
-  // d3's category10 and colorcet's glasbey_dark, greys left out). Heads past the twentieth get
-  // generated hues, spread by the golden angle, so no two heads of any model share a colour.
-  const PALETTE = [
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#17becf",
-    "#bcbd22", "#bf03b8", "#e6a500", "#0000dd", "#005659", "#790000", "#15b87a", "#645472",
-    "#8c3bff", "#573b00", "#ff7752", "#729a7c",
-  ];
+  // One colour per head from the page contract (contract.HEAD_COLOURS: colour-blind safe, see
+  // docs/design.md). Heads past those get generated hues, spread by the golden angle, so no two
+  // heads of any model share a colour (their H-number tells them apart).
+  const palette = () => window.AtlasData.config().colours.heads;
 
   /** The colour of a head (1-based), the same in every view and for every layer. */
   function headColour(head) {
+    const PALETTE = palette();
     if (head >= 1 && head <= PALETTE.length) return PALETTE[head - 1];
     const k = head - PALETTE.length;
     const hue = (k * 137.508 + 15) % 360;
@@ -21,18 +18,25 @@
     return `hsl(${hue.toFixed(1)}, 75%, ${light}%)`;
   }
 
-  /** Black or white: whichever reads better on a head colour. */
-  function inkOn(colour) {
-    let luminance;
+  /** WCAG relative luminance of a colour ("#rrggbb" or the hsl() of headColour). */
+  function luminance(colour) {
+    let rgb;
     const hex = /^#([0-9a-f]{6})$/i.exec(colour);
-    if (hex) {
-      const v = parseInt(hex[1], 16);
-      luminance = (0.299 * (v >> 16) + 0.587 * ((v >> 8) & 255) + 0.114 * (v & 255)) / 255;
-    } else {
-      const hsl = /hsl\([^,]+,\s*[\d.]+%,\s*([\d.]+)%\)/.exec(colour);
-      luminance = hsl ? Number(hsl[1]) / 100 : 0;
+    if (hex) rgb = [0, 2, 4].map((i) => parseInt(hex[1].slice(i, i + 2), 16) / 255);
+    else {
+      const [h, s, l] = (/hsl\(([\d.]+),\s*([\d.]+)%,\s*([\d.]+)%\)/.exec(colour) || [0, 0, 0, 0]).slice(1).map(Number);
+      const a = (s / 100) * Math.min(l / 100, 1 - l / 100);
+      const f = (n) => { const k = (n + h / 30) % 12; return l / 100 - a * Math.max(-1, Math.min(k - 3, 9 - k, 1)); };
+      rgb = [f(0), f(8), f(4)];
     }
-    return luminance > 0.5 ? "#1d2330" : "#fff";
+    const [r, g, b] = rgb.map((c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+  }
+
+  /** Black or white: whichever has the higher contrast on a head colour (at least 4.58:1). */
+  function inkOn(colour) {
+    const y = luminance(colour);
+    return 1.05 / (y + 0.05) >= (y + 0.05) / 0.05 ? "#fff" : "#000";
   }
 
   /** An element with a class and, optionally, text (always as text, never as HTML). */
@@ -117,7 +121,7 @@
   }
 
   window.AtlasViews = {
-    PALETTE, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, choiceSwitch,
+    palette, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, choiceSwitch,
     levelSwitch,
   };
 })();
