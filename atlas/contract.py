@@ -13,6 +13,9 @@ import re
 
 # Attention is stored as round(value × ATTENTION_SCALE) in one unsigned byte.
 ATTENTION_SCALE = 255
+# Drawn before a token that continues the word of the token before, where tokens stand apart
+# (a column, an axis); inline, such a token is glued to the one before (atlas/pieces.py).
+JOINER = "·"
 
 # Where the pages and data files live, relative to the site's root. {slug}: head_slug(); {key}:
 # sentence_key().
@@ -92,6 +95,7 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
     and label class (in model order, so head (l, h) is ``heads[(l - 1) * H + h - 1]``)."""
     return {
         "attentionScale": ATTENTION_SCALE,
+        "joiner": JOINER,
         "paths": {
             "headPage": HEAD_PAGE,
             "sentencePage": SENTENCE_PAGE,
