@@ -13,6 +13,9 @@ import re
 
 # Attention is stored as round(value × ATTENTION_SCALE) in one unsigned byte.
 ATTENTION_SCALE = 255
+# Drawn before a token that continues the word of the token before, where tokens stand apart
+# (a column, an axis); inline, such a token is glued to the one before (atlas/pieces.py).
+JOINER = "·"
 
 # Colour scales, defined once for every chart and view (docs/design.md, "Colour"), all readable
 # with any colour vision deficiency (tests/test_colours.py simulates protan, deutan and tritan):
@@ -121,6 +124,7 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
     ``heads[(l - 1) * H + h - 1]``)."""
     return {
         "attentionScale": ATTENTION_SCALE,
+        "joiner": JOINER,
         "paths": {
             "headPage": HEAD_PAGE,
             "sentencePage": SENTENCE_PAGE,

@@ -23,7 +23,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import __version__, charts, contract
+from . import __version__, charts, contract, pieces
 from .result import Atlas, Sentence
 from .viewdata import View, data_script, vectors_script
 
@@ -89,6 +89,8 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         compare_key=contract.compare_key,
         compare_data_script=contract.compare_data_script,
         label_class=contract.label_class,
+        joiner=contract.JOINER,
+        shown_tokens=lambda view: pieces.shown_tokens(view.tokens, view.special),
     )
     return env
 

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import contract
+from . import contract, pieces
 from .model import Record
 
 DATA_PREFIX = f"window.{contract.DATA_GLOBAL} = window.{contract.DATA_GLOBAL} || {{}};\n"
@@ -232,7 +232,9 @@ def data_script(
     view: View, *, key: str, sentence_id: str, layers: int, heads: int, causal: bool, neuron: dict
 ) -> str:
     """data/NNNN.js: one sentence's tokens and attention. ``neuron``: {available, note,
-    head_dim} for the neuron view."""
+    head_dim} for the neuron view. Each token also as it reads (atlas/pieces.py): ``shown``, and
+    ``joins`` (1: continues the word of the token before)."""
+    shown = pieces.shown_tokens(view.tokens, view.special)
     payload = {
         "key": key,
         "index": view.index,
@@ -241,6 +243,8 @@ def data_script(
         "heads": heads,
         "causal": causal,
         "tokens": view.tokens,
+        "shown": [s.text for s in shown],
+        "joins": [int(s.joins) for s in shown],
         "segments": view.segments,
         "special": view.special,
         "encoding": ENCODING,

@@ -15,13 +15,14 @@ import numpy as np
 import pytest
 import transformers
 from conftest import build
+from markupsafe import escape
 from scipy import stats
 from tiny_models import TINY_LABELS, make_tiny_model, make_tiny_task_model
 
+from atlas import pieces
 from atlas.analyses.base import RunInfo
 from atlas.analyses.heads import METRICS, example_metrics
 from atlas.analyses.labels import LabelBreakdown, welch
-from atlas.analyses.predictions import join_tokens
 from atlas.corpus import read_corpus
 from atlas.model import SEQUENCE, Record
 from atlas.result import load
@@ -157,9 +158,14 @@ def test_question_answering_span_is_the_best_span_of_the_logits(task_model, tmp_
     first, last = passage[best[0]], passage[best[1]]
     tokens = tokenizer.convert_ids_to_tokens(enc["input_ids"])
     html = page(site, 1)
-    marked = re.findall(r'<span class="token in-answer">([^<]*)</span>', html)
-    assert marked == tokens[first : last + 1]
-    assert f'<mark class="answer">{join_tokens(tokens[first : last + 1])}</mark>' in html
+    # The answer's tokens are marked, each shown as it reads with the raw token on hover.
+    chip = r'<span class="token in-answer(?: cont)?" title="([^"]*)">([^<]*)</span>'
+    marked = re.findall(chip, html)
+    assert [raw for raw, _ in marked] == tokens[first : last + 1]
+    special = [int(t in tokenizer.all_special_tokens) for t in tokens]
+    shown = pieces.shown_tokens(tokens, special)[first : last + 1]
+    assert [text for _, text in marked] == [str(escape(s.text)) for s in shown]
+    assert f'<mark class="answer">{escape(pieces.join(shown))}</mark>' in html
 
 
 def test_a_task_head_leaves_the_attention_as_the_bare_encoder_has_it(task_model, tmp_path):
@@ -173,6 +179,7 @@ def test_a_task_head_leaves_the_attention_as_the_bare_encoder_has_it(task_model,
     headed = load(build_with(model, tmp_path / "a"))
     plain = load(build_with(bare, tmp_path / "b"))
     assert plain.model.task == "" and plain.results["predictions"]["sentences"] == []
+
     # every attention metric is the same; head importance is not: with its head the model is
     # scored on its predicted class's probability, without on its pooled output
     def attention_metrics(atlas):

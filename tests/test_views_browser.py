@@ -17,6 +17,7 @@ require_chromium()
 HEAD_VIEW = "AtlasHeadView.of(document.getElementById('head-view'))"
 LINES = f"() => {HEAD_VIEW}.lines()"
 KEY = "document.querySelector('.sentence-views').dataset.key"
+SENTENCE = f"AtlasData.get({KEY})"
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +83,8 @@ def test_head_view_draws_every_head_of_a_layer(browser, default_site):
         }"""
     )
     assert inked > 0.05
-    # Token labels are the sentence's own tokens, in both columns.
-    tokens = page.evaluate(f"AtlasData.get({KEY}).tokens")
+    # Token labels are the sentence's own tokens as they read, in both columns.
+    tokens = page.evaluate(f"(s => s.tokens.map((_, i) => AtlasData.tokenLabel(s, i)))({SENTENCE})")
     assert page.locator(".hv-from .hv-token").all_text_contents() == tokens
     assert page.locator(".hv-to .hv-token").all_text_contents() == tokens
     # Every head has its own colour.
@@ -241,7 +242,9 @@ def test_model_view_hover_enlarges_and_click_opens_the_head(browser, default_sit
 
 
 def test_importance_bars_follow_column_sums(browser, default_site, pair_page):
+    """With no line hidden (threshold "none"), the bars are the column sums."""
     page, rep = open_sentence(browser, default_site, pair_page, "L3-H2")
+    page.locator(".hv-threshold select").select_option("0")
 
     def bars_and_sums(heads):
         return page.evaluate(

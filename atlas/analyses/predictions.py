@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from .. import pieces
 from ..model import SEQUENCE, SPANS, TOKENS, Record
 from .base import Analysis, Result, RunInfo
 
@@ -87,24 +88,10 @@ def answer_span(record: Record) -> dict[str, Any]:
     return {
         "start": int(first),
         "end": int(last),
-        "answer": join_tokens(record.tokens[first : last + 1]),
+        "answer": pieces.join(pieces.shown_tokens(record.tokens, record.special)[first : last + 1]),
         "score": float(scores[first, last]),
         "labels": [],
     }
-
-
-def join_tokens(tokens: Sequence[str]) -> str:
-    """Tokens back to text, near enough to show: WordPiece ``##`` pieces glued to the piece
-    before, byte-level ``Ġ`` and SentencePiece ``▁`` read as spaces."""
-    text = ""
-    for token in tokens:
-        if token.startswith("##"):
-            text += token[2:]
-        elif token[:1] in ("Ġ", "▁"):
-            text += " " + token[1:]
-        else:
-            text += (" " if text and not text.endswith(" ") else "") + token
-    return text.strip()
 
 
 class Predictions(Analysis):

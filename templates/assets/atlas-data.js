@@ -9,6 +9,7 @@
 // When the sentence's words are known, the data also holds words, wordOf (per token, its word's
 // 0-based index, -1 for none) and, with a tree, arcs ([dependent, head, relation], head -1 for
 // the root): the views then show word-level attention (units(), Sentence.unitMatrix, at()).
+// Each token also as it reads (shown, joins: written by atlas/pieces.py; tokenLabel()).
 // Also the one reader of the page contract, window.ATLAS_CONFIG (assets/config.js, written by
 // atlas/contract.py): head names, slugs, labels, file paths. No other script spells these out.
 "use strict";
@@ -166,11 +167,23 @@
     return Float32Array.from(sums);
   }
 
+  /** How token i of a sentence at either level reads where only text can go (a canvas, an
+   * <option>, a tooltip): its shown text, after the joiner when it continues the word before
+   * (AtlasViews.tokenText does the same for elements). */
+  function tokenLabel(sentence, i) {
+    return sentence.joins[i] ? config().joiner + sentence.shown[i] : sentence.shown[i];
+  }
+
   class Sentence {
     /** raw: the data script's payload; bytes: its attention, decoded (payloadBytes). */
     constructor(raw, bytes) {
       this.key = raw.key;
       this.tokens = raw.tokens;
+      // How each token reads (atlas/pieces.py, in the data script): its text without subword
+      // markers, whether it continues the word before, and the raw token for hover.
+      this.shown = raw.shown || raw.tokens;
+      this.joins = raw.joins || raw.tokens.map(() => 0);
+      this.raw = raw.tokens;
       this.segments = raw.segments;
       this.special = raw.special;
       this.layers = raw.layers;
@@ -317,6 +330,9 @@
       causal: sentence.causal,
       n,
       tokens: sentence.units.map((unit) => unit.label),
+      shown: sentence.units.map((unit) => unit.label),
+      joins: sentence.units.map(() => 0),
+      raw: sentence.units.map((unit) => unit.tokens.map((t) => sentence.tokens[t]).join(" ")),
       special: first.map((t) => sentence.special[t]),
       segments: first.map((t) => sentence.segments[t]),
       matrix: (layer, head) => sentence.unitMatrix(layer, head),
@@ -377,6 +393,6 @@
   }
 
   window.AtlasData = {
-    ready, get, units, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    ready, get, units, tokenLabel, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

@@ -24,7 +24,7 @@
       return cache.get(key);
     };
     return {
-      level: a.level, n, tokens: a.tokens, special: a.special, segments: a.segments,
+      level: a.level, n, tokens: a.tokens, shown: a.shown, joins: a.joins, raw: a.raw, special: a.special, segments: a.segments,
       layers: a.layers, heads: a.heads, matrix,
       value: (layer, head, i, j) => matrix(layer, head)[i * n + j],
     };

@@ -1,6 +1,7 @@
 // Head view: the attention of one layer as lines from each attending token (left column) to
 // the tokens it attends to (right column), one colour per head, opacity and width by weight;
-// bars beside the right column show the attention each token receives.
+// bars beside the right column show the attention each token receives along the lines drawn
+// (so they follow the segment filter and the threshold), on one scale for every filter.
 //   AtlasHeadView.mount(container, sentence, state, {allHeads}) -> handle
 //   allHeads: start with every head of the layer shown (else, as the sentence page does, the
 //   state's head alone: every head of a layer at once is thousands of lines).
@@ -48,8 +49,10 @@
     return window.AtlasViews.range(LEVELS).map((level) => (level <= LEVELS / 2 ? hairline : 1 + (level - LEVELS / 2) * 0.25));
   }
 
-  /** A token's name for text: with its position (0-based) when the string occurs twice. */
-  function tokenNamer(tokens) {
+  /** A token's name for text (AtlasData.tokenLabel): with its position (0-based) when the
+   * name occurs twice. */
+  function tokenNamer(sentence) {
+    const tokens = sentence.tokens.map((_, i) => window.AtlasData.tokenLabel(sentence, i));
     const counts = new Map();
     for (const t of tokens) counts.set(t, (counts.get(t) || 0) + 1);
     return (k) => (counts.get(tokens[k]) > 1 ? `${tokens[k]}#${k}` : tokens[k]);
@@ -137,11 +140,10 @@
 
   /** A token of one column, carrying its side and index for hover and click. */
   function tokenCell(sentence, i, side) {
-    const { el, tokenClass } = window.AtlasViews;
-    const token = el("div", `hv-token ${tokenClass(sentence, i)}`.trim(), sentence.tokens[i]);
+    const { el, tokenClass, tokenText } = window.AtlasViews;
+    const token = tokenText(el("div", `hv-token ${tokenClass(sentence, i)}`.trim()), sentence, i);
     token.dataset.side = side;
     token.dataset.index = i;
-    token.title = sentence.tokens[i];
     token.setAttribute("role", "option");
     token.setAttribute("aria-selected", "false");
     token.tabIndex = -1; // one token per column is in the tab order (rovingFocus)
@@ -189,7 +191,7 @@
       bars.push(barCol.appendChild(barRow(i)).firstChild);
     }
     if (sentence.n) fromTokens[0].tabIndex = toTokens[0].tabIndex = 0;
-    return { body, ctx, fromTokens, toTokens, bars };
+    return { body, ctx, fromTokens, toTokens, bars, barsCaption: barCol.firstChild };
   }
 
   /** Every element of the view but the columns (setLevel builds those), into the (emptied)
@@ -211,7 +213,7 @@
   function setLevel(hv, level) {
     hv.grid = hv.sentence.at(level);
     hv.rowH = rowHeight(hv.grid.n);
-    hv.tokenName = tokenNamer(hv.grid.tokens);
+    hv.tokenName = tokenNamer(hv.grid);
     hv.cache = { layer: 0, matrices: new Map() };
     Object.assign(hv.view, { hover: null, pin: null });
     const old = hv.ui.body;
@@ -277,26 +279,42 @@
     }
   }
 
-  /** Attention each token receives: column sums over the query rows, summed over the shown
-   * heads, special tokens left out (the segment filter applies to rows and columns). */
+  /** Attention each token receives along the lines drawn: the weights of the shown heads that
+   * the segment filter and the threshold keep, summed per attended token (hover aside), special
+   * tokens left out. scale: the largest column sum of the shown heads with nothing left out,
+   * so that the bars of every filter and threshold share one scale. */
   function importance(hv) {
     const { grid: sentence, view } = hv;
     const n = sentence.n;
     const [fromSeg, toSeg] = segmentsOf(view);
     const received = new Float64Array(n);
+    const full = new Float64Array(n);
+    const t = view.threshold;
     for (const h of view.shown) {
       const m = matrix(hv, h);
       for (let i = 0; i < n; i++) {
-        if (fromSeg !== null && sentence.segments[i] !== fromSeg) continue;
-        for (let j = 0; j < n; j++) received[j] += m[i * n + j];
+        const row = fromSeg === null || sentence.segments[i] === fromSeg;
+        for (let j = 0; j < n; j++) {
+          const w = m[i * n + j];
+          full[j] += w;
+          if (row && w > 0 && w >= t) received[j] += w;
+        }
       }
     }
     let total = 0;
+    let scale = 0;
     for (let j = 0; j < n; j++) {
       if (sentence.special[j] || (toSeg !== null && sentence.segments[j] !== toSeg)) received[j] = 0;
+      if (!sentence.special[j]) scale = Math.max(scale, full[j]);
       total += received[j];
     }
-    return { received, total };
+    return { received, total, scale };
+  }
+
+  /** What the bars sum, for the bars' caption and tooltips: "received" or "received from A". */
+  function barsCaption(view) {
+    const [fromSeg] = segmentsOf(view);
+    return fromSeg === null ? "received" : `received from ${"AB"[fromSeg]}`;
   }
 
   /** Strokes every line, one path per head and opacity step; returns the count and, for a
@@ -377,7 +395,8 @@
       : shown.length === hv.sentence.heads ? "all heads"
       : shown.map((h) => `H${h}`).join(" ");
     const hidden = view.threshold ? ` (weights below ${view.threshold} hidden)` : "";
-    return `L${view.layer} · ${heads} · ${count} lines${hidden} · hover a token to isolate its lines, click to pin`;
+    const filter = view.filter === "all" ? "" : `${FILTERS.find((f) => f[0] === view.filter)[1]} only · `;
+    return `L${view.layer} · ${heads} · ${filter}${count} lines${hidden} · hover a token to isolate its lines, click to pin`;
   }
 
   function drawLines(hv) {
@@ -401,23 +420,28 @@
   }
 
   function drawBars(hv) {
-    const { view } = hv;
-    const { received, total } = importance(hv);
-    const max = Math.max(...received);
+    const { view, ui } = hv;
+    const { received, total, scale } = importance(hv);
     const colour = shownColour(view);
     const heads = view.shown.size === 1 ? "this head" : `${view.shown.size} heads`;
-    hv.ui.bars.forEach((bar, j) => {
+    const filter = view.filter === "all" ? "" : ` ${FILTERS.find((f) => f[0] === view.filter)[1]},`;
+    const kept = view.threshold ? ` weights ≥ ${view.threshold},` : "";
+    ui.barsCaption.textContent = barsCaption(view);
+    ui.barsCaption.title = `Bars: the attention each token receives along the lines drawn (${heads},${filter}${kept} ` +
+      `special tokens left out; total ${total.toFixed(3)}); the longest bar possible is the largest column sum with nothing hidden`;
+    ui.bars.forEach((bar, j) => {
       const value = received[j];
-      const shown = value > 0;
+      const shown = value > 0 && scale > 0;
       bar.hidden = !shown;
-      bar.style.width = shown ? `${((value / max) * BAR).toFixed(2)}px` : "0px";
+      bar.style.width = shown ? `${((value / scale) * BAR).toFixed(2)}px` : "0px";
       bar.style.background = colour;
       bar.dataset.value = value.toFixed(6);
       bar.dataset.share = shown ? (value / total).toFixed(6) : "0";
       bar.parentElement.title = shown
-        ? `“${hv.tokenName(j)}” receives ${value.toFixed(3)} (${((100 * value) / total).toFixed(1)}% of the attention to non-special tokens, ${heads})`
+        ? `“${hv.tokenName(j)}” receives ${value.toFixed(3)} along the lines drawn (${((100 * value) / total).toFixed(1)}% of their total;${filter}${kept} ${heads})`
         : "";
     });
+    hv.container.dataset.barsTotal = total.toFixed(6);
   }
 
   function render(hv) {
@@ -454,6 +478,7 @@
     });
     ui.thresholdSelect.addEventListener("change", () => {
       view.threshold = Number(ui.thresholdSelect.value);
+      drawBars(hv);
       drawLines(hv);
     });
     for (const [key, button] of ui.filterButtons) {
@@ -621,8 +646,8 @@
         return out;
       },
       importance() {
-        const { received, total } = importance(hv);
-        return { received: [...received], total };
+        const { received, total, scale } = importance(hv);
+        return { received: [...received], total, scale };
       },
       view: () => ({ ...hv.view, shown: sortedHeads(hv.view), level: hv.grid.level }),
       /** The row labels of the shown level (tokens, or words and special tokens). */

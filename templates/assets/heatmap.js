@@ -1,5 +1,6 @@
 // Attention heatmaps on canvas: rows = attending token, columns = token attended to.
-// Any <canvas class="heatmap" data-key data-layer data-head [data-labels] [data-size]> is drawn on load;
+// Any <canvas class="heatmap" data-key data-layer data-head [data-labels] [data-size]
+// [data-min-cell]> is drawn on load;
 // AtlasHeatmap.draw(canvas, key, layer, head, {level}) redraws one (the sentence page uses it).
 // Labelled heatmaps show words when the sentence's words are known (level "words", the
 // default), else tokens; on a head page, a switch (into [data-level-switch], with AtlasViews
@@ -78,21 +79,95 @@
     ctx.drawImage(bitmapCanvas(sentence, layer, head), 0, 0, THUMB, THUMB);
   }
 
+  /** "from → to: 0.123": one cell of a heatmap at either level, as hover shows it. */
+  function cellText(sentence, layer, head, i, j) {
+    const { tokenLabel } = window.AtlasData;
+    return `${tokenLabel(sentence, i)} → ${tokenLabel(sentence, j)}: ${sentence.value(layer, head, i, j).toFixed(3)}`;
+  }
+
+  /** "every 2nd label shown" (k = 2), for the note under a heatmap whose labels are thinned. */
+  function everyText(k) {
+    const suffix = k % 10 === 1 && k % 100 !== 11 ? "st" : k % 10 === 2 && k % 100 !== 12 ? "nd" : k % 10 === 3 && k % 100 !== 13 ? "rd" : "th";
+    return `every ${k}${suffix} label shown (cells too small for all); hover a cell for its tokens`;
+  }
+
+  /** The note right after a canvas (made on first use), hidden when text is empty. */
+  function setNote(canvas, text) {
+    let note = canvas.nextElementSibling;
+    if (!note || !note.classList.contains("heatmap-note")) {
+      if (!text) return;
+      note = document.createElement("p");
+      note.className = "heatmap-note";
+      canvas.after(note);
+    }
+    note.textContent = text;
+    note.hidden = !text;
+  }
+
+  // One tooltip for every heatmap of the page, following the pointer.
+  let tip = null;
+  function showTip(event, text) {
+    if (!tip) {
+      tip = document.createElement("div");
+      tip.className = "heatmap-tip";
+      tip.setAttribute("role", "tooltip");
+      document.body.append(tip);
+    }
+    tip.textContent = text;
+    tip.hidden = !text;
+    if (!text) return;
+    const x = Math.min(event.clientX + 14, window.innerWidth - tip.offsetWidth - 4);
+    tip.style.left = `${Math.max(0, x)}px`;
+    tip.style.top = `${event.clientY + 16}px`;
+  }
+
+  /** What hover shows at a point of a labelled heatmap: a cell's "from → to: value", or a
+   * label's raw token (a word's pieces). */
+  function hoverText(sentence, layer, head, geometry, x, y) {
+    const { labelWidth, cell, n } = geometry;
+    const j = Math.floor((x - labelWidth) / cell);
+    const i = Math.floor((y - labelWidth) / cell);
+    const inside = (k) => k >= 0 && k < n;
+    if (inside(i) && inside(j)) return cellText(sentence, layer, head, i, j);
+    if (x < labelWidth && inside(i)) return `${window.AtlasData.tokenLabel(sentence, i)} (token: ${sentence.raw[i]})`;
+    if (y < labelWidth && inside(j)) return `${window.AtlasData.tokenLabel(sentence, j)} (token: ${sentence.raw[j]})`;
+    return "";
+  }
+
+  function bindHover(canvas, sentence, layer, head, geometry) {
+    canvas.removeAttribute("title");
+    canvas.onmousemove = (event) => {
+      const rect = canvas.getBoundingClientRect();
+      const text = hoverText(sentence, layer, head, geometry, event.clientX - rect.left, event.clientY - rect.top);
+      canvas.dataset.hover = text;
+      showTip(event, text);
+    };
+    canvas.onmouseleave = (event) => {
+      canvas.dataset.hover = "";
+      showTip(event, "");
+    };
+  }
+
   /**
-   * A labelled heatmap with token names on both axes and values on hover. sentence may be a
-   * sentence at a level (Sentence.at("words")): its rows are then words.
+   * A labelled heatmap with token names on both axes (AtlasData.tokenLabel; columns rotated)
+   * and "from → to: value" on hover. sentence may be a sentence at a level
+   * (Sentence.at("words")): its rows are then words.
    * options: size (largest side of the matrix in CSS pixels, default 560), width (largest width
-   * of the whole canvas), source (a canvas already holding bitmap(), e.g. a thumbnail), mark
-   * ({row, col}: outline that row and column). When cells are too small for every name, every
-   * k-th token is named. Returns the geometry: {labelWidth, cell, n}.
+   * of the whole canvas), minCell (smallest cell, CSS pixels: the figure grows past size and
+   * width rather than shrink below it), source (a canvas already holding bitmap(), e.g. a
+   * thumbnail), mark ({row, col}: outline that row and column). When cells are too small for
+   * every name, every k-th token is named and a note under the canvas says so. Returns the
+   * geometry: {labelWidth, cell, n, every}.
    */
   function drawLabelled(canvas, sentence, layer, head, options = {}) {
     const n = sentence.n;
+    const labels = sentence.tokens.map((_, i) => window.AtlasData.tokenLabel(sentence, i));
     const probe = canvas.getContext("2d");
     probe.font = FONT;
-    const labelWidth = Math.min(140, 8 + Math.max(...sentence.tokens.map((t) => probe.measureText(t).width)));
+    const labelWidth = Math.min(140, 8 + Math.max(...labels.map((t) => probe.measureText(t).width)));
     const fits = Math.min(options.size || 560, options.width ? options.width - labelWidth - 4 : Infinity);
-    const cell = Math.max(options.size || options.width ? 1 : 4, Math.min(22, Math.floor(fits / n)));
+    const least = options.minCell || (options.size || options.width ? 1 : 4);
+    const cell = Math.max(least, Math.min(22, Math.floor(fits / n)));
     const width = labelWidth + n * cell + 4;
     const height = labelWidth + n * cell + 4;
     const ctx = setSize(canvas, width, height);
@@ -108,13 +183,13 @@
     ctx.textBaseline = "middle";
     ctx.textAlign = "right";
     const named = (i) => i % every === 0 || (options.mark && (i === options.mark.row || i === options.mark.col));
-    sentence.tokens.forEach((t, i) => {
+    labels.forEach((t, i) => {
       if (named(i)) ctx.fillText(t, labelWidth - 4, labelWidth + (i + 0.5) * cell, labelWidth - 6);
     });
     ctx.save();
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "left";
-    sentence.tokens.forEach((t, j) => {
+    labels.forEach((t, j) => {
       if (named(j)) ctx.fillText(t, -labelWidth + 4, labelWidth + (j + 0.5) * cell, labelWidth - 6);
     });
     ctx.restore();
@@ -125,15 +200,11 @@
       ctx.strokeRect(labelWidth + 0.5, labelWidth + row * cell + 0.5, n * cell - 1, cell - 1);
       ctx.strokeRect(labelWidth + col * cell + 0.5, labelWidth + 0.5, cell - 1, n * cell - 1);
     }
-    canvas.onmousemove = (event) => {
-      const rect = canvas.getBoundingClientRect();
-      const j = Math.floor((event.clientX - rect.left - labelWidth) / cell);
-      const i = Math.floor((event.clientY - rect.top - labelWidth) / cell);
-      canvas.title = i >= 0 && j >= 0 && i < n && j < n
-        ? `${sentence.tokens[i]} → ${sentence.tokens[j]}: ${sentence.value(layer, head, i, j).toFixed(3)}`
-        : "";
-    };
-    return { labelWidth, cell, n };
+    const geometry = { labelWidth, cell, n, every };
+    bindHover(canvas, sentence, layer, head, geometry);
+    Object.assign(canvas.dataset, { cell, labelWidth, labelEvery: every });
+    setNote(canvas, every > 1 ? everyText(every) : "");
+    return geometry;
   }
 
   /** options: as drawLabelled's, and level ("words" by default; thumbnails are of tokens). */
@@ -154,7 +225,8 @@
   function drawAll(level = "words") {
     for (const canvas of pageHeatmaps()) {
       const size = Number(canvas.dataset.size) || undefined; // data-size: largest side, CSS px
-      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head), { size, level });
+      const minCell = Number(canvas.dataset.minCell) || undefined; // data-min-cell: CSS px
+      draw(canvas, canvas.dataset.key, Number(canvas.dataset.layer), Number(canvas.dataset.head), { size, minCell, level });
     }
   }
 
@@ -176,7 +248,7 @@
     }
   }
 
-  window.AtlasHeatmap = { draw, colour, bitmap, drawLabelled, setSize };
+  window.AtlasHeatmap = { draw, colour, bitmap, drawLabelled, cellText, setSize };
   document.addEventListener("DOMContentLoaded", () => window.AtlasData.ready().then(() => {
     drawAll();
     mountLevelSwitch();

@@ -164,7 +164,7 @@
     const thumb = mv.thumbs.get(thumbKey(layer, head));
     window.AtlasHeatmap.drawLabelled(enlarged.canvas, sentence, layer, head, { size: PREVIEW, source: paint(mv, thumb), mark });
     enlarged.readout.textContent = mark
-      ? `${sentence.tokens[row]} → ${sentence.tokens[col]}: ${sentence.value(layer, head, row, col).toFixed(3)}`
+      ? window.AtlasHeatmap.cellText(sentence, layer, head, row, col)
       : "Click (or Enter) to open in the head view";
     enlarged.panel.hidden = false;
     place(mv, thumb);

@@ -211,7 +211,7 @@
       select("Head", sentence.heads, head, (v) => state.select(state.get().layer, v, SOURCE)),
       el("span", "nv-current", `${name} · query `),
     );
-    nv.toolbar.lastChild.append(el("b", "nv-query-name", sentence.tokens[nv.query]));
+    nv.toolbar.lastChild.append(window.AtlasViews.tokenText(el("b", "nv-query-name"), sentence, nv.query));
     nv.intro.textContent =
       `Click a token to make it the query. For query token i, head ` +
       `${name} scores every key token j by q·k_j/√d ` +
@@ -249,7 +249,7 @@
     const queryRow = el("tr", "nv-query-row");
     const qLabel = el("th", "nv-qlabel");
     qLabel.scope = "row";
-    qLabel.append(el("span", "nv-q", "query q: "), el("span", "nv-qtok", nv.sentence.tokens[nv.query]));
+    qLabel.append(el("span", "nv-q", "query q: "), window.AtlasViews.tokenText(el("span", "nv-qtok"), nv.sentence, nv.query));
     const qCells = el("td", "nv-vec-cell");
     qCells.append(strip(r.q, scales.q, cell, "q"));
     const qNote = el("td", "nv-qnote", "q × k_j, dimension by dimension; the score is their sum / √d");
@@ -273,10 +273,10 @@
     const { sentence } = nv;
     const tokenCell = el("th", "nv-token-cell");
     tokenCell.scope = "row";
-    const button = el("button", "nv-token", sentence.tokens[j]);
+    const button = window.AtlasViews.tokenText(el("button", "nv-token"), sentence, j);
     button.type = "button";
     button.dataset.index = j;
-    button.title = `${sentence.tokens[j]} (token ${j + 1}): click to make it the query`;
+    button.title = `${sentence.raw[j]} (token ${j + 1}): click to make it the query`;
     button.setAttribute("aria-pressed", String(j === nv.query));
     button.addEventListener("click", () => {
       nv.query = j;
@@ -288,7 +288,7 @@
 
   /** The cells of key j: k_j, q⊙k_j, the score, the softmax and the model's attention. */
   function keyCells(nv, r, j, scales, cell) {
-    const { tokens } = nv.sentence;
+    const label = (i) => window.AtlasData.tokenLabel(nv.sentence, i);
     const vector = (values, scale, label) => {
       const td = el("td", "nv-vec-cell");
       td.append(strip(values, scale, cell, label));
@@ -300,7 +300,7 @@
       ? `key ${j + 1} comes after the query: masked (−∞), probability 0`
       : `q·k_${j}/√${r.d} = ${fixed(dot, 4)}`;
     const diff = Math.abs(r.probs[j] - r.attention[j]);
-    const pair = `${tokens[nv.query]} → ${tokens[j]}`;
+    const pair = `${label(nv.query)} → ${label(j)}`;
     const model = fixed(r.attention[j], 4);
     const softCell = el("td", "nv-bar-cell");
     softCell.append(bar(r.probs[j], "nv-soft",

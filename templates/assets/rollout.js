@@ -43,16 +43,15 @@
     return current;
   }
 
-  /** One bar per token, its length the token's share of the largest value. */
-  function drawBars(place, tokens, values) {
+  /** One bar per token of the sentence, its length the token's share of the largest value. */
+  function drawBars(place, sentence, values) {
     const top = Math.max(...values, 1e-12);
-    const rows = tokens.map((token, i) => {
+    const rows = sentence.tokens.map((_, i) => {
       const row = document.createElement("div");
       row.className = "ti-row";
       row.dataset.value = String(values[i]);
-      const label = document.createElement("span");
-      label.className = "ti-token";
-      label.textContent = token;
+      const label = window.AtlasViews.tokenText(document.createElement("span"), sentence, i);
+      label.classList.add("ti-token");
       const bar = document.createElement("span");
       bar.className = "ti-bar";
       bar.style.width = `${(100 * values[i]) / top}%`;
@@ -74,11 +73,11 @@
     const matrix = rollout(sentence);
     const n = sentence.n;
     const select = document.getElementById("rollout-row");
-    select.replaceChildren(...sentence.tokens.map((token, i) => new Option(`${i + 1}: ${token}`, String(i))));
+    select.replaceChildren(...sentence.tokens.map((_, i) => new Option(`${i + 1}: ${window.AtlasData.tokenLabel(sentence, i)}`, String(i))));
     const bars = document.getElementById("rollout-bars");
     const show = () => {
       const i = Number(select.value);
-      drawBars(bars, sentence.tokens, Array.from(matrix.subarray(i * n, (i + 1) * n)));
+      drawBars(bars, sentence, Array.from(matrix.subarray(i * n, (i + 1) * n)));
     };
     select.addEventListener("change", show);
     show();
@@ -88,7 +87,7 @@
     const block = document.getElementById("saliency-data");
     if (!block) return;
     const sentence = window.AtlasData.get(place.dataset.key);
-    drawBars(document.getElementById("saliency-bars"), sentence.tokens, JSON.parse(block.textContent));
+    drawBars(document.getElementById("saliency-bars"), sentence, JSON.parse(block.textContent));
   }
 
   function start() {

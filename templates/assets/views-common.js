@@ -47,6 +47,22 @@
     return node;
   }
 
+  /** Fills an element with how token i of a sentence (at either level) reads (atlas/pieces.py):
+   * a faint joiner before a piece that continues the word before (class "cont"), its text, and
+   * the raw token (or a word's pieces) on hover. AtlasData.tokenLabel is the same as text. */
+  function tokenText(node, sentence, i) {
+    node.replaceChildren();
+    if (sentence.joins[i]) {
+      const joiner = el("span", "joiner", window.AtlasData.config().joiner);
+      joiner.setAttribute("aria-hidden", "true");
+      node.append(joiner);
+    }
+    node.classList.toggle("cont", Boolean(sentence.joins[i]));
+    node.append(sentence.shown[i]);
+    node.title = sentence.raw[i];
+    return node;
+  }
+
   /** "special", "seg-b" or "": the classes the page's token list uses for a token. */
   function tokenClass(sentence, i) {
     if (sentence.special[i]) return "special";
@@ -121,7 +137,7 @@
   }
 
   window.AtlasViews = {
-    palette, headColour, inkOn, el, tokenClass, isPair, range, remount, follow, followLevel, choiceSwitch,
+    palette, headColour, inkOn, el, tokenText, tokenClass, isPair, range, remount, follow, followLevel, choiceSwitch,
     levelSwitch,
   };
 })();
