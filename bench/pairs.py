@@ -1,7 +1,7 @@
 """Memory of the word-pair counts (atlas/analyses/pairs.py) as the corpus grows to 10,000
 sentences and past it.
 
-    .venv/bin/python bench/pairs.py CONLLU [--sizes 1000 2001 5000 10000 12000]
+    .venv/bin/python bench/pairs.py CONLLU [--sizes 1000 2001 5000 10000 12000] [--cache FILE]
 
 Runs the default model once over the distinct `# text = ` lines of a CoNLL-U file (e.g.
 ../shared/data/ud-english-ewt/en_ewt-ud-dev.conllu, 2,001 sentences; as plain text, so the
@@ -16,12 +16,14 @@ bench/scale.py does, in two ways:
 
 At each size it prints the counts' bytes (codes, counts and the buffer of new codes), the
 distinct (head, from, to) codes, the word types, and the peak of memory that Python and numpy
-allocated while counting (tracemalloc; the merges' temporary arrays included).
+allocated while counting (tracemalloc; the merges' temporary arrays included). ``--cache``
+keeps the model pass's records in a pickle file, to run the counting again without the model.
 """
 
 from __future__ import annotations
 
 import argparse
+import pickle
 import sys
 import time
 import tracemalloc
@@ -36,7 +38,7 @@ from atlas.corpus import Example
 from atlas.model import Record, Runner
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import texts  # noqa: E402
+from scale import texts
 
 
 def word_records(sentences: list[str]) -> tuple[list[Record], RunInfo]:
@@ -70,9 +72,8 @@ def word_records(sentences: list[str]) -> tuple[list[Record], RunInfo]:
 
 
 def renamed(record: Record, cycle: int) -> Record:
-    if cycle == 0:
-        return record
-    words = [f"{w}~{cycle}" for w in record.words]
+    """A fresh copy of the record (nothing cached on it), its words renamed past cycle 0."""
+    words = [f"{w}~{cycle}" if cycle else w for w in record.words]
     return Record(**{**record.__dict__, "words": words, "_derived": {}})
 
 
@@ -85,12 +86,14 @@ def run(records: list[Record], info: RunInfo, sizes: list[int], distinct: bool) 
         while done < size:
             cycle, position = divmod(done, len(records))
             record = records[position]
-            pairs.add(renamed(record, cycle) if distinct else record)
+            pairs.add(renamed(record, cycle if distinct else 0))
             done += 1
         _, peak = tracemalloc.get_traced_memory()
+        held = pairs.counts.nbytes  # with the buffer of new codes
+        pairs.counts.merge()
         counts = pairs.counts
         print(
-            f"| {'distinct' if distinct else 'cycled'} | {size:,} | {counts.nbytes / 2**20:.1f} "
+            f"| {'distinct' if distinct else 'cycled'} | {size:,} | {held / 2**20:.1f} "
             f"| {len(counts.keys):,} | {len(pairs.names):,} | {peak / 2**20:.1f} "
             f"| {'summary' if counts.summary else 'exact'} | {time.perf_counter() - started:.1f} |",
             flush=True,
@@ -102,9 +105,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("conllu", type=Path)
     parser.add_argument("--sizes", type=int, nargs="*", default=[1000, 2001, 5000, 10000, 12000])
+    parser.add_argument("--cache", type=Path)
     args = parser.parse_args()
     started = time.perf_counter()
-    records, info = word_records(texts(args.conllu))
+    if args.cache and args.cache.exists():
+        records, info = pickle.loads(args.cache.read_bytes())
+    else:
+        records, info = word_records(texts(args.conllu))
+        if args.cache:
+            args.cache.write_bytes(pickle.dumps((records, info)))
     words = sum(int((r.word_of >= 0).sum()) for r in records)
     print(
         f"{len(records):,} sentences, {words:,} words, {info.layers} x {info.heads} heads; "

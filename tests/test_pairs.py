@@ -228,8 +228,8 @@ def test_past_the_threshold_the_counts_become_a_summary(exact):
                 assert truth[head][pair] - errors[head] <= count <= truth[head][pair]
 
 
-def test_word_pairs_memory_is_sixteen_bytes_a_distinct_pair():
-    """The exact counts hold one int64 code and one int64 count per distinct (head, from, to)
+def test_word_pairs_memory_is_twelve_bytes_a_distinct_pair():
+    """The exact counts hold one int64 code and one int32 count per distinct (head, from, to)
     plus one per word type (its occurrences); nothing else grows with the sentences."""
     records = random_records(3, 40, 2, 2)
     pairs = started(WordPairs(top=1000), 2, 2)
@@ -237,7 +237,7 @@ def test_word_pairs_memory_is_sixteen_bytes_a_distinct_pair():
         pairs.add(rec)
     pairs.counts.merge()
     distinct = sum(len(c) for c in all_counts(pairs)) + len(pairs.names)
-    assert pairs.counts.nbytes == 16 * distinct
+    assert pairs.counts.nbytes == 12 * distinct
 
 
 def caveats(site) -> list[str]:
