@@ -94,7 +94,7 @@ def run(records: list[Record], info: RunInfo, sizes: list[int], distinct: bool) 
         counts = pairs.counts
         print(
             f"| {'distinct' if distinct else 'cycled'} | {size:,} | {held / 2**20:.1f} "
-            f"| {len(counts.keys):,} | {len(pairs.names):,} | {peak / 2**20:.1f} "
+            f"| {counts.size:,} | {len(pairs.names):,} | {peak / 2**20:.1f} "
             f"| {'summary' if counts.summary else 'exact'} | {time.perf_counter() - started:.1f} |",
             flush=True,
         )

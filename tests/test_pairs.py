@@ -280,3 +280,28 @@ def test_every_head_page_states_the_same_caveat(exact, tiny_model, tmp_path):
     else:
         assert summary == {"exact_sentences": 10_000, "summary": False, "error": 0}
         assert found[0] == "Counts are exact, over every sentence."
+
+
+def test_a_summary_forgets_word_types_no_count_refers_to(monkeypatch):
+    """Past the threshold, new words keep coming: the table of types is pruned to the types
+    the summary still counts, and the counts are the same as without pruning."""
+    rng = np.random.default_rng(2)
+    records = []
+    for index in range(80):
+        words = [f"w{index}-{i}" for i in range(int(rng.integers(2, 6)))]
+        tokens = ["[CLS]", *words, "[SEP]"]
+        a = rng.random((1, 2, len(tokens), len(tokens)))
+        records.append(record(index, tokens, a / a.sum(-1, keepdims=True)))
+
+    def run(prune_above: int):
+        monkeypatch.setattr("atlas.analyses.pairs.GC_TYPES", prune_above)
+        pairs = started(WordPairs(exact_sentences=5, capacity=2, top=1000, buffer=1), 1, 2)
+        for rec in records:
+            pairs.add(rec)
+        return pairs, pairs.finish({})
+
+    pruned, result = run(10)
+    kept, expected = run(10**9)
+    assert len(kept.names) == sum(len(r.tokens) - 2 for r in records)  # every word a type
+    assert len(pruned.names) < len(kept.names) / 4
+    assert result.parts == expected.parts and result.data == expected.data

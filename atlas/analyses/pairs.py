@@ -26,7 +26,7 @@ from .words import record_units
 TOP_PAIRS = 10
 EXACT_SENTENCES = 10_000  # corpora up to this many sentences are counted exactly
 PAIR_CAPACITY = 1000  # past EXACT_SENTENCES: the counters each group keeps (Misra-Gries)
-BUFFER = 1 << 20  # new codes held before they are merged into the counts
+BUFFER = 1 << 18  # new codes held (at least) before they are merged into the counts
 TYPE_BITS = 24  # a word type's number takes 24 bits of a code
 GROUP_SHIFT = 2 * TYPE_BITS
 TYPE_MASK = (1 << TYPE_BITS) - 1
@@ -37,14 +37,19 @@ class GroupCounts:
     """Counts of int64 codes in groups (code >> GROUP_SHIFT), exact until ``summarise`` is
     called; after that a Misra-Gries summary of ``capacity`` counters per group, whose counts
     may each be low by at most ``error[group]`` (a group holding more than 2·capacity codes
-    loses its (capacity+1)-th largest count from every count, which is added to its error)."""
+    loses its (capacity+1)-th largest count from every count, which is added to its error).
+
+    Each group has its own sorted arrays, so a merge copies one group at a time: the memory a
+    merge needs beyond the counts is one group's arrays and the pending codes, which are at
+    most an eighth of the counts (or ``buffer``)."""
 
     def __init__(self, groups: int, capacity: int, buffer: int = BUFFER):
         self.groups, self.capacity, self.buffer = groups, capacity, buffer
-        self.keys = np.empty(0, np.int64)  # sorted, unique
-        self.counts = np.empty(0, np.int32)  # int64 once a summary
+        self.keys = [np.empty(0, np.int64) for _ in range(groups)]  # sorted, unique
+        self.counts = [np.empty(0, np.int32) for _ in range(groups)]  # int64 once a summary
         self.pending: list[np.ndarray] = []
         self.held = 0
+        self.size = 0  # codes counted, in all groups
         self.error = np.zeros(groups, np.int64)
         self.summary = False
 
@@ -52,65 +57,70 @@ class GroupCounts:
         self.pending.append(codes)
         self.held += len(codes)
         # exact counts merge less often as they grow, so merging costs O(codes) in all
-        if self.held >= max(self.buffer, 0 if self.summary else len(self.keys) // 2):
+        if self.held >= max(self.buffer, 0 if self.summary else self.size // 8):
             self.merge()
 
     def merge(self) -> None:
-        """Fold the pending codes into the sorted counts (then shrink, in a summary)."""
+        """Fold the pending codes into each group's sorted counts (then shrink, in a summary)."""
         if self.pending:
             new, counts = np.unique(np.concatenate(self.pending), return_counts=True)
             self.pending, self.held = [], 0
-            at = np.searchsorted(self.keys, new)
-            found = at < len(self.keys)
-            found[found] = self.keys[at[found]] == new[found]
-            self.counts[at[found]] += counts[found]
-            self.keys = np.insert(self.keys, at[~found], new[~found])
-            self.counts = np.insert(self.counts, at[~found], counts[~found])
+            bounds = np.searchsorted(new >> GROUP_SHIFT, np.arange(self.groups + 1))
+            for group in np.flatnonzero(np.diff(bounds)).tolist():
+                lo, hi = bounds[group], bounds[group + 1]
+                self._merge(group, new[lo:hi], counts[lo:hi])
         if self.summary:
-            self._shrink()
+            for group in range(self.groups):
+                self._shrink(group)
+        self.size = sum(len(k) for k in self.keys)
+
+    def _merge(self, group: int, new: np.ndarray, counts: np.ndarray) -> None:
+        keys = self.keys[group]
+        at = np.searchsorted(keys, new)
+        found = at < len(keys)
+        found[found] = keys[at[found]] == new[found]
+        self.counts[group][at[found]] += counts[found]
+        self.keys[group] = np.insert(keys, at[~found], new[~found])
+        self.counts[group] = np.insert(self.counts[group], at[~found], counts[~found])
 
     def summarise(self) -> None:
-        """From now on, keep a bounded summary."""
-        self.summary = True
-        self.counts = self.counts.astype(np.int64)
+        """From now on, keep a bounded summary (counts in int64; shrunk group by group, so
+        that only one group's counts are ever copied at a time)."""
         self.merge()
-
-    def bounds(self) -> np.ndarray:
-        """[groups + 1] start of each group's codes in ``keys``."""
-        return np.searchsorted(self.keys >> GROUP_SHIFT, np.arange(self.groups + 1))
-
-    def _shrink(self) -> None:
-        bounds, keep = self.bounds(), np.ones(len(self.keys), bool)
         for group in range(self.groups):
-            lo, hi = int(bounds[group]), int(bounds[group + 1])
-            if hi - lo <= 2 * self.capacity:
-                continue
-            counts = self.counts[lo:hi]
-            cut = int(
-                np.partition(counts, hi - lo - self.capacity - 1)[hi - lo - self.capacity - 1]
-            )
-            counts -= cut
-            keep[lo:hi] = counts > 0
-            self.error[group] += cut
-        self.keys, self.counts = self.keys[keep], self.counts[keep]
+            self.counts[group] = self.counts[group].astype(np.int64)
+            self._shrink(group)
+        self.summary = True
+        self.size = sum(len(k) for k in self.keys)
+
+    def _shrink(self, group: int) -> None:
+        counts = self.counts[group]
+        if len(counts) <= 2 * self.capacity:
+            return
+        rank = len(counts) - self.capacity - 1  # the (capacity+1)-th largest, ascending
+        cut = int(np.partition(counts, rank)[rank])
+        counts -= cut
+        keep = counts > 0
+        self.keys[group], self.counts[group] = self.keys[group][keep], counts[keep]
+        self.error[group] += cut
 
     def group(self, group: int) -> tuple[np.ndarray, np.ndarray]:
         """(codes, counts) of one group, after a merge."""
-        lo, hi = np.searchsorted(self.keys >> GROUP_SHIFT, [group, group + 1])
-        return self.keys[lo:hi], self.counts[lo:hi]
+        return self.keys[group], self.counts[group]
 
     def renumber(self, new_of_old: np.ndarray) -> None:
         """Map the type numbers inside every code through ``new_of_old`` (after a merge)."""
-        group = self.keys >> GROUP_SHIFT
-        source = new_of_old[(self.keys >> TYPE_BITS) & TYPE_MASK]
-        target = new_of_old[self.keys & TYPE_MASK]
-        keys = (group << GROUP_SHIFT) | (source << TYPE_BITS) | target
-        order = np.argsort(keys, kind="stable")
-        self.keys, self.counts = keys[order], self.counts[order]
+        for group, keys in enumerate(self.keys):
+            source = new_of_old[(keys >> TYPE_BITS) & TYPE_MASK]
+            target = new_of_old[keys & TYPE_MASK]
+            keys = (np.int64(group) << GROUP_SHIFT) | (source << TYPE_BITS) | target
+            order = np.argsort(keys, kind="stable")
+            self.keys[group], self.counts[group] = keys[order], self.counts[group][order]
 
     @property
     def nbytes(self) -> int:
-        return self.keys.nbytes + self.counts.nbytes + sum(p.nbytes for p in self.pending)
+        held = sum(k.nbytes + c.nbytes for k, c in zip(self.keys, self.counts, strict=True))
+        return held + sum(p.nbytes for p in self.pending)
 
 
 class WordPairs(Analysis):
@@ -179,7 +189,7 @@ class WordPairs(Analysis):
         types stays bounded too."""
         if len(self.names) <= GC_TYPES:
             return
-        keys = self.counts.keys
+        keys = np.concatenate(self.counts.keys)
         used = np.unique(np.concatenate([(keys >> TYPE_BITS) & TYPE_MASK, keys & TYPE_MASK]))
         if len(self.names) <= 2 * len(used):
             return
