@@ -7,7 +7,7 @@ Counts live in numpy arrays, not dicts: a pair is one int64 code (group · 2⁴�
 to, where a group is a head, or the last group, which counts each word type's occurrences),
 and the codes are kept sorted and unique with their counts, new codes merged in by the batch.
 An exact count costs 12 bytes per distinct (head, from, to) (an int64 code, an int32 count:
-10,000 sentences of at most 512 tokens cannot reach 2³¹); a dict would cost several times that
+10,000 sentences of at most 512 tokens cannot reach 2³¹); a dict would cost about five times that
 (docs/performance.md, "Word pairs").
 """
 
