@@ -131,6 +131,23 @@ def test_source_count_is_every_occurrence_of_the_word():
     ]
 
 
+def test_a_causal_models_first_word_has_no_pair():
+    """Causal attention: the first word sees no other word, so it is neither counted as a
+    from-word nor as an occurrence; the others pick among the words before them."""
+    tokens = ["b", "a", "b", "c"]
+    a = np.tril(np.ones((4, 4)))
+    a[2] = [0.5, 0.2, 0.3, 0]  # "b" (second): to the first "b" more than to "a"
+    a /= a.sum(-1, keepdims=True)
+    pairs = WordPairs()
+    pairs.start(RunInfo(layers=1, heads=1, causal=True, sentences=0))
+    pairs.add(record(0, tokens, a[None, None]))
+    assert pairs.finish({}).parts["pairs"][0] == [
+        {"source": "a", "target": "b", "count": 1, "source_count": 1},
+        {"source": "b", "target": "b", "count": 1, "source_count": 1},
+        {"source": "c", "target": "b", "count": 1, "source_count": 1},
+    ]
+
+
 def random_records(seed: int, count: int, layers: int, heads: int) -> list[Record]:
     """Sentences of words split into 1-3 pieces, in two cases, with peaky random attention."""
     rng = np.random.default_rng(seed)

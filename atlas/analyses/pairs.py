@@ -163,21 +163,24 @@ class WordPairs(Analysis):
 
     def add(self, record: Record) -> None:
         """Count (from → to) for each ordinary word and the other ordinary word it attends to
-        most; special-token units are neither (they have metrics of their own)."""
+        most; special-token units are neither (they have metrics of their own). In a causal
+        model the first word is not a from-word (it sees no other word)."""
         self.sentences += 1
         words, unit_word, attention = record_units(record)
         ordinary = unit_word >= 0
         if ordinary.sum() >= 2:
             k = self.run.size
             units = np.flatnonzero(ordinary)
-            attention = attention.reshape(k, *attention.shape[-2:])
-            targets = predictions(attention, ordinary)[:, units]  # [K, m]
             number = np.zeros(len(unit_word), np.int64)
             number[units] = self._numbers([words[w] for w in unit_word[units]])
-            source = number[units] << TYPE_BITS
+            # a causal model's first word can attend to no other word: it has no pair
+            sources = units[1:] if self.run.causal else units
+            attention = attention.reshape(k, *attention.shape[-2:])
+            targets = predictions(attention, ordinary)[:, sources]  # [K, m]
+            source = number[sources] << TYPE_BITS
             heads = np.arange(k + 1, dtype=np.int64)[:, None] << GROUP_SHIFT
             codes = heads[:k] | source | number[targets]
-            occurrences = heads[k] | source | number[units]
+            occurrences = heads[k] | source | number[sources]
             self.counts.add(np.concatenate([codes.ravel(), occurrences]))
         if self.sentences == self.exact_sentences + 1:  # the corpus is larger: from now on
             self.counts.summarise()
