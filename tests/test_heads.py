@@ -1,10 +1,9 @@
-"""Exact-value tests of the heads, examples and pairs analyses on hand-made attention, against
+"""Exact-value tests of the heads and examples analyses on hand-made attention, against
 the design's definitions."""
 
 from __future__ import annotations
 
 import math
-from collections import Counter
 
 import numpy as np
 import pytest
@@ -25,7 +24,6 @@ from atlas.analyses.heads import (
 from atlas.analyses.heads import (
     pattern as canonical_pattern,
 )
-from atlas.analyses.pairs import PairCounter, TokenPairs
 from atlas.model import Record
 
 S = 1e-4  # DESIGN: A' = 0.9999·A + 0.0001/n for entropies
@@ -416,133 +414,6 @@ def test_best_examples_ranks_by_score_and_prefers_long_records():
     assert stats9.best("previous-token", 0) == [2, 5, 3, 1, 4, 0]
     # head 1 is uniform everywhere: prev share (n-1)/n² is largest for the shortest long record
     assert stats3.best("previous-token", 1) == [3, 1, 2]
-
-
-# ---------------------------------------------------------------------------------------------
-# Frequent token pairs.
-
-
-def test_pair_counter_exact_below_capacity():
-    """With at most 2·capacity distinct pairs nothing is dropped: counts are exact, error 0."""
-    rng = np.random.default_rng(5)
-    pairs = [(f"a{x}", f"b{y}") for x, y in rng.integers(0, 4, size=(300, 2))]  # ≤ 16 distinct
-    counter = PairCounter(capacity=10)
-    for start in range(0, len(pairs), 37):
-        counter.update(pairs[start : start + 37])
-    truth = Counter(pairs)
-    assert counter.error == 0
-    assert counter.total == len(pairs)
-    assert dict(counter.counts) == dict(truth)
-    expected_top = sorted(truth.items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-    assert counter.top(5) == expected_top
-
-
-def test_pair_counter_top_breaks_ties_by_pair():
-    """Equal counts are ordered by the pair itself, so output is stable."""
-    counter = PairCounter(capacity=10)
-    counter.update([("b", "x"), ("a", "z"), ("a", "y"), ("c", "c"), ("c", "c")])
-    assert counter.top(3) == [(("c", "c"), 2), (("a", "y"), 1), (("a", "z"), 1)]
-
-
-def test_pair_counter_bounded_error_and_heavy_hitter():
-    """Many distinct pairs: the heavy pair is first, and true - error ≤ count ≤ true for all."""
-    rng = np.random.default_rng(11)
-    heavy = ("the", "cat")
-    stream = []
-    for i in range(3000):
-        if i % 5 == 0:
-            stream.append(heavy)
-        elif i % 7 == 0:
-            stream.append(("of", "the"))  # a second, lighter frequent pair
-        else:
-            stream.append((f"x{rng.integers(2000)}", f"y{rng.integers(3)}"))
-    capacity = 8
-    counter = PairCounter(capacity)
-    for start in range(0, len(stream), 50):
-        counter.update(stream[start : start + 50])
-    truth = Counter(stream)
-    assert counter.error > 0  # the summary really had to drop pairs
-    assert counter.total == len(stream)
-    assert len(counter.counts) <= 2 * capacity + 50
-    assert counter.error <= len(stream) / (capacity + 1)  # Misra-Gries bound
-    assert counter.top(1)[0][0] == heavy
-    assert counter.top(2)[1][0] == ("of", "the")
-    for pair, count in counter.counts.items():
-        assert count > 0, pair  # pairs whose count fell to 0 are dropped
-        assert truth[pair] - counter.error <= count <= truth[pair], pair
-    # a pair no longer tracked was never more frequent than the error bound
-    for pair, count in truth.items():
-        if pair not in counter.counts:
-            assert count <= counter.error
-
-
-def test_token_pairs_count_ordinary_targets_only():
-    """Each ordinary token adds (token → its most-attended token), unless that is special."""
-    # [CLS] the cat sat [SEP]: "the" looks at [CLS] (not counted), "cat" at "the", "sat" at
-    # "cat"; the special rows are not queries here.
-    a = np.zeros((1, 1, 5, 5))
-    a[0, 0, 0, 0] = a[0, 0, 4, 4] = 1.0
-    a[0, 0, 1] = [0.7, 0.3, 0, 0, 0]
-    a[0, 0, 2] = [0.2, 0.6, 0.2, 0, 0]
-    a[0, 0, 3] = [0.1, 0, 0.8, 0.1, 0]
-    record = make_record(0, a)
-    record.tokens = ["[CLS]", "the", "cat", "sat", "[SEP]"]
-    record.special = np.array([1, 0, 0, 0, 1], bool)
-    acc = started(TokenPairs(), 1, 1)
-    acc.add(record)
-    acc.add(record)
-    assert acc.counters[0].top(10) == [(("cat", "the"), 2), (("sat", "cat"), 2)]
-    assert acc.finish({}).parts["pairs"][0] == [
-        {"source": "cat", "target": "the", "count": 2},
-        {"source": "sat", "target": "cat", "count": 2},
-    ]
-
-
-def reference_token_pairs(records, heads: int, capacity: int):
-    """Frequent pairs written out loop by loop from docs/metrics.md: per head, per ordinary
-    token, its most-attended token; the Misra-Gries summary shrunk after each record."""
-    counts: list[dict] = [{} for _ in range(heads)]
-    errors = [0] * heads
-    for record in records:
-        attention = record.attention.reshape(heads, record.n, record.n)
-        for flat in range(heads):
-            for i in range(record.n):
-                j = int(np.argmax(attention[flat, i]))
-                if not record.special[i] and not record.special[j]:
-                    pair = (record.tokens[i], record.tokens[j])
-                    counts[flat][pair] = counts[flat].get(pair, 0) + 1
-            if len(counts[flat]) > 2 * capacity:
-                cut = sorted(counts[flat].values(), reverse=True)[capacity]
-                errors[flat] += cut
-                counts[flat] = {p: c - cut for p, c in counts[flat].items() if c > cut}
-    return counts, errors
-
-
-def test_token_pairs_match_a_loop_reference_through_shrinks():
-    """Many records of repeated words, capacity 4 (so summaries shrink): the same counts,
-    errors and top pairs as the loop reference, ties broken by the pair's text."""
-    rng = np.random.default_rng(17)
-    words = [f"w{i}" for i in range(12)]
-    records = []
-    for index in range(40):
-        n = int(rng.integers(3, 14))
-        record = make_record(index, random_attention(rng, 2, 3, n) ** 4)
-        record.tokens = ["[CLS]", *rng.choice(words, size=n - 2).tolist(), "[SEP]"]
-        record.special = mask(n, 0, n - 1)
-        records.append(record)
-    pairs = started(TokenPairs(capacity=4, top=5), 2, 3)
-    for record in records:
-        pairs.add(record)
-    counts, errors = reference_token_pairs(records, 6, capacity=4)
-    assert max(errors) > 0  # the summaries did shrink
-    result = pairs.finish({})
-    assert result.parts["pairs_error"] == errors
-    for flat, counter in enumerate(pairs.counters):
-        assert dict(counter.top(len(counter.counts))) == counts[flat]
-        expected = sorted(counts[flat].items(), key=lambda kv: (-kv[1], kv[0]))[:5]
-        assert result.parts["pairs"][flat] == [
-            {"source": a, "target": b, "count": c} for (a, b), c in expected
-        ]
 
 
 @pytest.mark.parametrize("keep", [3, 40])

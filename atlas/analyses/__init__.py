@@ -10,7 +10,7 @@ from .heads import HeadMetrics
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .labels import LabelBreakdown
 from .layers import LayerEmbeddings
-from .pairs import TokenPairs
+from .pairs import WordPairs
 from .predictions import Predictions
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
@@ -43,7 +43,7 @@ def default_analyses(
         HeadMetrics(),
         HeadDistances(),
         ExampleSentences(),
-        TokenPairs(),
+        WordPairs(),
         Syntax(min_relation),
         LayerEmbeddings(views),
         *extra,

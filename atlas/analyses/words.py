@@ -46,3 +46,53 @@ def record_words(record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return unit_of, unit_word, word_level(record.attention, unit_of)
 
     return record.derived("words", compute)
+
+
+def joined_pieces(
+    tokens: list[str], special: np.ndarray, punct: np.ndarray
+) -> tuple[list[str], np.ndarray]:
+    """Words made by joining a tokenizer's pieces, for text given without words: (the words,
+    each token's word with -1 for special tokens). A piece continues the word before it when
+    that is an ordinary token and the piece is a WordPiece continuation (``##``); or, where the
+    tokens mark word starts (``Ġ``, ``▁``), it has no such mark and neither it nor the piece
+    before is punctuation; or, where they mark word ends (``</w>``), the piece before has none.
+    Markers are removed from the words (``ko ##ern ##er`` → ``koerner``, ``Ġdon 't`` →
+    ``don't``)."""
+    ordinary = [t for t, s in zip(tokens, special, strict=True) if not s]
+    starts = any(t.startswith(("Ġ", "▁")) for t in ordinary)
+    ends = any(t.endswith("</w>") for t in ordinary)
+    words: list[str] = []
+    word_of = np.full(len(tokens), -1, dtype=np.int32)
+    for t, token in enumerate(tokens):
+        if special[t]:
+            continue
+        after = t > 0 and not special[t - 1]
+        joins = after and (
+            token.startswith("##")
+            or (starts and not token.startswith(("Ġ", "▁")) and not punct[t] and not punct[t - 1])
+            or (ends and not tokens[t - 1].endswith("</w>"))
+        )
+        piece = token[2:] if token.startswith("##") else token.lstrip("Ġ▁")
+        piece = piece.removesuffix("</w>")
+        if joins:
+            words[-1] += piece
+        else:
+            words.append(piece)
+        word_of[t] = len(words) - 1
+    return words, word_of
+
+
+def record_units(record: Record) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(words, word of each unit with -1 for special-token units, word-level attention
+    [L, H, u, u]) of any record: its given words where it has them (``record_words``),
+    otherwise words joined from its pieces (``joined_pieces``)."""
+    if record.words is not None and record.word_of is not None:
+        _, unit_word, attention = record_words(record)
+        return record.words, unit_word, attention
+
+    def compute():
+        words, word_of = joined_pieces(record.tokens, record.special, record.punct)
+        unit_of, unit_word = units(word_of)
+        return words, unit_word, word_level(record.attention, unit_of)
+
+    return record.derived("pieces", compute)
