@@ -49,6 +49,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     top_heads=charts.top_heads,
     layer_curves=charts.layer_curves,
     head_map=charts.head_map,
+    head_map_colours=charts.head_map_colours,
     highlighted=charts.highlighted,
     offset_profile=charts.offset_profile,
     relation_heatmap=charts.relation_heatmap,

@@ -223,6 +223,7 @@
         event.preventDefault();
         go(active < 0 ? 0 : active);
       } else if (event.key === "Escape") {
+        event.preventDefault(); // a search field would clear itself at once
         if (open) setOpen(false);
         else input.value = "";
       }
