@@ -97,7 +97,7 @@
   function snippet(text, wanted) {
     const matches = [...text.matchAll(WORD)].filter((m) => wanted.has(m[0].toLowerCase()));
     const first = matches.length ? matches[0].index : 0;
-    const start = Math.max(0, Math.min(first - 30, text.length - SNIPPET));
+    const start = wordStart(text, Math.max(0, Math.min(first - 30, text.length - SNIPPET)), first);
     const end = Math.min(text.length, start + SNIPPET);
     const pieces = [];
     let at = start;
@@ -109,6 +109,13 @@
     if (start > 0) pieces[0][0] = `…${pieces[0][0]}`;
     if (end < text.length) pieces[pieces.length - 1][0] += "…";
     return pieces;
+  }
+
+  /** ``at``, or the start of the next word if ``at`` is inside one (never past ``limit``). */
+  function wordStart(text, at, limit) {
+    if (at === 0 || /\s/.test(text[at - 1])) return at;
+    const space = text.slice(at, limit).search(/\s/);
+    return space < 0 ? at : at + space + 1;
   }
 
   /** One option of the listbox (text only: no sentence ever becomes markup). */
