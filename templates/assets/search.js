@@ -118,6 +118,25 @@
     return space < 0 ? at : at + space + 1;
   }
 
+  /** A head's option: its name, its label, and why it is listed (a column's top heads). */
+  function fillHead(li, hit) {
+    const badge = document.createElement("span");
+    badge.className = `label ${hit.labelClass}`;
+    badge.textContent = hit.label;
+    li.append(badge);
+    if (hit.detail) li.append(` ${hit.detail}`);
+  }
+
+  /** A sentence's option: its text around the query's words, which are marked. */
+  function fillSentence(li, hit) {
+    for (const [text, match] of snippet(hit.text, hit.words)) {
+      const part = document.createElement(match ? "mark" : "span");
+      part.textContent = text;
+      li.append(part);
+    }
+    if (!hit.page) li.append(" (no page: its row in the list)");
+  }
+
   /** One option of the listbox (text only: no sentence ever becomes markup). */
   function option(hit, id) {
     const li = document.createElement("li");
@@ -130,20 +149,7 @@
     name.className = "search-name";
     name.textContent = hit.kind === "head" ? hit.name : `#${Number(hit.key)}`;
     li.append(name, " ");
-    if (hit.kind === "head") {
-      const badge = document.createElement("span");
-      badge.className = `label ${hit.labelClass}`;
-      badge.textContent = hit.label;
-      li.append(badge);
-      if (hit.detail) li.append(` ${hit.detail}`);
-      return li;
-    }
-    for (const [text, match] of snippet(hit.text, hit.words)) {
-      const part = document.createElement(match ? "mark" : "span");
-      part.textContent = text;
-      li.append(part);
-    }
-    if (!hit.page) li.append(" (no page: its row in the list)");
+    (hit.kind === "head" ? fillHead : fillSentence)(li, hit);
     return li;
   }
 
