@@ -28,6 +28,9 @@ WIDTH = 260
 # Colours come from the contract (contract.HEAD_COLOURS and the schemes), as in the views.
 LAYER_SCHEME = contract.LAYER_SCHEME
 CATEGORIES = alt.Scale(range=contract.HEAD_COLOURS)
+# The head map coloured by a catalogue column: a sequential scale that stays visible on white at
+# both ends (the heatmaps' light low end would hide points).
+MAP_COLUMN_SCHEME = contract.LAYER_SCHEME
 
 
 # The key of the one row of a placeholder dataset; its value names the rows that replace it.
@@ -113,13 +116,20 @@ def top_heads(atlas: Atlas, column: Column, count: int = 3) -> list[tuple[Head, 
     return [(head, value) for _, (value, head) in ranked[:count]]
 
 
+def _colour_span(atlas: Atlas, column: Column) -> tuple[float, float] | None:
+    """The range a column's colours span: its own (``metric_range``), or, where every head has
+    one value, its kind's range (a scale of no width draws nothing)."""
+    span = metric_range(atlas, column)
+    if span is not None and span[0] == span[1]:
+        span = column.domain or (min(span[0], 0.0), max(span[1], 0.0) or 1.0)
+    return span
+
+
 def metric_heatmap(atlas: Atlas, column: Column, prefix: str = "") -> dict:
     """Layer x head grid of one catalogue column; a cell links to its head's page. The colours
     span the column's own range (``metric_range``); the overview prints it beside the chart."""
     rows = {"heads": _head_rows(atlas, prefix)}
-    span = metric_range(atlas, column)
-    if span is not None and span[0] == span[1]:  # one value everywhere: its kind's range
-        span = column.domain or (min(span[0], 0.0), max(span[1], 0.0) or 1.0)
+    span = _colour_span(atlas, column)
     scheme = contract.SEQUENTIAL_SCHEME if column.domain is not None else contract.UNBOUNDED_SCHEME
     scale = (
         alt.Scale(scheme=scheme, domain=list(span))
@@ -258,9 +268,7 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
         .encode(
             x=alt.X("x:Q", axis=None),
             y=alt.Y("y:Q", axis=None),
-            color=alt.Color(
-                "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
-            ),
+            color=_layer_colour(),
             shape=alt.Shape(
                 "family:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"
             ),
@@ -280,6 +288,46 @@ def head_map(atlas: Atlas, prefix: str = "") -> dict:
         width=460, height=380, title=f"Head map (MDS, stress-1 {atlas.map_stress:.3f})"
     )
     return _spec(chart.configure_view(stroke="#ddd"), rows)
+
+
+def _layer_colour() -> alt.Color:
+    return alt.Color(
+        "layer:O", scale=alt.Scale(scheme=LAYER_SCHEME), legend=alt.Legend(title="layer")
+    )
+
+
+def head_map_colours(atlas: Atlas) -> dict[str, dict]:
+    """What the overview's head map can be coloured by: the layer, then every catalogue column
+    with a value, each as {title, range (text), encoding (Vega-Lite colour), tooltip}; the page
+    puts ``encoding`` in place of the map's colour (assets/head-map.js). A column's scale spans
+    its range, and its legend is labelled at both ends."""
+    colours = {
+        "layer": {
+            "title": "layer",
+            "range": f"layers 1 – {atlas.model.layers}",
+            "encoding": _layer_colour().to_dict(),
+            "tooltip": alt.Tooltip("layer:O", title="layer").to_dict(),
+        }
+    }
+    for column in atlas.catalogue:
+        span = metric_range(atlas, column)
+        if span is None:
+            continue
+        low, high = _colour_span(atlas, column)
+        legend = alt.Legend(
+            title=column.title, values=[low, high], format=".3f", gradientLength=160
+        )
+        colours[column.key] = {
+            "title": column.title,
+            "range": f"{column.title}: {span[0]:.3f} – {span[1]:.3f}",
+            "encoding": alt.Color(
+                f"{column.key}:Q",
+                scale=alt.Scale(scheme=MAP_COLUMN_SCHEME, domain=[low, high]),
+                legend=legend,
+            ).to_dict(),
+            "tooltip": alt.Tooltip(f"{column.key}:Q", title=column.title, format=".3f").to_dict(),
+        }
+    return colours
 
 
 def highlighted(head_map_spec: dict, name: str) -> dict:

@@ -52,6 +52,12 @@ SENTENCE_PAGE = "sentences/{key}.html"
 DATA_SCRIPT = "data/{key}.js"
 VECTORS_SCRIPT = "data/{key}.qk.js"
 CONFIG_SCRIPT = "assets/config.js"
+# The search box's index (sentences' text, each column's top heads), one file for the site,
+# loaded by assets/search.js the first time the box is used. A sentence without a page is found
+# in the sentence list, at its row (SENTENCE_ROW_ID is the row's id).
+SEARCH_SCRIPT = "assets/search-index.js"
+SENTENCE_ROW_ID = "s{key}"
+SENTENCE_ROW = "sentences/index.html#" + SENTENCE_ROW_ID
 COMPARE_PAGE = "compare.html"
 # A compare atlas keeps model B's attention of a sentence under its own key, "0001.b", so its
 # data script is DATA_SCRIPT of that key (data/0001.b.js), in the same format as A's.
@@ -61,6 +67,7 @@ COMPARE_KEY = "{key}.b"
 DATA_GLOBAL = "ATLAS_DATA"
 VECTORS_GLOBAL = "ATLAS_VECTORS"
 CONFIG_GLOBAL = "ATLAS_CONFIG"
+SEARCH_GLOBAL = "ATLAS_SEARCH"
 
 
 def head_name(layer: int, head: int) -> str:
@@ -99,6 +106,11 @@ def vectors_script(index: int, total: int) -> str:
     return VECTORS_SCRIPT.format(key=sentence_key(index, total))
 
 
+def sentence_row_id(index: int, total: int) -> str:
+    """The id of a sentence's row in the sentence list: "s0023"."""
+    return SENTENCE_ROW_ID.format(key=sentence_key(index, total))
+
+
 def compare_key(index: int, total: int) -> str:
     """The key of model B's attention of a sentence in a compare atlas: "0001.b"."""
     return COMPARE_KEY.format(key=sentence_key(index, total))
@@ -130,8 +142,10 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
             "sentencePage": SENTENCE_PAGE,
             "data": DATA_SCRIPT,
             "vectors": VECTORS_SCRIPT,
+            "search": SEARCH_SCRIPT,
+            "sentenceRow": SENTENCE_ROW,
         },
-        "globals": {"data": DATA_GLOBAL, "vectors": VECTORS_GLOBAL},
+        "globals": {"data": DATA_GLOBAL, "vectors": VECTORS_GLOBAL, "search": SEARCH_GLOBAL},
         "colours": {"heads": HEAD_COLOURS, "sequential": SEQUENTIAL, "diverging": DIVERGING},
         "layers": layers,
         "heads": heads,
@@ -151,6 +165,11 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
 def config_script(config: dict) -> str:
     """assets/config.js: the page config on a global, read by every script of the site."""
     return f"window.{CONFIG_GLOBAL} = {script_json(config)};\n"
+
+
+def search_script(index: dict) -> str:
+    """assets/search-index.js: the search index on a global (a script: file:// cannot fetch)."""
+    return f"window.{SEARCH_GLOBAL} = {script_json(index)};\n"
 
 
 def script_json(payload: object) -> str:

@@ -49,6 +49,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     top_heads=charts.top_heads,
     layer_curves=charts.layer_curves,
     head_map=charts.head_map,
+    head_map_colours=charts.head_map_colours,
     highlighted=charts.highlighted,
     offset_profile=charts.offset_profile,
     relation_heatmap=charts.relation_heatmap,
@@ -84,6 +85,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         charts=CHART_FUNCTIONS,
         head_page=contract.head_page,
         sentence_page=contract.sentence_page,
+        sentence_row_id=contract.sentence_row_id,
         data_script=contract.data_script,
         vectors_script=contract.vectors_script,
         compare_key=contract.compare_key,
@@ -181,6 +183,7 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
         yield f"{ASSETS}/{source.name}", source.read_bytes()
     yield f"{ASSETS}/{VEGA_BUNDLE}", vega_bundle().encode("utf-8")
     yield contract.CONFIG_SCRIPT, _config_script(atlas)
+    yield contract.SEARCH_SCRIPT, contract.search_script(search_index(atlas)).encode("utf-8")
     yield "atlas.json", atlas.to_json().encode("utf-8")
     yield ".nojekyll", b""
 
@@ -210,6 +213,28 @@ def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> d
         files[f"{ASSETS}/{VEGA_BUNDLE}"] = vega_bundle().encode("utf-8")
     files[contract.CONFIG_SCRIPT] = _config_script(atlas)
     return files
+
+
+SEARCH_TOP = 3  # heads listed per catalogue column when a search names the column
+
+
+def search_index(atlas: Atlas) -> dict:
+    """What the search box finds beyond the page config's heads (names and labels): every
+    sentence, as [key, text, second text or None, 1 if it has a page else 0], its text stored
+    once (words are matched in the page), and each catalogue column's top heads, as
+    [title, [[head name, value], ...]]. About the corpus's text in size, plus ~12 bytes a
+    sentence."""
+    total = len(atlas.sentences)
+    return {
+        "sentences": [
+            [contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)]
+            for s in atlas.sentences
+        ],
+        "columns": [
+            [c.title, [[h.name, round(v, 3)] for h, v in charts.top_heads(atlas, c, SEARCH_TOP)]]
+            for c in atlas.catalogue
+        ],
+    }
 
 
 @dataclass(frozen=True)

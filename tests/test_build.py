@@ -300,6 +300,8 @@ def test_size_budget_leaves_out_vectors_then_pages(tiny_model, tmp_path, capsys)
     assert all(v.heads_kept for v in atlas.views)
     assert "left out the pages of 4 of 4 sentences (0 kept)" in said
     assert "the site is still" in said
+    index = (tiny / "assets" / "search-index.js").stat().st_size
+    assert f"search index ({index / 1000:,.0f} kB) are never left out" in said
     assert_links_resolve(tiny)
 
 

@@ -14,6 +14,8 @@
 // atlas/contract.py): head names, slugs, labels, file paths. No other script spells these out.
 "use strict";
 (function () {
+  // Every page loads it (deferred) for the search box; a page's views may load it too.
+  if (window.AtlasData) return;
   const cache = new Map();
 
   // Every page whose scripts link to other pages (heads/, sentences/) is one folder deep.
