@@ -129,9 +129,10 @@ def test_a_sentence_and_a_pair_in_notebook_outputs(browser, bert, tmp_path):
     assert_views_draw(one, ["the", "cat"], 2, 4)
     assert_views_draw(two, ["cat", "it", "was"], 2, 4, head=3)
     assert one.evaluate("location.hash") == "#L1-H2"  # the frame's own address follows
-    # The site's menus are not shown (there is no site around the output), and each frame
-    # has grown to its page's height.
+    # The site's menus and search box are not shown (there is no site around the output), and
+    # each frame has grown to its page's height.
     assert not one.locator("header.top nav").is_visible()
+    assert not one.locator("#site-search").is_visible()
     heights = page.evaluate("[...document.querySelectorAll('iframe')].map((f) => f.offsetHeight)")
     assert all(h > notebook.DEFAULT_HEIGHT for h in heights), heights
     page.wait_for_timeout(50)
