@@ -343,7 +343,11 @@ def highlighted(head_map_spec: dict, name: str) -> dict:
         "transform": [{"filter": {"field": "name", "equal": name}}],
     }  # fmt: skip
     spec["layer"] = [points, ring]
-    spec.update(width=360, height=300)  # a head page shows it in a card, beside other cards
+    # A head page shows it in a card beside other cards: narrower, its legends below the plot
+    # (to its right they would be cut at the card's edge).
+    spec.update(width=290, height=260)
+    legend = spec.setdefault("config", {}).setdefault("legend", {})
+    legend.update(orient="bottom", direction="horizontal", columns=4, symbolLimit=0)
     return spec
 
 
@@ -384,7 +388,7 @@ def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -
         x=alt.X("offset:O", title="offset (key position − query position)")
     )
     bars = base.mark_bar(color=contract.HEAD_COLOURS[0]).encode(
-        y=alt.Y("head:Q", title="mean attention", scale=alt.Scale(domain=[0, 1])),
+        y=alt.Y("head:Q", title="mean attention", scale=alt.Scale(zero=True)),  # its own range
         tooltip=[
             "offset:O",
             alt.Tooltip("head:Q", format=".3f", title=head_title),

@@ -23,7 +23,7 @@ import jinja2
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import SandboxedEnvironment
 
-from . import __version__, charts, contract, pieces
+from . import __version__, charts, contract, describe, pieces
 from .result import Atlas, Sentence
 from .viewdata import View, data_script, vectors_script
 
@@ -93,6 +93,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         label_class=contract.label_class,
         joiner=contract.JOINER,
         shown_tokens=lambda view: pieces.shown_tokens(view.tokens, view.special),
+        head_summary=describe.head_summary,
     )
     return env
 

@@ -473,6 +473,8 @@ def test_compound_labels_rank_by_their_two_shares_together():
     assert len(PATTERNS) == len(LABELS) + 15
     assert all(canonical_pattern(label) in PATTERNS for label in COMPOUND_LABELS)
     assert np.array_equal(label_strength("mixed", metrics), 1.0 - metrics["entropy_norm"])
+    # A broad head's examples are where it is most focused, not its near-uniform sentences.
+    assert np.array_equal(label_strength("broad", metrics), 1.0 - metrics["entropy_norm"])
 
 
 def test_compound_labels_keep_a_css_class():

@@ -126,11 +126,16 @@ def test_a_label_finds_its_heads_then_the_column_top_heads(browser, default_site
     page, rep = browser.open(default_site / "index.html")
     texts = search(page, "prev")
     assert [t.split()[0] for t in texts] == labelled + top
-    assert all("highest previous" in t for t in texts[len(labelled):])
-    # a column's name alone: the heads that attend most to [SEP], with their values
+    assert all("highest on previous" in t for t in texts[len(labelled):])
+    status = page.locator(STATUS).inner_text()
+    assert f"{len(labelled)} heads by name or label, the 3 highest on previous" in status
+    # a column's name alone: the heads that attend most to [SEP], with their values, said to
+    # be a ranking (none of them need be a [SEP] head)
     texts = search(page, "[SEP]")
     expected = charts.top_heads(atlas, atlas.column("to_sep"))
     assert [t.split()[0] for t in texts] == [h.name for h, _ in expected]
+    assert [re.search(r"\w+(?= highest on \[SEP\])", t)[0] for t in texts] == ["1st", "2nd", "3rd"]
+    assert page.locator(STATUS).inner_text().startswith("the 3 highest on [SEP], 0 sentences")
     assert [t.split()[-1] for t in texts] == [f"{v:.3f}" for _, v in expected]
     page.locator(OPTIONS).nth(1).click()
     page.wait_for_url(f"**/heads/{expected[1][0].slug}.html")

@@ -215,12 +215,12 @@ def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
     for key, name in LABEL_METRICS.items():
         if name == label:
             return metrics[key]
-    if label == "broad":
-        return metrics["entropy_norm"]
     parts = compound_parts(label)
     if parts:
         return metrics[parts[0]] + metrics[parts[1]]  # the two shares together
-    return 1.0 - metrics["entropy_norm"]  # mixed: where the head is most focused
+    # broad and mixed: where the head is most focused. A broad head's broadest sentences are
+    # near-uniform heatmaps that show nothing; where it does focus is what a reader wants.
+    return 1.0 - metrics["entropy_norm"]
 
 
 def record_entropy(record: Record) -> np.ndarray:

@@ -67,11 +67,15 @@
     if (!q || !index) return [];
     return index.columns
       .filter(([title]) => plain(title).startsWith(q))
-      .flatMap(([title, top]) => top.map(([name, value]) => {
+      .flatMap(([title, top]) => top.map(([name, value], rank) => {
         const head = window.AtlasData.parseHead(name);
         const info = window.AtlasData.headInfo(head.layer, head.head);
-        return headHit(root, info, `highest ${title}: ${value.toFixed(3)}`);
+        return { ...headHit(root, info, `${ordinal(rank + 1)} highest on ${title}: ${value.toFixed(3)}`), top: title };
       }));
+  }
+
+  function ordinal(n) {
+    return `${n}${["th", "st", "nd", "rd"][n] || "th"}`;
   }
 
   /** Positions of the sentences holding every word of the query, in corpus order. */
@@ -165,10 +169,20 @@
     ];
     const loading = index === undefined ? " (sentences: loading the index…)"
       : index === null ? " (no search index: sentences cannot be searched)" : "";
-    const summary = `${heads.length} head${heads.length === 1 ? "" : "s"}, ` +
-      `${found.length} sentence${found.length === 1 ? "" : "s"}` +
+    const summary = [...headCounts(heads), `${found.length} sentence${found.length === 1 ? "" : "s"}`].join(", ") +
       (found.length > LIMITS.sentences ? ` (first ${LIMITS.sentences} shown)` : "") + loading;
     return { hits, summary };
+  }
+
+  /** What the head hits are, in words: heads found by name or label, and a column's ranking
+   * (its highest heads, whatever their values: "the 3 highest on [SEP]" is not "3 [SEP] heads"). */
+  function headCounts(heads) {
+    const named = heads.filter((hit) => !hit.top).length;
+    const titles = [...new Set(heads.filter((hit) => hit.top).map((hit) => hit.top))];
+    return [
+      ...(named || !titles.length ? [`${named} head${named === 1 ? "" : "s"} by name or label`] : []),
+      ...titles.map((title) => `the ${heads.filter((hit) => hit.top === title).length} highest on ${title}`),
+    ];
   }
 
   /** The combobox: its state is the input, the list and the active option. */

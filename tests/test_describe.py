@@ -1,0 +1,68 @@
+"""The head page's summary lines (atlas/describe.py): every number in them is the Atlas's own."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from atlas import describe, site
+from atlas.result import load
+
+STORED = Path(__file__).parent / "snapshots" / "stored-atlas" / "atlas.json"
+
+
+@pytest.fixture(scope="module")
+def atlas():
+    return load(STORED)
+
+
+def test_the_two_largest_shares_with_their_means_and_ranks(atlas):
+    head = atlas.heads[5]
+    shares = {k: head.metrics[k] for k in describe.SHARES}
+    first, second = sorted(shares, key=lambda k: -shares[k])[:2]
+    top = describe.top_shares(atlas, head)
+    assert [s.value for s in top] == [shares[first], shares[second]]
+    assert top[0].layer_mean == atlas.layer_means[first][head.layer - 1]
+    assert top[0].model_mean == atlas.model_means[first]
+    # rank: 1 + the number of heads with a larger value
+    assert top[0].rank == 1 + sum(h.metrics[first] > shares[first] for h in atlas.heads)
+    assert top[0].of == len(atlas.heads)
+    line = describe.head_summary(atlas, head)[0]
+    assert line.startswith(f"Attention goes to {top[0].name} {shares[first]:.2f} (layer mean")
+    assert f"of {len(atlas.heads)} heads" in line
+
+
+def test_spread_words_follow_the_label_thresholds():
+    assert describe.spread(0.75) == "broad"
+    assert describe.spread(0.74) == "moderately spread"
+    assert describe.spread(0.39) == "focused"
+
+
+def test_word_pairs_of_rare_words_are_not_named(atlas):
+    head = copy.deepcopy(atlas.heads[0])
+    head.parts["pairs"] = [
+        {"source": "a", "target": "b", "count": 3, "source_count": 4},  # too rare to say
+        {"source": "the", "target": ".", "count": 7, "source_count": 9},
+        {"source": ",", "target": "and", "count": 5, "source_count": 5},
+        {"source": "x", "target": "y", "count": 5, "source_count": 5},  # a third: not named
+    ]
+    lines = describe.head_summary(atlas, head)
+    assert "Most frequent word pairs: “the” → “.” (7 of 9); “,” → “and” (5 of 5)." in lines
+    head.parts["pairs"] = []
+    assert not any(line.startswith("Most frequent") for line in describe.head_summary(atlas, head))
+
+
+def test_ordinals():
+    assert [describe._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 72)] == [
+        "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "72nd",
+    ]  # fmt: skip
+
+
+def test_every_head_page_opens_with_its_summary(atlas):
+    pages = dict(site.render(atlas))
+    for head in atlas.heads:
+        html = pages[f"heads/{head.slug}.html"].decode()
+        summary = html.split('<ul class="head-summary">', 1)[1].split("</ul>", 1)[0]
+        assert summary.count("<li>") == len(describe.head_summary(atlas, head)) >= 2
