@@ -67,6 +67,8 @@ def test_joined_pieces_of_each_marker_style():
     assert words(["ko", "ern", "er</w>", "sat</w>"])[0] == ["koerner", "sat"]
     # a pair's second segment starts a new word after [SEP], even without a start mark
     assert words(["<s>", "Ġa", "</s>", "</s>", "b", "Ġc", "</s>"])[0] == ["a", "b", "c"]
+    # the pages' own rule: byte-level pieces decoded, so a word reads as it is shown
+    assert words(["<s>", "Ġcaf", "Ã©", "Ġsat", "</s>"])[0] == ["café", "sat"]
 
 
 # [CLS] the ko ##ern ##er sat . [SEP]; token rows of one head, chosen so that the word-level

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import pieces
 from ..model import Record
 
 
@@ -52,32 +53,24 @@ def joined_pieces(
     tokens: list[str], special: np.ndarray, punct: np.ndarray
 ) -> tuple[list[str], np.ndarray]:
     """Words made by joining a tokenizer's pieces, for text given without words: (the words,
-    each token's word with -1 for special tokens). A piece continues the word before it when
-    that is an ordinary token and the piece is a WordPiece continuation (``##``); or, where the
-    tokens mark word starts (``Ġ``, ``▁``), it has no such mark and neither it nor the piece
-    before is punctuation; or, where they mark word ends (``</w>``), the piece before has none.
-    Markers are removed from the words (``ko ##ern ##er`` → ``koerner``, ``Ġdon 't`` →
-    ``don't``)."""
-    ordinary = [t for t, s in zip(tokens, special, strict=True) if not s]
-    starts = any(t.startswith(("Ġ", "▁")) for t in ordinary)
-    ends = any(t.endswith("</w>") for t in ordinary)
+    each token's word with -1 for special tokens). The pages' one rule of how tokens read
+    (``atlas.pieces``: markers removed, bytes decoded, a piece that continues a word joined to
+    it), with one addition for counting: where the tokens mark word starts (``Ġ``, ``▁``),
+    punctuation stays a word of its own (``Ġdon 't`` → ``don't``, but ``Ġsat ,`` → ``sat``,
+    ``,``), as WordPiece already splits it."""
+    shown = pieces.shown_tokens(tokens, special)
+    split_punct = pieces.scheme(tokens, special) in ("bytelevel", "sentencepiece")
     words: list[str] = []
     word_of = np.full(len(tokens), -1, dtype=np.int32)
-    for t, token in enumerate(tokens):
+    for t, token in enumerate(shown):
         if special[t]:
             continue
-        after = t > 0 and not special[t - 1]
-        joins = after and (
-            token.startswith("##")
-            or (starts and not token.startswith(("Ġ", "▁")) and not punct[t] and not punct[t - 1])
-            or (ends and not tokens[t - 1].endswith("</w>"))
-        )
-        piece = token[2:] if token.startswith("##") else token.lstrip("Ġ▁")
-        piece = piece.removesuffix("</w>")
-        if joins:
-            words[-1] += piece
+        text = "" if token.text in (pieces.BLANK, pieces.PART) else token.text
+        joins = token.joins and not (split_punct and (punct[t] or punct[t - 1]))
+        if joins and words:
+            words[-1] += text
         else:
-            words.append(piece)
+            words.append(text)
         word_of[t] = len(words) - 1
     return words, word_of
 
