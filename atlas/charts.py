@@ -347,7 +347,7 @@ def highlighted(head_map_spec: dict, name: str) -> dict:
     # (to its right they would be cut at the card's edge).
     spec.update(width=290, height=260)
     legend = spec.setdefault("config", {}).setdefault("legend", {})
-    legend.update(orient="bottom", direction="horizontal", columns=4, symbolLimit=0)
+    legend.update(orient="bottom", direction="horizontal", columns=3, symbolLimit=0)
     return spec
 
 
