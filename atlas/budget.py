@@ -1,9 +1,8 @@
 """Keep a site under a size budget (``--max-site-mb``): leave out what costs most, and say so.
 
-Between the Atlas and the site: ``fit(atlas, max_bytes)`` renders the site once to learn the
-size of every file (rendering is pure, so the sizes are exact; the files are let go as they are
-measured), then lowers what is kept until
-the estimate fits, in this order:
+Between the Atlas and the site: the site is rendered to learn the size of every file (rendering
+is pure, so the sizes are exact), and ``shrink`` lowers what is kept until the rendered site
+fits, in this order:
 
 1. the neuron view's queries and keys (data/NNNN.qk.js), the costliest data per sentence, from
    the last sentence back;
@@ -15,6 +14,10 @@ which keep queries and keys. Nothing else (the overview, head pages, statistics,
 index) is ever cut. The search index (``contract.SEARCH_SCRIPT``) holds every sentence's text,
 pages or not, so it grows with the corpus (about 1.2 MB at 10,000 sentences): it is counted
 like any file, and named with its size when the site cannot be brought under the budget.
+
+A build measures each round as it writes it into the staging folder (``atlas.output.write``'s
+``again``), so the round that fits is the one written, not rendered a second time; ``fit``
+does the same rounds without writing (the files are let go as they are measured).
 """
 
 from __future__ import annotations
@@ -50,18 +53,26 @@ def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[At
     start = atlas
     while True:
         sizes = site_sizes(atlas, templates)  # streamed: the sizes are kept, not the files
-        total = sum(sizes.values())
-        if total <= max_bytes:
-            break
-        smaller = _trim(atlas, sizes, total, max_bytes)
-        if smaller is atlas:
+        smaller = shrink(atlas, sizes, max_bytes)
+        if smaller is None:
             break
         atlas = smaller
-    if atlas is not start:
-        atlas = dataclasses.replace(
-            atlas, options=dataclasses.replace(atlas.options, max_site_mb=max_bytes / MB)
-        )
-    return atlas, _report(start, atlas, max_bytes, sizes)
+    return atlas, report(start, atlas, max_bytes, sizes)
+
+
+def shrink(atlas: Atlas, sizes: dict[str, int], max_bytes: int) -> Atlas | None:
+    """The next, smaller Atlas to try, from the ``sizes`` of ``atlas``'s site (every file, by
+    path), with the budget in its options; None when that site fits in ``max_bytes`` or there
+    is nothing left to leave out."""
+    total = sum(sizes.values())
+    if total <= max_bytes:
+        return None
+    smaller = _trim(atlas, sizes, total, max_bytes)
+    if smaller is atlas:
+        return None
+    return dataclasses.replace(
+        smaller, options=dataclasses.replace(smaller.options, max_site_mb=max_bytes / MB)
+    )
 
 
 def _trim(atlas: Atlas, sizes: dict[str, int], total: int, max_bytes: int) -> Atlas:
@@ -124,9 +135,9 @@ def _only_heads(view: View, heads: list[int]) -> View:
     )
 
 
-def _report(start: Atlas, fitted: Atlas, max_bytes: int, sizes: dict[str, int]) -> list[str]:
-    """What was left out, and whether the site (of these file sizes) still exceeds the
-    budget."""
+def report(start: Atlas, fitted: Atlas, max_bytes: int, sizes: dict[str, int]) -> list[str]:
+    """What was left out of ``start`` to make ``fitted`` (whose site has these file sizes), and
+    whether the site still exceeds the budget."""
     total = sum(sizes.values())
     budget = f"--max-site-mb {max_bytes / MB:g}"
     vectors = [sum(bool(v.vectors) for v in a.views) for a in (start, fitted)]

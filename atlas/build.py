@@ -17,7 +17,7 @@ from pathlib import Path
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads
-from .budget import DEFAULT_MAX_SITE_MB, MB, fit, pages_warnings
+from .budget import DEFAULT_MAX_SITE_MB, MB, pages_warnings, report, shrink
 from .corpus import read_corpus
 from .model import PairedRunner, Runner
 from .output import check_output, write
@@ -129,15 +129,27 @@ def render_site(
     max_site_mb: float | None = None,
     **write_options,
 ) -> Atlas:
-    """Render the Atlas's site and write it to ``output``, first fitting it to ``max_site_mb``
-    if given; returns the Atlas as written. Files are written as they are rendered; the build
-    reports the site's size, and warns near GitHub Pages' limits (``budget.pages_warnings``)."""
+    """Render the Atlas's site and write it to ``output``, fitting it to ``max_site_mb`` if
+    given; returns the Atlas as written. Files are written as they are rendered, and the budget
+    measures what was written: a site over it is rendered again with less (``budget.shrink``)
+    in place of the first; the build reports the site's size, and warns near GitHub Pages'
+    limits (``budget.pages_warnings``)."""
     templates = Path(templates) if templates is not None else None
+    start, written = atlas, [atlas]
+
+    def again(sizes: dict[str, int]):
+        smaller = None if max_site_mb is None else shrink(written[-1], sizes, budget)
+        if smaller is None:
+            return None
+        written.append(smaller)
+        return render(smaller, templates=templates)
+
+    budget = int(max_site_mb * MB) if max_site_mb is not None else 0
+    sizes = write(render(atlas, templates=templates), Path(output), again=again, **write_options)
+    atlas = written[-1]
     if max_site_mb is not None:
-        atlas, left_out = fit(atlas, int(max_site_mb * MB), templates)
-        for line in left_out:
+        for line in report(start, atlas, budget, sizes):
             log.warning("%s", line)
-    sizes = write(render(atlas, templates=templates), Path(output), **write_options)
     log.info(
         "wrote %s: %d pages, %d sentences with attention views, %d files, %.1f MB",
         output,

@@ -66,7 +66,7 @@ import shutil
 import signal
 import tempfile
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 
 from . import __version__
@@ -196,12 +196,15 @@ def write(
     *,
     force: bool = False,
     clean: bool = False,
+    again: Callable[[dict[str, int]], Iterable[tuple[str, bytes]] | None] | None = None,
 ) -> dict[str, int]:
     """Put the site's files into ``out``: stage them beside it, then move them in one by one.
 
     ``files`` may be an iterable of (path, bytes), such as ``site.render``'s: each file is
     written into the staging folder as it comes and then let go, so the site is never held in
-    memory whole. Returns the size of every file written, by path."""
+    memory whole. ``again`` (the size budget) is called with the sizes of the staged files and
+    returns other files to stage instead, or None to keep these. Returns the size of every file
+    written, by path."""
     out = Path(out)
     check_output(out, force=force, clean=clean)
     remove_stale_staging(out)
@@ -209,6 +212,9 @@ def write(
     staging = _make_staging(out)
     try:
         sizes = _stage(staging, files.items() if isinstance(files, Mapping) else files, old)
+        while again is not None and (instead := again(sizes)) is not None:
+            _empty(staging)
+            sizes = _stage(staging, instead, old)
         new = set(sizes)
         _check_conflicts(out, new, old, force=force, clean=clean)
         with _interrupts_held():
@@ -316,6 +322,15 @@ def _stage(staging: Path, files: Iterable[tuple[str, bytes]], old: set[str]) -> 
     (staging / PENDING).write_bytes(manifest_bytes(old | set(sizes)))
     (staging / MANIFEST).write_bytes(manifest_bytes(sizes))
     return sizes
+
+
+def _empty(folder: Path) -> None:
+    """Remove everything inside the staging folder, keeping the folder."""
+    for entry in os.scandir(folder):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
 
 
 def _commit(staging: Path, out: Path, new: set[str], old: set[str], *, clean: bool) -> None:

@@ -189,3 +189,32 @@ def test_the_runner_returns_transformers_hidden_states():
     np.testing.assert_allclose(rec.hidden[-1], out.hidden_states[-1][0].numpy(), atol=1e-4)
     (without,) = default_runner.run([example])
     assert without.hidden is None  # only captured when asked for
+
+
+def test_explorer_vectors_are_kept_on_the_first_pass_in_any_order():
+    # no sentence is run again: records fed once, in batch order (not corpus order), give the
+    # explorer of the corpus order, and only occurrences the explorer may use stay in memory
+    records = random_corpus(7, sentences=12)
+    views = 8
+    analysis = LayerEmbeddings(views)
+    analysis.start(RunInfo(layers=LAYERS, heads=1, causal=False, sentences=len(records)))
+    for r in [*records[::-1][:6], *records[:6]]:  # 11..6, then 0..5
+        analysis.add(r)
+    assert not analysis.revisit({})
+    data = analysis.finish({}).data
+    in_order = run(records, views=views)
+    assert data["explorer"] and data["context_vector"] == in_order["context_vector"]
+    for word, same in zip(data["explorer"], in_order["explorer"], strict=True):
+        # self-similarity is a running sum: the order of the records moves it by float noise
+        np.testing.assert_allclose(word.pop("self_similarity"), same.pop("self_similarity"))
+        assert word == same
+    for word in data["explorer"]:
+        expected = [
+            (r.index, p)
+            for r in records[:views]
+            for p, t in enumerate(t for t, s in zip(r.tokens, r.special, strict=True) if not s)
+            if t == word["word"]
+        ][:8]
+        assert [tuple(o) for o in word["occurrences"]] == expected
+    kept = {o for found in analysis.first.values() if len({i for i, _ in found}) > 1 for o in found}
+    assert set(analysis.collected) == kept

@@ -99,6 +99,35 @@ def test_the_budget_measures_sizes_from_the_stream():
     assert sizes == {path: len(content) for path, content in site.render(stored)}
 
 
+def test_the_budget_measures_what_the_build_writes(tmp_path, monkeypatch):
+    """Each round of the size budget is rendered once, into the staging folder: a site that
+    fits is rendered once (not measured first, then rendered again), and a site over budget
+    once per round of leaving out; what is written is the site ``budget.fit`` settles on."""
+    import importlib
+
+    build = importlib.import_module("atlas.build")
+    stored = load(STORED)
+    total = sum(site.sizes(stored).values())
+    renders: list[int] = []
+    real = build.render
+    monkeypatch.setattr(build, "render", lambda *a, **k: renders.append(1) or real(*a, **k))
+    atlas.render_site(stored, tmp_path / "fits", max_site_mb=(total + 1) / budget.MB)
+    assert len(renders) == 1
+
+    rounds: list[int] = []
+    sizes = budget.site_sizes
+    monkeypatch.setattr(budget, "site_sizes", lambda *a: rounds.append(1) or sizes(*a))
+    fitted, lines = budget.fit(stored, total - 1)
+    assert len(rounds) >= 2 and lines
+    renders.clear()
+    out = tmp_path / "over"
+    written = atlas.render_site(stored, out, max_site_mb=(total - 1) / budget.MB)
+    assert len(renders) == len(rounds)
+    assert written.options == fitted.options and written.sentences == fitted.sentences
+    on_disk = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    assert dict(site.render(fitted)) == {k: v for k, v in on_disk.items() if k != MANIFEST}
+
+
 def _examples() -> list[Example]:
     return [Example(id=str(i + 1), text=text) for i, text in enumerate(TEXTS)]
 

@@ -20,8 +20,12 @@ enough occurrences were not tracked.
 
 The word explorer (the Layers page) takes the ``EXPLORER_TYPES`` most frequent tracked types and
 the first ``OCCURRENCES`` occurrences of each among the sentences with a page (the first
-``views``), whose sentences are run again at the end (``revisit``: at most ``views`` sentences)
-to get their vectors: per layer, each occurrence's nearest other occurrences, and
+``views``). Which types those are is known only at the end, so the vectors of the first
+``OCCURRENCES`` occurrences of every tracked type in those sentences are kept as they pass
+(float32, the model's own precision; once every sentence with a page has passed, those of types
+seen in only one of them are let go, as they cannot be chosen): bounded by the ``views``
+sentences, not the corpus, and no sentence is run again. From them: per layer, each
+occurrence's nearest other occurrences, and
 the context vector c = log(b / a) of a published analysis compared with plain cosine (see
 ``context_vector`` and docs/metrics.md, "Layers").
 
@@ -130,11 +134,12 @@ class LayerEmbeddings(Analysis):
         self.type_within_count: Counter = Counter()  # type -> Σ_sentences k²
         self.first: dict[str, list[tuple[int, int]]] = {}  # type -> (sentence, occurrence)
         self.per_token: dict[int, list[list[float]]] = {}
-        self.revisiting = False
         self.word_level = False  # whether types were the input's words (else tokens)
-        self.wanted_occurrences: dict[tuple[int, int], str] = {}
+        # the vectors [depth, d] of the occurrences in ``first``, kept as they pass (float32)
         self.collected: dict[tuple[int, int], np.ndarray] = {}
-        self.context_words: dict[int, set[str]] = {}
+        self.context_words: dict[int, set[str]] = {}  # sentence with a page -> its types
+        self.with_page = min(self.views, run.sentences)  # sentences the explorer draws on
+        self.seen_with_page = 0
 
     def add(self, record: Record) -> None:
         if record.hidden is None:
@@ -142,9 +147,6 @@ class LayerEmbeddings(Analysis):
         hidden = record.hidden.astype(np.float64)  # converted once: every measure reads it
         types, vectors = occurrences(record, hidden)
         self.word_level = self.word_level or record.word_of is not None
-        if self.revisiting:
-            self._collect(record.index, types, vectors)
-            return
         if not self.dim:
             self.dim = record.hidden.shape[-1]
             self.total = np.zeros((self.depth, self.dim))
@@ -168,6 +170,8 @@ class LayerEmbeddings(Analysis):
             self.intra_sentences += 1
         # without words the occurrences are the non-special tokens, already made unit vectors
         self._add_types(record.index, types, unit(vectors) if has_words(record) else units)
+        if record.index < self.views:
+            self._collect(record.index, types, vectors)
 
     def _add_types(self, index: int, types: list[str], units: np.ndarray) -> None:
         by_type: dict[str, list[int]] = {}
@@ -186,27 +190,32 @@ class LayerEmbeddings(Analysis):
             self.type_within[word] += (group * group).sum(-1)
             self.type_within_count[word] += len(positions) ** 2
             if index < self.views:  # the explorer's occurrences: in sentences with a page
-                kept = self.first[word] + [(index, p) for p in positions]
-                self.first[word] = sorted(kept)[:OCCURRENCES]  # the first, in corpus order
+                kept = sorted(self.first[word] + [(index, p) for p in positions])
+                self.first[word] = kept[:OCCURRENCES]  # the first, in corpus order
+                for occurrence in kept[OCCURRENCES:]:  # pushed out: their vectors let go
+                    self.collected.pop(occurrence, None)
 
     def _collect(self, index: int, types: list[str], vectors: np.ndarray) -> None:
-        for position, word in enumerate(types):
-            if self.wanted_occurrences.get((index, position)) == word:
-                self.collected[index, position] = vectors[:, position]
+        """Keep the vectors of this sentence's occurrences that are among their type's first
+        ``OCCURRENCES`` (``first``, just updated by ``_add_types``, which lets go of those
+        pushed out) and, once every sentence with a page has passed, let go of the types that
+        cannot be explorer types (seen in one of those sentences only)."""
         self.context_words[index] = set(types)
+        for position, word in enumerate(types):
+            if (index, position) in self.first.get(word, ()):
+                self.collected[index, position] = vectors[:, position].astype(np.float32)
+        self.seen_with_page += 1
+        if self.seen_with_page == self.with_page:
+            for found in self.first.values():
+                if len({i for i, _ in found}) < 2:
+                    for occurrence in found:
+                        self.collected.pop(occurrence, None)
 
     def explorer_types(self) -> list[str]:
         """The most frequent tracked types with occurrences in at least two sentences."""
         ranked = sorted(self.sums, key=lambda w: (-self.counts[w], w))
         chosen = [w for w in ranked if len({i for i, _ in self.first[w]}) >= 2]
         return chosen[:EXPLORER_TYPES]
-
-    def revisit(self, results: Mapping[str, Result]) -> list[int]:
-        self.revisiting = True
-        self.wanted_occurrences = {
-            occurrence: word for word in self.explorer_types() for occurrence in self.first[word]
-        }
-        return sorted({index for index, _ in self.wanted_occurrences})
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         if not self.tokens:
@@ -268,7 +277,7 @@ class LayerEmbeddings(Analysis):
             found = [(i, p) for i, p in self.first[word] if (i, p) in self.collected]
             if len(found) < 2:
                 continue
-            vectors = np.stack([self.collected[o] for o in found], axis=1)  # [depth, k, d]
+            vectors = np.stack([self.collected[o] for o in found], axis=1).astype(np.float64)
             similarity = per_type.get(word)
             words.append(
                 {
@@ -293,8 +302,6 @@ class LayerEmbeddings(Analysis):
         """Per layer: whether c = log(b / a) ranks this word's occurrence pairs by how much
         their sentences' words overlap better than the contextual vectors' cosine does
         (Spearman correlation with the Jaccard overlap, pairs from different sentences)."""
-        from scipy.stats import spearmanr
-
         won = np.zeros(self.depth, int)
         scored = np.zeros(self.depth, int)
         pairs = [
@@ -310,18 +317,32 @@ class LayerEmbeddings(Analysis):
         if np.ptp(overlap) == 0:
             return won, scored
         rows, cols = np.array(pairs).T
-        for layer in range(1, self.depth):
-            b = unit(vectors[layer])
-            c = unit(context_vector(vectors[layer], vectors[0]))
-            plain = (b[rows] * b[cols]).sum(-1)
-            contextual = (c[rows] * c[cols]).sum(-1)
-            if np.ptp(plain) == 0 or np.ptp(contextual) == 0:
-                continue
-            rho_plain = spearmanr(plain, overlap).statistic
-            rho_c = spearmanr(contextual, overlap).statistic
-            scored[layer] += 1
-            won[layer] += int(rho_c > rho_plain)
+        # every layer at once (layer 0 is a itself): [depth - 1, k, d]
+        b = unit(vectors[1:])
+        c = unit(context_vector(vectors[1:], vectors[0:1]))
+        plain = (b[:, rows] * b[:, cols]).sum(-1)  # [depth - 1, pairs]
+        contextual = (c[:, rows] * c[:, cols]).sum(-1)
+        rho = spearman_rows(np.concatenate([plain, contextual]), overlap)
+        rho_plain, rho_c = rho[: self.depth - 1], rho[self.depth - 1 :]
+        valid = (np.ptp(plain, axis=1) > 0) & (np.ptp(contextual, axis=1) > 0)
+        scored[1:] += valid
+        won[1:] += valid & (rho_c > rho_plain)
         return won, scored
+
+
+def spearman_rows(rows: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Spearman's rank correlation of each row of ``rows`` [r, m] with ``target`` [m]: the
+    Pearson correlation of their ranks (ties get their mean rank), as scipy.stats.spearmanr,
+    for all rows in one call (spearmanr, called per row, was most of the analysis's finish).
+    NaN for a constant row."""
+    from scipy.stats import rankdata
+
+    ranks = rankdata(rows, axis=1)
+    ranks -= ranks.mean(1, keepdims=True)
+    own = rankdata(target)
+    own -= own.mean()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (ranks @ own) / np.sqrt((ranks * ranks).sum(1) * (own @ own))
 
 
 def _jaccard(words: dict[int, set[str]], a: int, b: int, word: str) -> float:
@@ -333,18 +354,21 @@ def _jaccard(words: dict[int, set[str]], a: int, b: int, word: str) -> float:
 def _nearest(vectors: np.ndarray, sentences: list[int]) -> list[list[list[list[float]]]]:
     """Per layer, per occurrence: its ``NEAREST`` most similar other occurrences from other
     sentences, as [occurrence, cosine] (ties to the earlier occurrence)."""
-    out = []
     other = np.array(sentences)[:, None] != np.array(sentences)[None, :]
-    for layer in range(vectors.shape[0]):
-        u = unit(vectors[layer])
-        cos = u @ u.T
-        rows = []
-        for i in range(len(sentences)):
-            candidates = np.flatnonzero(other[i])
-            order = candidates[np.argsort(-cos[i, candidates], kind="stable")][:NEAREST]
-            rows.append([[int(j), round(float(cos[i, j]), DIGITS)] for j in order])
-        out.append(rows)
-    return out
+    u = unit(vectors)
+    cos = u @ u.transpose(0, 2, 1)  # [depth, k, k]
+    # occurrences in the same sentence sort last (stable: ties keep the earlier occurrence)
+    order = np.argsort(np.where(other, -cos, np.inf), axis=-1, kind="stable")[..., :NEAREST]
+    valid = np.minimum(other.sum(1), NEAREST)
+    picked = np.take_along_axis(cos, order, axis=-1).tolist()
+    order = order.tolist()
+    return [
+        [
+            [[j, round(c, DIGITS)] for j, c in zip(o[:v], p[:v], strict=True)]
+            for o, p, v in zip(layer_order, layer_cos, valid.tolist(), strict=True)
+        ]
+        for layer_order, layer_cos in zip(order, picked, strict=True)
+    ]
 
 
 def _floats(values) -> list[float | None]:
