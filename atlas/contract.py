@@ -130,10 +130,13 @@ def label_class(label: str) -> str:
     return "label-" + (re.sub(r"[^a-z0-9]+", "-", label.lower()).strip("-") or "none")
 
 
-def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
+def page_config(
+    layers: int, heads: int, labels: dict[str, str], labels_b: dict[str, str] | None = None
+) -> dict:
     """What the scripts need to know: the contract above (colour scales included) plus every
     head's name, slug, label and label class (in model order, so head (l, h) is
-    ``heads[(l - 1) * H + h - 1]``)."""
+    ``heads[(l - 1) * H + h - 1]``); in a compare atlas also model B's label (``labelB``,
+    ``labelClassB``), which a sentence page shows while it shows B's attention."""
     return {
         "attentionScale": ATTENTION_SCALE,
         "joiner": JOINER,
@@ -155,6 +158,14 @@ def page_config(layers: int, heads: int, labels: dict[str, str]) -> dict:
                 "slug": head_slug(layer, head),
                 "label": labels.get(head_name(layer, head), ""),
                 "labelClass": label_class(labels.get(head_name(layer, head), "")),
+                **(
+                    {
+                        "labelB": labels_b.get(head_name(layer, head), ""),
+                        "labelClassB": label_class(labels_b.get(head_name(layer, head), "")),
+                    }
+                    if labels_b is not None
+                    else {}
+                ),
             }
             for layer in range(1, layers + 1)
             for head in range(1, heads + 1)

@@ -191,7 +191,12 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
 
 def _config_script(atlas: Atlas) -> bytes:
     labels = {h.name: h.label for h in atlas.heads}
-    config = contract.page_config(atlas.model.layers, atlas.model.heads, labels)
+    labels_b = (
+        {h.name: h.parts["compare"]["label_b"] for h in atlas.heads}
+        if all("compare" in h.parts for h in atlas.heads) and atlas.heads
+        else None
+    )
+    config = contract.page_config(atlas.model.layers, atlas.model.heads, labels, labels_b)
     return contract.config_script(config).encode("utf-8")
 
 

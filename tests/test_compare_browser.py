@@ -4,6 +4,9 @@ and the difference map draws B − A of the selected head."""
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import numpy as np
 import pytest
 from browser import Browser, dataset, open_sentence_page, require_chromium
@@ -48,6 +51,7 @@ def test_the_switch_and_the_difference_map(compare_site):  # noqa: F811
         assert sorted(lines_b) == sorted(expected_lines(b, 1))
         assert lines_b != lines_a
         assert page.evaluate("location.hash") == "#L2-H1"  # the selection stays
+        assert page.inner_text("#selected-label") == atlas.head(2, 1).parts["compare"]["label_b"]
         assert dataset(page, "#selected-heatmap")["layer"] == "2"
         # the difference map: B − A of the selected head, its scale the largest |B − A|
         diff = dataset(page, "#diff-heatmap")
@@ -90,3 +94,28 @@ def pixel(page, diff: dict, row: int, col: int) -> list[int]:
         }""",
         [x, y],
     )
+
+
+def test_the_badge_shows_the_pattern_of_the_model_shown(compare_site, tmp_path):  # noqa: F811
+    """While B's attention is shown, the selected head's badge is B's label (from the config's
+    labelB), and A's again after switching back. The tiny models' heads share their labels, so
+    a copy of the site gives L2-H1 another label in B."""
+    atlas = load(compare_site)
+    site = tmp_path / "site"
+    shutil.copytree(compare_site, site)
+    config_js = site / contract.CONFIG_SCRIPT
+    prefix = f"window.{contract.CONFIG_GLOBAL} = "
+    config = json.loads(config_js.read_text().removeprefix(prefix).rstrip().rstrip(";"))
+    entry = config["headList"][4]  # L2-H1
+    assert entry["labelB"] == atlas.head(2, 1).parts["compare"]["label_b"]
+    entry["labelB"], entry["labelClassB"] = "self", contract.label_class("self")
+    config_js.write_text(contract.config_script(config))
+    with Browser() as browser:
+        page, report = open_sentence_page(browser, site / "sentences" / "0002.html", "L2-H1")
+        assert page.inner_text("#selected-label") == atlas.head(2, 1).label
+        page.click("#model-switch button[data-value=B]")
+        page.wait_for_function("document.querySelector('.sentence-views').dataset.model === 'B'")
+        assert page.inner_text("#selected-label") == "self"
+        page.click("#model-switch button[data-value=A]")
+        assert page.inner_text("#selected-label") == atlas.head(2, 1).label
+        assert report.clean, report

@@ -55,8 +55,9 @@
 
   const headName = (layer, head) => headInfo(layer, head).name;
   const headSlug = (layer, head) => headInfo(layer, head).slug;
-  const headLabel = (layer, head) => headInfo(layer, head).label;
-  const labelClass = (layer, head) => headInfo(layer, head).labelClass;
+  // model "B": model B's label in a compare atlas (its own pattern, not A's)
+  const headLabel = (layer, head, model = "A") => headInfo(layer, head)[model === "B" ? "labelB" : "label"];
+  const labelClass = (layer, head, model = "A") => headInfo(layer, head)[model === "B" ? "labelClassB" : "labelClass"];
 
   /** "L9-H6", "#L9-H6" or a slug ("L09-H06") -> {layer: 9, head: 6}, or null if no head of
    * the model has that name. */

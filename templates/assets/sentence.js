@@ -14,7 +14,7 @@
 
   /** The panel of the selected head; returns show(selection), which fills it with the
    * attention of the sentence keyOf() names (A's, or B's in a compare atlas). */
-  function selectedPanel(keyOf, state) {
+  function selectedPanel(keyOf, state, modelOf = () => "A") {
     const { AtlasData } = window;
     const big = document.getElementById("selected-heatmap");
     const title = document.getElementById("selected-title");
@@ -22,13 +22,15 @@
     const link = document.getElementById("selected-link");
     return function show({ layer, head }) {
       const name = AtlasData.headName(layer, head);
-      const label = AtlasData.headLabel(layer, head);
+      const model = modelOf();
+      const label = AtlasData.headLabel(layer, head, model);
       const width = Math.max(320, big.parentElement.clientWidth);
       window.AtlasHeatmap.draw(big, keyOf(), layer, head, { size: 560, width, level: state.level() });
       title.textContent = name;
       badge.hidden = !label;
       badge.textContent = label || "";
-      badge.className = label ? `label ${AtlasData.labelClass(layer, head)}` : "label";
+      badge.className = label ? `label ${AtlasData.labelClass(layer, head, model)}` : "label";
+      badge.title = model === "B" ? "model B's pattern for this head" : "";
       link.href = AtlasData.headHref(layer, head);
       link.textContent = `Open ${name}'s page`;
     };
@@ -141,7 +143,7 @@
     const sentence = window.AtlasData.get(keys.A);
     const fromHash = window.AtlasData.parseHead(location.hash);
     const state = window.AtlasState.create(sentence.layers, sentence.heads, fromHash || { layer: 1, head: 1 });
-    const show = selectedPanel(() => keys[shown.model], state);
+    const show = selectedPanel(() => keys[shown.model], state, () => shown.model);
     followSelection(state, show, signal);
     bindLevel(sentence, state, show, signal);
     bindNavigation(state, signal);
