@@ -29,7 +29,7 @@ from ..probe import ENCODER
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
 DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
-DEFAULT_ABLATION = 24  # the first this many of them are ablated (see docs/performance.md)
+DEFAULT_ABLATION = 16  # the first this many of them are ablated (see docs/performance.md)
 ROLES = ("[CLS]", "[SEP]", "punctuation", "other")
 
 ABLATION_MEASURE = {
