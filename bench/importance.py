@@ -92,7 +92,8 @@ def cost(sentences: int, runs: int) -> None:
     print(f"\n{sentences} sentences, {runs} run(s), medians")
     print("| build | seconds |\n| --- | ---: |")
     print(f"| without head importance and the layers analysis | {without:.1f} |")
-    print(f"| default options (importance: 200 sentences, {DEFAULT_ABLATION} ablated; layers) | {with_:.1f} |")
+    defaults = f"importance: 200 sentences, {DEFAULT_ABLATION} ablated; layers"
+    print(f"| default options ({defaults}) | {with_:.1f} |")
     print(f"| of which the importance analysis | {spent:.1f} |")
     print(f"\nwith / without: {with_ / without:.2f}; importance / build without: "
           f"{spent / without:.2f}")  # fmt: skip

@@ -12,8 +12,9 @@ transformer layer l. Over the corpus's non-special tokens, per layer:
   sentence's mean vector, then the mean over sentences of two tokens or more;
 - the last two again, less the anisotropy of their layer (Ethayarajh's adjustment).
 
-Word types are the input's words (CoNLL-U, JSONL "words", ``--words``; a word's vector is the
-mean of its pieces', the form case-folded) or else the model's tokens. Memory is bounded: every
+Word types are the input's words (CoNLL-U, JSONL "words", ``--words``) or else words joined
+from the model's pieces (``words.joined_pieces``); a word's vector is the mean of its pieces',
+the form case-folded. Memory is bounded: every
 statistic is a running sum, and the per-type sums are kept for at most as many types as fit in
 ``TYPE_BYTES`` (the first seen), all types being counted; atlas.json says how many types with
 enough occurrences were not tracked.
@@ -42,6 +43,7 @@ import numpy as np
 
 from ..model import Record
 from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
+from .words import joined_pieces
 
 MIN_OCCURRENCES = 5
 TYPE_BYTES = 128 * 2**20  # per-type sums kept for at most this many bytes of float64
@@ -86,24 +88,25 @@ def has_words(record: Record) -> bool:
 
 def occurrences(record: Record, hidden: np.ndarray) -> tuple[list[str], np.ndarray]:
     """The record's word occurrences: (type of each, vectors [layers + 1, m, d]) from its
-    float64 hidden states: the input's words (mean of their pieces, form case-folded) when
-    known, else the non-special tokens."""
+    float64 hidden states, a word's vector the mean of its pieces' and its form case-folded:
+    the input's words when known, else words joined from the tokenizer's pieces by the rule the
+    word pairs and the pages use (``words.joined_pieces``), so the explorer lists "koerner", not
+    "##er"."""
     if has_words(record):
-        present = sorted({int(w) for w in record.word_of if w >= 0})
-        if present:
-            member = np.zeros((len(present), record.n))
-            position = {w: row for row, w in enumerate(present)}
-            for t, w in enumerate(record.word_of):
-                if w >= 0:
-                    member[position[int(w)], t] = 1.0
-            member /= member.sum(1, keepdims=True)
-            vectors = np.einsum("mn,lnd->lmd", member, hidden)
-            return [record.words[w].casefold() for w in present], vectors
+        words, word_of = record.words, record.word_of
+    else:
+        words, word_of = joined_pieces(record.tokens, record.special, record.punct)
+    present = sorted({int(w) for w in word_of if w >= 0})
+    if not present:
         return [], hidden[:, :0]
-    keep = ~record.special
-    return [t for t, s in zip(record.tokens, record.special, strict=True) if not s], hidden[
-        :, keep
-    ]
+    member = np.zeros((len(present), record.n))
+    position = {w: row for row, w in enumerate(present)}
+    for t, w in enumerate(word_of):
+        if w >= 0:
+            member[position[int(w)], t] = 1.0
+    member /= member.sum(1, keepdims=True)
+    vectors = np.einsum("mn,lnd->lmd", member, hidden)
+    return [words[w].casefold() for w in present], vectors
 
 
 class LayerEmbeddings(Analysis):
