@@ -117,6 +117,16 @@ def shown_tokens(tokens: Sequence[str], special: Sequence[int | bool]) -> list[S
     return out
 
 
+def later_pieces(shown: Sequence[Shown], word_of: Sequence[int] | None = None) -> list[bool]:
+    """Whether each token continues the word of the token before: by the input's words where
+    they are known (``word_of``, -1 for special tokens), since a token tagger is trained on
+    each word's first piece whatever the tokenizer split ("W.H.S." is one word of six pieces,
+    none with a marker); else by the pieces' own markers (``joins``)."""
+    if word_of is None:
+        return [s.joins for s in shown]
+    return [t > 0 and w >= 0 and w == word_of[t - 1] for t, w in enumerate(word_of)]
+
+
 def join(shown: Sequence[Shown]) -> str:
     """Shown tokens back to text, near enough to show (an answer span): pieces glued to the
     word they continue, words separated by one space."""

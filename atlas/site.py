@@ -94,6 +94,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         joiner=contract.JOINER,
         shown_tokens=lambda view: pieces.shown_tokens(view.tokens, view.special),
         head_summary=describe.head_summary,
+        later_pieces=pieces.later_pieces,
     )
     return env
 

@@ -117,3 +117,22 @@ def test_data_scripts_carry_how_tokens_read(tmp_path):
     path = tmp_path / "0001.js"
     path.write_text(script, encoding="utf-8")
     assert read_view(path).tokens == view.tokens  # the raw tokens stay the data
+
+
+def test_later_pieces_follow_the_input_words_where_known():
+    tokens = ["[CLS]", "w", ".", "h", ".", "ko", "##ern", "[SEP]"]
+    shown = pieces.shown_tokens(tokens, [1, 0, 0, 0, 0, 0, 0, 1])
+    # without words: only the WordPiece marker says a piece continues a word
+    assert pieces.later_pieces(shown) == [False, False, False, False, False, False, True, False]
+    # with words ("w.h." one word, "koern" another): every piece after a word's first
+    word_of = [-1, 0, 0, 0, 0, 1, 1, -1]
+    assert pieces.later_pieces(shown, word_of) == [
+        False,
+        False,
+        True,
+        True,
+        True,
+        False,
+        True,
+        False,
+    ]
