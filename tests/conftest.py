@@ -1,8 +1,10 @@
-"""Shared fixtures: tiny models of each family, and sites built once per test session."""
+"""Shared fixtures: tiny models of each family, sites built once per test session, and one
+headless Chromium per browser-test module."""
 
 from __future__ import annotations
 
 import pathlib
+from collections.abc import Iterator
 
 import pytest
 from tiny_models import make_tiny_model
@@ -11,6 +13,16 @@ from atlas.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sentences.txt"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator:
+    """One Chromium for a module's tests (tests/browser.py; the module calls require_chromium
+    first, so a machine without it skips, or fails in CI, before this runs)."""
+    from browser import Browser
+
+    with Browser() as b:
+        yield b
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,6 @@ focus; the pages draw with the contract's colour-blind-safe scales."""
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 
 import pytest
 from browser import Browser, axe_violations, dataset, open_sentence_page, require_axe
@@ -20,12 +19,6 @@ require_axe()
 
 CHARTS_DRAWN = "[...document.querySelectorAll('div.vega')].every((e) => e.matches('.drawn'))"
 TREEBANK = pathlib.Path(__file__).resolve().parent.parent / "examples" / "ud-ewt-sample.conllu"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -4,19 +4,12 @@ and that its axe-core check finds violations (and refuses to be skipped in CI)."
 from __future__ import annotations
 
 import pathlib
-from collections.abc import Iterator
 
 import browser as helper
 import pytest
 from browser import Browser, axe_violations, require_axe, require_chromium
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 def _page(tmp_path: pathlib.Path, body: str) -> pathlib.Path:

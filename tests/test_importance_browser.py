@@ -4,11 +4,9 @@ stored attention, follow the chosen token, and nothing errs or leaves the site."
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 import pytest
-from browser import Browser, open_sentence_page, require_chromium
+from browser import open_sentence_page, require_chromium
 
 from atlas.analyses.importance import rollout
 from atlas.result import load
@@ -18,12 +16,6 @@ require_chromium()
 ROWS = "[...document.querySelectorAll('#rollout-bars .ti-row')]"
 BARS = f"() => {ROWS}.map((r) => Number(r.dataset.value))"
 WIDTHS = f"() => {ROWS}.map((r) => r.querySelector('.ti-bar').getBoundingClientRect().width)"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 def test_rollout_bars_drawn_and_equal_python(browser, default_site):

@@ -3,10 +3,8 @@ sequence classifier and gold labels."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 from conftest import build
 from test_labels import LABELLED
 from tiny_models import make_tiny_task_model
@@ -14,12 +12,6 @@ from tiny_models import make_tiny_task_model
 from atlas.result import load
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

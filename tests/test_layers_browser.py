@@ -4,20 +4,13 @@ default model, in headless Chromium."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
 import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 
 import atlas
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import base64
 import pathlib
-from collections.abc import Iterator
 
 import handmade
 import numpy as np
 import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 
 from atlas import viewdata
 from atlas.result import load
@@ -27,12 +26,6 @@ TOLERANCE = viewdata.VECTOR_TOLERANCE + 1 / 510
 
 ROWS = "() => AtlasNeuronView.rows(document.getElementById('neuron-view'))"
 DATASET = "() => ({...document.getElementById('neuron-view').dataset})"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 def decode(view: viewdata.View, layers: int, heads: int, d: int) -> tuple[np.ndarray, np.ndarray]:

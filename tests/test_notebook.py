@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import pathlib
 import re
-from collections.abc import Iterator
 
 import pytest
 from browser import Browser, require_chromium
@@ -26,12 +25,6 @@ PAIR = ("The cat sat on the mat.", "It was tired.")
 OUTPUT = '<div class="jp-OutputArea-output" data-mime-type="text/html">{}</div>'
 LINES = "() => AtlasHeadView.of(document.getElementById('head-view')).lines()"
 HEAD_VIEW = "() => ({...document.getElementById('head-view').dataset})"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

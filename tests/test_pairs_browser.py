@@ -3,20 +3,11 @@ caveat, the same on every head page; words, not pieces; each pair's share of its
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
-import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 
 from atlas.result import load
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 def test_pairs_card_shows_words_shares_and_one_caveat(browser, default_site):

@@ -7,10 +7,9 @@ compare` sites search too; choosing a colour column recolours the map and its le
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 from conftest import EXAMPLES, build
 
 from atlas import charts, contract
@@ -21,12 +20,6 @@ require_chromium()
 
 OPTIONS = "#site-search-list [role=option]"
 STATUS = ".site-search-status"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

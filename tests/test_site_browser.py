@@ -3,20 +3,12 @@ draw, links in charts work, the hash selects a head, and nothing errs or leaves 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from browser import Browser, require_chromium
+from browser import require_chromium
 
 from atlas.result import load
 
 require_chromium()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 def test_overview_draws_every_chart(browser, default_site):

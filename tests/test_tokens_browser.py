@@ -6,10 +6,9 @@ when labels are thinned; the head view's bars follow the segment filter and the 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 
 import pytest
-from browser import Browser, dataset, open_sentence_page, require_chromium
+from browser import dataset, open_sentence_page, require_chromium
 from conftest import build
 
 from atlas import contract
@@ -27,12 +26,6 @@ LONG = (
     "paperwork was overwhelming."
 )
 ACCENTS = "Cécile said the café's paperwork was complicated."  # within the tiny models' 64 tokens
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -5,10 +5,8 @@ or leaves the site."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
-from browser import Browser, dataset, open_sentence_page, require_chromium
+from browser import dataset, open_sentence_page, require_chromium
 
 from atlas.result import load
 
@@ -18,12 +16,6 @@ HEAD_VIEW = "AtlasHeadView.of(document.getElementById('head-view'))"
 LINES = f"() => {HEAD_VIEW}.lines()"
 KEY = "document.querySelector('.sentence-views').dataset.key"
 SENTENCE = f"AtlasData.get({KEY})"
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture(scope="module")

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import base64
 import pathlib
-from collections.abc import Iterator
 
 import handmade
 import numpy as np
 import pytest
-from browser import Browser, dataset, open_sentence_page, require_chromium
+from browser import dataset, open_sentence_page, require_chromium
 
 from atlas import viewdata
 
@@ -140,12 +139,6 @@ def make_site(folder: pathlib.Path, words: bool) -> pathlib.Path:
     path = folder / "sentences" / "0001.html"
     path.write_text(handmade.page(SENTENCE_PAGE, SENTENCE_SCRIPTS, depth=1), encoding="utf-8")
     return path
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with Browser() as b:
-        yield b
 
 
 @pytest.fixture
