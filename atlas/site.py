@@ -202,7 +202,7 @@ def _config_script(atlas: Atlas) -> bytes:
 
 
 def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> dict[str, bytes]:
-    """One sentence's page and every file it may load, by path in the site (the page, the data
+    """One sentence's page and every file it may load, by path in the site (the page, its data
     scripts, assets/config.js, the assets), without rendering the rest of the site: what
     ``atlas.show`` inlines into a notebook. The sentence must have a page (``has_view``)."""
     env = environment(templates)
@@ -212,7 +212,7 @@ def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> d
     path = contract.sentence_page(index, len(atlas.sentences))
     context = sentence_context(atlas, shared, with_view, position)
     files = dict([_renderer(atlas, env, shared)(path, "sentence.html", **context)])
-    files.update(_data_files(atlas))
+    files.update(_data_files(atlas, only=index))  # the page loads its own data only
     files.update(
         (f"{ASSETS}/{source.name}", source.read_bytes()) for source in _asset_files(templates)
     )
@@ -322,10 +322,11 @@ def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], po
     }
 
 
-def _data_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
-    """data/NNNN.js of every sentence kept, and data/NNNN.qk.js of those with vectors."""
+def _data_files(atlas: Atlas, only: int | None = None) -> Iterator[tuple[str, bytes]]:
+    """data/NNNN.js of every sentence kept (or of sentence ``only``), and data/NNNN.qk.js of
+    those with vectors."""
     total = len(atlas.sentences)
-    for view in atlas.views:
+    for view in atlas.views if only is None else [v for v in atlas.views if v.index == only]:
         key = contract.sentence_key(view.index, total)
         script = data_script(
             view,
