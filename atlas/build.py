@@ -9,6 +9,7 @@ The CLI, the benchmarks and the tests all come through here.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Sequence
@@ -20,7 +21,7 @@ from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads
 from .budget import DEFAULT_MAX_SITE_MB, MB, pages_warnings, report, shrink
 from .corpus import read_corpus
 from .model import PairedRunner, Runner
-from .output import check_output, write
+from .output import claim, write
 from .pipeline import measure
 from .result import Atlas, rounded
 from .site import render
@@ -67,58 +68,59 @@ def build(
     (atlas/analyses/importance.py). ``write_options`` go to ``atlas.output.write`` (``clean``,
     ``force``)."""
     input = Path(input)
-    if output is not None:
-        check_output(Path(output), **write_options)  # before the model runs, not after
-    examples = read_corpus(input, limit=limit, words=words)
-    log.info("read %d sentences from %s", len(examples), input)
-    runner = Runner(model, device=device, max_length=max_length, name=model_name)
-    if compare is not None:
-        other = Runner(
-            compare, device=device, max_length=max_length, name=compare_name, option="--compare"
-        )
-        runner = PairedRunner(runner, other)
-        log.info("comparing with %s", other.info.name)
-        analyses = list(
-            analyses or default_analyses(views, min_relation, neuron, importance, ablation)
-        )
-        if not any(a.name == Compare.name for a in analyses):
-            analyses.append(Compare(other.info, views, min_relation))
-    info = runner.info
-    log.info(
-        "model %s: %d layers x %d heads, on %s, max length %d",
-        info.name,
-        info.layers,
-        info.heads,
-        runner.device,
-        runner.max_length,
-    )
-    atlas = measure(
-        examples,
-        runner,
-        analyses,
-        title=title or _title(info.name, compare and runner.b.info.name, input.name),
-        input_name=input.name,
-        batch_size=batch_size,
-        views=views,
-        neuron=neuron,
-        limit=limit,
-        progress=progress,
-        min_relation=min_relation,
-        importance=importance,
-        ablation=ablation,
-    )
-    if atlas.corpus.truncated:
-        log.warning(
-            "%d of %d sentences were truncated to %d tokens",
-            atlas.corpus.truncated,
-            atlas.corpus.sentences,
+    with contextlib.ExitStack() as held:
+        if output is not None:  # checked before the model runs, not after; held until written
+            held.enter_context(claim(Path(output), **write_options))
+        examples = read_corpus(input, limit=limit, words=words)
+        log.info("read %d sentences from %s", len(examples), input)
+        runner = Runner(model, device=device, max_length=max_length, name=model_name)
+        if compare is not None:
+            other = Runner(
+                compare, device=device, max_length=max_length, name=compare_name, option="--compare"
+            )
+            runner = PairedRunner(runner, other)
+            log.info("comparing with %s", other.info.name)
+            analyses = list(
+                analyses or default_analyses(views, min_relation, neuron, importance, ablation)
+            )
+            if not any(a.name == Compare.name for a in analyses):
+                analyses.append(Compare(other.info, views, min_relation))
+        info = runner.info
+        log.info(
+            "model %s: %d layers x %d heads, on %s, max length %d",
+            info.name,
+            info.layers,
+            info.heads,
+            runner.device,
             runner.max_length,
         )
-    if output is not None:
-        atlas = render_site(
-            atlas, output, templates=templates, max_site_mb=max_site_mb, **write_options
+        atlas = measure(
+            examples,
+            runner,
+            analyses,
+            title=title or _title(info.name, compare and runner.b.info.name, input.name),
+            input_name=input.name,
+            batch_size=batch_size,
+            views=views,
+            neuron=neuron,
+            limit=limit,
+            progress=progress,
+            min_relation=min_relation,
+            importance=importance,
+            ablation=ablation,
         )
-    return atlas
+        if atlas.corpus.truncated:
+            log.warning(
+                "%d of %d sentences were truncated to %d tokens",
+                atlas.corpus.truncated,
+                atlas.corpus.sentences,
+                runner.max_length,
+            )
+        if output is not None:
+            atlas = render_site(
+                atlas, output, templates=templates, max_site_mb=max_site_mb, **write_options
+            )
+        return atlas
 
 
 def render_site(

@@ -21,7 +21,7 @@ from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
-from .output import OutputError, check_output
+from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
 from .result import AtlasFileError, load
 from .site import SiteError
@@ -329,31 +329,31 @@ def run_build(args: argparse.Namespace) -> None:
 
 
 def run_render(args: argparse.Namespace) -> None:
-    check_output(args.output, force=args.force, clean=args.clean)
-    render_site(
-        load(args.atlas_json),
-        args.output,
-        templates=_templates(args),
-        max_site_mb=args.max_site_mb or None,
-        force=args.force,
-        clean=args.clean,
-    )
+    with claim(args.output, force=args.force, clean=args.clean):  # held until it is written
+        render_site(
+            load(args.atlas_json),
+            args.output,
+            templates=_templates(args),
+            max_site_mb=args.max_site_mb or None,
+            force=args.force,
+            clean=args.clean,
+        )
     log.info("open %s", args.output / "index.html")
 
 
 def run_compare(args: argparse.Namespace) -> None:
-    check_output(args.output, force=args.force, clean=args.clean)
-    atlas = compare_atlases(
-        load(args.atlas_a), load(args.atlas_b), names=(str(args.atlas_a), str(args.atlas_b))
-    )
-    render_site(
-        atlas,
-        args.output,
-        templates=_templates(args),
-        max_site_mb=args.max_site_mb or None,
-        force=args.force,
-        clean=args.clean,
-    )
+    with claim(args.output, force=args.force, clean=args.clean):  # held until it is written
+        atlas = compare_atlases(
+            load(args.atlas_a), load(args.atlas_b), names=(str(args.atlas_a), str(args.atlas_b))
+        )
+        render_site(
+            atlas,
+            args.output,
+            templates=_templates(args),
+            max_site_mb=args.max_site_mb or None,
+            force=args.force,
+            clean=args.clean,
+        )
     log.info("open %s", args.output / contract.COMPARE_PAGE)
 
 
@@ -367,7 +367,7 @@ def _templates(args: argparse.Namespace) -> Path | None:
 @contextlib.contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """SIGTERM (a `kill`, a CI timeout) ends the build as Ctrl-C does: the staging folder is
-    removed and the old site stays as it was."""
+    removed and the old site stays as it was (or, during the commit, held until it ends)."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -397,6 +397,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except USER_ERRORS as err:
         print(f"atlas: error: {printable(str(err))}", file=sys.stderr)
         return 2
+    except SiteWritten:  # it came while the site was committed, and was held until the end
+        print(
+            f"atlas: interrupted after the whole site was written to {printable(str(args.output))}",
+            file=sys.stderr,
+        )
+        return 130
     except KeyboardInterrupt:
         print("atlas: interrupted; nothing was written", file=sys.stderr)
         return 130

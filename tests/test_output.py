@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import signal
@@ -82,10 +83,11 @@ def test_the_manifest_format_is_byte_stable(tmp_path):
     text = (tmp_path / "one" / MANIFEST).read_bytes()
     assert text == (tmp_path / "two" / MANIFEST).read_bytes()
     assert json.loads(text) == {
-        "format": "attention-atlas-manifest/1",
+        "format": "attention-atlas-manifest/2",
         "atlas_version": __version__,
-        "files": sorted(BIG),
+        "files": {path: hashlib.sha256(BIG[path]).hexdigest() for path in sorted(BIG)},
     }
+    assert list(json.loads(text)["files"]) == sorted(BIG)
 
 
 def test_rebuild_keeps_every_file_the_atlas_did_not_write(tmp_path):
@@ -172,7 +174,8 @@ def test_a_users_file_named_like_a_page_is_not_overwritten(tmp_path):
     with pytest.raises(OutputError) as err:
         write(BIG, out)
     assert str(err.value) == (
-        f"{out}: 2 file(s) the atlas did not write would be overwritten "
+        f"{out}: 2 file(s) the atlas did not write (or that changed since it wrote them) would be "
+        "overwritten "
         "(data/0002.js, sentences/0002.html); move them away or use --force"
     )
     assert snapshot(out) == before
@@ -183,7 +186,7 @@ def test_a_users_file_named_like_a_page_is_not_overwritten(tmp_path):
 
 def test_a_users_folder_or_file_in_the_way_is_refused(tmp_path):
     out = tmp_path / "site"
-    put(out, {MANIFEST: output.manifest_bytes([]), "index.html/mine.txt": b"mine", "data": b"f"})
+    put(out, {MANIFEST: output.manifest_bytes({}), "index.html/mine.txt": b"mine", "data": b"f"})
     before = snapshot(out)
     with pytest.raises(OutputError, match=r"index.html: is a folder where the site writes a file"):
         write(SMALL, out, force=True)
@@ -227,7 +230,7 @@ def test_stale_files_behind_a_link_out_of_the_site_are_left(tmp_path):
     out = tmp_path / "site"
     write(SMALL, out)
     os.symlink(elsewhere, out / "linked")
-    listed = [*SMALL, "linked/0002.html"]
+    listed = {**SMALL, "linked/0002.html": b"not the atlas's"}  # even its hash
     (out / MANIFEST).write_bytes(output.manifest_bytes(listed))
     write(SMALL, out)
     assert (elsewhere / "0002.html").read_bytes() == b"not the atlas's"
@@ -277,15 +280,17 @@ def test_ctrl_c_during_the_commit_waits_for_it_to_end(tmp_path, monkeypatch):
         real(source, target)
 
     monkeypatch.setattr(os, "replace", replace)
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(output.SiteWritten):
         write(SMALL, out)
-    assert len(calls) == len(SMALL) + 2, "every file and both manifests were moved in"
+    moved_in = [t for t in calls if Path(t).parent.name != "old" and ".atlas-commit-" not in str(t)]
+    assert len(moved_in) == len(SMALL) + 1, "every file and the manifest were moved in"
     assert files_of(out) == {**THEIRS, **SMALL, MANIFEST: output.manifest_bytes(SMALL)}
     assert no_staging_left(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
 
 
-def test_a_crash_mid_commit_is_repaired_by_the_next_build(tmp_path, monkeypatch):
-    """The manifest naming old and new files goes in first, so the next build knows them all."""
+def test_a_failure_mid_commit_puts_the_old_site_back(tmp_path, monkeypatch):
+    """What the commit moved is put back at once: the old site, whole, and nothing beside it."""
     out = tmp_path / "site"
     write(SMALL, out)
     real = os.replace
@@ -301,7 +306,9 @@ def test_a_crash_mid_commit_is_repaired_by_the_next_build(tmp_path, monkeypatch)
     with pytest.raises(OutputError, match="Input/output error"):
         write(BIG, out)
     monkeypatch.setattr(os, "replace", real)
-    assert json.loads((out / MANIFEST).read_bytes())["files"] == sorted(BIG)
+    assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["site"]
+    write(BIG, out)
     write(SMALL, out)
     assert files_of(out) == {**SMALL, MANIFEST: output.manifest_bytes(SMALL)}
 
@@ -412,8 +419,8 @@ def test_sigterm_while_staging_leaves_the_old_site(tmp_path, monkeypatch):
     output.write({"index.html": b"old"}, out)
     real_stage = output._stage
 
-    def stage_then_terminate(staging, files, old):
-        real_stage(staging, files, old)
+    def stage_then_terminate(staging, files):
+        real_stage(staging, files)
         signal.raise_signal(signal.SIGTERM)
 
     monkeypatch.setattr(output, "_stage", stage_then_terminate)
