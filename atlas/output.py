@@ -161,14 +161,14 @@ def _check_place(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise OutputError(f"{out}: exists and is not a folder")
     if out.is_dir():
-        folder, shown = out, out
+        folder, shown = out, "this folder"
     else:
         folder = out.absolute().parent
         while not folder.exists():
             folder = folder.parent
         if not folder.is_dir():
             raise OutputError(f"{out}: {folder} is not a folder")
-        shown = folder
+        shown = str(folder)
     problem = _probe(folder)
     if problem:
         raise OutputError(f"{out}: cannot write into {shown} ({problem})")

@@ -11,6 +11,7 @@ atlas says.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -25,8 +26,8 @@ from pathlib import Path
 import pytest
 from conftest import ROOT
 
-from atlas import cli
-from atlas.output import FORMAT, MANIFEST
+from atlas import cli, output
+from atlas.output import FORMAT, MANIFEST, digest
 
 DOC = ROOT / "docs" / "errors.md"
 STORED = ROOT / "tests" / "snapshots" / "stored-atlas"
@@ -394,7 +395,7 @@ def into(folder: dict[str, str], *options: str) -> Callable[[Case], list[str]]:
     return run
 
 
-SITE = json.dumps({"format": FORMAT, "files": []})
+SITE = json.dumps({"format": FORMAT, "files": {}})
 CASES.update(
     {
         "output-not-a-site": into({"notes.md": "mine"}),
@@ -409,6 +410,57 @@ CASES.update(
         "output-read-only": lambda c: ["render", str(STORED), "-o", "/proc/atlas-site", "-q"],
     }
 )
+
+
+@case("output-changed-file")
+def _(c: Case) -> list[str]:
+    """The manifest keeps the sha256 of what the atlas wrote; the file holds something else."""
+    listed = {"index.html": digest(b"the atlas's index")}
+    c.write("site/" + MANIFEST, json.dumps({"format": FORMAT, "files": listed}))
+    c.write("site/index.html", "the atlas's index, edited")
+    return ["render", str(STORED), "-o", "site", "-q"]
+
+
+@case("output-linked-folder")
+def _(c: Case) -> list[str]:
+    c.write("site/" + MANIFEST, SITE)
+    c.write("elsewhere/L01-H01.html", "the user's page")
+    (c.tmp / "site" / "heads").symlink_to(c.tmp / "elsewhere")
+    return ["render", str(STORED), "-o", "site", "-q"]
+
+
+class Held:
+    """An open descriptor, closed (and its lock let go) when this is dropped."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def __del__(self) -> None:
+        os.close(self.fd)
+
+
+@case("output-busy")
+def _(c: Case) -> list[str]:
+    """Another build holds the folder's lock (here this process, through another open)."""
+    (c.tmp / "site").mkdir()
+    fd = os.open(c.tmp / "site", os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    c.monkeypatch.setattr(Case, "lock_holder", Held(fd), raising=False)  # till the case ends
+    return ["render", str(STORED), "-o", "site", "-q"]
+
+
+@case("output-folder-read-only")
+def _(c: Case) -> list[str]:
+    """An existing folder that takes no new file (root writes through chmod, so the probe is
+    made to fail as a read-only mount makes it); its parent is writable."""
+    (c.tmp / "site").mkdir()
+    real = output._probe
+    c.monkeypatch.setattr(
+        output,
+        "_probe",
+        lambda folder: "Read-only file system" if folder.name == "site" else real(folder),
+    )
+    return ["render", str(STORED), "-o", "site", "-q"]
 
 
 @case("output-is-a-file")
