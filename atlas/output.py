@@ -743,6 +743,9 @@ def _roll_back(real: Path, folder: Path, journal: dict) -> None:
                 with contextlib.suppress(OSError):  # EBUSY: a mount point, put back in place
                     path.unlink()
         _prune(real, _folders(journal["new"]))
+        # No new file is left in DIR: a rerun must not remove an old file put back below that
+        # has the same content as a new one.
+        os.replace(folder / MOVING_IN, folder / ASIDE)
     if moved.is_dir():
         scratch.mkdir(exist_ok=True)
         _restore(moved, real, scratch)
