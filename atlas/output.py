@@ -1,53 +1,81 @@
 """Write the site into its output folder, replacing only what the atlas wrote before.
 
 An output folder is often more than the site: a ``CNAME``, a ``.git/`` to publish it from, the
-input file, notes. So the atlas keeps a manifest in the site of the files it wrote, and a rebuild
-replaces and removes exactly those and touches nothing else.
+input file, notes. So the atlas keeps a manifest in the site of the files it wrote, with the
+sha256 of each, and a rebuild replaces and removes exactly those that still hold what it wrote,
+and touches nothing else.
 
-The manifest, ``.atlas-manifest.json``, is byte-stable (no times), so that two builds of the same
-input stay byte-identical::
+The manifest, ``.atlas-manifest.json``, is byte-stable (no times, no pids), so that two builds
+of the same input stay byte-identical::
 
     {
-     "format": "attention-atlas-manifest/1",
-     "atlas_version": "0.1.0",
-     "files": [".nojekyll", "assets/atlas.css", "atlas.json", "heads/L1H1.html", ...]
+     "format": "attention-atlas-manifest/2",
+     "atlas_version": "0.2.0",
+     "files": {".nojekyll": "e3b0c4...", "assets/atlas.css": "9f86d0...", ...}
     }
 
-``files`` is every file the build wrote, relative, ``/``-separated, sorted; the manifest does not
-list itself. A folder is an atlas site when its manifest parses and has this ``format``; nothing
-else makes it one (not an ``atlas.json``, which may be anyone's file).
+``files`` maps every file the build wrote (relative, ``/``-separated, sorted) to the sha256 of
+its content; the manifest does not list itself. A folder is an atlas site when its manifest
+parses, has this ``format`` (or format 1, below) and lists only plain relative paths: none
+absolute, none with ``..``, none in a ``.git`` folder, none of the atlas's own names. Nothing
+else makes a folder a site (not an ``atlas.json``, which may be anyone's file).
+
+A listed file is the atlas's only while it is a plain file (not a link), reached through plain
+folders, whose sha256 is still the manifest's. One the user edited, or one a tampered manifest
+lists, is the user's: kept where the new site does not write it (a warning names it), refused
+where it does (unless ``force``). A format-1 manifest (atlas 0.2.0 and older: a list, no
+hashes) still makes a site, but nothing proves its files are the atlas's: those the new site
+writes again are replaced, the others are kept, and the warning names them.
 
 For an output folder DIR:
 
 - missing or empty: it is created and written.
-- an atlas site: the new files are written; files the old manifest lists that the new build no
-  longer writes are removed, then the folders that removal left empty. Nothing else is touched.
+- an atlas site: the new files are written; the atlas's files that the new build no longer
+  writes are removed, then the folders that removal left empty. Nothing else is touched.
 - not empty and not a site: refused, unless ``force``: then the files are written, replacing
   files of the same name, and nothing is removed.
-- a file the build writes exists and no manifest lists it (the user's): refused unless ``force``,
-  so a user's file is never overwritten silently. A folder of the user's where the site has a
-  file, or a file where the site has a folder, is refused unless ``clean``.
-- ``clean``: everything else in DIR is removed too, so that it holds the site and nothing more.
-  It is refused on a non-empty folder that is not a site unless ``force`` is given as well.
+- a file the build writes exists and is not the atlas's (above): refused unless ``force``, so
+  a user's file is never overwritten silently. A folder of the user's where the site has a
+  file, a file where the site has a folder, or a link where the site has a folder (the commit
+  never writes through a link, wherever it points), is refused unless ``clean``.
+- ``clean``: everything else in DIR is removed too, so that it holds the site and nothing more
+  (a link is removed, never what it points to). It is refused on a non-empty folder that is not
+  a site unless ``force`` is given as well.
 
-How an interrupted build is kept from leaving half a site:
+One build at a time (``claim``): a build holds an OS lock (flock) on DIR itself from the check
+before the model loads to the end of the commit. No lock file is written (so none is left by
+a kill, and none is needed beside a read-only parent); the lock goes with the process, however
+it ends. A second build into DIR is refused in one line naming the first one's pid. DIR is
+resolved once: a link to it is followed, and its staging folder and the cleanup of a killed
+build's both sit beside the real folder.
+
+How a failed or killed build is kept from leaving half a site:
 
 1. Every refusal is decided before DIR is touched: the folder itself before anything is
-   written (``check_output``, which the build calls before the model loads), the user's files
-   the site would overwrite once the staged site's list of files is known.
-2. Staging: every file, as the renderer makes it, and both manifests below, are written into a
-   new folder ``.DIR.tmp-*`` beside DIR. The slow part that can fail (a full disk, a template
-   error) happens here, before DIR is touched; on any error or Ctrl-C the staging folder is
-   removed and DIR is as it was.
-3. Commit, renames only (milliseconds): first a manifest listing the old and new files together,
-   so that whatever is moved in from then on is known as the atlas's; then each file is moved in
-   with ``os.replace``, which is atomic per file (a reader sees the old file or the new, never a
-   part); then stale files are removed and the final manifest is moved in. Ctrl-C during the
-   commit is held until it ends and then delivered. Only a hard kill or a power cut in that window
-   can leave old and new pages mixed, and the next build repairs it, because the manifest on disk
-   already names them all. Where a rename cannot work, a file is copied beside its target and
-   renamed over it (DIR a mount point: the staging folder is on another file system), or written
-   in place (the target is itself a mount point, a file bound into DIR).
+   written (``check_output``: DIR itself, or its nearest existing parent, must take a new
+   file), the user's files, links and folders in the way once the staged site's list of files
+   is known (``_plan``).
+2. Staging: every file, as the renderer makes it, and the new manifest, are written into a new
+   folder ``.NAME.tmp-*`` beside DIR (NAME: the resolved folder's name, so ``-o .`` in two
+   folders never mix). The folder holds a marker written first and removed last, and its own
+   lock. The slow part that can fail (a full disk, a template error) happens here, before DIR
+   is touched; on any error or Ctrl-C the staging folder is removed and DIR is as it was.
+3. Commit (``_commit``), through a journal in a folder of its own inside DIR
+   (``.atlas-commit-*``, on DIR's file system): the list of new files and their sha256 is
+   written first; then the old files the commit replaces or removes (with ``clean``,
+   everything else in DIR) are moved aside into it, renames that need no space; then each
+   staged file is moved in (``os.replace``, atomic per file), then the new manifest; then the
+   journal is renamed: the commit point. Only then are the old files deleted.
+   A failure before the commit point (a full disk, a read-only subfolder: EACCES, EROFS) puts
+   everything back at once, the old site whole, and the error says why. Ctrl-C and SIGTERM are
+   held until the commit ends; the CLI then says the site was written. A kill (SIGKILL, OOM)
+   leaves the journal: the next build into DIR, holding the lock, first puts the old site back
+   (or, past the commit point, finishes removing the old files), then removes the staging
+   folders no live build holds (their lock is free). Files are not fsynced: a power cut may
+   lose what the kernel had not yet written.
+   Where a rename cannot work, a file is copied into the commit folder and renamed from there
+   (DIR a mount point: the staging folder is on another file system), or written in place (the
+   target is itself a mount point, a file bound into DIR; its old content is copied aside).
 
 Where DIR's parent cannot be written but DIR can (a writable mount point under a read-only
 parent), the staging folder is made inside DIR instead, as ``DIR/.atlas-staging-*``: the same

@@ -76,8 +76,8 @@ def pause_after_staging(paused: Path, go: Path) -> None:
     """In the child: stage, then say so and wait for ``go`` before committing."""
     real = output._stage
 
-    def stage(staging, files):
-        result = real(staging, files)
+    def stage(*args):
+        result = real(*args)
         paused.write_text(str(os.getpid()))
         while not go.exists():
             time.sleep(0.01)
@@ -260,7 +260,6 @@ def fail_at(monkeypatch, step: int, code: int) -> None:
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EACCES], ids=["ENOSPC", "EACCES"])
 def test_a_failure_at_every_step_of_the_commit(tmp_path, monkeypatch, code, clean):
     steps = commit_steps(tmp_path, monkeypatch, clean)
-    assert steps > len(SMALL) + len(BIG)
     for step in range(1, steps + 1):
         root = tmp_path / f"step{step}"
         out = site_with_theirs(root)
