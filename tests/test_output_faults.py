@@ -484,6 +484,7 @@ def test_an_edited_page_is_kept_or_refused(tmp_path, caplog, monkeypatch):
     """A page the user edited is theirs now: kept when the new site no longer has it, refused
     when the new site writes it (unless --force)."""
     monkeypatch.setattr(logging.getLogger("atlas"), "propagate", True)  # the CLI turns it off
+    caplog.set_level(logging.WARNING, logger="atlas")  # and -q raises its level
     out = tmp_path / "site"
     write(BIG, out)
     (out / "sentences" / "0002.html").write_bytes(b"two, with my notes")
