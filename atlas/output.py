@@ -242,8 +242,14 @@ def claim(out: Path, *, force: bool = False, clean: bool = False) -> Iterator[No
         with _locked(out) as first:
             try:
                 if first:
-                    recover(out)
-                    remove_stale_staging(out)
+                    try:
+                        with _interrupts_held():  # a rollback is not cut in two either
+                            recover(out)
+                        remove_stale_staging(out)
+                    except OSError as err:
+                        raise OutputError(
+                            f"{out}: cannot undo what a killed build left ({err.strerror or err})"
+                        ) from None
                 check_output(out, force=force, clean=clean)
                 yield
             finally:
@@ -265,7 +271,10 @@ def _remove_empty(folders: list[Path]) -> None:
 def _locked(out: Path) -> Iterator[bool]:
     """Lock the folder ``out`` (yields True), or, where this thread holds it already, go on
     under that lock (False); refuse in one line where another build holds it."""
-    fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fd = os.open(out, os.O_RDONLY | os.O_DIRECTORY)
+    except OSError as err:
+        raise OutputError(f"{out}: cannot open this folder ({err.strerror or err})") from None
     try:
         st = os.fstat(fd)
         key = (st.st_dev, st.st_ino)

@@ -346,6 +346,26 @@ def test_sigkill_at_every_step_of_the_commit(tmp_path, monkeypatch, linked):
         assert files_of(target) == NEW
 
 
+def test_sigkill_while_staging(tmp_path):
+    """Killed with its site staged: DIR untouched, and the next build removes the staging
+    folder (its lock died with its process) and leaves nothing behind."""
+    out = site_with_theirs(tmp_path)
+    paused, go = tmp_path / "paused", tmp_path / "go"
+
+    def staging() -> None:
+        pause_after_staging(paused, go)
+        write(SMALL, out)
+
+    pid = in_child(staging, wait_for=paused)
+    assert [p for p in tmp_path.iterdir() if p.name.startswith(".site.tmp-")]
+    os.kill(pid, signal.SIGKILL)
+    assert ended(pid) == -signal.SIGKILL
+    assert files_of(out) == OLD
+    write(SMALL, out)
+    assert files_of(out) == NEW
+    assert leftovers(tmp_path) == []
+
+
 def test_sigkill_while_putting_the_old_site_back(tmp_path, monkeypatch):
     """A kill during the recovery of a kill: the recovery after it still finishes."""
     steps = commit_steps(tmp_path, monkeypatch)
