@@ -45,7 +45,8 @@ For an output folder DIR:
 One build at a time (``claim``): a build holds an OS lock (flock) on DIR itself from the check
 before the model loads to the end of the commit. No lock file is written (so none is left by
 a kill, and none is needed beside a read-only parent); the lock goes with the process, however
-it ends. A second build into DIR is refused in one line naming the first one's pid. DIR is
+it ends. A second build into DIR is refused in one line naming the first one's pid (on a file
+system without flock, some network ones, builds are not kept apart; a debug line says so). DIR is
 resolved once: a link to it is followed, and its staging folder and the cleanup of a killed
 build's both sit beside the real folder.
 
