@@ -88,6 +88,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import filecmp
 import glob
 import hashlib
 import json
@@ -806,10 +807,19 @@ def _restore(source: Path, target: Path, scratch: Path) -> None:
                 os.replace(entry.path, path)
                 continue
         elif not path.is_dir() or path.is_symlink():
+            if _same_file_content(Path(entry.path), path):
+                os.unlink(entry.path)  # copied aside and never overwritten (a read-only mount)
+                continue
             path.parent.mkdir(parents=True, exist_ok=True)
             _move(Path(entry.path), path, scratch)
             continue
         log.warning("%s: left in %s, something else is in its place", path, source)
+
+
+def _same_file_content(a: Path, b: Path) -> bool:
+    """Both plain files with the same bytes."""
+    plain = all(p.is_file() and not p.is_symlink() for p in (a, b))
+    return plain and filecmp.cmp(a, b, shallow=False)
 
 
 def _prune(real: Path, folders: Iterable[str]) -> None:

@@ -312,3 +312,70 @@ def test_a_killed_build_staged_inside_is_cleaned_up(tmp_path, monkeypatch):
     (theirs / "notes.md").write_bytes(b"mine")
     write(SMALL, out)
     assert (theirs / "notes.md").read_bytes() == b"mine"
+
+
+FULL_AND_READ_ONLY = """
+import json, os, subprocess, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[2])
+from test_output import THEIRS, put, snapshot
+from atlas.output import OutputError, write
+
+tmp = Path(sys.argv[1])
+mount = lambda *args: subprocess.run(["mount", *args], check=True)
+text = lambda snap: {k: None if v is None else v.decode("latin-1") for k, v in snap.items()}
+result = {}
+
+# A full disk: DIR a 1 MB tmpfs, so every move is a copy (EXDEV), and the new site is too big.
+full = tmp / "full"
+mount("-t", "tmpfs", "-o", "size=1m", "atlas-full", str(full))
+old = {"index.html": b"old", **{f"data/{i}.js": b"o" * 100_000 for i in range(4)}}
+write(old, full)
+put(full, THEIRS)
+result["full_before"] = text(snapshot(full))
+try:
+    write({"index.html": b"new", **{f"data/{i}.js": b"n" * 100_000 for i in range(12)}}, full)
+    result["full_error"] = ""
+except OutputError as err:
+    result["full_error"] = str(err)
+result["full_after"] = text(snapshot(full))
+write({"index.html": b"again", "data/0.js": b"small"}, full)  # re-render: no --clean needed
+result["full_again"] = text(snapshot(full))
+
+# A read-only subfolder: site/sentences bound read-only into the site.
+site = tmp / "site"
+mount("-t", "tmpfs", "atlas-site", str(site))
+old = {"index.html": b"old", "sentences/1.html": b"old one", "z.html": b"old z"}
+write(old, site)
+mount("--bind", str(site / "sentences"), str(site / "sentences"))
+mount("-o", "remount,ro,bind", str(site / "sentences"))
+result["ro_before"] = text(snapshot(site))
+try:
+    write({"index.html": b"new", "sentences/1.html": b"new one", "z.html": b"new z"}, site)
+    result["ro_error"] = ""
+except OutputError as err:
+    result["ro_error"] = str(err)
+result["ro_after"] = text(snapshot(site))
+result["beside"] = sorted(p.name for p in tmp.iterdir())
+(tmp / "result.json").write_text(json.dumps(result))
+"""
+
+
+def test_a_full_disk_and_a_read_only_subfolder_while_committing(tmp_path):
+    """Real mounts: the commit fails midway (no space; a read-only subfolder) and the old site
+    is put back whole; after the full disk, the next build writes without --clean. The old
+    code left a manifest naming files that were not there."""
+    for name in ("full", "site"):
+        (tmp_path / name).mkdir()
+    ran = in_mount_namespace(tmp_path, FULL_AND_READ_ONLY)
+    assert ran.returncode == 0, ran.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert "cannot write the site (No space left on device)" in result["full_error"]
+    assert result["full_after"] == result["full_before"]
+    assert result["full_again"]["index.html"] == "again"
+    assert "data/1.js" not in result["full_again"]
+    assert "cannot write the site (Read-only file system)" in result["ro_error"]
+    assert result["ro_after"] == result["ro_before"]
+    assert result["beside"] == ["full", "site"]
+    for key in ("full_after", "full_again", "ro_after"):
+        assert not [p for p in result[key] if "atlas-commit" in p or "atlas-tmp" in p], key
