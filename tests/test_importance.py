@@ -354,7 +354,7 @@ def test_build_stores_both_gradient_importances(masked_lm_dir, tmp_path):
     # raw = grad × the layer's norm, to atlas.json's rounding of raw (6 decimals)
     np.testing.assert_allclose(grad * np.linalg.norm(raw, axis=1, keepdims=True), raw, atol=1e-6)
     page = (out / "heads" / "L01-H01.html").read_text()
-    assert "divided by its layer's L2 norm" in page and "raw |∂loss/∂ξ" in page
+    assert "divided by its layer's L2 norm" in page and "raw |∂loss/∂ξ<sub>h</sub>|:" in page
 
 
 def test_tied_heads_share_one_rank_on_every_page(tiny_model, tmp_path):
