@@ -34,7 +34,7 @@ from ..result import DIGITS
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
 DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
-DEFAULT_ABLATION = 16  # the first this many of them are ablated (see docs/performance.md)
+DEFAULT_ABLATION = 32  # the first this many are ablated: ρ ≥ 0.95 (docs/importance.md)
 RESAMPLES, SEED, LEVEL = 1000, 0, 0.95  # the bootstrap over the ablated sentences
 BOOTSTRAP_KEYS = ("rank", "low", "high", "rank_low", "rank_high")
 ROLES = ("[CLS]", "[SEP]", "punctuation", "other")
