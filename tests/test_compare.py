@@ -8,6 +8,7 @@ import json
 import math
 import pathlib
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -24,6 +25,7 @@ from atlas.analyses.importance import HeadImportance
 from atlas.build import build
 from atlas.cli import main
 from atlas.model import ModelInfo, Record
+from atlas.probe import ProbeError
 from atlas.result import SCHEMA_VERSION, load
 from atlas.site import render
 
@@ -375,3 +377,19 @@ def test_a_compare_build_gives_b_minus_a_of_every_column_a_user_analysis_too(tin
     assert any(
         h.parts["compare"]["b"]["importance"] != h.metrics["importance"] for h in built.heads
     )
+
+
+def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(caplog):
+    """As the pipeline does for model A: B's importance is not compared, the rest is."""
+
+    class NoProbe:
+        def probe(self, examples, batch_size):
+            raise ProbeError("head importance: no attention output projection found")
+
+    probe_a = types.SimpleNamespace(examples=[], batch_size=16)
+    mirrors = [HeadMetrics(), HeadImportance(4, 2, 0)]
+    compare = Compare(info(1, 2), mirrors=mirrors, runner_b=NoProbe())
+    with caplog.at_level("WARNING"):
+        compare.start(RunInfo(layers=1, heads=2, causal=False, sentences=3, probe=probe_a))
+    assert [m.name for m in compare.mirrors] == ["heads"]
+    assert "model B: head importance: no attention output projection found" in caplog.text

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -32,6 +33,7 @@ import numpy as np
 
 from .. import contract
 from ..model import ModelInfo, Record
+from ..probe import ProbeError
 from ..ranking import competition_ranks
 from ..viewdata import View, make_view
 from .base import ATTENTION, PROBE, Analysis, Column, Result, RunInfo
@@ -40,6 +42,7 @@ from .heads import HeadMetrics
 from .importance import HeadImportance
 from .syntax import MIN_RELATION, Syntax
 
+log = logging.getLogger(__name__)
 PAGE = {contract.COMPARE_PAGE: {"template": "compare.html", "title": "Compare"}}
 SECTIONS = {
     "overview_cards": "sections/compare-card.html",
@@ -166,8 +169,11 @@ class Compare(Analysis):
         self.probe_b = None
         if any(PROBE in m.needs for m in self.mirrors):
             if self.runner_b is not None and run.probe is not None:
-                self.probe_b = self.runner_b.probe(run.probe.examples, run.probe.batch_size)
-            else:
+                try:
+                    self.probe_b = self.runner_b.probe(run.probe.examples, run.probe.batch_size)
+                except ProbeError as err:  # as the pipeline does for A: compare the rest
+                    log.warning("model B: %s; its importance is not compared", err)
+            if self.probe_b is None:
                 self.mirrors = [m for m in self.mirrors if PROBE not in m.needs]
         for mirror in self.mirrors:
             mirror.start(dataclasses.replace(run, causal=self.model.causal, probe=self.probe_b))
