@@ -5,6 +5,7 @@ compare`` of two atlas.json files, and the compare atlas's schema round trip."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 import shutil
@@ -389,7 +390,14 @@ def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(caplog):
     probe_a = types.SimpleNamespace(examples=[], batch_size=16)
     mirrors = [HeadMetrics(), HeadImportance(4, 2, 0)]
     compare = Compare(info(1, 2), mirrors=mirrors, runner_b=NoProbe())
-    with caplog.at_level("WARNING"):
+    # the cli sets "atlas"'s level and stops it propagating: listen to the module's logger
+    logger = logging.getLogger("atlas.analyses.compare")
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.WARNING)
+    try:
         compare.start(RunInfo(layers=1, heads=2, causal=False, sentences=3, probe=probe_a))
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(logging.NOTSET)
     assert [m.name for m in compare.mirrors] == ["heads"]
     assert "model B: head importance: no attention output projection found" in caplog.text
