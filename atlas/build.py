@@ -17,7 +17,7 @@ from pathlib import Path
 
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import Analysis
-from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads
+from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import DEFAULT_MAX_SITE_MB, MB, pages_warnings, report, shrink
 from .corpus import read_corpus
 from .model import PairedRunner, Runner
@@ -84,7 +84,9 @@ def build(
                 analyses or default_analyses(views, min_relation, neuron, importance, ablation)
             )
             if not any(a.name == Compare.name for a in analyses):
-                analyses.append(Compare(other.info, views, min_relation))
+                analyses.append(
+                    Compare(other.info, views, min_relation, mirrors_of(analyses), runner_b=other)
+                )
         info = runner.info
         log.info(
             "model %s: %d layers x %d heads, on %s, max length %d",

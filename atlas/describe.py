@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .analyses.heads import BROAD_THRESHOLD, LABEL_METRICS, PART_NAMES
+from .ranking import competition_ranks
 from .result import Atlas, Head
 
 SHARES = tuple(LABEL_METRICS)  # the six shares a label is made of, in the rule's order
@@ -33,13 +34,11 @@ class Share:
 
 
 def ranked(atlas: Atlas, key: str, head: Head) -> tuple[int, int]:
-    """(rank of ``head`` on column ``key`` among the heads with a value, 1 = largest; count)."""
-    values = [h.metrics.get(key) for h in atlas.heads]
-    present = [v for v in values if v is not None]
-    mine = head.metrics.get(key)
-    if mine is None:
-        return 0, len(present)
-    return 1 + sum(v > mine for v in present), len(present)
+    """(rank of ``head`` on column ``key`` among the heads with a value, 1 = largest, ties
+    sharing the best rank as everywhere (atlas/ranking.py); 0 if it has none; count)."""
+    ranks = competition_ranks([h.metrics.get(key) for h in atlas.heads])
+    mine = ranks[[h.name for h in atlas.heads].index(head.name)]
+    return mine or 0, sum(r is not None for r in ranks)
 
 
 def top_shares(atlas: Atlas, head: Head, count: int = 2) -> list[Share]:

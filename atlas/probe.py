@@ -258,13 +258,22 @@ class Probe:
         raise ProbeError("head importance: the layer stack has no parent module")
 
     def ablation(self, indices: Sequence[int]) -> np.ndarray:
-        """Per head [L, H], the mean over the examples of the change in the model's output when
-        that head's context vector is zeroed: 1 − cos of the mean-pooled last layer (encoder),
-        the rise of the masked-LM loss (masked LM), the drop in the probability of the class
-        predicted without ablation (classifier)."""
+        """Per head [L, H], the mean over the examples of ``ablation_per_example``."""
+        indices = list(indices)
+        if not indices:
+            return np.zeros((self.layers, self.heads))
+        return self.ablation_per_example(indices).mean(0)
+
+    def ablation_per_example(self, indices: Sequence[int]) -> np.ndarray:
+        """Per example and head [N, L, H] (in the order of ``indices``), the change in the
+        model's output when that head's context vector is zeroed: 1 − cos of the mean-pooled
+        last layer (encoder), the rise of the masked-LM loss (masked LM), the drop in the
+        probability of the class predicted without ablation (classifier). Kept per example so
+        that the importance analysis can bootstrap over the sentences."""
         torch = self.torch
-        total = np.zeros((self.layers, self.heads))
-        count = 0
+        indices = list(indices)
+        where = {index: row for row, index in enumerate(indices)}
+        values = np.zeros((len(indices), self.layers, self.heads))
         # Each sentence becomes one row per head; rows of about ABLATION_ROWS at a time run
         # faster than the run's batches times the heads (192 rows for 16 × 12 ran 1.5 times
         # slower per row on 2 CPU cores, with the same results).
@@ -293,9 +302,10 @@ class Probe:
                     finally:
                         self.gate = None
                     change = self._change(clean, ablated, predicted)
-                    total[layer] += change.view(rows, self.heads).sum(0).double().cpu().numpy()
-                count += rows
-        return total / max(count, 1)
+                    change = change.view(rows, self.heads).double().cpu().numpy()
+                    for row, index in enumerate(batch.indices):
+                        values[where[index], layer] = change[row]
+        return values
 
     def _change(self, clean, ablated, predicted):
         torch = self.torch

@@ -18,7 +18,7 @@ from .analyses.base import Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 

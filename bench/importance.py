@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/importance.py cost [--sentences 1000] [--runs 1]
     .venv/bin/python bench/importance.py report [--sentences 200]
+    .venv/bin/python bench/importance.py subsets [--sentences 300]
 
 ``cost``: in one process, after a warm-up, the whole ``atlas.build`` of the first
 ``--sentences`` `# text = ` lines of the UD English EWT dev split (default model, default
@@ -9,6 +10,12 @@ options) into a temporary folder, once without issue 10's analyses (head importa
 layers analysis) and once with the defaults (importance on the first 200 sentences, ablation of
 the first 24; the layers analysis), alternating; prints each build's time, the time in the
 importance analysis, and the ratio with/without.
+
+``subsets``: how many ablated sentences the ranking needs, on three corpora (``--sentences``
+drawn at random from the UD dev split; as many sentences of licence prose from
+/usr/share/common-licenses; examples/sentences.txt): every sentence ablated once, then for
+each size the mean over 100 random subsets against the mean over the whole corpus (Spearman ρ
+over the heads, its spread, the share of subsets reaching ρ ≥ 0.95, top ten shared).
 
 ``report``: head importance by ablation on the first ``--sentences`` sentences (every one
 ablated), with the per-head metrics it is compared with; prints the three most and least
@@ -32,7 +39,20 @@ from atlas.analyses.importance import DEFAULT_ABLATION, HeadImportance
 from atlas.analyses.layers import LayerEmbeddings
 
 ROOT = Path(__file__).resolve().parent.parent
-TREEBANK = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
+# shared/ beside the checkout (or beside the folder of worktrees that holds it)
+TREEBANK = (
+    next(
+        (
+            p
+            for p in (ROOT.parent / "shared", ROOT.parent.parent / "shared")
+            if (p / "data" / "ud-english-ewt").is_dir()
+        ),
+        ROOT.parent / "shared",
+    )
+    / "data"
+    / "ud-english-ewt"
+    / "en_ewt-ud-dev.conllu"
+)
 
 
 def corpus(count: int, folder: Path) -> Path:
@@ -71,9 +91,7 @@ def cost(sentences: int, runs: int) -> None:
                 analyses = default_analyses()
                 if label == "without":
                     analyses = [
-                        a
-                        for a in analyses
-                        if not isinstance(a, (HeadImportance, LayerEmbeddings))
+                        a for a in analyses if not isinstance(a, (HeadImportance, LayerEmbeddings))
                     ]
                 else:
                     analyses = [
@@ -150,14 +168,114 @@ def compare_default_sample(source_sentences: int, full: np.ndarray) -> None:
     probe.close()
 
 
+LICENCES = ("GPL-3", "Apache-2.0", "MPL-2.0", "GFDL-1.3")  # English prose every Debian has
+SUBSET_SIZES = (8, 16, 24, 32, 48, 64, 96, 128)
+SUBSETS = 100  # random subsets per size
+TARGET = 0.95  # Spearman ρ with the whole corpus that the default ablation sample aims at
+
+
+def ud_sentences(count: int, seed: int = 0) -> list[str]:
+    """``count`` sentences drawn at random (fixed seed) from the UD English EWT dev split."""
+    with open(TREEBANK, encoding="utf-8") as f:
+        lines = [line[len("# text = ") :].strip() for line in f if line.startswith("# text = ")]
+    chosen = np.random.default_rng(seed).choice(len(lines), size=count, replace=False)
+    return [lines[i] for i in sorted(chosen)]
+
+
+def licence_sentences(count: int) -> list[str]:
+    """The first ``count`` sentences of 4 to 60 words of the licence texts in
+    /usr/share/common-licenses (legal English, far from UD's web text)."""
+    import re
+
+    out: list[str] = []
+    for name in LICENCES:
+        text = re.sub(r"\s+", " ", Path("/usr/share/common-licenses", name).read_text("utf-8"))
+        for sentence in re.split(r"(?<=[.;:])\s+(?=[A-Z\"])", text):
+            if 4 <= len(sentence.split()) <= 60:
+                out.append(sentence)
+    return out[:count]
+
+
+def example_sentences() -> list[str]:
+    """The demo corpus, examples/sentences.txt (sentence pairs' first halves)."""
+    lines = (ROOT / "examples" / "sentences.txt").read_text("utf-8").splitlines()
+    return [line.split("\t")[0] for line in lines if line.strip() and not line.startswith("#")]
+
+
+def per_sentence(sentences: list[str]) -> np.ndarray:
+    """Ablation importance of every head on every sentence [N, heads], default model."""
+    from atlas.corpus import read_corpus
+    from atlas.model import Runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "corpus.txt"
+        path.write_text("\n".join(sentences) + "\n", encoding="utf-8")
+        examples = read_corpus(path)
+    probe = Runner(None, device="cpu").probe(examples)
+    try:
+        return probe.ablation_per_example(range(len(examples))).reshape(len(examples), -1)
+    finally:
+        probe.close()
+
+
+def subset_table(name: str, each: np.ndarray, seed: int = 0) -> None:
+    """Spearman ρ and top-10 overlap of the mean over random subsets of each size against the
+    mean over the whole corpus (the subsets are part of it, as the default sample is part of a
+    user's corpus)."""
+    from scipy.stats import spearmanr
+
+    n = len(each)
+    full = each.mean(0)
+    top = set(np.argsort(-full)[:10])
+    rng = np.random.default_rng(seed)
+    print(f"\n{name}: {n} sentences, {SUBSETS} random subsets per size")
+    print("| ablated | median ρ | 5th–95th percentile ρ | share ρ ≥ 0.95 | median top 10 shared |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for size in SUBSET_SIZES:
+        if size >= n:
+            break
+        rhos, shared = [], []
+        for _ in range(SUBSETS):
+            values = each[rng.choice(n, size=size, replace=False)].mean(0)
+            rhos.append(spearmanr(values, full).statistic)
+            shared.append(len(top & set(np.argsort(-values)[:10])))
+        low, high = np.percentile(rhos, [5, 95])
+        print(
+            f"| {size} | {np.median(rhos):.3f} | {low:.3f}–{high:.3f} | "
+            f"{np.mean(np.asarray(rhos) >= TARGET):.2f} | {np.median(shared):.0f} |",
+            flush=True,
+        )
+
+
+def subsets(sentences: int) -> None:
+    """The subset tables on three corpora: random UD dev sentences, licence prose, the demo."""
+    corpora = {
+        f"UD English EWT dev, {sentences} sentences drawn at random (seed 0)": ud_sentences(
+            sentences
+        ),
+        "licence prose (/usr/share/common-licenses)": licence_sentences(sentences),
+        "examples/sentences.txt": example_sentences(),
+    }
+    for name, texts in corpora.items():
+        started = time.perf_counter()
+        each = per_sentence(texts)
+        spent = time.perf_counter() - started
+        words = np.mean([len(t.split()) for t in texts])
+        print(f"\n{name}: ablation {spent:.1f} s, {spent / len(texts):.3f} s a sentence "
+              f"(mean {words:.1f} words)")  # fmt: skip
+        subset_table(name, each)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("cost", "report"))
+    parser.add_argument("mode", choices=("cost", "report", "subsets"))
     parser.add_argument("--sentences", type=int)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     if args.mode == "cost":
         cost(args.sentences or 1000, args.runs)
+    elif args.mode == "subsets":
+        subsets(args.sentences or 300)
     else:
         report(args.sentences or 200)
     return 0

@@ -5,9 +5,11 @@ compare`` of two atlas.json files, and the compare atlas's schema round trip."""
 from __future__ import annotations
 
 import json
+import logging
 import math
 import pathlib
 import shutil
+import types
 
 import numpy as np
 import pytest
@@ -17,12 +19,14 @@ from conftest import EXAMPLES
 from test_distances import make_record
 
 from atlas import contract
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import Analysis, Column, Result, RunInfo
 from atlas.analyses.compare import Compare, compare_heads
-from atlas.analyses.heads import COLUMNS
+from atlas.analyses.heads import COLUMNS, HeadMetrics
+from atlas.analyses.importance import HeadImportance
 from atlas.build import build
 from atlas.cli import main
 from atlas.model import ModelInfo, Record
+from atlas.probe import ProbeError
 from atlas.result import SCHEMA_VERSION, load
 from atlas.site import render
 
@@ -254,11 +258,11 @@ def test_atlas_compare_gives_the_deltas_of_two_atlases(single_sites, compare_sit
             assert mine.parts["compare"]["delta"][key] == pytest.approx(
                 y.metrics[key] - x.metrics[key], abs=1e-6
             )
-    # the same deltas as the build that ran both models (to atlas.json's rounding); that build
-    # measures B's head metrics and syntax only (importance is A's alone), atlas compare every
-    # column both atlases have
+    # the same columns and deltas as the build that ran both models (to atlas.json's rounding):
+    # head metrics, syntax and importance, measured on B in that build
     built = load(compare_site)
-    assert set(built.results["compare"]["columns"]) <= set(compare["columns"])
+    assert set(built.results["compare"]["columns"]) == set(compare["columns"])
+    assert "importance" in compare["columns"]
     for mine, theirs in zip(atlas.heads, built.heads, strict=True):
         for key in built.results["compare"]["columns"]:
             assert mine.parts["compare"]["delta"][key] == pytest.approx(
@@ -287,7 +291,7 @@ def test_a_compare_atlas_renders_again_from_its_atlas_json(compare_site, tmp_pat
     """Schema bump and round trip: atlas.json (schema 5) and data/NNNN.b.js render the same
     site byte for byte, without the models."""
     data = json.loads((compare_site / "atlas.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 6
+    assert data["schema_version"] == SCHEMA_VERSION == 7
     assert data["results"]["compare"]["sentences"] == [0, 1, 2, 3, 4]
     assert "views_b" not in data
     files = dict(render(load(compare_site)))
@@ -327,3 +331,73 @@ def test_a_compare_build_measures_model_a_in_the_layers_and_importance_analyses(
     assert "layers.html" in atlas.pages
     assert atlas.results["layers"]["curves"]["drift"][0] == pytest.approx(1.0, abs=1e-6)
     assert "importance" in atlas.heads[0].metrics
+
+
+class FirstTokenShare(Analysis):
+    """A user's column: each head's mean attention to the first token (outside atlas)."""
+
+    name = "first_token"
+
+    def start(self, run: RunInfo) -> None:
+        super().start(run)
+        self.total, self.rows = np.zeros(run.size), 0
+
+    def add(self, record: Record) -> None:
+        attention = np.asarray(record.attention, float).reshape(-1, record.n, record.n)
+        self.total += attention[:, :, 0].sum(-1)
+        self.rows += record.n
+
+    def finish(self, results) -> Result:
+        column = Column("first_token", "first token", "share", "", "attention to token 1", "")
+        return Result(
+            catalogue=[column], columns={"first_token": (self.total / self.rows).tolist()}
+        )
+
+
+def test_a_compare_build_gives_b_minus_a_of_every_column_a_user_analysis_too(tiny_model, perturbed):
+    """The deltas cover every per-head column: head metrics, importance (B's own ablation) and
+    a column of an analysis the user adds, each equal to the single builds' difference."""
+    analyses = [HeadMetrics(), HeadImportance(6, 3, 0), FirstTokenShare()]
+    built = build(
+        EXAMPLES, model=str(tiny_model("bert")), compare=str(perturbed), limit=6, views=0,
+        analyses=analyses,
+    )  # fmt: skip
+    alone = {
+        side: build(EXAMPLES, model=model, limit=6, views=0,
+                    analyses=[HeadMetrics(), HeadImportance(6, 3, 0), FirstTokenShare()])
+        for side, model in (("a", str(tiny_model("bert"))), ("b", str(perturbed)))
+    }  # fmt: skip
+    keys = {c.key for c in built.catalogue} - {"change"}
+    assert {"importance", "first_token", "to_cls"} <= keys
+    assert set(built.results["compare"]["columns"]) == keys
+    for mine, a, b in zip(built.heads, alone["a"].heads, alone["b"].heads, strict=True):
+        for key in keys:
+            assert mine.parts["compare"]["delta"][key] == pytest.approx(
+                b.metrics[key] - a.metrics[key], abs=3e-6
+            ), key
+    assert any(
+        h.parts["compare"]["b"]["importance"] != h.metrics["importance"] for h in built.heads
+    )
+
+
+def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(caplog):
+    """As the pipeline does for model A: B's importance is not compared, the rest is."""
+
+    class NoProbe:
+        def probe(self, examples, batch_size):
+            raise ProbeError("head importance: no attention output projection found")
+
+    probe_a = types.SimpleNamespace(examples=[], batch_size=16)
+    mirrors = [HeadMetrics(), HeadImportance(4, 2, 0)]
+    compare = Compare(info(1, 2), mirrors=mirrors, runner_b=NoProbe())
+    # the cli sets "atlas"'s level and stops it propagating: listen to the module's logger
+    logger = logging.getLogger("atlas.analyses.compare")
+    logger.addHandler(caplog.handler)
+    logger.setLevel(logging.WARNING)
+    try:
+        compare.start(RunInfo(layers=1, heads=2, causal=False, sentences=3, probe=probe_a))
+    finally:
+        logger.removeHandler(caplog.handler)
+        logger.setLevel(logging.NOTSET)
+    assert [m.name for m in compare.mirrors] == ["heads"]
+    assert "model B: head importance: no attention output projection found" in caplog.text

@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import numpy as np
 import pytest
 
-from atlas import describe, site
+from atlas import describe, ranking, site
 from atlas.result import load
 
 STORED = Path(__file__).parent / "snapshots" / "stored-atlas" / "atlas.json"
@@ -66,3 +67,29 @@ def test_every_head_page_opens_with_its_summary(atlas):
         html = pages[f"heads/{head.slug}.html"].decode()
         summary = html.split('<ul class="head-summary">', 1)[1].split("</ul>", 1)[0]
         assert summary.count("<li>") == len(describe.head_summary(atlas, head)) >= 2
+
+
+def test_ranks_are_competition_ranks_with_ties_sharing_the_best():
+    assert ranking.competition_ranks([0.5, 0.9, 0.5, 0.1, 0.5]) == [2, 1, 2, 5, 2]
+    assert ranking.competition_ranks([0.2, None, float("nan"), 0.3]) == [2, None, None, 1]
+    assert ranking.competition_ranks([]) == []
+    np.testing.assert_array_equal(
+        ranking.rank_rows([[1.0, 3.0, 1.0], [2, 2, 2]]), [[2, 1, 2], [1, 1, 1]]
+    )
+
+
+def test_tied_heads_share_the_best_rank_in_the_summary(atlas):
+    """Three heads tied at the top importance read "1st of N" in their summaries, and the next
+    head "4th"; a head without a value is neither ranked nor counted."""
+    atlas = copy.deepcopy(atlas)
+    top = max(h.metrics["importance"] for h in atlas.heads)
+    for head in atlas.heads[:3]:
+        head.metrics["importance"] = top + 1
+    atlas.heads[3].metrics["importance"] = top + 0.5
+    del atlas.heads[4].metrics["importance"]
+    of = len(atlas.heads) - 1
+    for head in atlas.heads[:3]:
+        assert describe.ranked(atlas, "importance", head) == (1, of)
+        assert f"1st of {of} heads" in describe.head_summary(atlas, head)[-1]
+    assert describe.ranked(atlas, "importance", atlas.heads[3]) == (4, of)
+    assert describe.ranked(atlas, "importance", atlas.heads[4]) == (0, of)

@@ -13,7 +13,8 @@ import transformers
 from conftest import EXAMPLES
 from tiny_models import make_tiny_masked_lm
 
-from atlas.analyses.importance import rollout
+from atlas import describe
+from atlas.analyses.importance import bootstrap, by_layer_norm, rollout
 from atlas.cli import main
 from atlas.corpus import read_corpus
 from atlas.model import Runner
@@ -26,6 +27,7 @@ from atlas.probe import (
     clark_split,
     masked_positions,
 )
+from atlas.result import load
 
 SENTENCES = 6
 
@@ -289,3 +291,100 @@ def test_importance_off_and_bare_encoder(tiny_model, tmp_path):
     assert "not defined" in (on / "index.html").read_text()
     page = (on / "heads" / "L01-H01.html").read_text()
     assert "rank" in page and "importance" in page
+
+
+def test_ablation_per_example_keeps_the_order_asked_and_averages_to_ablation(tiny_model, examples):
+    probe = Runner(str(tiny_model("bert")), device="cpu").probe(examples)
+    each = probe.ablation_per_example([3, 0, 5])  # batched by length: 3 and 5 are not in order
+    assert each.shape == (3, probe.layers, probe.heads)
+    for row, index in enumerate([3, 0, 5]):
+        np.testing.assert_allclose(each[row], probe.ablation([index]), rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(probe.ablation([3, 0, 5]), each.mean(0), rtol=1e-12)
+    probe.close()
+
+
+def test_bootstrap_on_hand_made_sentences():
+    """Four heads over five sentences: head 0 leads in every sentence, so every resample ranks
+    it first; heads 1 and 2 are equal in every sentence, so they tie in every resample and share
+    the best rank of the two; head 3 is constant, so its interval is that constant."""
+    each = np.array(
+        [
+            [0.9, 0.5, 0.5, 0.2],
+            [0.8, 0.1, 0.1, 0.2],
+            [0.7, 0.6, 0.6, 0.2],
+            [0.95, 0.3, 0.3, 0.2],
+            [0.85, 0.0, 0.0, 0.2],
+        ]
+    )
+    out = bootstrap(each)
+    assert [h["rank"] for h in out] == [1, 2, 2, 4]  # 0.3 = 0.3 > 0.2: competition ranks
+    assert (out[0]["rank_low"], out[0]["rank_high"]) == (1, 1)
+    assert out[1] == out[2]
+    # below head 3's 0.2 when mostly 0.0 and 0.1 are drawn: both then rank 3, never 4
+    assert out[1]["rank_low"] == 2 and out[1]["rank_high"] == 3
+    assert out[3]["low"] == pytest.approx(0.2) and out[3]["high"] == pytest.approx(0.2)
+    for h, values in enumerate(each.T):
+        assert values.min() <= out[h]["low"] <= values.mean() <= out[h]["high"] <= values.max()
+    assert bootstrap(each) == out  # fixed seed
+    # the percentile interval of the resampled means, by an independent loop over index draws
+    rng = np.random.default_rng(7)
+    means = np.array([each[rng.integers(0, 5, 5)].mean(0) for _ in range(4000)])
+    low, high = np.percentile(means[:, 0], [2.5, 97.5])
+    assert out[0]["low"] == pytest.approx(low, abs=0.02)
+    assert out[0]["high"] == pytest.approx(high, abs=0.02)
+    assert bootstrap(np.zeros((0, 3))) == [dict.fromkeys(out[0]) for _ in range(3)]
+
+
+def test_gradient_importance_is_normalised_per_layer_as_michel_et_al():
+    raw = np.array([[3.0, 4.0], [0.0, 0.0], [1.0, 1.0]])
+    np.testing.assert_allclose(
+        by_layer_norm(raw), [[0.6, 0.8], [0.0, 0.0], [2**-0.5, 2**-0.5]], rtol=1e-12
+    )
+
+
+def test_build_stores_both_gradient_importances(masked_lm_dir, tmp_path):
+    out = tmp_path / "site"
+    argv = ["build", str(EXAMPLES), "-o", str(out), "--model", str(masked_lm_dir), "-q"]
+    assert main([*argv, "--importance", "4", "--importance-ablation", "3", "--views", "2"]) == 0
+    atlas = load(out / "atlas.json")
+    layers, heads = atlas.model.layers, atlas.model.heads
+    grad = np.array([h.metrics["importance_grad"] for h in atlas.heads]).reshape(layers, heads)
+    raw = np.array([h.metrics["importance_grad_raw"] for h in atlas.heads]).reshape(layers, heads)
+    np.testing.assert_allclose(np.linalg.norm(grad, axis=1), 1, atol=1e-5)
+    # raw = grad × the layer's norm, to atlas.json's rounding of raw (6 decimals)
+    np.testing.assert_allclose(grad * np.linalg.norm(raw, axis=1, keepdims=True), raw, atol=1e-6)
+    page = (out / "heads" / "L01-H01.html").read_text()
+    assert "divided by its layer's L2 norm" in page and "raw |∂loss/∂ξ<sub>h</sub>|:" in page
+
+
+def test_tied_heads_share_one_rank_on_every_page(tiny_model, tmp_path):
+    """Two heads whose output projection is zero change nothing when removed: importance 0
+    for both, a tie at the bottom: both rank 7th of the tiny model's 8 heads, the same in
+    atlas.json, the head summary and the importance section (competition ranks; the section
+    used to say 7 for one and 8 for the other)."""
+    model_dir = tmp_path / "tied"
+    model = transformers.AutoModel.from_pretrained(str(tiny_model("bert")))
+    size = model.config.hidden_size // model.config.num_attention_heads
+    with torch.no_grad():
+        for layer, head in ((0, 0), (1, 1)):
+            weight = model.encoder.layer[layer].attention.output.dense.weight
+            weight[:, head * size : (head + 1) * size] = 0
+    model.save_pretrained(model_dir)
+    transformers.AutoTokenizer.from_pretrained(str(tiny_model("bert"))).save_pretrained(model_dir)
+    out = tmp_path / "site"
+    argv = ["build", str(EXAMPLES), "-o", str(out), "--model", str(model_dir), "-q"]
+    assert main([*argv, "--importance", "4", "--importance-ablation", "4", "--views", "2"]) == 0
+    atlas = load(out / "atlas.json")
+    tied = [h for h in atlas.heads if h.metrics["importance"] == 0]
+    assert [h.name for h in tied] == ["L1-H1", "L2-H2"]
+    last = len(atlas.heads) - 1
+    for head in atlas.heads:
+        mine = head.parts["importance"]
+        rank, of = describe.ranked(atlas, "importance", head)
+        assert (mine["rank"], of) == (rank, len(atlas.heads))
+        assert mine["rank_low"] <= rank <= mine["rank_high"] or head in tied
+        page = (out / "heads" / f"{head.slug}.html").read_text()
+        assert f"rank {rank} of {of} (1 = the most important" in page
+        assert f"{describe._ordinal(rank)} of {of} heads" in page
+    assert [h.parts["importance"]["rank"] for h in tied] == [last, last]
+    assert all(h.parts["importance"]["low"] == 0 == h.parts["importance"]["high"] for h in tied)

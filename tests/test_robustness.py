@@ -125,7 +125,7 @@ DELETE = object()
         (put("model.layers", 0), "$.model.layers: 0 is less than the minimum of 1"),
         (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),
         (put("results.distances.stress", float("nan")), "NaN is not a number JSON allows"),
-        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 6 (int)'),
+        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 7 (int)'),
     ],
 )
 def test_render_names_the_first_problem_of_a_bad_atlas_json(tmp_path, capsys, change, message):

@@ -9,8 +9,11 @@ is model A's and carries model B's record of the same example, on the same token
   ``other``), so 0 when B's head attends exactly as A's;
 - B's nearest head in A: the head g of A with the smallest cross distance to B's head h; g = h
   means the head kept its role, another g that it took that head's;
-- the delta B − A of every catalogue column that the ``mirrors`` give for B: fresh instances
-  of the column analyses (head metrics, syntax), fed B's records;
+- the delta B − A of every per-head catalogue column: ``mirrors_of`` makes fresh instances, for
+  B, of the build's analyses that give columns (head metrics, syntax, head importance, and any
+  analysis of the user's that reads attention only); they are fed B's records, and head
+  importance gets B's own probe (``runner_b``). The layers analysis has no per-head column;
+  ``change`` is this analysis's own;
 - B's attention of the sentences that have a page (``Result.sentences``), for the sentence
   pages' A/B switch and difference map.
 
@@ -20,7 +23,9 @@ to compare two atlas.json files without a model (deltas only: no change, no near
 
 from __future__ import annotations
 
+import copy
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -28,12 +33,16 @@ import numpy as np
 
 from .. import contract
 from ..model import ModelInfo, Record
+from ..probe import ProbeError
+from ..ranking import competition_ranks
 from ..viewdata import View, make_view
-from .base import Analysis, Column, Result, RunInfo
+from .base import ATTENTION, PROBE, Analysis, Column, Result, RunInfo
 from .distances import js_sums
 from .heads import HeadMetrics
+from .importance import HeadImportance
 from .syntax import MIN_RELATION, Syntax
 
+log = logging.getLogger(__name__)
 PAGE = {contract.COMPARE_PAGE: {"template": "compare.html", "title": "Compare"}}
 SECTIONS = {
     "overview_cards": "sections/compare-card.html",
@@ -50,6 +59,7 @@ CHANGE = Column(
     formula="Σ_i JS(P^A_h[i,:], P^B_h[i,:]) / n, P = 0.999·A + 0.001/n",
 )
 B_NEURON_NOTE = "queries and keys are kept for model A only"
+B_NEEDS = frozenset({ATTENTION, PROBE})  # what B's records (and B's probe) can give a mirror
 
 
 def model_card(info: ModelInfo) -> dict[str, Any]:
@@ -66,7 +76,8 @@ def compare_heads(
 ) -> tuple[list[dict], dict]:
     """Per head (model order): B's value and the delta B − A of each catalogue column both
     models have, B's label, and, given the cross distances [A head, B head], the change, its
-    rank (1: the largest) and B's nearest head in A. Returns (parts, data)."""
+    rank (1: the largest, ties sharing the best: atlas/ranking.py) and B's nearest head in A.
+    Returns (parts, data)."""
     keys = [c.key for c in catalogue if c.key in a and c.key in b]
     size = len(labels_b)
     delta = {k: np.asarray(b[k], float) - np.asarray(a[k], float) for k in keys}
@@ -87,11 +98,12 @@ def compare_heads(
     if cross is not None:
         change = np.diag(cross)
         ranking = sorted(range(size), key=lambda h: (-change[h], h))
+        ranks = competition_ranks(change)
         nearest = [int(np.argmin(cross[:, h])) for h in range(size)]  # first of ties
-        for rank, h in enumerate(ranking, 1):
+        for h in ranking:
             parts[h].update(
                 change=float(change[h]),
-                rank=rank,
+                rank=ranks[h],
                 nearest=nearest[h],
                 nearest_distance=float(cross[nearest[h], h]),
                 kept_role=nearest[h] == h,
@@ -99,6 +111,24 @@ def compare_heads(
         data["ranking"] = ranking
         data["kept_role"] = sum(nearest[h] == h for h in range(size))
     return parts, data
+
+
+def mirrors_of(analyses: Sequence[Analysis]) -> list[Analysis]:
+    """Fresh copies, to run on model B, of the analyses in ``analyses`` (not yet started) that
+    give per-head columns: head metrics, syntax, head importance (without gradient × input per
+    token, which has no column), and every analysis from outside atlas that reads attention
+    only (or the probe), so that a column a user adds is compared too. The built-in analyses
+    without columns (pages, distances, examples, ...) are not run again."""
+    out: list[Analysis] = []
+    for analysis in analyses:
+        own = type(analysis).__module__.startswith("atlas.")
+        if isinstance(analysis, HeadImportance):
+            out.append(HeadImportance(analysis.sample, analysis.ablation, views=0))
+        elif isinstance(analysis, HeadMetrics | Syntax) or (
+            not own and not isinstance(analysis, Compare) and analysis.needs <= B_NEEDS
+        ):
+            out.append(copy.deepcopy(analysis))
+    return out
 
 
 class Compare(Analysis):
@@ -114,11 +144,13 @@ class Compare(Analysis):
         views: int = 200,
         min_relation: int = MIN_RELATION,
         mirrors: Sequence[Analysis] | None = None,
+        runner_b: Any = None,
     ):
         """``model``: B's info (its card); ``views``: as ViewData's limit, so B's attention of
         the first pages is kept on the first pass; ``mirrors``: the column analyses run on B
-        (default: head metrics and syntax)."""
-        self.model, self.limit = model, views
+        (default: head metrics and syntax; ``mirrors_of`` the build's analyses); ``runner_b``:
+        B's runner, whose probe the mirrors that need one get (without it they are left out)."""
+        self.model, self.limit, self.runner_b = model, views, runner_b
         self.mirrors = (
             list(mirrors)
             if mirrors is not None
@@ -134,8 +166,17 @@ class Compare(Analysis):
         self.tokens = 0
         self.kept: dict[int, View] = {}
         self.pages: frozenset[int] | None = None  # known once the view data has finished
+        self.probe_b = None
+        if any(PROBE in m.needs for m in self.mirrors):
+            if self.runner_b is not None and run.probe is not None:
+                try:
+                    self.probe_b = self.runner_b.probe(run.probe.examples, run.probe.batch_size)
+                except ProbeError as err:  # as the pipeline does for A: compare the rest
+                    log.warning("model B: %s; its importance is not compared", err)
+            if self.probe_b is None:
+                self.mirrors = [m for m in self.mirrors if PROBE not in m.needs]
         for mirror in self.mirrors:
-            mirror.start(dataclasses.replace(run, causal=self.model.causal))
+            mirror.start(dataclasses.replace(run, causal=self.model.causal, probe=self.probe_b))
 
     def add(self, record: Record) -> None:
         other = record.b
@@ -157,8 +198,12 @@ class Compare(Analysis):
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         mirrored: dict[str, Result] = {}
-        for mirror in self.mirrors:
-            mirrored[mirror.name] = mirror.finish(mirrored)
+        try:
+            for mirror in self.mirrors:
+                mirrored[mirror.name] = mirror.finish(mirrored)
+        finally:
+            if self.probe_b is not None:
+                self.probe_b.close()
         catalogue = [c for result in results.values() for c in result.catalogue]
         a = {key: v for result in results.values() for key, v in result.columns.items()}
         b = {key: v for result in mirrored.values() for key, v in result.columns.items()}

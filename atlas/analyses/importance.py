@@ -5,12 +5,15 @@ default ``--views`` they are sentences with a page):
 
 - ablation: the change in the model's output when one head's context vector is zeroed
   (atlas/probe.py says how), on the first ``ablation`` sentences of the sample, since it costs
-  about L·H·(L+1)/(2L) forward passes a sentence (docs/performance.md);
-- gradient: |∂loss/∂ξ_h| for a head gate ξ_h = 1 (Michel et al. 2019), and Clark et al.'s
-  Fig. 3 split of the attention-weighted gradient by where the attention goes, per layer. A
-  gradient needs a loss (masked-LM or task loss); for a bare encoder it is not defined (the
-  distance to its own output has zero gradient where nothing is removed), and ablation stands
-  alone.
+  about L·H·(L+1)/(2L) forward passes a sentence (docs/performance.md); kept per sentence, so
+  that a percentile bootstrap over those sentences gives each head an interval for its
+  importance and for its rank (``parts.importance``);
+- gradient: |∂loss/∂ξ_h| for a head gate ξ_h = 1, divided by its layer's L2 norm as Michel et
+  al. (2019) do in their code (``importance_grad``; ``importance_grad_raw`` without), and
+  Clark et al.'s Fig. 3 split of the attention-weighted gradient by where the attention goes,
+  per layer. A gradient needs a loss (masked-LM or task loss); for a bare encoder it is not
+  defined (the distance to its own output has zero gradient where nothing is removed), and
+  ablation stands alone.
 
 Tokens: attention rollout (Abnar and Zuidema 2020) is a function of a sentence's attention,
 which its page already holds, so the page computes it (assets/rollout.js; ``rollout`` here is
@@ -26,10 +29,14 @@ from typing import ClassVar
 import numpy as np
 
 from ..probe import ENCODER
+from ..ranking import competition_ranks, rank_rows
+from ..result import DIGITS
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
 DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
-DEFAULT_ABLATION = 16  # the first this many of them are ablated (see docs/performance.md)
+DEFAULT_ABLATION = 32  # the first this many are ablated: ρ ≥ 0.95 (docs/importance.md)
+RESAMPLES, SEED, LEVEL = 1000, 0, 0.95  # the bootstrap over the ablated sentences
+BOOTSTRAP_KEYS = ("rank", "low", "high", "rank_low", "rank_high")
 ROLES = ("[CLS]", "[SEP]", "punctuation", "other")
 
 ABLATION_MEASURE = {
@@ -85,8 +92,9 @@ class HeadImportance(Analysis):
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         probe = self.probe
-        ablation = probe.ablation(self.ablated)
-        columns = {"importance": per_head(ablation)}
+        each = probe.ablation_per_example(self.ablated).reshape(len(self.ablated), -1)
+        ablation = each.mean(0) if len(self.ablated) else np.zeros(self.run.size)
+        columns = {"importance": ablation.tolist()}
         catalogue = [
             Column(
                 "importance", "importance", "score", "",
@@ -101,17 +109,26 @@ class HeadImportance(Analysis):
             "ablated": self.ablated,
             "gradient": probe.kind != ENCODER,
             "roles": list(ROLES),
+            "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "level": LEVEL},
         }
+        parts = {"importance": bootstrap(each)}
         if probe.kind != ENCODER:
             grads = probe.gradients(self.used)
-            columns["importance_grad"] = per_head(grads["gate"])
-            catalogue.append(
+            columns["importance_grad"] = per_head(by_layer_norm(grads["gate"]))
+            columns["importance_grad_raw"] = per_head(grads["gate"])
+            catalogue += [
                 Column(
                     "importance_grad", "gradient importance", "score", "",
-                    "|∂loss/∂ξ_h| for a head gate ξ_h = 1", "head-importance-gradient",
-                    "", "mean over the sample",
-                )
-            )  # fmt: skip
+                    "|∂loss/∂ξ_h| for a head gate ξ_h = 1, divided by its layer's L2 norm "
+                    "(Michel et al. 2019)", "head-importance-gradient",
+                    "", "mean over the sample, then I_h / ‖I_layer‖₂",
+                ),
+                Column(
+                    "importance_grad_raw", "gradient importance, raw", "score", "",
+                    "|∂loss/∂ξ_h| for a head gate ξ_h = 1, not normalised by layer",
+                    "head-importance-gradient", "", "mean over the sample",
+                ),
+            ]  # fmt: skip
             split = grads["split"]
             data["clark"] = [[round(float(v), 6) for v in row] for row in split]
             with_page = [i for i in range(min(self.views, self.run.sentences))]
@@ -120,7 +137,48 @@ class HeadImportance(Analysis):
                 for i, values in sorted(probe.saliency(with_page).items())
             }
         data["correlation"] = correlations(columns, results)
-        return Result(catalogue=catalogue, columns=columns, data=data)
+        return Result(catalogue=catalogue, columns=columns, parts=parts, data=data)
+
+
+def by_layer_norm(scores: np.ndarray) -> np.ndarray:
+    """Michel et al.'s per-layer normalisation ([L, H]): each layer's scores divided by their
+    L2 norm (their code's ``--normalize_pruning_by_layer``, exponent 2, + 1e-20), so that heads
+    are compared across layers whose gradients differ in scale."""
+    scores = np.asarray(scores, float)
+    return scores / (np.sqrt((scores**2).sum(-1, keepdims=True)) + 1e-20)
+
+
+def bootstrap(
+    each: np.ndarray, resamples: int = RESAMPLES, seed: int = SEED, level: float = LEVEL
+) -> list[dict]:
+    """Per head, the percentile bootstrap over the ablated sentences ([N, heads], one row a
+    sentence): the importance (the mean over the N) and its rank (competition ranks, 1 = the
+    most important) recomputed on ``resamples`` resamples of N sentences drawn with
+    replacement (fixed ``seed``); returns, per head, its rank on all N and the ``level``
+    intervals of score and rank. The rank on all N is taken on the importance as atlas.json
+    stores it (DIGITS decimals), as every page ranks it. With no sentence ablated every value
+    is None."""
+    n, size = each.shape
+    if n == 0:
+        return [dict.fromkeys(BOOTSTRAP_KEYS) for _ in range(size)]
+    rng = np.random.default_rng(seed)
+    counts = rng.multinomial(n, np.full(n, 1 / n), size=resamples)  # [resamples, N]
+    means = counts @ each / n  # [resamples, heads]
+    ranks = rank_rows(means)
+    tails = [(1 - level) / 2, (1 + level) / 2]
+    low, high = np.quantile(means, tails, axis=0, method="inverted_cdf")
+    rank_low, rank_high = np.quantile(ranks, tails, axis=0, method="inverted_cdf")
+    rank = competition_ranks(np.round(each.mean(0), DIGITS))  # as pages rank atlas.json's
+    return [
+        {
+            "rank": rank[h],
+            "low": float(low[h]),
+            "high": float(high[h]),
+            "rank_low": int(rank_low[h]),
+            "rank_high": int(rank_high[h]),
+        }
+        for h in range(size)
+    ]
 
 
 def correlations(columns: Mapping[str, list[float]], results: Mapping[str, Result]) -> dict:

@@ -1,0 +1,36 @@
+"""One rank, one tie rule, wherever the atlas shows a head's rank.
+
+Ranks are competition ranks ("1224" ranking, scipy's ``rankdata(method="min")``): the largest
+value is 1, and heads with equal values share the best rank of their group, so the next head
+is ranked by how many heads are strictly above it. A head's summary, its importance section,
+its compare section and the bootstrap's rank intervals all use ``competition_ranks``, so one
+head cannot be "31st" in one place and "32nd" in another.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+def competition_ranks(values: Sequence[float | None] | np.ndarray) -> list[int | None]:
+    """Rank of each value, 1 = the largest; ties share the best rank ("1224"); None (no
+    value) is not ranked and takes no place. ``values`` may hold NaN, read as None."""
+    present = [i for i, v in enumerate(values) if v is not None and not np.isnan(float(v))]
+    out: list[int | None] = [None] * len(values)
+    if present:
+        from scipy.stats import rankdata
+
+        ranks = rankdata([-float(values[i]) for i in present], method="min")
+        for i, rank in zip(present, ranks, strict=True):
+            out[i] = int(rank)
+    return out
+
+
+def rank_rows(values: np.ndarray) -> np.ndarray:
+    """Competition ranks (1 = the largest) along the last axis of a float array without NaN,
+    e.g. [resamples, heads] → the rank of each head in each resample."""
+    from scipy.stats import rankdata
+
+    return rankdata(-np.asarray(values, float), method="min", axis=-1).astype(int)
