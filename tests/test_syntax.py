@@ -302,6 +302,9 @@ def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():
     assert {"head": "L1-H2", "direction": "dependent → head"} in det["tied"]
     assert det["accuracy"] == det["baseline_accuracy"] == 0.5
     assert det["beats_baseline"] is False
+    for flat in (0, 1):  # both heads' pages say so too
+        part = next(r for r in result.parts["syntax"][flat] if r["relation"] == "det")
+        assert part["best"] is True and part["beats_baseline"] is False
     best = run([gold_head, next_word]).finish({}).data["relations"]
     assert all(r["beats_baseline"] == (r["accuracy"] > r["baseline_accuracy"]) for r in best)
     assert next(r for r in best if r["relation"] == ALL)["tied"] == []

@@ -356,18 +356,21 @@ class Syntax(Analysis):
         }
 
     def _head_relations(self, flat: int, shown: list[str], accuracy: dict) -> list[dict]:
-        """The relations this head tracks best, each against its baseline."""
+        """The relations this head tracks best, each against its baseline, and whether the
+        head is the relation's best (ties included) and gets more right than the baseline."""
         rows = []
         for relation in shown:
-            direction = int(accuracy[relation][:, flat].argmax())
+            right = self.right[relation]
+            direction = int(right[:, flat].argmax())
             base = float((self.baseline[relation] / self.count[relation]).max())
-            value = float(accuracy[relation][direction, flat])
             rows.append(
                 {
                     "relation": relation,
                     "direction": DIRECTIONS[direction],
-                    "accuracy": value,
+                    "accuracy": float(accuracy[relation][direction, flat]),
                     "baseline": base,
+                    "best": bool(right[direction, flat] == right.max()),
+                    "beats_baseline": bool(right[direction, flat] > self.baseline[relation].max()),
                 }
             )
         rows.sort(key=lambda r: (-(r["accuracy"] - r["baseline"]), r["relation"]))
