@@ -48,7 +48,7 @@ TOP_RELATIONS = 5  # relations listed on a head page
 TEST_EVERY = 4
 PROBE_TRAIN_WORDS = 8000
 PROBE_TEST_WORDS = 4000
-PROBE_BYTES = 128 * 2**20  # features kept for the probe, train and test together
+PROBE_BYTES = 96 * 2**20  # features kept for the probe, train and test together
 PROBE_ITERATIONS = 500  # L-BFGS iterations at most
 ROOT = -1  # the head of a sentence's root word; also an offset guess before the first word
 OFFSET_BUCKETS = (-4, -3, -2, -1, 1, 2, 3, 4)  # ≤ −4, −3, ..., +3, ≥ +4
@@ -286,7 +286,7 @@ class Syntax(Analysis):
         self.probe_rows += rows
         if held_out:
             scored = [w for w in kept if relation_of(record.deprels[w]) != "punct"]
-            unit_of_word = np.array([unit_for[w] for w in scored])
+            unit_of_word = np.array([unit_for[w] for w in scored], dtype=np.int64)
             guessed = unit_word[forward[:, unit_of_word]]  # [K, words], a word for every head
             self.test_right += (guessed == heads[scored]).sum(-1)
             for i, offset in enumerate(BASELINE_OFFSETS):
@@ -461,8 +461,10 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
     from scipy.optimize import minimize
 
     k2 = train[0].start.size
-    x = np.concatenate([c.attention for c in train]).astype(np.float64)
-    o = np.concatenate([c.offsets for c in train]).astype(np.float64)
+    # The candidates' features stay float32 (the bulk of the probe's memory; the products are
+    # taken in float32 and everything after them in float64).
+    x = np.concatenate([c.attention for c in train])
+    o = np.concatenate([c.offsets for c in train])
     start = np.stack([c.start for c in train]).astype(np.float64)
     end = np.stack([c.end for c in train]).astype(np.float64)
     sizes = np.array([len(c.attention) + 1 for c in train])
@@ -476,7 +478,9 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
         sw, ew = start @ w, end @ w
         logits = np.empty(sizes.sum())
         logits[first] = a * sw + b * ew + r
-        logits[word_rows] = x @ w + (o @ v if offsets else 0.0)
+        logits[word_rows] = x @ w.astype(np.float32)
+        if offsets:
+            logits[word_rows] += o @ v.astype(np.float32)
         top = np.maximum.reduceat(logits, first)
         e = np.exp(logits - np.repeat(top, sizes))
         total = np.add.reduceat(e, first)
@@ -484,9 +488,10 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
         g = e / np.repeat(total, sizes)
         g[gold] -= 1.0
         root, rest = g[first], g[word_rows]
-        grad = [x.T @ rest + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
+        rest32 = rest.astype(np.float32)
+        grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
         if offsets:
-            grad += [o.T @ rest, [root.sum()]]
+            grad += [o.T @ rest32, [root.sum()]]
         return value, np.concatenate(grad)
 
     size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
