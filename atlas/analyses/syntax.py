@@ -77,18 +77,19 @@ def offset_heads(count: int, offset: int) -> np.ndarray:
     return np.clip(np.arange(count) + offset, ROOT, count - 1)
 
 
-def _cycle(parent: np.ndarray) -> np.ndarray | None:
+def _cycle(parent: list[int]) -> list[int] | None:
     """A cycle of the parent pointers (nodes in order), or None; the root's parent is -1."""
-    state = np.zeros(len(parent), np.int8)  # 0 unseen, 1 on the current path, 2 done
+    state = [0] * len(parent)  # 0 unseen, 1 on the current path, 2 done
     for start in range(len(parent)):
         path, node = [], start
         while node >= 0 and state[node] == 0:
             state[node] = 1
             path.append(node)
-            node = int(parent[node])
+            node = parent[node]
         if node >= 0 and state[node] == 1:
-            return np.array(path[path.index(node) :])
-        state[path] = 2
+            return path[path.index(node) :]
+        for visited in path:
+            state[visited] = 2
     return None
 
 
@@ -105,22 +106,26 @@ def arborescence(scores: np.ndarray, root: int) -> np.ndarray:
     s[:, root] = -np.inf
     parent = s.argmax(0)
     parent[root] = -1
-    cycle = _cycle(parent)
-    if cycle is None:
+    found = _cycle(parent.tolist())
+    if found is None:
         return parent
-    rest = np.flatnonzero(~np.isin(np.arange(n), cycle))  # the root is never on a cycle
+    cycle = np.array(found)
+    outside = np.ones(n, bool)
+    outside[cycle] = False
+    rest = np.flatnonzero(outside)  # the root is never on a cycle
     m = len(rest)
     contracted = np.full((m + 1, m + 1), -np.inf)
-    contracted[:m, :m] = s[np.ix_(rest, rest)]
-    gain = s[np.ix_(rest, cycle)] - s[parent[cycle], cycle][None, :]  # entering the cycle
+    contracted[:m, :m] = s[rest][:, rest]
+    gain = s[rest][:, cycle] - s[parent[cycle], cycle][None, :]  # entering the cycle
     contracted[:m, m] = gain.max(1)
-    leaving = s[np.ix_(cycle, rest)]
+    leaving = s[cycle][:, rest]
     contracted[m, :m] = leaving.max(0)
-    inner = arborescence(contracted, int(np.flatnonzero(rest == root)[0]))
+    inner = arborescence(contracted, int(np.searchsorted(rest, root)))
     result = parent.copy()
-    for i, node in enumerate(rest):
-        if inner[i] >= 0:
-            result[node] = cycle[leaving[:, i].argmax()] if inner[i] == m else rest[inner[i]]
+    mapped = np.append(rest, -1)  # inner index -> node (the cycle's index m maps below)
+    inner_rest = inner[:m]
+    from_cycle = inner_rest == m
+    result[rest] = np.where(from_cycle, cycle[leaving.argmax(0)], mapped[inner_rest])
     entry = int(inner[m])
     result[cycle[gain[entry].argmax()]] = rest[entry]
     result[root] = -1
