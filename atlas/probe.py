@@ -362,7 +362,8 @@ class Probe:
 
     def saliency(self, indices: Sequence[int]) -> dict[int, list[float]]:
         """Gradient × input per token: ‖x_i ⊙ ∂loss/∂x_i‖₂ for the input embeddings x (the
-        embedding layer's output), divided by their sum over the sentence's tokens."""
+        word-embedding lookup, ``get_input_embeddings()``'s output, before position embeddings
+        and LayerNorm), divided by their sum over the sentence's tokens."""
         torch = self.torch
         embeddings = self.model.get_input_embeddings()
         found: list = []

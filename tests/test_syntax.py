@@ -9,8 +9,14 @@ from atlas.analyses.base import RunInfo
 from atlas.analyses.syntax import (
     ALL,
     BASELINE_OFFSETS,
+    ROOT,
+    Candidates,
     Syntax,
+    arborescence,
+    directed_trees,
+    fit_probe,
     offset_heads,
+    probe_scores,
     spanning_trees,
     tree_hits,
 )
@@ -166,12 +172,142 @@ def test_spanning_tree_of_a_hand_made_map_recovers_its_tree():
 
 
 def test_probe_learns_a_gold_head_signal():
-    """With one head that always attends to the gold head, the probe's held-out UAS is 1."""
+    """With one head that always attends to the gold head, the probe's held-out UAS is 1; as in
+    Clark et al., the root word is scored too (ROOT is a candidate), which no single head can
+    get right."""
     result = run([gold_head, next_word], sentences=12).finish({})
     probe = result.data["probe"]
     assert probe["available"] and probe["uas"] == 1.0 and probe["best_head"] == "L1-H1"
-    assert probe["best_head_uas"] == 1.0
-    assert probe["test_words"] == 3 * 6  # sentences 3, 7, 11 held out, 6 dependents each
+    assert probe["uas_offsets"] == 1.0
+    assert probe["best_head_uas"] == 6 / 7
+    assert probe["test_words"] == 3 * 7  # sentences 3, 7, 11 held out, 7 words each
+
+
+def test_offset_guesses_off_the_sentence_are_placed_as_in_clarks_code():
+    """Clark et al.'s offset_predictor: max(0, min(i + offset + 1, n)) with ROOT at 0. Before
+    the first word is ROOT (wrong for every scored dependent); past the last word is the last
+    word. Clamping at the first word, as the atlas did, credited "the" → "dog"-style guesses."""
+    assert offset_heads(4, -2).tolist() == [ROOT, ROOT, 0, 1]
+    assert offset_heads(4, 3).tolist() == [3, 3, 3, 3]
+    # "a b c": b's head is a; with offset -2 the old clamp guessed a for b... and for a's own
+    # dependent: here word 1 (head 0) is right with -1 and wrong with -2 (ROOT, not word 0).
+    syntax = Syntax(1)
+    syntax.start(RunInfo(layers=1, heads=2, causal=False, sentences=1))
+    syntax.add(record(0, lambda m: np.stack([gold_head(m), next_word(m)])))
+    # heads [2, 2, 3, -1, 5, 3, 3]; offset -3 guesses ROOT for words 0..2 and 3 -> 0 (word 0,
+    # not a head), 4 -> 1, 5 -> 2, 6 -> 3: only "home" → "chased" is right: 1 of 6.
+    assert syntax.baseline[ALL][BASELINE_OFFSETS.index(-3)] == 1
+    # offset +3: 0 -> 3, 1 -> 4, 2 -> 5, 4..6 -> 6 (the last word): none right.
+    assert syntax.baseline[ALL][BASELINE_OFFSETS.index(3)] == 0
+
+
+def brute_force_arborescence(scores: np.ndarray, root: int) -> tuple[float, list[int]]:
+    """The best tree by trying every parent assignment (small n only)."""
+    import itertools
+
+    n = len(scores)
+    others = [i for i in range(n) if i != root]
+    best = (-np.inf, [])
+    for parents in itertools.product(range(n), repeat=len(others)):
+        parent = dict(zip(others, parents, strict=True))
+        ok = True
+        for d in others:
+            seen, node = set(), d
+            while node != root and ok:
+                ok = node not in seen and parent[node] != node
+                seen.add(node)
+                node = parent[node]
+        if ok:
+            score = sum(scores[parent[d], d] for d in others)
+            if score > best[0]:
+                best = (score, [parent.get(i, -1) for i in range(n)])
+    return best
+
+
+def test_chu_liu_edmonds_agrees_with_brute_force():
+    rng = np.random.default_rng(2)
+    for _ in range(200):
+        n = int(rng.integers(2, 7))
+        scores, root = rng.random((n, n)), int(rng.integers(n))
+        parent = arborescence(scores, root)
+        score, expected = brute_force_arborescence(scores, root)
+        assert parent.tolist() == expected
+        assert sum(scores[parent[d], d] for d in range(n) if d != root) == pytest.approx(score)
+
+
+def test_directed_tree_contracts_a_cycle_and_differs_from_the_undirected_tree():
+    """Four words, root 0; w[d, h] is how much d attends to h, so h → d weighs w[d, h]. Words 1
+    and 2 attend to each other most (a cycle), 3 attends to 2. The best tree, 0→1, 1→2, 2→3
+    (0.40 + 0.50 + 0.50 = 1.40), beats entering the cycle from 3 (0→3, 3→2, 2→1: 1.25).
+    W + Wᵀ instead links 0–3 (0.45 + 0.30 = 0.75 beats 0–1's 0.45): one gold edge lost."""
+    w = np.array(
+        [
+            [0.00, 0.05, 0.05, 0.45],
+            [0.40, 0.00, 0.55, 0.05],
+            [0.10, 0.50, 0.00, 0.40],
+            [0.30, 0.20, 0.50, 0.00],
+        ]
+    )
+    assert arborescence(w.T, 0).tolist() == [-1, 0, 1, 2]
+    edges = directed_trees(w[None], 0)
+    assert edges[0].tolist() == [[1, 0], [2, 1], [3, 2]]
+    gold = {(0, 1), (1, 2), (2, 3)}
+    assert tree_hits(edges, gold).tolist() == [3]
+    undirected = spanning_trees((w + w.T)[None])
+    assert {tuple(sorted(e)) for e in undirected[0].tolist()} == {(0, 3), (1, 2), (2, 3)}
+    assert tree_hits(undirected, gold).tolist() == [2]
+
+
+def test_a_sentence_gets_htut_uuas_and_the_undirected_variant():
+    result = run([gold_head, next_word]).finish({})
+    assert result.columns["uuas"][0] == result.columns["uuas_undirected"][0] == 1.0
+
+
+def toy_word(scores: list[float], gold: int, start: float, end: float) -> Candidates:
+    """One word with one head (K = 1): its attention to each candidate word, none back."""
+    attention = np.array([[s, 0.0] for s in scores], np.float32)
+    ends = np.array([start, 0.0], np.float32), np.array([end, 0.0], np.float32)
+    c = Candidates(attention, *ends, np.zeros((len(scores), 8), np.float32))
+    c.gold = gold
+    return c
+
+
+def test_softmax_probe_scores_root_from_the_special_tokens_and_words_by_attention():
+    """Words whose head is the word they attend to most, and root words that attend most to
+    [SEP]: the fitted probe ranks the gold candidate first for all, and its scores are the
+    linear form Clark et al. wrote: ROOT a·(w·start) + b·(w·end), a word w·features."""
+    train = [
+        toy_word([0.1, 0.7, 0.2], 2, 0.0, 0.0),
+        toy_word([0.6, 0.1, 0.1], 1, 0.1, 0.1),
+        toy_word([0.1, 0.1, 0.1], 0, 0.0, 0.7),
+        toy_word([0.2, 0.1, 0.5], 3, 0.1, 0.1),
+    ]
+    params = fit_probe(train, offsets=False)
+    assert params.shape == (2 + 2,)
+    for c in train:
+        assert probe_scores(params, c, False).argmax() == c.gold
+    w, a, b = params[:2], params[2], params[3]
+    c = train[2]
+    expected = [a * (c.start @ w) + b * (c.end @ w), *(c.attention @ w)]
+    np.testing.assert_allclose(probe_scores(params, c, False), expected, rtol=1e-6)
+    np.testing.assert_array_equal(fit_probe(train, offsets=False), params)  # deterministic
+
+
+def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():
+    """Two identical next-word heads tie on every relation; det (the→dog, a→cat) is right
+    half the time for both, exactly the +1 baseline's score: no head beats it."""
+    result = run([next_word, next_word]).finish({})
+    det = next(r for r in result.data["relations"] if r["relation"] == "det")
+    assert det["head"] == "L1-H1" and det["lead"] == 0
+    assert {"head": "L1-H2", "direction": "dependent → head"} in det["tied"]
+    assert det["accuracy"] == det["baseline_accuracy"] == 0.5
+    assert det["beats_baseline"] is False
+    for flat in (0, 1):  # both heads' pages say so too
+        part = next(r for r in result.parts["syntax"][flat] if r["relation"] == "det")
+        assert part["best"] is True and part["beats_baseline"] is False
+    best = run([gold_head, next_word]).finish({}).data["relations"]
+    assert all(r["beats_baseline"] == (r["accuracy"] > r["baseline_accuracy"]) for r in best)
+    assert next(r for r in best if r["relation"] == ALL)["tied"] == []
 
 
 def test_a_treebank_builds_a_syntax_page(tiny_model, tmp_path):

@@ -9,8 +9,10 @@ runner and every analysis; the Atlas (atlas/result.py) collects the results; the
 head page without knowing the analysis, and includes an analysis's own page sections, if it has
 templates for them.
 
-Adding an analysis is one module in this folder (plus its section template, if it shows more
-than columns): see docs/design.md for a worked example.
+Adding an analysis is one module in this folder, its entry in ``default_analyses``
+(analyses/__init__.py), and, if it shows more than columns, its section templates and a test;
+an analysis with a page of its own adds that page's template too: see docs/design.md for a
+worked example.
 """
 
 from __future__ import annotations
@@ -148,7 +150,9 @@ class Analysis:
         self.run = run
 
     def add(self, record: Record) -> None:
-        """Fold in one example. Memory must not grow with the number of examples."""
+        """Fold in one example. Memory must stay bounded as examples pass: fixed-size sums, or
+        a small value per example where one is needed (e.g. a prediction per sentence), never
+        an example's attention beyond the few kept for pages."""
 
     def queries_keys_for(self, index: int) -> bool:
         """Whether this analysis needs the queries and keys of example ``index`` (asked just

@@ -7,15 +7,20 @@ For sentences whose gold trees are known (CoNLL-U input, or JSONL with "heads"),
   whose most-attended other word is their gold head (special-token units and the word itself
   left out); head → dependent: the same on the transposed map (the word that attends most to
   the dependent), as Clark et al.'s code does;
-- the baseline: the best fixed offset in −3..+3 (0 left out), clamped at the sentence's ends;
-- UUAS of the maximum spanning tree of each head's symmetrised word-level attention, beside the
-  UUAS of a right-branching tree;
-- Clark §6's attention-only probe: a logistic regression over every head's attention in both
-  directions plus offset features, predicting each word's head, trained on three quarters of
-  the sentences and scored on the rest.
+- the baseline: the best fixed offset in −3..+3 (0 left out), as Clark et al.'s code places it: a
+  guess before the first word is ROOT (so wrong), one past the last word is the last word;
+- MST UUAS (Htut et al. 2019): each head's attention as a directed graph (an edge from each word
+  to each word it attends to, the attended word the head), its maximum spanning arborescence
+  from the gold root (Chu-Liu/Edmonds), edges compared with direction ignored; beside it our
+  variant, the undirected maximum spanning tree of W + Wᵀ, and a right-branching tree;
+- Clark §6's attention-only probe: a linear score of every candidate (every word, and ROOT) over
+  every head's attention in both directions, a softmax over each word's candidates, trained on
+  three quarters of the sentences and scored on the rest; beside it our variant with offset
+  features ("attention + offsets").
 
 Formulas: docs/metrics.md, "Syntax". Memory is bounded: counts per relation and head, a few
-example sentences per relation and head, and a capped sample for the probe.
+example sentences per relation and head, and a capped sample for the probe (at most
+PROBE_BYTES of features).
 """
 
 from __future__ import annotations
@@ -32,6 +37,8 @@ from .base import Analysis, Column, Result, RunInfo
 from .words import record_words
 
 BASELINE_OFFSETS = (-3, -2, -1, 1, 2, 3)
+HTUT, UNDIRECTED = "htut", "undirected"  # the two spanning trees: Htut et al.'s, and ours
+TREES = (HTUT, UNDIRECTED)
 MIN_RELATION = 20
 ALL = "all"
 DIRECTIONS = ("dependent → head", "head → dependent")
@@ -41,8 +48,9 @@ TOP_RELATIONS = 5  # relations listed on a head page
 TEST_EVERY = 4
 PROBE_TRAIN_WORDS = 8000
 PROBE_TEST_WORDS = 4000
-PROBE_NEGATIVES = 8  # candidate heads sampled per training word, besides the gold one
-PROBE_SEED = 0
+PROBE_BYTES = 96 * 2**20  # features kept for the probe, train and test together
+PROBE_ITERATIONS = 500  # L-BFGS iterations at most
+ROOT = -1  # the head of a sentence's root word; also an offset guess before the first word
 OFFSET_BUCKETS = (-4, -3, -2, -1, 1, 2, 3, 4)  # ≤ −4, −3, ..., +3, ≥ +4
 
 
@@ -62,9 +70,66 @@ def predictions(attention: np.ndarray, words: np.ndarray) -> np.ndarray:
 
 
 def offset_heads(count: int, offset: int) -> np.ndarray:
-    """The baseline's predicted head of each word: the word ``offset`` away, clamped to the
-    sentence (as in Clark et al.'s code)."""
-    return np.clip(np.arange(count) + offset, 0, count - 1)
+    """The baseline's predicted head of each word: the word ``offset`` away, placed as Clark et
+    al.'s ``offset_predictor`` does (``max(0, min(i + offset + 1, len(words)))`` with ROOT at 0):
+    a guess before the first word is ROOT (-1 here), never a scored dependent's head; a guess
+    past the last word is the last word."""
+    return np.clip(np.arange(count) + offset, ROOT, count - 1)
+
+
+def _cycle(parent: list[int]) -> list[int] | None:
+    """A cycle of the parent pointers (nodes in order), or None; the root's parent is -1."""
+    state = [0] * len(parent)  # 0 unseen, 1 on the current path, 2 done
+    for start in range(len(parent)):
+        path, node = [], start
+        while node >= 0 and state[node] == 0:
+            state[node] = 1
+            path.append(node)
+            node = parent[node]
+        if node >= 0 and state[node] == 1:
+            return path[path.index(node) :]
+        for visited in path:
+            state[visited] = 2
+    return None
+
+
+def arborescence(scores: np.ndarray, root: int) -> np.ndarray:
+    """The maximum spanning arborescence of a complete directed graph rooted at ``root``
+    (Chu-Liu/Edmonds, the simple recursive O(n³) form): ``scores[h, d]`` weighs the edge h → d;
+    returns each node's parent, -1 for the root. Ties go to the lower index.
+
+    Written here because neither numpy nor scipy has a directed maximum spanning tree, networkx
+    (which has one) is not a dependency, and sentences are short (n ≤ 512 words)."""
+    n = len(scores)
+    s = np.array(scores, dtype=np.float64)
+    s[np.arange(n), np.arange(n)] = -np.inf
+    s[:, root] = -np.inf
+    parent = s.argmax(0)
+    parent[root] = -1
+    found = _cycle(parent.tolist())
+    if found is None:
+        return parent
+    cycle = np.array(found)
+    outside = np.ones(n, bool)
+    outside[cycle] = False
+    rest = np.flatnonzero(outside)  # the root is never on a cycle
+    m = len(rest)
+    contracted = np.full((m + 1, m + 1), -np.inf)
+    contracted[:m, :m] = s[rest][:, rest]
+    gain = s[rest][:, cycle] - s[parent[cycle], cycle][None, :]  # entering the cycle
+    contracted[:m, m] = gain.max(1)
+    leaving = s[cycle][:, rest]
+    contracted[m, :m] = leaving.max(0)
+    inner = arborescence(contracted, int(np.searchsorted(rest, root)))
+    result = parent.copy()
+    mapped = np.append(rest, -1)  # inner index -> node (the cycle's index m maps below)
+    inner_rest = inner[:m]
+    from_cycle = inner_rest == m
+    result[rest] = np.where(from_cycle, cycle[leaving.argmax(0)], mapped[inner_rest])
+    entry = int(inner[m])
+    result[cycle[gain[entry].argmax()]] = rest[entry]
+    result[root] = -1
+    return result
 
 
 def spanning_trees(weights: np.ndarray) -> np.ndarray:
@@ -121,15 +186,16 @@ class Syntax(Analysis):
         self.right = defaultdict(lambda: np.zeros((2, k), np.int64))  # [direction, head]
         self.baseline = defaultdict(lambda: np.zeros(len(BASELINE_OFFSETS), np.int64))
         self.examples = defaultdict(lambda: np.full((2, 2, k, EXAMPLES), -1, np.int64))
-        self.tree_right, self.tree_edges, self.branching = np.zeros(k, np.int64), 0, 0
+        self.tree_right = {variant: np.zeros(k, np.int64) for variant in TREES}
+        self.tree_edges = dict.fromkeys(TREES, 0)
+        self.branching = 0
         self.sentences = 0
-        self.test_right = np.zeros(k, np.int64)
-        self.test_dependents = 0
+        self.test_right = np.zeros(k, np.int64)  # the best single head on the probe's test words
         self.test_baseline = np.zeros(len(BASELINE_OFFSETS), np.int64)
-        self.train: list[tuple[np.ndarray, np.ndarray]] = []  # (features, is gold head)
-        self.test: list[tuple[np.ndarray, int]] = []  # (features of every candidate, gold row)
-        self.train_words = self.test_words = 0
-        self.rng = np.random.default_rng(PROBE_SEED)
+        self.probe_words: dict[str, list[Candidates]] = {"train": [], "test": []}
+        self.probe_count = {"train": 0, "test": 0}
+        self.probe_rows = 0
+        self.row_bytes = 4 * (2 * k + len(OFFSET_BUCKETS))
 
     def add(self, record: Record) -> None:
         if record.heads is None or record.word_of is None:
@@ -165,7 +231,7 @@ class Syntax(Analysis):
         for d in deps:
             self.subtypes[relation_of(record.deprels[d])][record.deprels[d]] += 1
         self._trees(attention, unit_word, heads)
-        self._probe(record.index, attention, unit_word, unit_for, deps, heads, right[0])
+        self._probe(record, attention, unit_word, unit_for, forward)
 
     def _remember(self, relation: str, index: int, right: np.ndarray) -> None:
         """Keep up to EXAMPLES sentences per (direction, right or wrong, head)."""
@@ -179,8 +245,9 @@ class Syntax(Analysis):
                 slots[direction, wrong, heads, free[heads]] = index
 
     def _trees(self, attention: np.ndarray, unit_word: np.ndarray, heads: np.ndarray) -> None:
-        """UUAS of each head's maximum spanning tree over the words present, and of the
-        right-branching tree."""
+        """UUAS of each head's spanning trees over the words present (Htut et al.'s directed
+        tree from the gold root, and the undirected tree of W + Wᵀ), and of the right-branching
+        tree."""
         present = np.flatnonzero(unit_word >= 0)
         position = {int(unit_word[u]): i for i, u in enumerate(present)}
         gold = {
@@ -189,46 +256,47 @@ class Syntax(Analysis):
             if h >= 0 and d in position and int(h) in position
         }
         words = attention[:, present][:, :, present]
-        hits = tree_hits(spanning_trees(words + words.transpose(0, 2, 1)), gold)
-        self.tree_right += hits
-        self.tree_edges += len(gold)
+        self.tree_right[UNDIRECTED] += tree_hits(
+            spanning_trees(words + words.transpose(0, 2, 1)), gold
+        )
+        self.tree_edges[UNDIRECTED] += len(gold)
         self.branching += sum(b - a == 1 for a, b in gold)
+        roots = [position[r] for r in np.flatnonzero(heads == ROOT) if r in position]
+        if roots and len(present) > 1:  # a sentence cut before its root has no directed tree
+            self.tree_right[HTUT] += tree_hits(directed_trees(words, roots[0]), gold)
+            self.tree_edges[HTUT] += len(gold)
 
-    def _probe(self, index, attention, unit_word, unit_for, deps, heads, right) -> None:
-        """Features of (word, candidate head) pairs for the probe; bounded samples."""
-        held_out = index % TEST_EVERY == TEST_EVERY - 1
-        if held_out:
-            self.test_dependents += len(deps)
-            self.test_right += right.sum(-1)
-            for i, offset in enumerate(BASELINE_OFFSETS):
-                hits = offset_heads(len(heads), offset)[deps] == heads[deps]
-                self.test_baseline[i] += int(hits.sum())
+    def _probe(self, record: Record, attention, unit_word, unit_for, forward) -> None:
+        """Keep the probe's candidates for each word of the sentence (bounded), and score the
+        best single head and offset on the held-out words as the probe is scored."""
+        held_out = record.index % TEST_EVERY == TEST_EVERY - 1
+        part = "test" if held_out else "train"
+        cap = PROBE_TEST_WORDS if held_out else PROBE_TRAIN_WORDS
         words = sorted(unit_for)
-        for d in deps:
-            if held_out and self.test_words >= PROBE_TEST_WORDS:
-                return
-            if not held_out and self.train_words >= PROBE_TRAIN_WORDS:
-                return
-            candidates = np.array([w for w in words if w != d])
-            features = self._features(attention, unit_for, d, candidates)
-            gold = candidates == heads[d]
-            if held_out:
-                self.test.append((features, int(np.flatnonzero(gold)[0])))
-                self.test_words += 1
-            else:
-                negatives = np.flatnonzero(~gold)
-                keep = self.rng.permutation(negatives)[:PROBE_NEGATIVES]
-                rows = np.concatenate([np.flatnonzero(gold), keep])
-                self.train.append((features[rows], gold[rows]))
-                self.train_words += 1
-
-    def _features(self, attention, unit_for, word, candidates) -> np.ndarray:
-        u = unit_for[word]
-        v = np.array([unit_for[int(c)] for c in candidates])
-        return np.concatenate(
-            [attention[:, u, v].T, attention[:, v, u].T, offset_features(candidates - word)],
-            axis=1,
-        ).astype(np.float32)
+        heads = np.asarray(record.heads)
+        kept = [w for w in words if heads[w] == ROOT or int(heads[w]) in unit_for]
+        rows = len(kept) * (len(words) + 1)
+        if not kept or self.probe_count[part] + len(kept) > cap:
+            return
+        if (self.probe_rows + rows) * self.row_bytes > PROBE_BYTES:
+            return
+        special = np.flatnonzero(unit_word < 0)
+        column = {w: i for i, w in enumerate(words)}
+        for w in kept:
+            candidates = probe_candidates(attention, unit_for, words, w, special)
+            candidates.gold = 0 if heads[w] == ROOT else 1 + column[int(heads[w])]
+            candidates.scored = relation_of(record.deprels[w]) != "punct"
+            self.probe_words[part].append(candidates)
+        self.probe_count[part] += len(kept)
+        self.probe_rows += rows
+        if held_out:
+            scored = [w for w in kept if relation_of(record.deprels[w]) != "punct"]
+            unit_of_word = np.array([unit_for[w] for w in scored], dtype=np.int64)
+            guessed = unit_word[forward[:, unit_of_word]]  # [K, words], a word for every head
+            self.test_right += (guessed == heads[scored]).sum(-1)
+            for i, offset in enumerate(BASELINE_OFFSETS):
+                guess = offset_heads(len(heads), offset)[scored]
+                self.test_baseline[i] += int((guess == heads[scored]).sum())
 
     def finish(self, results) -> Result:
         if not self.count[ALL]:
@@ -242,7 +310,8 @@ class Syntax(Analysis):
         columns = {
             "dep_to_head": accuracy[ALL][0],
             "head_to_dep": accuracy[ALL][1],
-            "uuas": self.tree_right / max(self.tree_edges, 1),
+            "uuas": self.tree_right[HTUT] / max(self.tree_edges[HTUT], 1),
+            "uuas_undirected": self.tree_right[UNDIRECTED] / max(self.tree_edges[UNDIRECTED], 1),
         }
         return Result(
             catalogue=COLUMNS,
@@ -254,7 +323,7 @@ class Syntax(Analysis):
                 "min_relation": self.min_relation,
                 "relations": rows,
                 "matrix": {r: accuracy[r].max(0).tolist() for r in shown},
-                "right_branching_uuas": self.branching / max(self.tree_edges, 1),
+                "right_branching_uuas": self.branching / max(self.tree_edges[UNDIRECTED], 1),
                 "probe": self._fit_probe(names),
             },
             wanted=wanted,
@@ -263,10 +332,17 @@ class Syntax(Analysis):
 
     def _row(self, relation: str, names: list[str]) -> dict:
         count = self.count[relation]
-        accuracy = self.right[relation] / count  # [2, K]
-        direction, flat = np.unravel_index(int(accuracy.argmax()), accuracy.shape)
-        base = self.baseline[relation] / count
-        best_offset = int(base.argmax())
+        right = self.right[relation]  # [2, K] dependents right
+        best = int(right.max())
+        direction, flat = np.unravel_index(int(right.argmax()), right.shape)
+        tied = [
+            {"head": names[f], "direction": DIRECTIONS[d]}
+            for d, f in zip(*np.nonzero(right == best), strict=True)
+            if (d, f) != (direction, flat)
+        ]
+        behind = np.sort(right, axis=None)[-2] if right.size > 1 else 0
+        baseline = self.baseline[relation]
+        best_offset = int(baseline.argmax())
         slots = self.examples[relation][direction]
         return {
             "relation": relation,
@@ -274,59 +350,175 @@ class Syntax(Analysis):
             "subtypes": dict(sorted(self.subtypes[relation].items())) if relation != ALL else {},
             "head": names[flat],
             "direction": DIRECTIONS[direction],
-            "accuracy": float(accuracy[direction, flat]),
+            "accuracy": best / count,
+            "tied": tied,
+            "lead": int(best - behind),
             "baseline_offset": BASELINE_OFFSETS[best_offset],
-            "baseline_accuracy": float(base[best_offset]),
+            "baseline_accuracy": float(baseline[best_offset] / count),
+            "beats_baseline": bool(best > baseline[best_offset]),
             "right": [int(i) for i in slots[0, flat] if i >= 0],
             "wrong": [int(i) for i in slots[1, flat] if i >= 0],
         }
 
     def _head_relations(self, flat: int, shown: list[str], accuracy: dict) -> list[dict]:
-        """The relations this head tracks best, each against its baseline."""
+        """The relations this head tracks best, each against its baseline, and whether the
+        head is the relation's best (ties included) and gets more right than the baseline."""
         rows = []
         for relation in shown:
-            direction = int(accuracy[relation][:, flat].argmax())
+            right = self.right[relation]
+            direction = int(right[:, flat].argmax())
             base = float((self.baseline[relation] / self.count[relation]).max())
-            value = float(accuracy[relation][direction, flat])
             rows.append(
                 {
                     "relation": relation,
                     "direction": DIRECTIONS[direction],
-                    "accuracy": value,
+                    "accuracy": float(accuracy[relation][direction, flat]),
                     "baseline": base,
+                    "best": bool(right[direction, flat] == right.max()),
+                    "beats_baseline": bool(right[direction, flat] > self.baseline[relation].max()),
                 }
             )
         rows.sort(key=lambda r: (-(r["accuracy"] - r["baseline"]), r["relation"]))
         return rows[:TOP_RELATIONS]
 
     def _fit_probe(self, names: list[str]) -> dict:
-        """Train the attention-only probe and score it on the held-out words (UAS), beside the
-        best single head and the best offset on the same words."""
-        if not self.train or not self.test:
+        """Train the probe (Clark's attention-only, and attention + offsets) and score each on
+        the held-out words (UAS, punctuation left out as Clark et al. do), beside the best single
+        head and the best offset on the same words."""
+        train, test = self.probe_words["train"], self.probe_words["test"]
+        scored = sum(c.scored for c in test)
+        if not train or not scored:
             return {"available": False, "note": "too few sentences with trees for a probe"}
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
-
-        x = np.concatenate([f for f, _ in self.train])
-        y = np.concatenate([g for _, g in self.train])
-        if y.all() or not y.any():
-            return {"available": False, "note": "the training sample has one class only"}
-        probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
-        probe.fit(x, y)
-        hits = sum(int(probe.decision_function(f).argmax() == gold) for f, gold in self.test)
-        words = len(self.test)
+        uas = {}
+        for variant, offsets in (("attention_only", False), ("attention_offsets", True)):
+            weights = fit_probe(train, offsets)
+            hits = sum(c.scored and probe_scores(weights, c, offsets).argmax() == c.gold
+                       for c in test)  # fmt: skip
+            uas[variant] = hits / scored
         best = int(self.test_right.argmax())
         return {
             "available": True,
-            "train_words": self.train_words,
-            "test_words": words,
-            "uas": hits / words,
+            "train_words": len(train),
+            "test_words": scored,
+            "uas": uas["attention_only"],
+            "uas_offsets": uas["attention_offsets"],
             "best_head": names[best],
-            "best_head_uas": float(self.test_right[best] / self.test_dependents),
+            "best_head_uas": float(self.test_right[best] / scored),
             "best_offset": BASELINE_OFFSETS[int(self.test_baseline.argmax())],
-            "best_offset_uas": float(self.test_baseline.max() / self.test_dependents),
+            "best_offset_uas": float(self.test_baseline.max() / scored),
         }
+
+
+class Candidates:
+    """One word's candidate heads for the probe: ROOT, then every word of its sentence (itself
+    included, as in Clark et al.'s probe)."""
+
+    __slots__ = ("attention", "end", "gold", "offsets", "scored", "start")
+
+    def __init__(self, attention, start, end, offsets):
+        self.attention = attention  # [words, 2K]: W[d, v] and W[v, d] for every head
+        self.start = start  # [2K]: W[d, first special unit] and W[that unit, d] (0 if none)
+        self.end = end  # [2K]: the same for the last special unit
+        self.offsets = offsets  # [words, buckets]: one-hot of v − d (0 for v = d)
+        self.gold = 0  # the gold head's row: 0 ROOT, 1 + its position among the words
+        self.scored = True  # punctuation is trained on but not scored
+
+
+def probe_candidates(attention, unit_for, words, word, special) -> Candidates:
+    """The features of ``word``'s candidates: attention both ways with every head, and the
+    attention to and from the first and last special units, from which ROOT is scored."""
+    k = attention.shape[0]
+    u = unit_for[word]
+    v = np.array([unit_for[w] for w in words])
+    both = np.concatenate([attention[:, u, v].T, attention[:, v, u].T], axis=1)
+    ends = [
+        np.concatenate([attention[:, u, s], attention[:, s, u]]) if len(special) else
+        np.zeros(2 * k) for s in (special[:1], special[-1:])
+    ]  # fmt: skip
+    ends = [e.reshape(-1) for e in ends]
+    offsets = offset_features(np.array(words) - word)
+    offsets[np.array(words) == word] = 0
+    return Candidates(both.astype(np.float32), *(e.astype(np.float32) for e in ends), offsets)
+
+
+def _unpack(params: np.ndarray, k2: int, offsets: bool):
+    """(head weights [2K], ROOT's start and end weights, offset weights or None, ROOT bias)."""
+    w, a, b = params[:k2], params[k2], params[k2 + 1]
+    if not offsets:
+        return w, a, b, None, 0.0
+    return w, a, b, params[k2 + 2 : -1], params[-1]
+
+
+def probe_scores(params: np.ndarray, c: Candidates, offsets: bool) -> np.ndarray:
+    """The probe's score of each of a word's candidates: [ROOT, words...]."""
+    w, a, b, v, r = _unpack(params, c.start.size, offsets)
+    words = c.attention @ w + (c.offsets @ v if offsets else 0.0)
+    return np.concatenate([[a * (c.start @ w) + b * (c.end @ w) + r], words])
+
+
+def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
+    """Fit the probe by L-BFGS on the summed cross-entropy of a softmax over each word's
+    candidates (Clark et al.'s objective: their code trains it with one epoch of Adam; a full
+    deterministic fit is reproducible). Clark's ROOT score is the bilinear a·(w·start) +
+    b·(w·end); the offsets variant adds one weight per offset bucket and a ROOT bias.
+
+    Written here because scikit-learn has no softmax over a varying set of candidates."""
+    from scipy.optimize import minimize
+
+    k2 = train[0].start.size
+    # The candidates' features stay float32 (the bulk of the probe's memory; the products are
+    # taken in float32 and everything after them in float64).
+    x = np.concatenate([c.attention for c in train])
+    o = np.concatenate([c.offsets for c in train])
+    start = np.stack([c.start for c in train]).astype(np.float64)
+    end = np.stack([c.end for c in train]).astype(np.float64)
+    sizes = np.array([len(c.attention) + 1 for c in train])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
+    word_rows = np.ones(sizes.sum(), bool)
+    word_rows[first] = False
+    gold = first + np.array([c.gold for c in train])
+
+    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, a, b, v, r = _unpack(params, k2, offsets)
+        sw, ew = start @ w, end @ w
+        logits = np.empty(sizes.sum())
+        logits[first] = a * sw + b * ew + r
+        logits[word_rows] = x @ w.astype(np.float32)
+        if offsets:
+            logits[word_rows] += o @ v.astype(np.float32)
+        top = np.maximum.reduceat(logits, first)
+        e = np.exp(logits - np.repeat(top, sizes))
+        total = np.add.reduceat(e, first)
+        value = float(np.sum(np.log(total) + top) - logits[gold].sum())
+        g = e / np.repeat(total, sizes)
+        g[gold] -= 1.0
+        root, rest = g[first], g[word_rows]
+        rest32 = rest.astype(np.float32)
+        grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
+        if offsets:
+            grad += [o.T @ rest32, [root.sum()]]
+        return value, np.concatenate(grad)
+
+    size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
+    initial = np.zeros(size)
+    initial[k2 : k2 + 2] = 1.0
+    fit = minimize(loss, initial, jac=True, method="L-BFGS-B",
+                   options={"maxiter": PROBE_ITERATIONS})  # fmt: skip
+    return fit.x
+
+
+def directed_trees(words: np.ndarray, root: int) -> np.ndarray:
+    """Htut et al.'s tree of each head [K, p, p]: the maximum spanning arborescence from the
+    gold root of the graph with an edge from each word to each word it attends to, the attended
+    word the head (W[d, h] weighs h → d, as a Chu-Liu/Edmonds decoder reads scores[dependent,
+    head]), as [K, p - 1, 2] (child, parent) edges."""
+    k, p, _ = words.shape
+    edges = np.zeros((k, p - 1, 2), np.int64)
+    children = np.flatnonzero(np.arange(p) != root)
+    for head in range(k):
+        parent = arborescence(words[head].T, root)
+        edges[head, :, 0], edges[head, :, 1] = children, parent[children]
+    return edges
 
 
 COLUMNS = [
@@ -337,6 +529,10 @@ COLUMNS = [
            "the same on the transposed map: the word attending most to a dependent is its head",
            "syntax", "Syntax", "mean over dependents of [argmax_v W[v, d] = head(d)]"),
     Column("uuas", "MST UUAS", "accuracy", "",
-           "share of gold edges in the maximum spanning tree of the symmetrised word-level map",
+           "share of gold edges (direction ignored) in the maximum spanning arborescence of the "
+           "word-level map from the gold root (Htut et al. 2019)", "syntax", "Syntax",
+           "|CLE(W, gold root) ∩ gold edges| / |gold edges|"),
+    Column("uuas_undirected", "MST UUAS (W + Wᵀ)", "accuracy", "",
+           "share of gold edges in the undirected maximum spanning tree of the symmetrised map",
            "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|"),
 ]  # fmt: skip
