@@ -131,7 +131,7 @@ def _only_heads(view: View, heads: list[int]) -> View:
     n = view.n
     stored = np.frombuffer(inflate(view.attention), dtype=np.uint8).reshape(-1, n, n)
     return dataclasses.replace(
-        view, attention=deflate(stored[heads].tobytes()), heads_kept=heads, vectors=""
+        view, attention=deflate(stored[heads].tobytes()), heads_kept=heads, vectors="", rollout=""
     )
 
 

@@ -417,17 +417,19 @@ def _titled(node, titles: dict[str, str]):
 
 def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
     """Relation × head: each cell the head's accuracy on the relation, in the better of its two
-    directions; a cell links to its head's page."""
+    directions; a cell links to its head's page. Relations in the order of the table above it
+    (``relations``, by frequency): the matrix is a dict, whose order atlas.json does not keep."""
     syntax = atlas.results["syntax"]
+    relations = [r["relation"] for r in syntax["relations"] if r["relation"] in syntax["matrix"]]
     rows = [
         {
             "relation": relation,
             "name": h.name,
             "flat": flat,
-            "accuracy": values[flat],
+            "accuracy": syntax["matrix"][relation][flat],
             "url": head_url(h, prefix),
         }
-        for relation, values in syntax["matrix"].items()
+        for relation in relations
         for flat, h in enumerate(atlas.heads)
     ]
     order = [h.name for h in atlas.heads]
@@ -436,7 +438,7 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
         .mark_rect()
         .encode(
             x=alt.X("name:N", sort=order, title="head", axis=alt.Axis(labelAngle=-90)),
-            y=alt.Y("relation:N", sort=list(syntax["matrix"]), title=None),
+            y=alt.Y("relation:N", sort=relations, title=None),
             color=alt.Color(
                 "accuracy:Q",
                 scale=alt.Scale(scheme=contract.SEQUENTIAL_SCHEME, domain=[0, 1]),
@@ -449,7 +451,7 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
                 alt.Tooltip("accuracy:Q", format=".3f"),
             ],
         )
-        .properties(width=max(300, 11 * len(order)), height=14 * len(syntax["matrix"]))
+        .properties(width=max(300, 11 * len(order)), height=14 * len(relations))
     )
     return _spec(chart, {"relations": rows})
 

@@ -1,9 +1,10 @@
 """The contract between Python and the pages, defined once.
 
-How heads and sentences are named, where each file of the site lives, how attention is scaled in
-the data files and which CSS class a pattern label gets. Python (templates, through the Jinja
-globals of ``site.environment``) reads it from here; the scripts read it from ``assets/config.js``,
-which ``page_config`` generates for each site. Nothing else spells these out.
+How heads and sentences are named, where each file of the site lives, how attention and its
+rollout are scaled in the data files and which CSS class a pattern label gets. Python
+(templates, through the Jinja globals of ``site.environment``) reads it from here; the scripts
+read it from ``assets/config.js``, which ``page_config`` generates for each site. Nothing else
+spells these out.
 """
 
 from __future__ import annotations
@@ -13,6 +14,12 @@ import re
 
 # Attention is stored as round(value × ATTENTION_SCALE) in one unsigned byte.
 ATTENTION_SCALE = 255
+# A sentence's attention rollout (docs/metrics.md, "Token importance"), computed in Python from
+# the model's float attention, is stored as round(value × ROLLOUT_SCALE) in an unsigned 16-bit
+# little-endian integer, [n, n] (row = the token whose last-layer vector it is): each value
+# within 1/(2 × 65535) ≈ 7.6e-6 of the float rollout. (Rolled out from the uint8 attention in
+# the page, the error compounded over the layers, up to 0.08 on a 337-token sentence.)
+ROLLOUT_SCALE = 65535
 # Drawn before a token that continues the word of the token before, where tokens stand apart
 # (a column, an axis); inline, such a token is glued to the one before (atlas/pieces.py).
 JOINER = "·"
@@ -139,6 +146,7 @@ def page_config(
     ``labelClassB``), which a sentence page shows while it shows B's attention."""
     return {
         "attentionScale": ATTENTION_SCALE,
+        "rolloutScale": ROLLOUT_SCALE,
         "joiner": JOINER,
         "paths": {
             "headPage": HEAD_PAGE,

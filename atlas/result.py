@@ -137,7 +137,11 @@ class Atlas:
 
 
 def rounded(atlas: Atlas) -> Atlas:
-    """Round every float to DIGITS decimals, so atlas.json and pages are stable byte for byte."""
+    """Round every float to DIGITS decimals, so atlas.json and pages are stable byte for byte,
+    and give the Atlas exactly as atlas.json will hold it (through ``to_json`` and back): keys
+    sorted and strings, tuples lists. The site is rendered from this, so the build's pages are
+    those ``atlas render`` makes from atlas.json; an order that matters must be a list, since a
+    dict's order is not kept."""
 
     def walk(value):
         if isinstance(value, float):
@@ -149,7 +153,9 @@ def rounded(atlas: Atlas) -> Atlas:
         return value
 
     data = walk(dataclasses.asdict(atlas))
-    return from_dict(data, views=atlas.views, views_b=atlas.views_b)
+    data["views"] = data["views_b"] = []  # kept as they are, in data/, not in atlas.json
+    stored = json.loads(from_dict(data).to_json())
+    return from_dict(stored, views=atlas.views, views_b=atlas.views_b)
 
 
 def from_dict(

@@ -10,6 +10,10 @@ zero.
 
 - Attention: uint8, value × 255, [heads kept, n, n]; every head of the model, or, for a sentence
   kept only for the figures of some head pages, just those heads (``heads_kept``).
+- Rollout (sentences with every head kept): the attention rollout at the last layer
+  (``rollout``), computed here in float64 from the model's float attention, since rolled out in
+  the page from the uint8 attention its error compounds over the layers; uint16 little-endian,
+  value × ``contract.ROLLOUT_SCALE``, [n, n], row i the token whose vector it is.
 - Queries and keys (the neuron view): one block per (q or k, layer, head), each quantised per
   dimension over the sentence's tokens, int8 where the neuron view's softmax then stays within
   ``VECTOR_TOLERANCE`` of the model's attention, checked here for every head, else int16.
@@ -55,6 +59,9 @@ class View:
     # The heads stored (flat, model order) when only some are: a sentence kept for the figures
     # of head pages, without a page of its own. None: every head.
     heads_kept: list[int] | None = None
+    # The attention rollout at the last layer (module docstring), base64 of deflated uint16
+    # [n, n]; "" when not every head is kept.
+    rollout: str = ""
     # Queries and keys for the neuron view (module docstring), "" when not kept, and the largest
     # difference between the neuron view's softmax from them and the model's attention.
     vectors: str = ""
@@ -81,6 +88,13 @@ class View:
         out[self.heads_kept] = stored
         return out.reshape(layers, heads, n, n)
 
+    def rollout_matrix(self) -> np.ndarray | None:
+        """The stored rollout as float64 [n, n], as the page decodes it (None if not stored)."""
+        if not self.rollout:
+            return None
+        raw = np.frombuffer(inflate(self.rollout), dtype="<u2").reshape(self.n, self.n)
+        return raw / contract.ROLLOUT_SCALE
+
     def queries_keys(self, layers: int, heads: int, head_dim: int) -> tuple[np.ndarray, np.ndarray]:
         """The stored queries and keys as float64 [L, H, n, d] each, as the page decodes them."""
         return unpack_vectors(self.vectors, layers, heads, self.n, head_dim)
@@ -98,6 +112,30 @@ def quantise(attention: np.ndarray) -> bytes:
     """uint8, value × 255: error at most 1/510."""
     scale = contract.ATTENTION_SCALE
     return np.clip(np.rint(attention * scale), 0, scale).astype(np.uint8).tobytes()
+
+
+def rollout(attention: np.ndarray) -> np.ndarray:
+    """Attention rollout (Abnar and Zuidema 2020) R = Π_l (0.5·Ā_l + 0.5·I), layer 1 applied
+    first (R = M_L ··· M_1), Ā_l = the layer's mean over heads with rows renormalised, in
+    float64. ``attention``: [L, H, n, n]; returns [L, n, n], the rollout up to each layer; row i
+    of the last says how much token i's last-layer vector draws on each input token."""
+    attention = np.asarray(attention, dtype=np.float64)
+    n = attention.shape[-1]
+    mean = attention.mean(1)
+    mean = mean / mean.sum(-1, keepdims=True)
+    out = np.empty_like(mean)
+    current = np.eye(n)
+    for layer, a in enumerate(mean):
+        current = (0.5 * a + 0.5 * np.eye(n)) @ current
+        out[layer] = current
+    return out
+
+
+def encode_rollout(matrix: np.ndarray) -> str:
+    """A rollout [n, n] as the data script holds it: uint16 little-endian, value ×
+    ROLLOUT_SCALE, deflated, base64; each value within 1/(2·ROLLOUT_SCALE)."""
+    scale = contract.ROLLOUT_SCALE
+    return deflate(np.clip(np.rint(matrix * scale), 0, scale).astype("<u2").tobytes())
 
 
 def _quantise_blocks(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -201,6 +239,8 @@ def make_view(
         attention=deflate(quantise(attention)),
         heads_kept=None if heads_kept is None else [int(h) for h in heads_kept],
     )
+    if heads_kept is None:
+        view.rollout = encode_rollout(rollout(record.attention)[-1])
     if record.words is not None and record.word_of is not None:
         view.words = list(record.words)
         view.word_of = [int(w) for w in record.word_of]
@@ -253,6 +293,7 @@ def data_script(
     }
     optional = (
         ("headsKept", view.heads_kept),
+        ("rollout", view.rollout or None),
         ("words", view.words),
         ("wordOf", view.word_of),
         ("arcs", view.arcs),
@@ -282,6 +323,7 @@ def read_view(path: Path) -> View:
         special=payload["special"],
         attention=payload["attention"],
         heads_kept=payload.get("headsKept"),
+        rollout=payload.get("rollout", ""),
         vectors=vectors.get("vectors", ""),
         vectors_error=vectors.get("error", 0.0),
         words=payload.get("words"),

@@ -72,6 +72,34 @@ def test_the_switch_and_the_difference_map(compare_site):  # noqa: F811
         assert report.clean, report
 
 
+ROLLOUT = (
+    "() => [...document.querySelectorAll('#rollout-bars .ti-row')]"
+    ".map((r) => Number(r.dataset.value))"
+)
+
+
+def test_the_rollout_follows_the_switch(compare_site):  # noqa: F811
+    """Each model's rollout is stored with its own attention; the bars draw the model shown,
+    on the token row chosen."""
+    atlas = load(compare_site)
+    a = atlas.view(1).rollout_matrix()
+    b = next(v for v in atlas.views_b if v.index == 1).rollout_matrix()
+    assert np.abs(b - a).max() > 1e-3
+    with Browser() as browser:
+        page, report = open_sentence_page(browser, compare_site / "sentences" / "0002.html")
+        page.wait_for_selector("#rollout-bars .ti-row")
+        np.testing.assert_array_equal(page.evaluate(ROLLOUT), a[0])
+        page.select_option("#rollout-row", "2")
+        page.click("#model-switch button[data-value=B]")
+        page.wait_for_function(f"({ROLLOUT})()[0] === {float(b[2, 0])!r}")
+        np.testing.assert_array_equal(page.evaluate(ROLLOUT), b[2])
+        assert page.input_value("#rollout-row") == "2"
+        page.click("#model-switch button[data-value=A]")
+        page.wait_for_function(f"({ROLLOUT})()[0] === {float(a[2, 0])!r}")
+        np.testing.assert_array_equal(page.evaluate(ROLLOUT), a[2])
+        assert report.clean, report
+
+
 def colour(t: float) -> list[int]:
     """The difference map's colour of t in -1..1: the contract's diverging scale, linear between
     its stops (blue at -1, near white at 0, orange, B higher, at 1)."""

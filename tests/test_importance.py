@@ -1,4 +1,4 @@
-"""Head and token importance: rollout on hand-made attention, ablation against zeroed output
+"""Head and token importance: ablation against zeroed output
 projections and against a pass without the layer cut, gate gradients against finite
 differences (float64), Clark's split against the total, and the analysis in a real build."""
 
@@ -14,7 +14,7 @@ from conftest import EXAMPLES
 from tiny_models import make_tiny_masked_lm
 
 from atlas import describe
-from atlas.analyses.importance import bootstrap, by_layer_norm, rollout
+from atlas.analyses.importance import bootstrap, by_layer_norm
 from atlas.cli import main
 from atlas.corpus import read_corpus
 from atlas.model import Runner
@@ -40,26 +40,6 @@ def examples():
 @pytest.fixture(scope="module")
 def masked_lm_dir(tmp_path_factory):
     return make_tiny_masked_lm(tmp_path_factory.mktemp("tiny-mlm"))
-
-
-def test_rollout_exact_on_two_layers():
-    """One head a layer (two in layer 2, whose mean is the first's): R = M2 · M1 by hand."""
-    a1 = np.array([[[1.0, 0.0], [0.5, 0.5]]])
-    a2 = np.array([[[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]])
-    attention = np.stack([np.concatenate([a1, a1]), a2])  # [2 layers, 2 heads, 2, 2]
-    r = rollout(attention)
-    np.testing.assert_allclose(r[0], [[1.0, 0.0], [0.25, 0.75]])
-    # M2 = [[.5, .5], [0, 1]]; M2 · M1 = [[.5 + .125, .375], [.25, .75]]
-    np.testing.assert_allclose(r[1], [[0.625, 0.375], [0.25, 0.75]])
-
-
-def test_rollout_rows_sum_to_one_after_renormalising():
-    rng = np.random.default_rng(0)
-    raw = rng.random((4, 3, 7, 7))
-    attention = raw / raw.sum(-1, keepdims=True) * 0.9  # rows sum to 0.9: renormalised
-    r = rollout(attention)
-    np.testing.assert_allclose(r.sum(-1), 1.0, atol=1e-12)
-    assert (r >= 0).all()
 
 
 def test_masked_positions_fixed_and_never_special():

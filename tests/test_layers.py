@@ -218,3 +218,120 @@ def test_explorer_vectors_are_kept_on_the_first_pass_in_any_order():
         assert [tuple(o) for o in word["occurrences"]] == expected
     kept = {o for found in analysis.first.values() if len({i for i, _ in found}) > 1 for o in found}
     assert set(analysis.collected) == kept
+
+
+# Words of several WordPiece pieces: a word's vector is the mean of its pieces' (issue 18: the
+# k-th word took the k-th token's vector, so every word after a split word took another's).
+PIECES = {"koerner": ["ko", "##ern", "##er"], "sat": ["sat"], "playing": ["play", "##ing"],
+          "the": ["the"], "unbelievably": ["un", "##bel", "##ie", "##va", "##bly"]}  # fmt: skip
+
+
+def wordpiece_corpus(seed: int, sentences: int = 10) -> list[Record]:
+    """Sentences of split and whole words, every third a sentence pair ([CLS] a [SEP] b [SEP])."""
+    rng = np.random.default_rng(seed)
+    vocabulary = list(PIECES)
+    out = []
+    for i in range(sentences):
+        parts = [[vocabulary[j] for j in rng.integers(0, len(vocabulary), size=3)]
+                 for _ in range(2 if i % 3 == 0 else 1)]  # fmt: skip
+        tokens = ["[CLS]"]
+        for words in parts:
+            tokens += [piece for word in words for piece in PIECES[word]] + ["[SEP]"]
+        out.append(record(i, tokens, rng.normal(size=(LAYERS + 1, len(tokens), DIM))))
+    return out
+
+
+def word_vectors(r: Record) -> list[tuple[str, np.ndarray]]:
+    """(word, mean of its pieces' hidden states [layers + 1, d]) in order, the words read from
+    the "##" markers directly: the definition, written apart from the analysis."""
+    out: list[tuple[str, list[np.ndarray]]] = []
+    for t, token in enumerate(r.tokens):
+        if r.special[t]:
+            continue
+        if token.startswith("##") and out and not r.special[t - 1]:
+            out[-1] = (out[-1][0] + token[2:], [*out[-1][1], r.hidden[:, t]])
+        else:
+            out.append((token, [r.hidden[:, t]]))
+    return [(w, np.mean(np.asarray(v, dtype=np.float64), axis=0)) for w, v in out]
+
+
+def pairs_mean(occurrences: list[tuple[int, np.ndarray]]) -> np.ndarray:
+    """Per layer: the mean cosine over pairs of unit vectors from different sentences."""
+    pairs = itertools.permutations(occurrences, 2)
+    return np.mean([(u * v).sum(-1) for (i, u), (j, v) in pairs if i != j], axis=0)
+
+
+def brute_self_similarity(records: list[Record]) -> dict[str, np.ndarray]:
+    """Per word type with at least 5 occurrences: per layer, the mean cosine over pairs of its
+    occurrences from different sentences, pair by pair."""
+    found: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for r in records:
+        for word, vector in word_vectors(r):
+            found.setdefault(word.casefold(), []).append((r.index, unit(vector)))
+    return {word: pairs_mean(occ) for word, occ in found.items() if len(occ) >= 5}
+
+
+def test_self_similarity_of_words_of_several_pieces_and_sentence_pairs():
+    records = wordpiece_corpus(11, sentences=10)
+    assert any(r.tokens.count("[SEP]") == 2 for r in records)
+    data = run(records)
+    expected = brute_self_similarity(records)
+    assert {"koerner", "unbelievably", "playing"} <= set(expected)
+    assert data["types_scored"] == len(expected)
+    np.testing.assert_allclose(
+        data["curves"]["self_similarity"], np.mean(list(expected.values()), axis=0), atol=1e-12
+    )
+    explorer = {word["word"]: word for word in data["explorer"]}
+    for word, value in expected.items():
+        np.testing.assert_allclose(explorer[word]["self_similarity"], value, atol=1e-12)
+    # the explorer's nearest occurrences compare word vectors too: occurrence 0 of "koerner"
+    word = explorer["koerner"]
+    vectors = {(r.index, p): unit(v) for r in records for p, (_, v) in enumerate(word_vectors(r))}
+    first, layer = tuple(word["occurrences"][0]), 2
+    cosines = [(j, float(vectors[first][layer] @ vectors[tuple(o)][layer]))
+               for j, o in enumerate(word["occurrences"]) if o[0] != first[0]]  # fmt: skip
+    best = max(cosines, key=lambda item: item[1])
+    assert word["nearest"][layer][0][0] == [best[0], pytest.approx(best[1], abs=1e-4)]
+
+
+def test_self_similarity_of_split_words_matches_transformers_on_the_real_model():
+    """The default model's WordPiece splits these words; the reference takes transformers'
+    hidden states and the tokenizer's own word ids, not the atlas's runner or word rule."""
+    import torch
+
+    from atlas.corpus import Example
+    from atlas.model import Runner
+
+    runner = Runner(device="cpu")
+    subjects = ["Koerner", "The tokenizer", "Ethayarajh", "An unbelievably tall giraffe"]
+    objects = ["the antidisestablishmentarian", "Koerner", "playfully", "the tokenizer"]
+    texts = [f"{s} met {o} near Ethayarajh's house." for s in subjects for o in objects]
+    examples = [Example(id=f"s{i}", text=t, line=i + 1) for i, t in enumerate(texts)]
+    records = sorted(runner.run(examples, capture={HIDDEN_STATES}), key=lambda r: r.index)
+    analysis = LayerEmbeddings(len(records))
+    layers = runner.info.layers
+    analysis.start(RunInfo(layers=layers, heads=1, causal=False, sentences=len(records)))
+    for r in records:
+        analysis.add(r)
+    data = analysis.finish({}).data
+
+    found: dict[str, list[tuple[int, np.ndarray]]] = {}
+    for i, text in enumerate(texts):
+        encoded = runner.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            hidden = runner.model(**encoded, output_hidden_states=True).hidden_states
+        hidden = torch.stack(hidden)[:, 0].double().numpy()  # [layers + 1, n, d]
+        ids, word_ids = encoded["input_ids"][0].tolist(), encoded.word_ids()
+        for w in sorted({w for w in word_ids if w is not None}):
+            at = [t for t, x in enumerate(word_ids) if x == w]
+            form = runner.tokenizer.decode([ids[t] for t in at]).replace(" ", "").casefold()
+            found.setdefault(form, []).append((i, unit(hidden[:, at].mean(1))))
+    expected = {word: pairs_mean(occ) for word, occ in found.items() if len(occ) >= 5}
+    assert {"koerner", "tokenizer", "ethayarajh"} <= set(expected)
+    assert data["types_scored"] == len(expected)
+    np.testing.assert_allclose(
+        data["curves"]["self_similarity"], np.mean(list(expected.values()), axis=0), atol=1e-5
+    )
+    explorer = {word["word"]: word["self_similarity"] for word in data["explorer"]}
+    for word in ("koerner", "ethayarajh", "tokenizer"):
+        np.testing.assert_allclose(explorer[word], expected[word], atol=1e-5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from atlas import viewdata
+from atlas.model import Record
 
 
 def softmax(q: np.ndarray, k: np.ndarray) -> np.ndarray:
@@ -43,3 +44,57 @@ def test_vectors_keep_the_softmax_within_tolerance_and_say_their_error():
     moved = np.abs(q2[0, 0] - q[0, 0])
     assert np.all(moved <= spread / 2 / 7 * 1.01 + 1e-3)
     assert moved.max() > spread.max() / 2 / 127  # coarser than int8's finest
+
+
+def record(attention: np.ndarray) -> Record:
+    """A record of hand-made attention [L, H, n, n] (no words, no vectors)."""
+    n = attention.shape[-1]
+    flags = np.zeros(n, dtype=bool)
+    return Record(index=0, tokens=[f"t{i}" for i in range(n)], cls=flags, sep=flags,
+                  special=flags, punct=flags, segments=np.zeros(n, dtype=np.int8),
+                  attention=attention.astype(np.float32))  # fmt: skip
+
+
+def test_rollout_exact_on_hand_made_attention():
+    """One head a layer (two in layer 2, whose mean is the first's): R = M2 · M1 by hand."""
+    a1 = np.array([[[1.0, 0.0], [0.5, 0.5]]])
+    a2 = np.array([[[0.0, 1.0], [0.0, 1.0]], [[0.0, 1.0], [0.0, 1.0]]])
+    r = viewdata.rollout(np.stack([np.concatenate([a1, a1]), a2]))  # [2 layers, 2 heads, 2, 2]
+    np.testing.assert_allclose(r[0], [[1.0, 0.0], [0.25, 0.75]])
+    # M2 = [[.5, .5], [0, 1]]; M2 · M1 = [[.5 + .125, .375], [.25, .75]]
+    np.testing.assert_allclose(r[1], [[0.625, 0.375], [0.25, 0.75]])
+    rng = np.random.default_rng(0)
+    raw = rng.random((4, 3, 7, 7))
+    r = viewdata.rollout(raw / raw.sum(-1, keepdims=True) * 0.9)  # rows of 0.9: renormalised
+    np.testing.assert_allclose(r.sum(-1), 1.0, atol=1e-12)
+    assert (r >= 0).all()
+    # stored as round(value × 65535): 0.625 × 65535 = 40959.375, 0.375 × 65535 = 24575.625, ...
+    view = viewdata.make_view(record(np.stack([np.concatenate([a1, a1]), a2])), vectors=False,
+                              causal=False)  # fmt: skip
+    stored = np.array([[40959, 24576], [16384, 49151]]) / 65535
+    np.testing.assert_array_equal(view.rollout_matrix(), stored)
+
+
+def test_the_page_gets_the_float_rollout_not_one_from_its_uint8_attention(tmp_path):
+    """Issue 18: the page rolled out its uint8 attention, whose error compounds over the
+    layers. The data script now holds the float rollout, each value within 1/131070, and it
+    comes back from the data file as stored; a view of only some heads holds none."""
+    rng = np.random.default_rng(3)
+    layers, heads, n = 12, 12, 80
+    # as BERT's heads often do: most of each row to the last token ([SEP]), the rest spread
+    # thinly, each value below uint8's step, so the stored rows lose it all
+    peak = rng.uniform(0.8, 0.99, size=(layers, heads, n, 1))
+    attention = np.concatenate([np.repeat((1 - peak) / (n - 1), n - 1, axis=-1), peak], axis=-1)
+    view = viewdata.make_view(record(attention), vectors=False, causal=False)
+    exact = viewdata.rollout(attention.astype(np.float32))[-1]
+    assert np.abs(view.rollout_matrix() - exact).max() <= 1 / 131070 + 1e-12
+    from_uint8 = viewdata.rollout(view.matrix(layers, heads))[-1]
+    assert np.abs(from_uint8 - exact).max() > 0.04  # what the page used to draw
+    path = tmp_path / "0001.js"
+    path.write_text(viewdata.data_script(view, key="0001", sentence_id="s1", layers=layers,
+                                         heads=heads, causal=False, neuron={}))  # fmt: skip
+    back = viewdata.read_view(path)
+    assert back.rollout == view.rollout
+    np.testing.assert_array_equal(back.rollout_matrix(), view.rollout_matrix())
+    some = viewdata.make_view(record(attention), vectors=False, causal=False, heads_kept=[3])
+    assert some.rollout == "" and some.rollout_matrix() is None

@@ -16,9 +16,9 @@ default ``--views`` they are sentences with a page):
   ablation stands alone.
 
 Tokens: attention rollout (Abnar and Zuidema 2020) is a function of a sentence's attention,
-which its page already holds, so the page computes it (assets/rollout.js; ``rollout`` here is
-the reference the tests hold it to); gradient × input saliency needs the model, so it is
-computed here for the sentences with a page, when the model has a loss.
+computed from the float attention with the page data (``viewdata.rollout``) and drawn by
+assets/rollout.js; gradient × input saliency needs the model, so it is computed here for the
+sentences with a page, when the model has a loss.
 """
 
 from __future__ import annotations
@@ -44,23 +44,6 @@ ABLATION_MEASURE = {
     "masked-lm": "masked-LM loss without the head − with it",
     "classifier": "p(predicted class) with the head − without it",
 }
-
-
-def rollout(attention: np.ndarray) -> np.ndarray:
-    """Attention rollout R = Π_l (0.5·Ā_l + 0.5·I), layer 1 applied first (R = M_L ··· M_1),
-    Ā_l = the layer's mean over heads with rows renormalised. ``attention``: [L, H, n, n];
-    returns [L, n, n], the rollout up to each layer; row i of the last says how much token i's
-    last-layer vector draws on each input token."""
-    attention = np.asarray(attention, dtype=np.float64)
-    n = attention.shape[-1]
-    mean = attention.mean(1)
-    mean = mean / mean.sum(-1, keepdims=True)
-    out = np.empty_like(mean)
-    current = np.eye(n)
-    for layer, a in enumerate(mean):
-        current = (0.5 * a + 0.5 * np.eye(n)) @ current
-        out[layer] = current
-    return out
 
 
 class HeadImportance(Analysis):

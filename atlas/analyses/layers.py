@@ -13,8 +13,9 @@ transformer layer l. Over the corpus's non-special tokens, per layer:
 - the last two again, less the anisotropy of their layer (Ethayarajh's adjustment).
 
 Word types are the input's words (CoNLL-U, JSONL "words", ``--words``) or else words joined
-from the model's pieces (``words.joined_pieces``); a word's vector is the mean of its pieces',
-the form case-folded. Memory is bounded: every
+from the model's pieces (``words.joined_pieces``); either way an occurrence's vector is the mean
+of its pieces' (``occurrences``, the one rule for self-similarity and the explorer), the form
+case-folded. Memory is bounded: every
 statistic is a running sum, and the per-type sums are kept for at most as many types as fit in
 ``TYPE_BYTES`` (the first seen), all types being counted; atlas.json says how many types with
 enough occurrences were not tracked.
@@ -137,7 +138,7 @@ class LayerEmbeddings(Analysis):
         self.type_within_count: Counter = Counter()  # type -> Σ_sentences k²
         self.first: dict[str, list[tuple[int, int]]] = {}  # type -> (sentence, occurrence)
         self.per_token: dict[int, list[list[float]]] = {}
-        self.word_level = False  # whether types were the input's words (else tokens)
+        self.word_level = False  # whether types were the input's words (else joined pieces)
         # the vectors [depth, d] of the occurrences in ``first``, kept as they pass (float32)
         self.collected: dict[tuple[int, int], np.ndarray] = {}
         self.context_words: dict[int, set[str]] = {}  # sentence with a page -> its types
@@ -149,7 +150,7 @@ class LayerEmbeddings(Analysis):
             return
         hidden = record.hidden.astype(np.float64)  # converted once: every measure reads it
         types, vectors = occurrences(record, hidden)
-        self.word_level = self.word_level or record.word_of is not None
+        self.word_level = self.word_level or has_words(record)
         if not self.dim:
             self.dim = record.hidden.shape[-1]
             self.total = np.zeros((self.depth, self.dim))
@@ -171,8 +172,7 @@ class LayerEmbeddings(Analysis):
             mean = unit(tokens.mean(1, keepdims=True))
             self.intra += (units * mean).sum(-1).mean(-1)
             self.intra_sentences += 1
-        # without words the occurrences are the non-special tokens, already made unit vectors
-        self._add_types(record.index, types, unit(vectors) if has_words(record) else units)
+        self._add_types(record.index, types, unit(vectors))
         if record.index < self.views:
             self._collect(record.index, types, vectors)
 

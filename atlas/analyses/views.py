@@ -4,7 +4,8 @@ Two kinds of sentence are kept:
 
 - sentences with a page of their own: the first ``limit`` (``--views``) as they stream by, and
   those other analyses' pages link to (``Result.wanted``, e.g. the syntax page's examples);
-  every head's attention, and queries and keys for the neuron view as ``neuron`` says;
+  every head's attention, its rollout (computed from the float attention as the records pass,
+  ``viewdata.rollout``), and queries and keys for the neuron view as ``neuron`` says;
 - sentences only drawn as figures on other pages (``Result.figures``: a head page's example
   heatmaps): just the attention of those heads, a few kilobytes, and no page.
 

@@ -10,6 +10,9 @@
 // 0-based index, -1 for none) and, with a tree, arcs ([dependent, head, relation], head -1 for
 // the root): the views then show word-level attention (units(), Sentence.unitMatrix, at()).
 // Each token also as it reads (shown, joins: written by atlas/pieces.py; tokenLabel()).
+// A sentence with every head stored also holds its attention rollout, computed in Python from
+// the float attention (rollout: uint16 little-endian [from][to], value × rolloutScale, deflated
+// and base64-encoded like the attention; Sentence.rollout, null when not stored).
 // Also the one reader of the page contract, window.ATLAS_CONFIG (assets/config.js, written by
 // atlas/contract.py): head names, slugs, labels, file paths. No other script spells these out.
 "use strict";
@@ -139,6 +142,17 @@
     return { q: out.subarray(0, split), k: out.subarray(split) };
   }
 
+  /** The stored rollout from its bytes (uint16 little-endian, value × rolloutScale, [n][n]):
+   * Float64Array n*n, row = the token whose last-layer vector it is. */
+  function rolloutValues(bytes, n, key) {
+    if (bytes.length !== 2 * n * n) throw new Error(`sentence ${key}: ${bytes.length} rollout bytes, expected ${2 * n * n}`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const scale = config().rolloutScale;
+    const out = new Float64Array(n * n);
+    for (let i = 0; i < n * n; i++) out[i] = view.getUint16(2 * i, true) / scale;
+    return out;
+  }
+
   /**
    * The units of a sentence (the contract, defined identically in Python): walk the tokens in
    * order; a token with wordOf -1 is a unit of its own (labelled with the token); a token whose
@@ -178,8 +192,9 @@
   }
 
   class Sentence {
-    /** raw: the data script's payload; bytes: its attention, decoded (payloadBytes). */
-    constructor(raw, bytes) {
+    /** raw: the data script's payload; bytes: its attention, decoded (payloadBytes);
+     * rolloutBytes: its rollout's, or null when it has none. */
+    constructor(raw, bytes, rolloutBytes = null) {
       this.key = raw.key;
       this.tokens = raw.tokens;
       // How each token reads (atlas/pieces.py, in the data script): its text without subword
@@ -206,6 +221,8 @@
       if (this.bytes.length !== expected) {
         throw new Error(`sentence ${this.key}: ${this.bytes.length} attention values, expected ${expected}`);
       }
+      // The attention rollout at the last layer (Float64Array n*n), null when not stored.
+      this.rollout = rolloutBytes ? rolloutValues(rolloutBytes, this.n, this.key) : null;
       // Queries and keys for the neuron view live in the vectors script, loaded on demand by
       // loadVectors() (or inlined in neuron.vectors, in hand-made data).
       const neuron = raw.neuron || { available: false, note: "no queries and keys in this data" };
@@ -375,8 +392,11 @@
     const keys = Object.keys(window[config().globals.data] || {}).filter((key) => !cache.has(key));
     return Promise.all(keys.map(async (key) => {
       const raw = rawData(key);
-      const bytes = await payloadBytes(raw.attention, raw.encoding);
-      if (!cache.has(key)) cache.set(key, new Sentence(raw, bytes));
+      const [bytes, rollout] = await Promise.all([
+        payloadBytes(raw.attention, raw.encoding),
+        raw.rollout ? payloadBytes(raw.rollout, raw.encoding) : null,
+      ]);
+      if (!cache.has(key)) cache.set(key, new Sentence(raw, bytes, rollout));
     }));
   }
 
@@ -390,7 +410,7 @@
         throw new Error(`no attention data for sentence ${key} (is ${script} loaded?)`);
       }
       if (raw.encoding) throw new Error(`sentence ${key} is not decoded yet (wait for AtlasData.ready())`);
-      cache.set(key, new Sentence(raw, decodeBase64(raw.attention)));
+      cache.set(key, new Sentence(raw, decodeBase64(raw.attention), raw.rollout ? decodeBase64(raw.rollout) : null));
     }
     return cache.get(key);
   }
