@@ -174,6 +174,7 @@ def test_probe_learns_a_gold_head_signal():
     assert probe["test_words"] == 3 * 6  # sentences 3, 7, 11 held out, 6 dependents each
 
 
+@pytest.mark.slow  # a treebank build
 def test_a_treebank_builds_a_syntax_page(tiny_model, tmp_path):
     """End to end on the UD sample: the syntax results in atlas.json, a Syntax page whose
     example links open existing sentence pages, head pages listing relations, arcs in data."""
