@@ -9,9 +9,10 @@ Two sources, one page:
 Either way the page's stylesheets and scripts (the site's own views), its data scripts and the
 neuron view's queries and keys (which the page would load on demand) are inlined into one
 document, shown in an ``<iframe srcdoc>``: each output has its own globals and element ids, no
-URL leaves the document, and the notebook's own page is never touched. Inside the frame the
-page's links lead nowhere (there is no site around it), so its menus are hidden and its links
-do nothing; the views work as on the site.
+URL leaves the document, and the notebook's own page is never touched. Inside the frame, and
+in a page written by ``.save()``, there is no site around the page: its menus are hidden and
+its links to the site's other pages are turned into plain text (notebook/frame.js, in the page's
+DOM, so the links the views' scripts make are caught too); the views work as on the site.
 """
 
 from __future__ import annotations
@@ -55,11 +56,25 @@ _loaded: dict[tuple, Runner] = {}
 class Shown:
     """What ``atlas.show`` returns: a notebook displays it (``_repr_html_``); ``page`` is the
     self-contained HTML document, ``html`` the frame that holds it, ``save(path)`` writes the
-    document to a file that opens in any browser."""
+    document to a file that opens in any browser. At a plain Python prompt its repr is one
+    line (the page is some 350 KB of HTML)."""
 
     page: str
-    title: str
+    text: str  # the sentence (a pair: "A / B")
+    model: str  # the model's name as the site gives it
+    layers: int
+    heads: int
     height: int = DEFAULT_HEIGHT
+
+    @property
+    def title(self) -> str:
+        return "Attention Atlas: " + _cut(self.text, 60)
+
+    def __repr__(self) -> str:
+        return (
+            f"<atlas.show: sentence {_cut(self.text, 30)!r} · model {self.model} · "
+            f"{self.layers}×{self.heads} heads · .save(path) to keep>"
+        )
 
     @property
     def html(self) -> str:
@@ -130,7 +145,9 @@ def show(
     )
     files = sentence_files(result, 0)
     page = contract.sentence_page(0, 1)
-    return Shown(_inline(page, files.get, head), _title(text, text_b), height)
+    shown = text if text_b is None else f"{text} / {text_b}"
+    info = result.model
+    return Shown(_inline(page, files.get, head), shown, info.name, info.layers, info.heads, height)
 
 
 def _texts(source: object, text_b: object) -> tuple[str, str | None]:
@@ -165,9 +182,9 @@ def _check_head(head: str | None, layers: int, heads: int) -> None:
         raise ValueError(f"atlas.show: no head {head!r} in this model (L1-H1 to {last})")
 
 
-def _title(text: str, text_b: str | None) -> str:
-    shown = text if text_b is None else f"{text} / {text_b}"
-    return "Attention Atlas: " + (shown if len(shown) <= 60 else shown[:59] + "…")
+def _cut(text: str, length: int) -> str:
+    """``text``, cut to ``length`` characters with an ellipsis if it is longer."""
+    return text if len(text) <= length else text[: length - 1] + "…"
 
 
 def _from_site(site: Path, sentence: int | None, head: str | None, height: int) -> Shown:
@@ -205,8 +222,16 @@ def _from_site(site: Path, sentence: int | None, head: str | None, height: int) 
             return None
         return file.read_bytes()
 
-    text = sentences[sentence - 1]["text"]
-    return Shown(_inline(page, read, head, site), _title(text, None), height)
+    shown = sentences[sentence - 1]
+    text = shown["text"] if shown.get("text_b") is None else f"{shown['text']} / {shown['text_b']}"
+    return Shown(
+        _inline(page, read, head, site),
+        text,
+        model["name"],
+        model["layers"],
+        model["heads"],
+        height,
+    )
 
 
 def _ranges(numbers: list[int]) -> str:

@@ -34,6 +34,9 @@ BUILTIN_TEMPLATES = next(
 )
 ASSETS = "assets"
 VEGA_BUNDLE = "vega-bundle.js"
+# A theme's own stylesheet (assets/custom.css in the --templates folder): every page links it
+# after the built-in ones, so a theme sets atlas.css's variables in a few lines.
+CUSTOM_CSS = "custom.css"
 log = logging.getLogger(__name__)
 
 
@@ -163,7 +166,7 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     for the next (a site of many sentences need not fit in memory twice). Pure: same Atlas, same
     files in the same order, same bytes. A template error is raised, as a SiteError, when the
     page that meets it is made."""
-    env = environment(templates)
+    env = with_custom_css(environment(templates), templates)
     try:
         yield from _pages(atlas, env)
     except jinja2.TemplateSyntaxError as err:
@@ -205,7 +208,7 @@ def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> d
     """One sentence's page and every file it may load, by path in the site (the page, its data
     scripts, assets/config.js, the assets), without rendering the rest of the site: what
     ``atlas.show`` inlines into a notebook. The sentence must have a page (``has_view``)."""
-    env = environment(templates)
+    env = with_custom_css(environment(templates), templates)
     shared = _shared(atlas)
     with_view = [s for s in atlas.sentences if s.has_view]
     position = [s.index for s in with_view].index(index)
@@ -398,6 +401,14 @@ def _asset_files(templates: Path | None) -> list[Path]:
     if templates is not None and (templates / ASSETS).is_dir():
         found.update({p.name: p for p in (templates / ASSETS).iterdir() if p.is_file()})
     return list(found.values())
+
+
+def with_custom_css(env: jinja2.Environment, templates: Path | None) -> jinja2.Environment:
+    """``env`` with the ``custom_css`` global that base.html reads: whether the site has the
+    theme's assets/custom.css (copied with the other assets). Only then is it linked, so a site
+    without one asks for no missing file and keeps its bytes."""
+    env.globals["custom_css"] = any(p.name == CUSTOM_CSS for p in _asset_files(templates))
+    return env
 
 
 def sizes(atlas: Atlas, templates: Path | None = None) -> dict[str, int]:

@@ -15,6 +15,26 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples" / "sentences.txt"
 
 
+# Fixtures that cost more than a quick run allows: every test that uses one is marked slow.
+SLOW_FIXTURES = {
+    "default_site",  # the example corpus built with the real model (about 30 s)
+    "compare_site",  # test_compare: a --compare build of two tiny models
+    "single_sites",  # test_compare: two builds to compare
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Marks the tests that drive Chromium (those of a *_browser.py module, or any that use the
+    ``browser`` fixture) as ``browser``, and those that use a SLOW_FIXTURES fixture as ``slow``,
+    so that a quick run leaves them out: -m "not slow and not browser" (the README)."""
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if item.path.name.endswith("_browser.py") or "browser" in fixtures:
+            item.add_marker(pytest.mark.browser)
+        if fixtures & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="module")
 def browser() -> Iterator:
     """One Chromium for a module's tests (tests/browser.py; the module calls require_chromium

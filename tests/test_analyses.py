@@ -50,6 +50,7 @@ def expected_reach(source, model_dir) -> list[float]:
     return list(total / count)
 
 
+@pytest.mark.slow  # a build with an extra analysis
 def test_a_new_analysis_is_one_class(tiny_model, tmp_path):
     source = write(tmp_path, SENTENCES)
     out = tmp_path / "site"

@@ -118,6 +118,7 @@ def test_metrics_match_an_independent_computation(tiny_model, tmp_path):
     assert atlas.distances[0][1] == pytest.approx(js.sum() / n, abs=2e-6)
 
 
+@pytest.mark.slow  # two builds
 def test_two_builds_are_byte_identical(tiny_model, tmp_path):
     """Same input, same options: the same bytes in every file."""
     source = write(tmp_path, SENTENCES)
@@ -131,6 +132,7 @@ def test_two_builds_are_byte_identical(tiny_model, tmp_path):
     assert different == []
 
 
+@pytest.mark.slow  # a build, then renders
 def test_render_reproduces_the_site(tiny_model, tmp_path):
     """`atlas render atlas.json` writes the same site without running the model."""
     out = tmp_path / "site"
@@ -142,6 +144,7 @@ def test_render_reproduces_the_site(tiny_model, tmp_path):
             assert (again / path.relative_to(out)).read_bytes() == path.read_bytes(), path
 
 
+@pytest.mark.slow  # a build, then renders
 def test_user_templates_override_builtin(tiny_model, tmp_path):
     """--templates DIR: a user's template and asset replace the built-in ones of the same name."""
     out = tmp_path / "site"
@@ -243,6 +246,7 @@ def site_bytes(site: Path) -> dict[str, int]:
     }
 
 
+@pytest.mark.slow  # three builds
 def test_neuron_modes_choose_which_pages_keep_vectors(tiny_model, tmp_path):
     """--neuron views (default): the first --views sentences keep queries and keys; none:
     no sentence does, and the pages say why; all: every page does."""
@@ -259,6 +263,7 @@ def test_neuron_modes_choose_which_pages_keep_vectors(tiny_model, tmp_path):
             assert "--neuron none" in text
 
 
+@pytest.mark.slow  # four builds
 def test_size_budget_leaves_out_vectors_then_pages(tiny_model, tmp_path, capsys):
     """--max-site-mb: the site on disk fits; queries and keys go first, from the last sentence
     back, then pages; example sentences keep their heads' attention; every link resolves."""
@@ -401,6 +406,7 @@ def test_runner_batches_give_the_same_attention(tiny_model):
         np.testing.assert_allclose(attention.sum(-1), 1.0, atol=1e-5)
 
 
+@pytest.mark.slow  # two builds
 def test_rendered_pages_name_build_options_as_options_of_build(tiny_model, tmp_path):
     """`atlas render` has no --views, --batch-size or --max-length: a rendered site names them
     as the options `atlas build` was given, never as bare options of the command that wrote it."""

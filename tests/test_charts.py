@@ -12,6 +12,8 @@ from conftest import ROOT, build
 from atlas import charts
 from atlas.result import load
 
+pytestmark = pytest.mark.slow  # the module's atlas: the UD sample, a tiny model (about 20 s)
+
 SAMPLE = ROOT / "examples" / "ud-ewt-sample.conllu"
 
 

@@ -83,6 +83,7 @@ def test_output_that_is_a_file(tmp_path, capsys):
     assert target.read_text() == "a file"
 
 
+@pytest.mark.slow  # two builds
 def test_rebuild_replaces_the_earlier_site_and_keeps_other_files(tiny_model, tmp_path):
     source = tmp_path / "in.txt"
     source.write_text(GOOD)
@@ -161,6 +162,7 @@ def test_limit_and_title(tiny_model, tmp_path):
     assert "My &lt;atlas&gt;" in (out / "index.html").read_text()
 
 
+@pytest.mark.slow  # a build, then renders
 def test_broken_user_template_is_one_line(tiny_model, tmp_path, capsys):
     source = tmp_path / "in.txt"
     source.write_text(GOOD)

@@ -177,6 +177,7 @@ def clustered_distances(seed: int = 0, count: int = 72) -> np.ndarray:
     return 0.1 * d
 
 
+@pytest.mark.slow  # 32 random SMACOF starts per seed
 @pytest.mark.parametrize("seed", [0, 1, 11])
 def test_head_map_reaches_the_best_of_many_random_starts(seed):
     """The map's stress is within 1% of the best of 32 random SMACOF starts (4 random starts,
@@ -277,6 +278,7 @@ def real_attention() -> list[np.ndarray]:
     return [record.attention for record in runner.run(examples, capture=())]
 
 
+@pytest.mark.slow  # the real model, a 200-token text
 def test_float32_distances_of_real_attention_within_1e_6_per_token(real_attention):
     """The default model's attention: each example's, and the corpus's, mean divergence per
     token in float32 is within 1e-6 of the float64 reference."""

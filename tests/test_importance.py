@@ -237,6 +237,7 @@ def test_masked_lm_checkpoint_is_loaded_with_its_head(masked_lm_dir, examples):
     probe.close()
 
 
+@pytest.mark.slow  # a build with gradients
 def test_build_with_masked_lm_head(masked_lm_dir, tmp_path):
     out = tmp_path / "site"
     argv = ["build", str(EXAMPLES), "-o", str(out), "--model", str(masked_lm_dir), "-q"]
@@ -256,6 +257,7 @@ def test_build_with_masked_lm_head(masked_lm_dir, tmp_path):
     assert "saliency-data" in (out / "sentences" / "0001.html").read_text()
 
 
+@pytest.mark.slow  # two builds
 def test_importance_off_and_bare_encoder(tiny_model, tmp_path):
     off, on = tmp_path / "off", tmp_path / "on"
     model = ["--model", str(tiny_model("bert")), "-q", "--views", "3"]

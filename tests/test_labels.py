@@ -86,6 +86,7 @@ def page(site: Path, index: int) -> str:
     return (site / "sentences" / f"{index + 1:04d}.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.slow  # makes the task models
 def test_sequence_classifier_predictions_are_the_logits_argmax(task_model, tmp_path):
     """Each sentence page shows the label of the argmax of the logits that transformers gives
     for that sentence, with its softmax probability; the index lists the same labels."""
@@ -168,6 +169,7 @@ def test_question_answering_span_is_the_best_span_of_the_logits(task_model, tmp_
     assert f'<mark class="answer">{escape(pieces.join(shown))}</mark>' in html
 
 
+@pytest.mark.slow  # two builds
 def test_a_task_head_leaves_the_attention_as_the_bare_encoder_has_it(task_model, tmp_path):
     """Loaded with its task class, the model's attention and every head metric are those of
     its encoder loaded alone (AutoModel)."""

@@ -30,6 +30,7 @@ TEXTS = [
 ]
 
 
+@pytest.mark.slow  # a build
 def test_render_yields_files_one_at_a_time(monkeypatch):
     """render() is lazy: the first page comes out before any data file is made, and a second
     render of the same Atlas gives the same files in the same order."""
@@ -93,12 +94,14 @@ def test_a_stream_that_names_a_file_twice_is_refused(tmp_path):
     assert not (tmp_path / "site").exists()
 
 
+@pytest.mark.slow  # renders a site many times
 def test_the_budget_measures_sizes_from_the_stream():
     stored = load(STORED)
     sizes = site.sizes(stored)
     assert sizes == {path: len(content) for path, content in site.render(stored)}
 
 
+@pytest.mark.slow  # builds under budgets
 def test_the_budget_measures_what_the_build_writes(tmp_path, monkeypatch):
     """Each round of the size budget is rendered once, into the staging folder: a site that
     fits is rendered once (not measured first, then rendered again), and a site over budget

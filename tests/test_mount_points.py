@@ -76,6 +76,7 @@ def test_moves_that_cannot_rename_fall_back_to_copies(tmp_path, monkeypatch, cod
     nothing_beside(tmp_path, "site")
 
 
+@pytest.mark.slow  # two renders through the command line
 @pytest.mark.parametrize("code", [errno.EXDEV, errno.EBUSY], ids=["EXDEV", "EBUSY"])
 def test_the_current_folder_on_another_file_system(tmp_path, monkeypatch, code):
     """`-o .` where . is a mount point, built twice through the command line: the second build
@@ -185,6 +186,7 @@ def in_mount_namespace(tmp_path: Path, script: str) -> subprocess.CompletedProce
     )
 
 
+@pytest.mark.slow  # mounts file systems
 def test_real_mount_points(tmp_path):
     for name in ("site", "dot"):
         (tmp_path / name).mkdir()
@@ -235,6 +237,7 @@ result["rendered"] = sorted(p.name for p in site.iterdir())
 """
 
 
+@pytest.mark.slow  # mounts file systems
 def test_a_writable_mount_point_under_a_read_only_parent(tmp_path):
     """DIR a tmpfs of its own under a read-only file system: the site is staged inside DIR,
     the user's files are kept, --clean keeps only the site, and no staging folder is left."""

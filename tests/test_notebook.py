@@ -302,3 +302,52 @@ def test_the_example_notebook_runs(default_site, monkeypatch):
     for source in code[1:]:
         shown = eval(source, namespace)
         assert isinstance(shown, notebook.Shown) and "<h1>Sentence " in shown.page
+
+
+def test_the_repr_is_one_short_line(bert, tiny_site):
+    """At a plain Python prompt a result prints as one line, not the page's HTML; a notebook
+    still draws the frame."""
+    shown = atlas.show(PAIR, model=bert)
+    assert repr(shown) == (
+        f"<atlas.show: sentence 'The cat sat on the mat. / It …' · model {pathlib.Path(bert).name}"
+        " · 2×4 heads · .save(path) to keep>"
+    )
+    assert str(shown) == repr(shown)
+    assert shown._repr_html_().startswith("<iframe")
+    assert repr(atlas.show(tiny_site, sentence=2)).startswith("<atlas.show: sentence '")
+
+
+# Each <a href> of a page, as Chromium resolves it, with its text.
+LINKS = "() => [...document.querySelectorAll('a[href]')].map((a) => [a.href, a.textContent])"
+
+
+def test_a_saved_page_has_no_links_out_of_it(browser, tiny_site, tmp_path):
+    """A page written by .save() has no site around it: every link it had into the site (the
+    title, the menu, the pager, head names, the layers page, the selected head's page, also
+    once a script sets it again) is plain text; links within the page stay."""
+    path = atlas.show(tiny_site, sentence=23, head="L2-H4").save(tmp_path / "s23.html")
+    # The same page on the site links out: the title, the menu, the pager, head names...
+    on_site = (tiny_site / "sentences" / "0023.html").read_text(encoding="utf-8")
+    site_links = len(re.findall(r'<a\b[^>]*\bhref="(?!#)', on_site))
+    assert site_links >= 10
+    page, report = browser.open(path)
+    page.wait_for_selector("#neuron-view tr.nv-row")
+    page.evaluate("location.hash = '#L1-H3'")  # sentence.js sets the head page's link again
+    page.wait_for_function("document.getElementById('selected-title').textContent === 'L1-H3'")
+    links = page.evaluate(LINKS)
+    here = path.resolve().as_uri()
+    assert all(href.startswith(here + "#") for href, _ in links), links
+    plain = page.evaluate("[...document.querySelectorAll('a:not([href])')].map((a) => a.text)")
+    assert len(plain) >= site_links
+    assert {"← sentence 22", "sentence 24 →", "Open L1-H3's page", "All layers"} <= set(plain)
+    style = page.evaluate(
+        """() => {
+          const link = [...document.querySelectorAll('main a')].find(
+            (a) => a.textContent === 'All layers');
+          const css = getComputedStyle(link);
+          return [css.color, css.textDecorationLine, getComputedStyle(link.parentNode).color];
+        }"""
+    )
+    assert style[0] == style[2] and style[1] == "none"  # reads as the text around it
+    page.wait_for_timeout(50)
+    assert report.clean, report

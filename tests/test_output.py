@@ -335,6 +335,7 @@ def test_an_output_folder_on_another_file_system(tmp_path, monkeypatch):
 GOOD = "The cat sat on the mat .\nThe dog ran home .\n"
 
 
+@pytest.mark.slow  # two builds
 def test_rebuild_through_the_cli_keeps_the_users_files(tiny_model, tmp_path, capsys):
     source = tmp_path / "in.txt"
     source.write_text(GOOD)
@@ -454,6 +455,7 @@ def test_an_output_that_cannot_be_written_fails_before_the_model_loads(tmp_path,
 STORED_SITE = Path(__file__).parent / "snapshots" / "stored-atlas"
 
 
+@pytest.mark.slow  # two builds
 def test_the_current_folder_can_be_the_output(tmp_path, monkeypatch):
     """`-o .` (no folder to rename) is written in place through the manifest, twice, keeping
     the user's files and leaving nothing beside it."""

@@ -12,6 +12,8 @@ from test_charts import sample_atlas  # noqa: F401 (the fixture, found by pytest
 from atlas import charts, contract
 from atlas.site import SEARCH_TOP, render, search_index
 
+pytestmark = pytest.mark.slow  # test_charts' atlas of the UD sample (about 20 s)
+
 
 @pytest.fixture(scope="module")
 def atlas(request):

@@ -310,6 +310,7 @@ def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():
     assert next(r for r in best if r["relation"] == ALL)["tied"] == []
 
 
+@pytest.mark.slow  # a treebank build
 def test_a_treebank_builds_a_syntax_page(tiny_model, tmp_path):
     """End to end on the UD sample: the syntax results in atlas.json, a Syntax page whose
     example links open existing sentence pages, head pages listing relations, arcs in data."""
