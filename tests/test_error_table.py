@@ -168,6 +168,8 @@ CASES.update(
         "input-extension": build("in.csv", "a,b\n"),
         "input-no-extension": build("sentences", GOOD),
         "input-not-utf8": build("in.txt", b"fine\ncaf\xe9\n"),
+        "input-nul-byte": build("in.txt", b"fine\nab\x00c\n"),
+        "input-control-character": build("in.txt", b"fine\nab\x1bc\n"),
         "input-empty": build("in.txt", b""),
         "input-only-comments": build("in.txt", "# a comment\n\n   \n"),
         "input-duplicate-id": build(
@@ -240,6 +242,7 @@ CASES.update(
         ),
         "jsonl-long-number": build("in.jsonl", '{"text": "a", "id": ' + "9" * 5000 + "}\n"),
         "jsonl-lone-surrogate": build("in.jsonl", '{"text": "a \\ud800 b"}\n'),
+        "jsonl-control-character": build("in.jsonl", '{"text": "a \\u0000 b"}\n'),
     }
 )
 
@@ -249,6 +252,9 @@ CASES.update(
         "words-not-a-list": build("in.jsonl", jsonl({"words": "a b"})),
         "words-with-spaces": build("in.jsonl", jsonl({"words": ["a "]})),
         "words-with-text-b": build("in.jsonl", jsonl({"words": ["a"], "text_b": "b"})),
+        "words-text-disagree": build(
+            "in.jsonl", jsonl({"text": "The cat sat.", "words": ["The", "dog", "sat", "."]})
+        ),
         "heads-without-words": build("in.jsonl", jsonl({"text": "a", "heads": [0]})),
         "deprels-without-heads": build("in.jsonl", jsonl({"words": ["a"], "deprels": ["root"]})),
         "heads-not-integers": build("in.jsonl", jsonl({"words": ["a", "b"], "heads": [0, "1"]})),
