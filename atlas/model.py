@@ -262,6 +262,21 @@ def offline_mode() -> bool:
     )
 
 
+def is_hub_id(model: str) -> bool:
+    """Whether ``model`` can name a model on the hub, by huggingface_hub's own rule (NAME or
+    ORG/NAME of letters, digits, '-', '_' and '.', not starting or ending with '.' or '-'): a
+    value that cannot (./m, ../m, /m, ~/m, m/, a/b/c) is a path, and a path that does not
+    exist is a missing folder, not a model to look up."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return False
+    return True
+
+
 def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
     """A short TCP connection to the hub (or the configured proxy), so that a machine without
     network fails in a moment instead of after transformers' retries (about 23 s)."""
@@ -390,6 +405,11 @@ class Runner:
             shown = Path(model).resolve().name or "model"
         elif Path(model).exists():
             raise ModelError(f"{option} {model}: is a file; give a model directory or a hub id")
+        elif not is_hub_id(model):
+            raise ModelError(
+                f"{option} {model}: no such model folder (and not a hub id, which is NAME or "
+                "ORG/NAME)"
+            )
         else:
             path, shown, source = model, model, "Hugging Face hub or cache"
         typed = model or DEFAULT_MODEL  # what error messages call it: what the user typed

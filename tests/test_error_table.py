@@ -303,6 +303,7 @@ CASES.update(
 CASES.update(
     {
         "model-file": lambda c: [*build("in.txt", GOOD)(c), "--model", "in.txt"],
+        "model-missing-folder": lambda c: [*build("in.txt", GOOD)(c), "--model", "./missing-dir/"],
         "compare-file": lambda c: [*build("in.txt", GOOD)(c), "--compare", "in.txt"],
         "device-unknown": build("in.txt", GOOD, "--device", "tpu"),
         "max-length-over-the-limit": build("in.txt", GOOD, "--max-length", "4096"),
