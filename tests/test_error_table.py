@@ -509,6 +509,7 @@ CASES.update(
         "render-head-count": render(lambda data: data["heads"].pop()),
         "render-sentence-order": render(setter("sentences.0.index", 1)),
         "render-distances-size": render(lambda data: data["results"]["distances"]["matrix"].pop()),
+        "render-out-of-range": render(setter("heads.0.metrics.to_cls", 1.5)),
     }
 )
 
@@ -566,6 +567,25 @@ def deeper(c: Case) -> Path:
     config.num_hidden_layers = 3
     transformers.AutoModel.from_config(config).save_pretrained(folder)
     return folder
+
+
+@case("render-number-too-large")
+def _(c: Case) -> list[str]:
+    """1e999: valid JSON, read by Python as infinity (json.dumps would write "Infinity")."""
+    argv = render(setter("heads.0.metrics.entropy", 1e308))(c)
+    path = c.tmp / "stored" / "atlas.json"
+    path.write_text(path.read_text().replace("1e+308", "1e999"))
+    return argv
+
+
+@case("compare-atlas-overflow")
+def _(c: Case) -> list[str]:
+    """Two atlases whose numbers are each finite, but whose difference B − A is not."""
+    c.stored(setter("heads.0.metrics.entropy", 1e308))
+    shutil.copytree(c.tmp / "stored", c.tmp / "other")
+    path = c.tmp / "other" / "atlas.json"
+    path.write_text(path.read_text().replace("1e+308", "-1e+308"))
+    return ["compare", "stored/atlas.json", "other/atlas.json", "-o", "site", "-q"]
 
 
 @case("compare-atlas-sentences")

@@ -133,6 +133,13 @@ DELETE = object()
         (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),
         (put("results.distances.stress", float("nan")), "NaN is not a number JSON allows"),
         (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 6 (int)'),
+        # numbers (issue 17): past float's range, and outside a column kind's range
+        (put("heads.3.metrics.entropy", 10**400), "100000… (401 digits) is too large a number"),
+        (put("results.distances.matrix.0.1", 10**400), "is too large a number, past ±1.8e308"),
+        (put("heads.1.metrics.entropy_norm", -0.5), "$.heads[1].metrics.entropy_norm: -0.5 is "
+         "outside 0 to 1, the range of a column of kind 'ratio'"),
+        (put("layer_means.to_sep.1", 1.01), "$.layer_means.to_sep[1]: 1.01 is outside 0 to 1"),
+        (put("model_means.self", 2), "$.model_means.self: 2 is outside 0 to 1"),
     ],
 )
 def test_render_names_the_first_problem_of_a_bad_atlas_json(tmp_path, capsys, change, message):
