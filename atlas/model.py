@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import numpy as np
 
-from .corpus import Example
+from .corpus import Example, word_spans
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +96,10 @@ class Record:
     segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
     attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
     truncated: bool = False
+    # Of a truncated example, per side (text, text_b): how many characters of the text the kept
+    # tokens cover where truncation cut that side, None where it kept the side whole; None for
+    # an example not truncated, or when the tokenizer cannot say (``kept_chars``).
+    kept_chars: tuple[int | None, int | None] | None = None
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
     # float32 [layers + 1, n, hidden]: the embedding output (0) and each layer's output; only
@@ -593,6 +597,8 @@ class Runner:
                 second,
                 truncation="longest_first",
                 max_length=self.max_length,
+                # where the kept tokens end in the text (fast tokenizers only)
+                return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)),
                 **kwargs,
             )
             if truncated
@@ -613,6 +619,7 @@ class Runner:
             "special": special,
             "segments": segments,
             "truncated": truncated,
+            "kept_chars": kept_chars(example, full, enc) if truncated else None,
             "label": example.label,
         }
         if example.words is not None:
@@ -789,6 +796,7 @@ class Runner:
                 segments=enc["segments"],
                 attention=_rows(layers, row, n, n),  # [L, H, n, n]
                 truncated=enc["truncated"],
+                kept_chars=enc["kept_chars"],
                 query=query,
                 key=key,
                 hidden=None if hidden is None else np.stack([h[row, :n] for h in hidden]),
@@ -799,6 +807,40 @@ class Runner:
                 label=enc.get("label"),
                 logits=None if logits is None else example_logits(logits[row], n, self.task),
             )
+
+
+def kept_chars(example: Example, full, cut) -> tuple[int | None, int | None] | None:
+    """Where the tokens of a truncated example end in its text, per side (text, text_b): the
+    end of the side's last kept token, for a side that truncation cut (it has fewer tokens in
+    ``cut`` than in ``full``, the encoding without truncation), None for a side kept whole.
+
+    None when the tokenizer gives no character offsets (a slow one), or when the example's
+    words do not spell its text (a CoNLL-U sentence with multi-word tokens: "du" = "de le"):
+    word offsets count within each word, and only ``word_spans`` takes them to the text."""
+    offsets = cut.get("offset_mapping")
+    if offsets is None:
+        return None
+    if example.words is not None:
+        spans = word_spans(example.text, example.words)
+        if not isinstance(spans, list):
+            return None
+        ends = [0]
+        for (_, end), word in zip(offsets, cut.word_ids(), strict=True):
+            if word is not None and end > 0:
+                # the token's end counts the word's own characters; its spaces are in no span
+                inside = len("".join(example.words[word][:end].split()))
+                ends.append(spans[word][inside - 1] + 1 if inside else spans[word][0])
+        return max(ends), None
+    sides = (full.sequence_ids(), cut.sequence_ids())
+    kept: list[int | None] = []
+    for side, text in enumerate((example.text, example.text_b)):
+        counts = [sum(s == side for s in ids) for ids in sides]
+        if text is None or counts[1] == counts[0]:
+            kept.append(None)
+            continue
+        ends = (end for (_, end), s in zip(offsets, sides[1], strict=True) if s == side)
+        kept.append(max(ends, default=0))
+    return kept[0], kept[1]
 
 
 def _rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ from .analyses.base import KINDS, Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 
@@ -84,6 +84,9 @@ class Sentence:
     # True when data/NNNN.js exists: every head if has_view, else the heads whose pages draw it.
     has_data: bool = False
     label: str | None = None  # its gold label, when the input gives one
+    # The fields ("text", "text_b") that truncation cut: each then holds only the text its kept
+    # tokens cover (pipeline.analysed_text), and the pages mark the cut.
+    cut: list[str] = field(default_factory=list)
 
 
 @dataclass
