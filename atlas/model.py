@@ -589,16 +589,20 @@ class Runner:
                 raise ModelError(f"example {example.id!r}: words are for single sentences")
             tokenizer, first = self.words_tokenizer(), list(example.words)
             kwargs["is_split_into_words"] = True
-        full = tokenizer(first, second, truncation=False, **kwargs)
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        # offsets (fast tokenizers only): where the kept tokens end in the text, and where a
+        # long pair can be cut before truncation (``bounded_pair``)
+        full = tokenizer(first, second, truncation=False, return_offsets_mapping=fast, **kwargs)
         truncated = len(full["input_ids"]) > self.max_length
+        if truncated and second is not None and fast:
+            first, second = bounded_pair(first, second, full, self.max_length)
         enc = (
             tokenizer(
                 first,
                 second,
                 truncation="longest_first",
                 max_length=self.max_length,
-                # where the kept tokens end in the text (fast tokenizers only)
-                return_offsets_mapping=bool(getattr(tokenizer, "is_fast", False)),
+                return_offsets_mapping=fast,
                 **kwargs,
             )
             if truncated
@@ -807,6 +811,38 @@ class Runner:
                 label=enc.get("label"),
                 logits=None if logits is None else example_logits(logits[row], n, self.task),
             )
+
+
+def bounded_pair(first: str, second: str, full, limit: int) -> tuple[str, str]:
+    """A sentence pair of two sides past ``limit`` tokens, each cut before a word that starts
+    after its ``limit``-th token, so that truncating it gives the same encoding: a word's
+    tokens do not depend on the text after it, truncation keeps at most ``limit`` tokens of a
+    side, and longest-first truncation of two sides that both overflow depends only on which
+    is longer (the longer one, else the second, gets the odd token), which the cut keeps.
+    Without it, the tokenizers library combines every overflowing window of one side with
+    every window of the other: quadratic memory (two 50 kB sides at 64 tokens took more than
+    the machine had). ``full``: the pair's encoding without truncation, with offsets."""
+    offsets, sides, words = full["offset_mapping"], full.sequence_ids(), full.word_ids()
+    tokens = [[i for i, s in enumerate(sides) if s == side] for side in (0, 1)]
+    if min(len(t) for t in tokens) <= limit:
+        return first, second  # one side fits: its windows are one, the memory linear
+    texts = [first, second]
+
+    def cut(side: int, at_least: int) -> int:
+        """Cut ``side`` before the first word that starts at token ``at_least`` or later;
+        returns the tokens it keeps."""
+        mine = tokens[side]
+        for count in range(max(at_least, 1), len(mine)):
+            if words[mine[count]] != words[mine[count - 1]]:
+                texts[side] = texts[side][: offsets[mine[count]][0]]
+                return count
+        return len(mine)
+
+    if len(tokens[0]) > len(tokens[1]):
+        cut(0, cut(1, limit) + 1)  # the first side stays the longer
+    else:
+        cut(1, cut(0, limit))  # the second side stays at least as long
+    return texts[0], texts[1]
 
 
 def kept_chars(example: Example, full, cut) -> tuple[int | None, int | None] | None:

@@ -10,8 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
 
 import pytest
+from conftest import ROOT
 
 import atlas
 from atlas.cli import main
@@ -60,6 +66,41 @@ def test_a_pair_is_cut_on_the_sides_truncation_cut(tiny_model):
     assert LONG.startswith(both["text"]) and LONG.startswith(both["text_b"])
     tokens = runner.tokenizer(both["text"], both["text_b"])["input_ids"]
     assert len(tokens) == runner.max_length
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "gpt2"])
+def test_a_long_pair_is_cut_before_truncation_to_the_same_tokens(tiny_model, family):
+    """bounded_pair cuts both sides of a long pair before the tokenizer truncates it: the
+    tokens are those of truncating the whole pair, whichever side is longer, by how much."""
+    runner = Runner(str(tiny_model(family)), device="cpu")
+    for length_a in range(100, 3200, 230):
+        for length_b in (90, 600, length_a, length_a + 1, 2900):
+            a, b = LONG[:length_a], LONG[7 : 7 + length_b]
+            whole = runner.tokenizer(a, b, truncation="longest_first", max_length=64)
+            assert runner.encode(Example(id="p", text=a, text_b=b))["ids"] == whole["input_ids"]
+
+
+def test_a_pair_of_two_long_sides_fits_in_memory(tiny_model):
+    """Two 50 kB sides: the tokenizers library made every pair of overflowing windows, which
+    took more memory than the machine had; under a 6 GB address space it now takes little."""
+    script = (
+        "import resource, sys\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30))\n"
+        "from atlas.corpus import Example\n"
+        "from atlas.model import Runner\n"
+        "text = open(sys.argv[2], encoding='utf-8').read()\n"
+        "runner = Runner(sys.argv[1], device='cpu')\n"
+        "encoded = runner.encode(Example(id='p', text=text, text_b=text))\n"
+        "print(len(encoded['ids']), encoded['kept_chars'])\n"
+    )
+    source = pathlib.Path(tempfile.mkdtemp()) / "long.txt"
+    source.write_text(LONG, encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(tiny_model("bert")), str(source)],
+        capture_output=True, text=True, timeout=300, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split()[0] == "64"
 
 
 def test_words_are_cut_in_their_text(tiny_model):
