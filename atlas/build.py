@@ -12,8 +12,11 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 from collections.abc import Sequence
 from pathlib import Path
+
+import numpy as np
 
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import Analysis
@@ -23,7 +26,7 @@ from .corpus import read_corpus
 from .model import PairedRunner, Runner
 from .output import claim, write
 from .pipeline import measure
-from .result import Atlas, rounded
+from .result import Atlas, first_non_finite, rounded
 from .site import render
 
 log = logging.getLogger("atlas")
@@ -186,7 +189,11 @@ def compare_atlases(a: Atlas, b: Atlas, names: tuple[str, str] = ("A", "B")) -> 
         raise CompareError(f"cannot compare {names[0]} with {names[1]}: {why}")
     columns_a = {c.key: [h.metrics[c.key] for h in a.heads] for c in a.catalogue}
     columns_b = {c.key: [h.metrics[c.key] for h in b.heads] for c in b.catalogue}
-    parts, data = compare_heads(a.catalogue, columns_a, columns_b, [h.label for h in b.heads])
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
+        parts, data = compare_heads(a.catalogue, columns_a, columns_b, [h.label for h in b.heads])
+    why = _not_finite(a, parts, data)
+    if why:
+        raise CompareError(f"cannot compare {names[0]} with {names[1]}: {why}")
     heads = [
         dataclasses.replace(h, parts={**h.parts, "compare": part})
         for h, part in zip(a.heads, parts, strict=True)
@@ -214,6 +221,23 @@ def compare_atlases(a: Atlas, b: Atlas, names: tuple[str, str] = ("A", "B")) -> 
             views_b=views_b,
         )
     )
+
+
+def _not_finite(a: Atlas, parts: list[dict], data: dict) -> str:
+    """Why the comparison holds a number that is not finite ("" if none does): metrics so
+    large (each finite, as load() checks) that B − A or a mean passes float64's range."""
+    for head, part in zip(a.heads, parts, strict=True):
+        for key, delta in part["delta"].items():
+            if not math.isfinite(delta):
+                return (
+                    f"B − A of {key!r} at head {head.name} is too large a number "
+                    f"({part['b'][key]:g} − {head.metrics[key]:g})"
+                )
+    for key, mean in data["model_means_b"].items():
+        if not math.isfinite(mean):
+            return f"the mean of {key!r} over the second atlas's heads is too large a number"
+    where = first_non_finite([parts, data])
+    return f"a number of the comparison is not finite ({where})" if where else ""
 
 
 def _incomparable(a: Atlas, b: Atlas) -> str:

@@ -19,8 +19,13 @@ Formats, chosen by file extension:
   renumbered. ``# text =`` is the sentence's text (else the words joined by spaces), ``# sent_id
   =`` its id (else the running count).
 
-All are read as UTF-8, with or without a byte-order mark, with LF or CRLF line ends. Errors name
-the file and line, so the user can fix the input without a traceback.
+All are read as UTF-8, with or without a byte-order mark. A line ends at LF, CRLF or a lone CR
+(old Mac files), and nowhere else: U+2028, U+0085 or a form feed do not end a line (str.splitlines
+would split there, and JSON allows U+2028 inside a string). Control characters (Unicode category
+Cc: NUL, ESC, DEL, C1 controls such as U+0085, ...) are refused wherever they are, TAB aside, and
+in a JSON string LF and CR too: none of them is text a page can show, and a NUL usually means a
+UTF-16 or binary file. Errors name the file and line, so the user can fix the input without a
+traceback.
 """
 
 from __future__ import annotations
@@ -29,12 +34,18 @@ import codecs
 import json
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 FORMATS = (".txt", ".jsonl", ".conllu")
 CONLLU_COLUMNS = 10
+# What ends a line (see the module's docstring): LF, CRLF, or a CR on its own.
+LINE_END = re.compile(r"\r\n|\r|\n")
+LINE_END_BYTES = re.compile(rb"\r\n|\r|\n")
+# Unicode's control characters (category Cc: C0, DEL, C1) but TAB, LF and CR: in a line, LF and
+# CR cannot occur (they end it); in a JSON string they are whitespace, as TAB is.
+CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 class CorpusError(ValueError):
@@ -75,12 +86,11 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
     try:
         text = data[bom:].decode("utf-8")
     except UnicodeDecodeError as err:
-        line = data[: bom + err.start].count(b"\n") + 1
+        line = len(LINE_END_BYTES.findall(data, 0, bom + err.start)) + 1
         raise CorpusError(
             f"{path}:{line}: not UTF-8 text (byte {bom + err.start} of the file)"
         ) from None
-    # Only LF (and CRLF) end a line: str.splitlines() would also split on U+2028, form feeds...
-    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    lines = _lines(path, text)
     parse = {".txt": _parse_txt, ".jsonl": _parse_jsonl, ".conllu": _parse_conllu}[suffix]
     examples: list[Example] = []
     seen: dict[str, int] = {}
@@ -99,6 +109,30 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
     return examples
 
 
+def _lines(path: Path, text: str) -> Iterator[tuple[int, str]]:
+    """Each line with its 1-based number, checked for control characters as it is reached
+    (so ``limit`` stops before a bad line, as it does for every other error)."""
+    for number, line in enumerate(LINE_END.split(text), start=1):
+        yield number, _checked_line(path, number, line)
+
+
+def _checked_line(path: Path, number: int, line: str) -> str:
+    found = CONTROL.search(line)
+    if found is None:
+        return line
+    where, char = f"{path}:{number}: ", found.group()
+    column = found.start() + 1
+    if char == "\0":
+        raise CorpusError(
+            f"{where}a NUL byte in column {column}: not text (a UTF-16 file? save it as UTF-8)"
+        )
+    escaped = char.encode("unicode_escape").decode("ascii")
+    raise CorpusError(
+        f"{where}a control character ({escaped}) in column {column}; remove it (TAB is the "
+        "only one a line may hold)"
+    )
+
+
 def _read(path: Path, suffix: str) -> bytes:
     """The file's bytes, after the checks whose message is clearer than the system's."""
     if path.is_dir():
@@ -115,9 +149,12 @@ def _read(path: Path, suffix: str) -> bytes:
     return path.read_bytes()
 
 
-def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
+Lines = Iterable[tuple[int, str]]  # (1-based number, the line without its line end)
+
+
+def _parse_txt(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
     count = 0
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in lines:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
             continue
@@ -152,9 +189,9 @@ def _parse_txt(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
         )
 
 
-def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
+def _parse_jsonl(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
     count = 0
-    for number, raw in enumerate(lines, start=1):
+    for number, raw in lines:
         if not raw.strip():
             continue
         try:
@@ -192,6 +229,8 @@ def _parse_jsonl(path: Path, lines: list[str], words: bool) -> Iterator[Example]
         if tree[0] is None and words:
             tree = (tuple(text.split()), None, None)
         _check_characters(where, text, text_b, ident, label, *(tree[0] or ()))
+        if tree[0] is not None:
+            _check_words_spell_text(where, text, tree[0])
         count += 1
         yield Example(
             id=str(ident) if ident is not None else str(count),
@@ -221,7 +260,7 @@ Tree = tuple[tuple[str, ...] | None, tuple[int, ...] | None, tuple[str, ...] | N
 
 def _check_characters(where: str, *values: object) -> None:
     """Refuse strings that are not text: JSON can spell a lone surrogate ("\\ud800"), which
-    no tokenizer and no page can take."""
+    no tokenizer and no page can take, and any control character ("\\u0000")."""
     for value in values:
         if isinstance(value, str):
             try:
@@ -231,6 +270,64 @@ def _check_characters(where: str, *values: object) -> None:
                 raise CorpusError(
                     f"{where}: a lone surrogate ({bad}) is not a character; fix the text"
                 ) from None
+            found = CONTROL.search(value)
+            if found:
+                escaped = found.group().encode("unicode_escape").decode("ascii")
+                raise CorpusError(
+                    f"{where}: a control character ({escaped}) in a string; remove it (TAB, "
+                    "LF and CR are the only ones a string may hold)"
+                )
+
+
+def _check_words_spell_text(where: str, text: str, words: Sequence[str]) -> None:
+    """Refuse a record whose "words" are not its "text": the pages show the text, but the
+    attention is over the words. They agree when the words, in order, spell the text once
+    whitespace is removed from both, so a tokenised text ("Hello , world .") and the text as
+    written ("Hello, world.") are both the words of ["Hello", ",", "world", "."] (the rule:
+    ``word_spans``)."""
+    spans = word_spans(text, words)
+    if isinstance(spans, list):
+        return
+    word, at = spans
+    shown = " ".join(text[at:].split())
+    shown = shown if len(shown) <= 30 else shown[:29] + "…"
+    raise CorpusError(
+        f"{where}: 'words' do not spell 'text': "
+        + (
+            f"word {word + 1}, {words[word]!r}, where the text has {shown!r}"
+            if word < len(words)
+            else f"the text goes on after the last word ({shown!r})"
+        )
+        + "; the words, spaces aside, must be the text (or leave 'text' out)"
+    )
+
+
+def word_spans(text: str, words: Sequence[str]) -> list[list[int]] | tuple[int, int]:
+    """Where each word's characters are in ``text``, when the words spell it: per word, the
+    index in ``text`` of each of its non-whitespace characters. Whitespace in the text may fall
+    between two words, or inside a word where the word has whitespace too ("New York").
+    Otherwise returns (0-based word, index in ``text``) of the first disagreement; the word is
+    ``len(words)`` when the text goes on after the last word."""
+    spans: list[list[int]] = []
+    at = 0
+    for number, word in enumerate(words):
+        span: list[int] = []
+        gap = True  # whitespace in the text may come here: before the word, or where it has some
+        for char in word:
+            if char.isspace():
+                gap = True
+                continue
+            while gap and at < len(text) and text[at].isspace():
+                at += 1
+            if at >= len(text) or text[at] != char:
+                return number, span[0] if span else at
+            span.append(at)
+            at, gap = at + 1, False
+        spans.append(span)
+    tail = text[at:]
+    if tail.strip():
+        return len(words), at + len(tail) - len(tail.lstrip())
+    return spans
 
 
 def _jsonl_tree(where: str, record: dict) -> Tree:
@@ -289,7 +386,7 @@ def _check_heads(heads: list[int], names: list[str]) -> None:
             node = heads[node - 1]
 
 
-def _parse_conllu(path: Path, lines: list[str], words: bool) -> Iterator[Example]:
+def _parse_conllu(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
     """One Example per sentence block; each block is parsed by ``conllu`` on its own, so an
     error can name the line it is on (the package itself does not say)."""
     del words  # a CoNLL-U sentence always has its words
@@ -302,10 +399,10 @@ def _parse_conllu(path: Path, lines: list[str], words: bool) -> Iterator[Example
         yield _conllu_sentence(path, block, count)
 
 
-def _blocks(lines: list[str]) -> Iterator[list[tuple[int, str]]]:
+def _blocks(lines: Lines) -> Iterator[list[tuple[int, str]]]:
     """Runs of non-blank lines with their 1-based line numbers (blank lines end a sentence)."""
     block: list[tuple[int, str]] = []
-    for number, text in enumerate(lines, start=1):
+    for number, text in lines:
         if text.strip():
             block.append((number, text))
         elif block:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .corpus import Example
+from .corpus import Example, word_spans
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +94,10 @@ class Record:
     segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
     attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
     truncated: bool = False
+    # Of a truncated example, per side (text, text_b): how many characters of the text the kept
+    # tokens cover where truncation cut that side, None where it kept the side whole; None for
+    # an example not truncated, or when the tokenizer cannot say (``kept_chars``).
+    kept_chars: tuple[int | None, int | None] | None = None
     query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
     key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
     # float32 [layers + 1, n, hidden]: the embedding output (0) and each layer's output; only
@@ -260,6 +264,21 @@ def offline_mode() -> bool:
     )
 
 
+def is_hub_id(model: str) -> bool:
+    """Whether ``model`` can name a model on the hub, by huggingface_hub's own rule (NAME or
+    ORG/NAME of letters, digits, '-', '_' and '.', not starting or ending with '.' or '-'): a
+    value that cannot (./m, ../m, /m, ~/m, m/, a/b/c) is a path, and a path that does not
+    exist is a missing folder, not a model to look up."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    try:
+        validate_repo_id(model)
+    except HFValidationError:
+        return False
+    return True
+
+
 def hub_reachable(timeout: float = HUB_TIMEOUT_S) -> bool:
     """Whether the hub answers one HEAD request within ``timeout`` seconds (any status will do),
     so that a machine without network fails in a moment instead of after transformers' retries
@@ -393,6 +412,11 @@ class Runner:
             shown = Path(model).resolve().name or "model"
         elif Path(model).exists():
             raise ModelError(f"{option} {model}: is a file; give a model directory or a hub id")
+        elif not is_hub_id(model):
+            raise ModelError(
+                f"{option} {model}: no such model folder (and not a hub id, which is NAME or "
+                "ORG/NAME)"
+            )
         else:
             path, shown, source = model, model, "Hugging Face hub or cache"
         typed = model or DEFAULT_MODEL  # what error messages call it: what the user typed
@@ -568,14 +592,20 @@ class Runner:
                 raise ModelError(f"example {example.id!r}: words are for single sentences")
             tokenizer, first = self.words_tokenizer(), list(example.words)
             kwargs["is_split_into_words"] = True
-        full = tokenizer(first, second, truncation=False, **kwargs)
+        fast = bool(getattr(tokenizer, "is_fast", False))
+        # offsets (fast tokenizers only): where the kept tokens end in the text, and where a
+        # long pair can be cut before truncation (``bounded_pair``)
+        full = tokenizer(first, second, truncation=False, return_offsets_mapping=fast, **kwargs)
         truncated = len(full["input_ids"]) > self.max_length
+        if truncated and second is not None and fast:
+            first, second = bounded_pair(first, second, full, self.max_length)
         enc = (
             tokenizer(
                 first,
                 second,
                 truncation="longest_first",
                 max_length=self.max_length,
+                return_offsets_mapping=fast,
                 **kwargs,
             )
             if truncated
@@ -596,6 +626,7 @@ class Runner:
             "special": special,
             "segments": segments,
             "truncated": truncated,
+            "kept_chars": kept_chars(example, full, enc) if truncated else None,
             "label": example.label,
         }
         if example.words is not None:
@@ -772,6 +803,7 @@ class Runner:
                 segments=enc["segments"],
                 attention=_rows(layers, row, n, n),  # [L, H, n, n]
                 truncated=enc["truncated"],
+                kept_chars=enc["kept_chars"],
                 query=query,
                 key=key,
                 hidden=None if hidden is None else np.stack([h[row, :n] for h in hidden]),
@@ -782,6 +814,72 @@ class Runner:
                 label=enc.get("label"),
                 logits=None if logits is None else example_logits(logits[row], n, self.task),
             )
+
+
+def bounded_pair(first: str, second: str, full, limit: int) -> tuple[str, str]:
+    """A sentence pair of two sides past ``limit`` tokens, each cut before a word that starts
+    after its ``limit``-th token, so that truncating it gives the same encoding: a word's
+    tokens do not depend on the text after it, truncation keeps at most ``limit`` tokens of a
+    side, and longest-first truncation of two sides that both overflow depends only on which
+    is longer (the longer one, else the second, gets the odd token), which the cut keeps.
+    Without it, the tokenizers library combines every overflowing window of one side with
+    every window of the other: quadratic memory (two 50 kB sides at 64 tokens took more than
+    the machine had). ``full``: the pair's encoding without truncation, with offsets."""
+    offsets, sides, words = full["offset_mapping"], full.sequence_ids(), full.word_ids()
+    tokens = [[i for i, s in enumerate(sides) if s == side] for side in (0, 1)]
+    if min(len(t) for t in tokens) <= limit:
+        return first, second  # one side fits: its windows are one, the memory linear
+    texts = [first, second]
+
+    def cut(side: int, at_least: int) -> int:
+        """Cut ``side`` before the first word that starts at token ``at_least`` or later;
+        returns the tokens it keeps."""
+        mine = tokens[side]
+        for count in range(max(at_least, 1), len(mine)):
+            if words[mine[count]] != words[mine[count - 1]]:
+                texts[side] = texts[side][: offsets[mine[count]][0]]
+                return count
+        return len(mine)
+
+    if len(tokens[0]) > len(tokens[1]):
+        cut(0, cut(1, limit) + 1)  # the first side stays the longer
+    else:
+        cut(1, cut(0, limit))  # the second side stays at least as long
+    return texts[0], texts[1]
+
+
+def kept_chars(example: Example, full, cut) -> tuple[int | None, int | None] | None:
+    """Where the tokens of a truncated example end in its text, per side (text, text_b): the
+    end of the side's last kept token, for a side that truncation cut (it has fewer tokens in
+    ``cut`` than in ``full``, the encoding without truncation), None for a side kept whole.
+
+    None when the tokenizer gives no character offsets (a slow one), or when the example's
+    words do not spell its text (a CoNLL-U sentence with multi-word tokens: "du" = "de le"):
+    word offsets count within each word, and only ``word_spans`` takes them to the text."""
+    offsets = cut.get("offset_mapping")
+    if offsets is None:
+        return None
+    if example.words is not None:
+        spans = word_spans(example.text, example.words)
+        if not isinstance(spans, list):
+            return None
+        ends = [0]
+        for (_, end), word in zip(offsets, cut.word_ids(), strict=True):
+            if word is not None and end > 0:
+                # the token's end counts the word's own characters; its spaces are in no span
+                inside = len("".join(example.words[word][:end].split()))
+                ends.append(spans[word][inside - 1] + 1 if inside else spans[word][0])
+        return max(ends), None
+    sides = (full.sequence_ids(), cut.sequence_ids())
+    kept: list[int | None] = []
+    for side, text in enumerate((example.text, example.text_b)):
+        counts = [sum(s == side for s in ids) for ids in sides]
+        if text is None or counts[1] == counts[0]:
+            kept.append(None)
+            continue
+        ends = (end for (_, end), s in zip(offsets, sides[1], strict=True) if s == side)
+        kept.append(max(ends, default=0))
+    return kept[0], kept[1]
 
 
 def _rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -> np.ndarray:

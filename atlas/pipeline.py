@@ -79,7 +79,7 @@ def measure(
     )
     for analysis in analyses:
         analysis.start(run)
-    rows: dict[int, tuple[int, bool]] = {}
+    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]] = {}
     for record in runner.run(
         examples,
         batch_size=batch_size,
@@ -89,7 +89,7 @@ def measure(
     ):
         for analysis in analyses:
             analysis.add(record)
-        rows[record.index] = (record.n, record.truncated)
+        rows[record.index] = (record.n, record.truncated, record.kept_chars)
         if record.truncated:
             example = examples[record.index]
             log.warning(
@@ -116,6 +116,13 @@ def measure(
     if probe is not None:
         probe.close()
 
+    if any(rows[i][2] for i in rows):
+        log.info(
+            "pages and atlas.json keep of each truncated sentence only the text its %d tokens "
+            "cover, marked '… [cut at %d tokens]'",
+            runner.max_length,
+            runner.max_length,
+        )
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}
     token_counts = [rows[i][0] for i in range(len(examples))]
@@ -147,13 +154,12 @@ def measure(
             Sentence(
                 index=i,
                 id=e.id,
-                text=e.text,
-                text_b=e.text_b,
                 tokens=rows[i][0],
                 truncated=rows[i][1],
                 has_view=i in kept and kept[i].heads_kept is None,
                 has_data=i in kept,
                 label=e.label,
+                **analysed_text(e, rows[i][2]),
             )
             for i, e in enumerate(examples)
         ],
@@ -162,6 +168,19 @@ def measure(
         **assemble(results, analyses, run),
     )
     return rounded(atlas)
+
+
+def analysed_text(example: Example, kept: tuple[int | None, int | None] | None) -> dict:
+    """A sentence's ``text``, ``text_b`` and ``cut``: the text its tokens cover. A side that
+    truncation cut ends where its last kept token ends, and is named in ``cut``: pages show
+    what was analysed, not a whole long input (a 1 MB line on every head page that shows it)."""
+    texts = {"text": example.text, "text_b": example.text_b}
+    cut = []
+    for field, end in zip(texts, kept or (None, None), strict=True):
+        if end is not None and texts[field] is not None:
+            texts[field] = texts[field][:end].rstrip()
+            cut.append(field)
+    return {**texts, "cut": cut}
 
 
 def assemble(results: dict[str, Result], analyses: Sequence[Analysis], run: RunInfo) -> dict:

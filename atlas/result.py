@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import __version__, contract
-from .analyses.base import Column, Table
+from .analyses.base import KINDS, Column, Table
 from .model import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 
@@ -82,6 +84,9 @@ class Sentence:
     # True when data/NNNN.js exists: every head if has_view, else the heads whose pages draw it.
     has_data: bool = False
     label: str | None = None  # its gold label, when the input gives one
+    # The fields ("text", "text_b") that truncation cut: each then holds only the text its kept
+    # tokens cover (pipeline.analysed_text), and the pages mark the cut.
+    cut: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -133,7 +138,24 @@ class Atlas:
         data/NNNN.js (see viewdata.py) rather than twice."""
         data = dataclasses.asdict(self)
         del data["views"], data["views_b"]
-        return json.dumps(data, sort_keys=True, ensure_ascii=False) + "\n"
+        where = first_non_finite(data)
+        if where is not None:  # JSON has no NaN or Infinity, and load() would refuse them
+            raise ValueError(f"atlas.json would hold a number that is not finite, at {where}")
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def first_non_finite(value: Any, where: str = "$") -> str | None:
+    """The JSON path of the first float in ``value`` (dicts, lists, tuples) that is NaN or
+    infinite, or None when all are finite."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        items = ((f"{where}.{key}", v) for key, v in value.items())
+    elif isinstance(value, list | tuple):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    return next((found for path, v in items if (found := first_non_finite(v, path))), None)
 
 
 def rounded(atlas: Atlas) -> Atlas:
@@ -196,7 +218,12 @@ def load(path: str | Path) -> Atlas:
     if path.is_dir():
         path = path / "atlas.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8"), parse_constant=_no_constant)
+        data = json.loads(
+            path.read_text(encoding="utf-8"),
+            parse_constant=_no_constant,
+            parse_float=_finite_float,
+            parse_int=_finite_int,
+        )
     except FileNotFoundError:
         raise AtlasFileError(f"{path}: no such file") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
@@ -222,6 +249,27 @@ def load(path: str | Path) -> Atlas:
 
 def _no_constant(name: str):
     raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    """A JSON number with a fraction or exponent; one past float's range (1e999) would be read
+    as infinity, which no page can show and no comparison can take."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{_short(text)} is too large a number, past ±1.8e308")
+    return value
+
+
+def _finite_int(text: str) -> int:
+    """A JSON integer; one past float's range could not take part in any mean."""
+    value = int(text)
+    if abs(value) > sys.float_info.max:
+        raise ValueError(f"{_short(text)} is too large a number, past ±1.8e308")
+    return value
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 12 else f"{text[:6]}… ({len(text)} digits)"
 
 
 def _validate(path: Path, data: dict) -> None:
@@ -251,12 +299,38 @@ def _check_consistent(path: Path, data: dict) -> None:
         *(f"$.sentences[{i}].index: {s['index']}, expected {i}"
           for i, s in enumerate(data["sentences"]) if s["index"] != i),
     ]  # fmt: skip
+    problems += _out_of_range(data)
     matrix = data["results"].get("distances", {}).get("matrix")
     if matrix is not None and (len(matrix) != size or any(len(row) != size for row in matrix)):
         problems.append(f"$.results.distances.matrix: not {size} × {size}")
     problem = next((p for p in problems if p), None)
     if problem:
         raise AtlasFileError(f"{path}: {problem}")
+
+
+RANGE_SLACK = 1e-6  # a share summed in float32 may pass 1 by a rounding error
+
+
+def _out_of_range(data: dict) -> list[str]:
+    """Every value of a column whose kind has a fixed range (a share, a ratio, an accuracy:
+    0 to 1), per head and in the means, that falls outside it."""
+    ranges = {c["key"]: (c["kind"], KINDS.get(c["kind"])) for c in data["catalogue"]}
+    values = [
+        *((f"$.heads[{i}].metrics.{k}", k, v) for i, h in enumerate(data["heads"])
+          for k, v in h["metrics"].items()),
+        *((f"$.layer_means.{k}[{i}]", k, v) for k, vs in data["layer_means"].items()
+          for i, v in enumerate(vs)),
+        *((f"$.model_means.{k}", k, v) for k, v in data["model_means"].items()),
+    ]  # fmt: skip
+    problems = []
+    for where, key, value in values:
+        kind, domain = ranges.get(key, ("", None))
+        if domain and not domain[0] - RANGE_SLACK <= value <= domain[1] + RANGE_SLACK:
+            problems.append(
+                f"{where}: {value:g} is outside {domain[0]:g} to {domain[1]:g}, the range of "
+                f"a column of kind {kind!r}"
+            )
+    return problems
 
 
 def _read_views(path: Path, data: dict) -> list[View]:

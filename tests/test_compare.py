@@ -10,6 +10,7 @@ import math
 import pathlib
 import shutil
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -285,6 +286,56 @@ def test_atlas_compare_refuses_other_sentences(single_sites, tiny_model, tmp_pat
                                   "-o", str(tmp_path / "out"), "-q"])  # fmt: skip
     assert "different inputs (59 and 5 sentences)" in err
     assert not (tmp_path / "out").exists()
+
+
+STORED = pathlib.Path(__file__).parent / "snapshots" / "stored-atlas"
+
+
+def stored_copy(folder: pathlib.Path, entropy: float) -> pathlib.Path:
+    """A copy of the stored snapshot atlas with every head's entropy set to ``entropy``."""
+    shutil.copytree(STORED, folder)
+    data = json.loads((folder / "atlas.json").read_text())
+    for head in data["heads"]:
+        head["metrics"]["entropy"] = entropy
+    (folder / "atlas.json").write_text(json.dumps(data))
+    return folder / "atlas.json"
+
+
+def test_atlas_compare_refuses_numbers_past_float64_without_warnings(tmp_path, capsys):
+    """Each atlas finite, B − A not: one line and exit 2, no numpy overflow warning (-q), and
+    no atlas.json with Infinity in it (which atlas render then refused)."""
+    a, b = stored_copy(tmp_path / "a", 1e308), stored_copy(tmp_path / "b", -1e308)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a RuntimeWarning would end the run as a bug
+        err = one_line_error(capsys, ["compare", str(a), str(b), "-o", str(tmp_path / "out"),
+                                      "-q"])  # fmt: skip
+    assert err == (
+        f"atlas: error: cannot compare {a} with {b}: B − A of 'entropy' at head L1-H1 is too "
+        "large a number (-1e+308 − 1e+308)\n"
+    )
+    assert not (tmp_path / "out").exists()
+
+
+def test_atlas_compare_of_large_finite_numbers_renders_again(tmp_path, capsys):
+    """Numbers near float64's limit whose differences and means stay finite compare, and the
+    compare atlas is read back and rendered (every number in it is finite)."""
+    a, b = stored_copy(tmp_path / "a", 1e307), stored_copy(tmp_path / "b", -1e307)
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["compare", str(a), str(b), "-o", str(out), "-q"]) == 0
+    compare = load(out).head(1, 1).parts["compare"]
+    assert compare["delta"]["entropy"] == -2e307 and compare["b"]["entropy"] == -1e307
+    assert main(["render", str(out), "-o", str(tmp_path / "again"), "-q"]) == 0
+    assert capsys.readouterr().err == ""
+
+
+def test_atlas_json_is_never_written_with_a_number_that_is_not_finite():
+    """JSON has no NaN or Infinity: to_json names where one is instead of writing it."""
+    atlas = load(STORED)
+    atlas.heads[2].metrics["entropy"] = math.inf
+    with pytest.raises(ValueError, match=r"not finite, at \$\.heads\[2\]\.metrics\.entropy"):
+        atlas.to_json()
 
 
 def test_a_compare_atlas_renders_again_from_its_atlas_json(compare_site, tmp_path):

@@ -203,11 +203,135 @@ def test_unicode_line_separator_inside_jsonl_string(tmp_path):
     assert read_corpus(write(tmp_path, "c.jsonl", data))[0].text == "one\u2028two"
 
 
-def test_only_lf_ends_a_line(tmp_path):
-    """A form feed inside a .txt line does not split it; line numbers stay right."""
-    examples = read_corpus(write(tmp_path, "c.txt", b"hello\nx\x0cy\nlast\n"))
-    assert [e.text for e in examples] == ["hello", "x\x0cy", "last"]
-    assert [e.line for e in examples] == [1, 2, 3]
+WORD_LINE = b"1\t%s\t_\t_\t_\t_\t0\troot\t_\t_"
+
+
+@pytest.mark.parametrize("end", [b"\n", b"\r\n", b"\r"])
+@pytest.mark.parametrize("name", ["c.txt", "c.jsonl", "c.conllu"])
+def test_lf_crlf_and_a_lone_cr_end_a_line(tmp_path, name, end):
+    """Old Mac files end lines with CR alone: each line is its own sentence, in every format,
+    and line numbers stay right (a CRLF is one line end, not two)."""
+    lines = {
+        "c.txt": [b"one", b"# two", b"three"],
+        "c.jsonl": [b'{"text": "one"}', b"", b'{"text": "three"}'],
+        "c.conllu": [WORD_LINE % b"one", b"", WORD_LINE % b"three"],
+    }[name]
+    examples = read_corpus(write(tmp_path, name, end.join(lines) + end))
+    assert [(e.text, e.line) for e in examples] == [("one", 1), ("three", 3)]
+
+
+def test_a_lone_cr_counts_as_a_line_in_messages(tmp_path):
+    """Errors name the line an editor shows, whatever ends the lines before."""
+    assert_error(write(tmp_path, "c.txt", b"ok\rok\r\nA\tB\tC\tD\r"), ":3:", "3 TABs")
+    assert_error(write(tmp_path, "d.txt", b"ok\rok\r\n\ncaf\xe9\n"), ":4:", "not UTF-8")
+
+
+def test_only_lf_cr_and_crlf_end_a_line(tmp_path):
+    """U+2028 (LINE SEPARATOR) and U+2029 are characters of the line, as in JSON strings:
+    str.splitlines() would split there, and on U+0085 and form feeds too."""
+    data = "hello\nx\u2028y\n" + json.dumps({"text": "p\u2029q"}, ensure_ascii=False) + "\n"
+    examples = read_corpus(write(tmp_path, "c.txt", data.encode()))
+    assert [(e.text, e.line) for e in examples][:2] == [("hello", 1), ("x\u2028y", 2)]
+    examples = read_corpus(write(tmp_path, "c.jsonl", data.split("\n")[2].encode()))
+    assert examples[0].text == "p\u2029q"
+
+
+@pytest.mark.parametrize("name", ["c.txt", "c.jsonl", "c.conllu"])
+def test_a_nul_byte_is_refused_with_its_line_and_column(tmp_path, name):
+    """A NUL byte reached the pages raw; it is not text (often a UTF-16 file read as UTF-8)."""
+    good = {"c.txt": b"fine", "c.jsonl": b'{"text": "fine"}', "c.conllu": b"# c"}[name]
+    message = assert_error(write(tmp_path, name, good + b"\nab\x00c\n"), ":2:", "a NUL byte")
+    assert message.endswith(": a NUL byte in column 3: not text (a UTF-16 file? save it as UTF-8)")
+
+
+def test_a_utf16_file_is_named_as_such(tmp_path):
+    """UTF-16 without a byte-order mark decodes as UTF-8 with a NUL after every ASCII letter."""
+    assert_error(write(tmp_path, "c.txt", "Hi there\n".encode("utf-16-le")), ":1:", "UTF-16")
+
+
+@pytest.mark.parametrize(
+    ("char", "escaped"),
+    [
+        ("\x1b", "\\x1b"),
+        ("\x0c", "\\x0c"),
+        ("\x0b", "\\x0b"),
+        ("\x7f", "\\x7f"),
+        ("\x85", "\\x85"),
+        ("\x9b", "\\x9b"),
+    ],
+)
+def test_control_characters_are_refused_but_tab(tmp_path, char, escaped):
+    """Unicode's control characters (C0, DEL, C1 such as NEL U+0085) are refused in a line,
+    even in a comment; TAB is the one a line may hold (it splits .txt pairs)."""
+    path = write(tmp_path, "c.txt", f"ok\n# a comment {char}\n".encode())
+    assert_error(path, ":2:", f"a control character ({escaped}) in column 13", "TAB")
+    assert read_corpus(write(tmp_path, "t.txt", b"a\tb\n"))[0].text_b == "b"
+
+
+def test_limit_stops_before_a_control_character(tmp_path):
+    """As with any other error, a bad line after the limit is never reached."""
+    path = write(tmp_path, "c.txt", b"one\ntwo\nthr\x00ee\n")
+    assert [e.text for e in read_corpus(path, limit=2)] == ["one", "two"]
+    assert_error(path, ":3:", "NUL")
+
+
+@pytest.mark.parametrize("field", ["text", "text_b", "id", "label", "words"])
+def test_an_escaped_control_character_in_a_json_string_is_refused(tmp_path, field):
+    """JSON spells a NUL or an ESC as an escape; it is refused in every string the record
+    gives, while TAB, LF and CR are whitespace there."""
+    record = {"text": "a b"}
+    bad = "a\u0000b" if field != "words" else ["a\u001b", "b"]
+    if field == "words":
+        record["text"] = "a\u001b b"
+    record[field] = bad
+    path = write(tmp_path, "c.jsonl", jsonl(record))
+    assert_error(path, ":1:", "a control character (\\x", "in a string")
+    text = read_corpus(write(tmp_path, "ok.jsonl", jsonl({"text": "a\tb\nc\r\nd"})))[0].text
+    assert text == "a\tb\nc\r\nd"
+
+
+@pytest.mark.parametrize(
+    ("text", "words"),
+    [
+        ("Hello, world.", ["Hello", ",", "world", "."]),  # no space before punctuation
+        ("Hello , world .", ["Hello", ",", "world", "."]),  # a tokenised text
+        ("  It's   New York.", ["It", "'s", "New York", "."]),  # a word with a space in it
+        ("It's NewYork.", ["It", "'s", "New York", "."]),
+        ("東京です", ["東京", "です"]),  # no spaces at all
+    ],
+)
+def test_jsonl_words_that_spell_the_text_are_accepted(tmp_path, text, words):
+    """Real tokenised corpora: the words, in order, spell the text once whitespace is removed,
+    and the text is kept as written (it is what the pages show)."""
+    (example,) = read_corpus(write(tmp_path, "c.jsonl", jsonl({"text": text, "words": words})))
+    assert (example.text, example.words) == (text.strip(), tuple(words))
+
+
+@pytest.mark.parametrize(
+    ("text", "words", "message"),
+    [
+        (
+            "The cat sat.",
+            ["The", "dog", "sat", "."],
+            "word 2, 'dog', where the text has 'cat sat.'",
+        ),
+        ("The cat sat.", ["The", "cat", "sat"], "the text goes on after the last word ('.')"),
+        ("The cat", ["The", "cat", "sat"], "word 3, 'sat', where the text has ''"),
+        ("The cat sat.", ["The", "cats", "at."], "word 2, 'cats', where the text has 'cat sat.'"),
+        ("The cat.", ["cat", "The", "."], "word 1, 'cat', where the text has 'The cat.'"),
+        (
+            "Sehr " + "lang " * 20,
+            ["Sehr", "kurz"],
+            "word 2, 'kurz', where the text has 'lang lang lang lang lang lang…'",
+        ),
+    ],
+)
+def test_jsonl_words_that_disagree_with_the_text_are_refused(tmp_path, text, words, message):
+    """The page would show the text while the attention is over the words: refused, naming
+    the first word that differs (a word may not run across a space of the text)."""
+    path = write(tmp_path, "c.jsonl", jsonl({"text": "ok"}, {"text": text, "words": words}))
+    found = assert_error(path, ":2:", "'words' do not spell 'text': ", message, "leave 'text' out")
+    assert found.endswith("; the words, spaces aside, must be the text (or leave 'text' out)")
 
 
 def test_boolean_id_is_refused(tmp_path):

@@ -169,6 +169,8 @@ CASES.update(
         "input-extension": build("in.csv", "a,b\n"),
         "input-no-extension": build("sentences", GOOD),
         "input-not-utf8": build("in.txt", b"fine\ncaf\xe9\n"),
+        "input-nul-byte": build("in.txt", b"fine\nab\x00c\n"),
+        "input-control-character": build("in.txt", b"fine\nab\x1bc\n"),
         "input-empty": build("in.txt", b""),
         "input-only-comments": build("in.txt", "# a comment\n\n   \n"),
         "input-duplicate-id": build(
@@ -241,6 +243,7 @@ CASES.update(
         ),
         "jsonl-long-number": build("in.jsonl", '{"text": "a", "id": ' + "9" * 5000 + "}\n"),
         "jsonl-lone-surrogate": build("in.jsonl", '{"text": "a \\ud800 b"}\n'),
+        "jsonl-control-character": build("in.jsonl", '{"text": "a \\u0000 b"}\n'),
     }
 )
 
@@ -250,6 +253,9 @@ CASES.update(
         "words-not-a-list": build("in.jsonl", jsonl({"words": "a b"})),
         "words-with-spaces": build("in.jsonl", jsonl({"words": ["a "]})),
         "words-with-text-b": build("in.jsonl", jsonl({"words": ["a"], "text_b": "b"})),
+        "words-text-disagree": build(
+            "in.jsonl", jsonl({"text": "The cat sat.", "words": ["The", "dog", "sat", "."]})
+        ),
         "heads-without-words": build("in.jsonl", jsonl({"text": "a", "heads": [0]})),
         "deprels-without-heads": build("in.jsonl", jsonl({"words": ["a"], "deprels": ["root"]})),
         "heads-not-integers": build("in.jsonl", jsonl({"words": ["a", "b"], "heads": [0, "1"]})),
@@ -298,6 +304,7 @@ CASES.update(
 CASES.update(
     {
         "model-file": lambda c: [*build("in.txt", GOOD)(c), "--model", "in.txt"],
+        "model-missing-folder": lambda c: [*build("in.txt", GOOD)(c), "--model", "./missing-dir/"],
         "compare-file": lambda c: [*build("in.txt", GOOD)(c), "--compare", "in.txt"],
         "device-unknown": build("in.txt", GOOD, "--device", "tpu"),
         "max-length-over-the-limit": build("in.txt", GOOD, "--max-length", "4096"),
@@ -554,6 +561,7 @@ CASES.update(
         "render-head-count": render(lambda data: data["heads"].pop()),
         "render-sentence-order": render(setter("sentences.0.index", 1)),
         "render-distances-size": render(lambda data: data["results"]["distances"]["matrix"].pop()),
+        "render-out-of-range": render(setter("heads.0.metrics.to_cls", 1.5)),
     }
 )
 
@@ -611,6 +619,25 @@ def deeper(c: Case) -> Path:
     config.num_hidden_layers = 3
     transformers.AutoModel.from_config(config).save_pretrained(folder)
     return folder
+
+
+@case("render-number-too-large")
+def _(c: Case) -> list[str]:
+    """1e999: valid JSON, read by Python as infinity (json.dumps would write "Infinity")."""
+    argv = render(setter("heads.0.metrics.entropy", 1e308))(c)
+    path = c.tmp / "stored" / "atlas.json"
+    path.write_text(path.read_text().replace("1e+308", "1e999"))
+    return argv
+
+
+@case("compare-atlas-overflow")
+def _(c: Case) -> list[str]:
+    """Two atlases whose numbers are each finite, but whose difference B − A is not."""
+    c.stored(setter("heads.0.metrics.entropy", 1e308))
+    shutil.copytree(c.tmp / "stored", c.tmp / "other")
+    path = c.tmp / "other" / "atlas.json"
+    path.write_text(path.read_text().replace("1e+308", "-1e+308"))
+    return ["compare", "stored/atlas.json", "other/atlas.json", "-o", "site", "-q"]
 
 
 @case("compare-atlas-sentences")

@@ -82,6 +82,37 @@ def test_unknown_hub_id_unreachable_hub_fails_at_once(monkeypatch):
     assert "cannot be reached" in unknown_hub_error()
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "./missing-dir/",
+        "./missing-dir",
+        "../missing",
+        "/no/such/model",
+        "~/models/m",
+        "missing/",
+        "models/bert/v1",
+        "missing\\model",
+    ],
+)
+@pytest.mark.parametrize("option", ["--model", "--compare"])
+def test_a_missing_folder_is_not_looked_up_on_the_hub(monkeypatch, tmp_path, value, option):
+    """A value that cannot be a hub id (NAME or ORG/NAME) is a path: when nothing is there, the
+    one line says the folder is missing, with no look-up in the cache or on the hub."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(atlas_model, "hub_reachable", lambda: pytest.fail("asked the hub"))
+    with pytest.raises(ModelError) as err:
+        Runner(value, device="cpu", option=option)
+    assert str(err.value) == (
+        f"{option} {value}: no such model folder (and not a hub id, which is NAME or ORG/NAME)"
+    )
+
+
+@pytest.mark.parametrize("value", ["gpt2", "no-such-org/no-such-model", "org/model.v2"])
+def test_a_hub_id_is_still_looked_up(value):
+    assert atlas_model.is_hub_id(value)
+
+
 def test_hub_reachable_is_false_for_a_closed_port(monkeypatch):
     """The quick check answers False when nothing listens, without waiting for a timeout."""
     monkeypatch.delenv("HTTPS_PROXY", raising=False)

@@ -47,14 +47,21 @@ def test_a_folder_named_like_an_input_is_not_a_missing_file(tmp_path, capsys):
 
 
 def test_control_characters_never_reach_the_terminal(tiny_model, tmp_path, capsys):
-    """An id holding an escape sequence is shown escaped in the warning that names it."""
+    """An id holding an escape sequence is refused, shown escaped in the line that says so; one
+    holding a character that turns the terminal's text around (U+202E, not a control character
+    but a format one) is shown escaped in the warning that names it."""
     source = tmp_path / "ids.jsonl"
     long = " ".join(["the cat sat on the mat"] * 40)
     source.write_text(f'{{"text": "{long}", "id": "\\u001b[31mred"}}\n', encoding="utf-8")
     out = tmp_path / "site"
-    assert main([str(x) for x in ("build", source, "-o", out, "--model", tiny_model("bert"))]) == 0
+    argv = [str(x) for x in ("build", source, "-o", out, "--model", tiny_model("bert"))]
+    assert main(argv) == 2
     err = capsys.readouterr().err
-    assert "(id \\x1b[31mred, line 1) truncated" in err and "\x1b" not in err
+    assert "ids.jsonl:1: a control character (\\x1b) in a string" in err and "\x1b" not in err
+    source.write_text(f'{{"text": "{long}", "id": "\\u202ered"}}\n', encoding="utf-8")
+    assert main(argv) == 0
+    err = capsys.readouterr().err
+    assert "(id \\u202ered, line 1) truncated" in err and "\u202e" not in err
     assert printable("tab\there\n") == "tab\\there\\n" and printable("東京") == "東京"
 
 
@@ -125,7 +132,17 @@ DELETE = object()
         (put("model.layers", 0), "$.model.layers: 0 is less than the minimum of 1"),
         (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),
         (put("results.distances.stress", float("nan")), "NaN is not a number JSON allows"),
-        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 7 (int)'),
+        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 8 (int)'),
+        # numbers (issue 17): past float's range, and outside a column kind's range
+        (put("heads.3.metrics.entropy", 10**400), "100000… (401 digits) is too large a number"),
+        (put("results.distances.matrix.0.1", 10**400), "is too large a number, past ±1.8e308"),
+        (
+            put("heads.1.metrics.entropy_norm", -0.5),
+            "$.heads[1].metrics.entropy_norm: -0.5 is "
+            "outside 0 to 1, the range of a column of kind 'ratio'",
+        ),
+        (put("layer_means.to_sep.1", 1.01), "$.layer_means.to_sep[1]: 1.01 is outside 0 to 1"),
+        (put("model_means.self", 2), "$.model_means.self: 2 is outside 0 to 1"),
     ],
 )
 def test_render_names_the_first_problem_of_a_bad_atlas_json(tmp_path, capsys, change, message):
