@@ -143,6 +143,9 @@ class Analysis:
     # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
     # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
     sections: ClassVar[Mapping[str, str]] = {}
+    # Why ``revisit`` asks for sentences again, for the build's log ("running 38 sentences
+    # again for the views analysis: ...").
+    revisit_reason: ClassVar[str] = ""
 
     def start(self, run: RunInfo) -> None:
         self.run = run
