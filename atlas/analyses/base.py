@@ -63,6 +63,9 @@ class Column:
     group: str = ""
     formula: str = ""  # per example, in the notation of docs/metrics.md
     analysis: str = ""
+    # The paper whose definition it follows ("Clark et al. 2019, §3"), or how ours differs; the
+    # site's Definitions page shows it beside the formula.
+    paper: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

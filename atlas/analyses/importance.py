@@ -32,6 +32,7 @@ DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
 DEFAULT_ABLATION = 16  # the first this many of them are ablated (see docs/performance.md)
 ROLES = ("[CLS]", "[SEP]", "punctuation", "other")
 
+MICHEL = "Michel, Levy and Neubig 2019, Are Sixteen Heads Really Better than One?"
 ABLATION_MEASURE = {
     ENCODER: "1 − cos(mean-pooled last layer, same without the head)",
     "masked-lm": "masked-LM loss without the head − with it",
@@ -91,7 +92,8 @@ class HeadImportance(Analysis):
             Column(
                 "importance", "importance", "score", "",
                 f"head ablation: {ABLATION_MEASURE[probe.kind]}", "head-importance",
-                "", "mean over the ablation sample",
+                "", "mean over the ablation sample of the output's change when the head's"
+                " context vector is zeroed", paper=MICHEL,
             )
         ]  # fmt: skip
         data: dict = {
@@ -109,7 +111,8 @@ class HeadImportance(Analysis):
                 Column(
                     "importance_grad", "gradient importance", "score", "",
                     "|∂loss/∂ξ_h| for a head gate ξ_h = 1", "head-importance-gradient",
-                    "", "mean over the sample",
+                    "", "mean over the sample of |∂loss/∂ξ_h| at ξ = 1 (ξ_h gates head h's"
+                    " context vector)", paper=MICHEL,
                 )
             )  # fmt: skip
             split = grads["split"]

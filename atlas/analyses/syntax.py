@@ -332,11 +332,15 @@ class Syntax(Analysis):
 COLUMNS = [
     Column("dep_to_head", "dep → head", "accuracy", "",
            "share of dependents whose most-attended other word is their gold head", "syntax",
-           "Syntax", "mean over dependents of [argmax_v W[d, v] = head(d)]"),
+           "Syntax", "mean over dependents of [argmax_v W[d, v] = head(d)]",
+           paper="Clark et al. 2019, What Does BERT Look At?, §4.2"),
     Column("head_to_dep", "head → dep", "accuracy", "",
            "the same on the transposed map: the word attending most to a dependent is its head",
-           "syntax", "Syntax", "mean over dependents of [argmax_v W[v, d] = head(d)]"),
+           "syntax", "Syntax", "mean over dependents of [argmax_v W[v, d] = head(d)]",
+           paper="Clark et al. 2019, What Does BERT Look At?, §4.2 (their other direction)"),
     Column("uuas", "MST UUAS", "accuracy", "",
            "share of gold edges in the maximum spanning tree of the symmetrised word-level map",
-           "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|"),
+           "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|",
+           paper="Raganato and Tiedemann 2018; Htut et al. 2019, Do Attention Heads in BERT "
+           "Track Syntactic Dependencies?"),
 ]  # fmt: skip
