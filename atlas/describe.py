@@ -106,10 +106,10 @@ def importance_line(atlas: Atlas, head: Head) -> str | None:
 
 
 def head_summary(atlas: Atlas, head: Head) -> list[str]:
-    """Two to six short lines: the relation it tracks best (with trees) and how much the model
-    misses it (with importance) first, then where its attention goes, how spread it is and its
-    most frequent word pairs, each with its comparison."""
-    lines = [line for line in (syntax_line(atlas, head), importance_line(atlas, head)) if line]
+    """Two to six short lines, each with its comparison: the relation it tracks best (with
+    trees) first, then where its attention goes, how much the model misses it (with
+    importance), how spread it is and its most frequent word pairs."""
+    lines = [line for line in (syntax_line(atlas, head),) if line]
     shares = top_shares(atlas, head)
     if shares:
         lines.append(
@@ -121,6 +121,9 @@ def head_summary(atlas: Atlas, head: Head) -> list[str]:
             )
             + "."
         )
+    importance = importance_line(atlas, head)
+    if importance:
+        lines.append(importance)
     if "entropy_norm" in head.metrics:
         value = head.metrics["entropy_norm"]
         lines.append(

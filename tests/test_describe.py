@@ -105,19 +105,19 @@ def test_with_importance_it_says_whether_the_head_is_among_the_ten_that_matter_m
     top = atlas.heads[-1]
     of = len(atlas.heads)
     assert of == 8  # no more than ten heads: "among the ten" would say nothing
-    assert describe.head_summary(atlas, top)[0] == (
+    assert describe.head_summary(atlas, top)[1] == (  # after where its attention goes
         "Importance 7.000: 1st of 8 heads (how much the output changes without it)."
     )
     monkeypatch.setattr(describe, "TOP_IMPORTANT", 3)
-    assert describe.head_summary(atlas, top)[0] == (
+    assert describe.head_summary(atlas, top)[1] == (
         "Importance 7.000: 1st of 8 heads, among the 3 that matter most"
         " (how much the output changes without it)."
     )
     assert (
         "3rd of 8 heads, among the 3 that matter"
-        in describe.head_summary(atlas, atlas.heads[-3])[0]
+        in describe.head_summary(atlas, atlas.heads[-3])[1]
     )
-    assert "4th of 8 heads, not among the 3" in describe.head_summary(atlas, atlas.heads[-4])[0]
+    assert "4th of 8 heads, not among the 3" in describe.head_summary(atlas, atlas.heads[-4])[1]
     for h in atlas.heads:
         h.metrics.pop("importance")
     assert not any("Importance" in x for x in describe.head_summary(atlas, top))
