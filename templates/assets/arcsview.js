@@ -9,6 +9,10 @@
 // (on a tie, the first such word).
 //   AtlasArcsView.mount(container, sentence, state) -> handle, or null without arcs
 //   handle: {scores(), direction()}; AtlasArcsView.score(sentence, layer, head, direction).
+// Layout: each arc rises to a level (displaCy's: one above every arc it spans, and above a
+// crossing arc of its level) and has a flat top with its label on it, centred; words are spaced
+// so every flat top is wider than its label, so no two labels can meet. The diagram keeps its
+// natural width and a long sentence scrolls sideways in its box (focusable, named).
 // The view follows the shared selection; without arcs it hides itself (and its .arcs-panel).
 // Mounting again on the same container ends the previous mount (listeners, subscription).
 //
