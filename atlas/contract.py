@@ -66,6 +66,8 @@ SEARCH_SCRIPT = "assets/search-index.js"
 SENTENCE_ROW_ID = "s{key}"
 SENTENCE_ROW = "sentences/index.html#" + SENTENCE_ROW_ID
 COMPARE_PAGE = "compare.html"
+# Every catalogue column's formula and paper; a column's entry is DEFINITIONS_PAGE#<its key>.
+DEFINITIONS_PAGE = "definitions.html"
 # A compare atlas keeps model B's attention of a sentence under its own key, "0001.b", so its
 # data script is DATA_SCRIPT of that key (data/0001.b.js), in the same format as A's.
 COMPARE_KEY = "{key}.b"
@@ -155,6 +157,7 @@ def page_config(
             "vectors": VECTORS_SCRIPT,
             "search": SEARCH_SCRIPT,
             "sentenceRow": SENTENCE_ROW,
+            "definitions": DEFINITIONS_PAGE,
         },
         "globals": {"data": DATA_GLOBAL, "vectors": VECTORS_GLOBAL, "search": SEARCH_GLOBAL},
         "colours": {"heads": HEAD_COLOURS, "sequential": SEQUENTIAL, "diverging": DIVERGING},

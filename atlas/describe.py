@@ -19,6 +19,7 @@ SHARES = tuple(LABEL_METRICS)  # the six shares a label is made of, in the rule'
 FOCUSED_BELOW = 0.4  # entropy / max under this reads as "focused" (broad is BROAD_THRESHOLD up)
 SUMMARY_PAIRS = 2  # word pairs named in the summary
 MIN_PAIR_SOURCE = 5  # a pair whose from-word occurs fewer times is not named: too few to say
+TOP_IMPORTANT = 10  # "among the ten heads that matter most"
 
 
 @dataclass(frozen=True)
@@ -64,10 +65,50 @@ def spread(value: float) -> str:
     return "focused" if value < FOCUSED_BELOW else "moderately spread"
 
 
+def syntax_line(atlas: Atlas, head: Head) -> str | None:
+    """With gold trees: the relation the head tracks best against the fixed-offset baseline,
+    and whether it is the atlas's best head over all relations; None without trees."""
+    relations = head.parts.get("syntax")
+    if not relations:
+        return None
+    best = relations[0]  # the syntax analysis sorts them by accuracy less baseline
+    line = (
+        f"Tracks {best['relation']} best against its baseline: {best['accuracy']:.2f}"
+        f" ({best['direction']}) where the best fixed offset gets {best['baseline']:.2f}."
+    )
+    overall = next(
+        (r for r in atlas.results.get("syntax", {}).get("relations", []) if r["relation"] == "all"),
+        None,
+    )
+    if overall and overall["head"] == head.name:
+        line += (
+            f" The best head over all relations: it gets {overall['accuracy']:.2f} of the"
+            f" {overall['count']:,} dependents right ({overall['direction']})."
+        )
+    return line
+
+
+def importance_line(atlas: Atlas, head: Head) -> str | None:
+    """With head importance: its rank, and whether it is among the TOP_IMPORTANT that matter
+    most (where the model has more heads than that); None without."""
+    if head.metrics.get("importance") is None:
+        return None
+    rank, of = ranked(atlas, "importance", head)
+    among = ""
+    if of > TOP_IMPORTANT:
+        among = f", {'among' if rank <= TOP_IMPORTANT else 'not among'} the {TOP_IMPORTANT}"
+        among += " that matter most"
+    return (
+        f"Importance {head.metrics['importance']:.3f}: {_ordinal(rank)} of {of} heads{among}"
+        " (how much the output changes without it)."
+    )
+
+
 def head_summary(atlas: Atlas, head: Head) -> list[str]:
-    """Two to four short lines: where its attention goes, how spread it is, its most frequent
-    word pairs, and how much the model misses it, each with its comparison."""
-    lines = []
+    """Two to six short lines, each with its comparison: the relation it tracks best (with
+    trees) first, then where its attention goes, how much the model misses it (with
+    importance), how spread it is and its most frequent word pairs."""
+    lines = [line for line in (syntax_line(atlas, head),) if line]
     shares = top_shares(atlas, head)
     if shares:
         lines.append(
@@ -79,6 +120,9 @@ def head_summary(atlas: Atlas, head: Head) -> list[str]:
             )
             + "."
         )
+    importance = importance_line(atlas, head)
+    if importance:
+        lines.append(importance)
     if "entropy_norm" in head.metrics:
         value = head.metrics["entropy_norm"]
         lines.append(
@@ -96,12 +140,6 @@ def head_summary(atlas: Atlas, head: Head) -> list[str]:
                 for p in pairs
             )
             + "."
-        )
-    if head.metrics.get("importance") is not None:
-        rank, of = ranked(atlas, "importance", head)
-        lines.append(
-            f"Importance {head.metrics['importance']:.3f}: {_ordinal(rank)} of {of} heads"
-            " (how much the output changes without it)."
         )
     return lines
 

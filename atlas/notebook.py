@@ -39,6 +39,8 @@ INPUT_NAME = "atlas.show"
 
 _SCRIPT = re.compile(r'<script\b[^>]*\bsrc="([^"]+)"[^>]*>\s*</script>')
 _STYLESHEET = re.compile(r'<link\b(?=[^>]*\brel="stylesheet")[^>]*\bhref="([^"]+)"[^>]*>')
+# The site's favicon: a notebook's frame has no site to load it from, and the notebook has its own.
+_ICON = re.compile(r'<link\b(?=[^>]*\brel="icon")[^>]*>\n?')
 _DATA = re.compile(re.escape(contract.DATA_SCRIPT).replace(re.escape("{key}"), "(?P<key>.+)"))
 
 # Inside a frame, relative URLs resolve against the notebook's page unless the document says
@@ -275,7 +277,7 @@ def _inline(page: str, read, head: str | None, site: Path | None = None) -> str:
         path = resolve(html.unescape(match.group(1)))
         return f"<style>{_safe(content(path), 'style')}</style>"
 
-    text = content(page)
+    text = _ICON.sub("", content(page))
     text = _STYLESHEET.sub(stylesheet, text)
     text = _SCRIPT.sub(script, text)
     extra = (

@@ -103,7 +103,10 @@ def measure(
     for analysis in analyses:
         again = list(analysis.revisit(results))
         if again:
-            log.info("running %d sentences again for the %s analysis", len(again), analysis.name)
+            why = f": {analysis.revisit_reason}" if analysis.revisit_reason else ""
+            log.info(
+                "running %d sentences again for the %s analysis%s", len(again), analysis.name, why
+            )
             for record in runner.run(
                 examples,
                 indices=again,

@@ -231,9 +231,9 @@ SEARCH_TOP = 3  # heads listed per catalogue column when a search names the colu
 def search_index(atlas: Atlas) -> dict:
     """What the search box finds beyond the page config's heads (names and labels): every
     sentence, as [key, text, second text or None, 1 if it has a page else 0], its text stored
-    once (words are matched in the page), and each catalogue column's top heads, as
-    [title, [[head name, value], ...]]. About the corpus's text in size, plus ~12 bytes a
-    sentence."""
+    once (words are matched in the page), and each catalogue column's top heads and its entry
+    on the Definitions page, as [title, [[head name, value], ...], key, description]. About the
+    corpus's text in size, plus ~12 bytes a sentence."""
     total = len(atlas.sentences)
     return {
         "sentences": [
@@ -241,7 +241,12 @@ def search_index(atlas: Atlas) -> dict:
             for s in atlas.sentences
         ],
         "columns": [
-            [c.title, [[h.name, round(v, 3)] for h, v in charts.top_heads(atlas, c, SEARCH_TOP)]]
+            [
+                c.title,
+                [[h.name, round(v, 3)] for h, v in charts.top_heads(atlas, c, SEARCH_TOP)],
+                c.key,
+                c.description,
+            ]
             for c in atlas.catalogue
         ],
     }
@@ -283,6 +288,7 @@ def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]
 
     yield page("index.html", "index.html", **overview(atlas))
     yield page("heads/index.html", "heads.html")
+    yield page(contract.DEFINITIONS_PAGE, "definitions.html")
     for flat, head in enumerate(atlas.heads):
         path = contract.head_page(head.layer, head.head)
         yield page(path, "head.html", **head_context(atlas, flat))

@@ -185,6 +185,13 @@ def shot_head(page: Page, site: Path, out: Path) -> None:
     clip(page, out, "main", height=1100)
 
 
+def shot_heads(page: Page, site: Path, out: Path) -> None:
+    """The heads table of the UD atlas (its widest: syntax and importance columns too), every
+    column in view at the window's width."""
+    open_page(page, site / "heads" / "index.html")
+    clip(page, out, "main h1", height=620)
+
+
 def shot_syntax(page: Page, site: Path, out: Path) -> None:
     open_page(page, site / "syntax.html", 3000)
     clip(page, out, "main h1", height=1250)
@@ -254,7 +261,7 @@ def shot_sentence(page: Page, site: Path, out: Path) -> None:
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(3000)
     page.mouse.move(WIDTH - 1, 1)
-    clip(page, out, "main", height=1400)
+    clip(page, out, "main", height=1240)  # the arcs, then both views side by side
 
 
 def shot_search(page: Page, site: Path, out: Path) -> None:
@@ -302,6 +309,7 @@ SHOTS: dict[str, tuple[str, Callable[[Page, Path, Path], None]]] = {
     "importance": ("site", shot_importance),
     "search": ("site", shot_search),
     "head": ("site", shot_head),
+    "heads": ("site-ud", shot_heads),
     "syntax": ("site-ud", shot_syntax),
     "layers": ("site-ud", shot_layers),
     "head-view": ("site", shot_head_view),

@@ -54,6 +54,7 @@ DEFAULT_PAGES = [
     "index.html",
     "heads/index.html",
     "heads/L03-H02.html",
+    "definitions.html",
     "sentences/index.html",
     "sentences/0001.html",
     "layers.html",

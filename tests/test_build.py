@@ -323,7 +323,8 @@ def test_default_model_site_is_complete_and_self_contained(default_site):
     for view in atlas.views:
         assert (default_site / "sentences" / f"{view.index + 1:04d}.html").is_file()
     pages = sorted(default_site.rglob("*.html"))
-    assert len(pages) == 3 + len(atlas.pages) + len(atlas.heads) + len(atlas.views)
+    # the overview, the heads table, the sentence list and the Definitions page, then the rest
+    assert len(pages) == 4 + len(atlas.pages) + len(atlas.heads) + len(atlas.views)
     assert "layers.html" in atlas.pages
     assert_links_resolve(default_site)
     # The data and chart specs hold no URL either (vega would fetch them).

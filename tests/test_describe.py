@@ -30,7 +30,7 @@ def test_the_two_largest_shares_with_their_means_and_ranks(atlas):
     # rank: 1 + the number of heads with a larger value
     assert top[0].rank == 1 + sum(h.metrics[first] > shares[first] for h in atlas.heads)
     assert top[0].of == len(atlas.heads)
-    line = describe.head_summary(atlas, head)[0]
+    line = next(x for x in describe.head_summary(atlas, head) if x.startswith("Attention goes"))
     assert line.startswith(f"Attention goes to {top[0].name} {shares[first]:.2f} (layer mean")
     assert f"of {len(atlas.heads)} heads" in line
 
@@ -90,6 +90,61 @@ def test_tied_heads_share_the_best_rank_in_the_summary(atlas):
     of = len(atlas.heads) - 1
     for head in atlas.heads[:3]:
         assert describe.ranked(atlas, "importance", head) == (1, of)
-        assert f"1st of {of} heads" in describe.head_summary(atlas, head)[-1]
+        assert f"1st of {of} heads" in " ".join(describe.head_summary(atlas, head))
     assert describe.ranked(atlas, "importance", atlas.heads[3]) == (4, of)
     assert describe.ranked(atlas, "importance", atlas.heads[4]) == (0, of)
+
+
+def test_with_trees_the_first_line_says_the_relation_it_tracks_best(atlas):
+    """L3-H2 of the UD sample was the best syntactic head, yet its summary opened on [CLS] and
+    next: with trees, the relation it beats its baseline on most comes first."""
+    atlas = copy.deepcopy(atlas)
+    head = atlas.heads[3]
+    head.parts["syntax"] = [
+        {"relation": "cop", "direction": "dependent → head", "accuracy": 0.57, "baseline": 0.31},
+        {"relation": "det", "direction": "head → dependent", "accuracy": 0.9, "baseline": 0.8},
+    ]
+    all_row = {"relation": "all", "head": head.name, "accuracy": 0.409, "count": 5408,
+               "direction": "dependent → head"}  # fmt: skip
+    atlas.results["syntax"] = {"relations": [all_row]}
+    first = describe.head_summary(atlas, head)[0]
+    assert first == (
+        "Tracks cop best against its baseline: 0.57 (dependent → head) where the best fixed"
+        " offset gets 0.31. The best head over all relations: it gets 0.41 of the 5,408"
+        " dependents right (dependent → head)."
+    )
+    other = atlas.heads[4]
+    other.parts["syntax"] = head.parts["syntax"][1:]
+    assert describe.head_summary(atlas, other)[0] == (
+        "Tracks det best against its baseline: 0.90 (head → dependent) where the best fixed"
+        " offset gets 0.80."
+    )
+    other.parts.pop("syntax")
+    assert not describe.head_summary(atlas, other)[0].startswith("Tracks")
+
+
+def test_with_importance_it_says_whether_the_head_is_among_the_ten_that_matter_most(
+    atlas, monkeypatch
+):
+    atlas = copy.deepcopy(atlas)
+    for i, h in enumerate(atlas.heads):
+        h.metrics["importance"] = float(i)  # the last head matters most
+    top = atlas.heads[-1]
+    of = len(atlas.heads)
+    assert of == 8  # no more than ten heads: "among the ten" would say nothing
+    assert describe.head_summary(atlas, top)[1] == (  # after where its attention goes
+        "Importance 7.000: 1st of 8 heads (how much the output changes without it)."
+    )
+    monkeypatch.setattr(describe, "TOP_IMPORTANT", 3)
+    assert describe.head_summary(atlas, top)[1] == (
+        "Importance 7.000: 1st of 8 heads, among the 3 that matter most"
+        " (how much the output changes without it)."
+    )
+    assert (
+        "3rd of 8 heads, among the 3 that matter"
+        in describe.head_summary(atlas, atlas.heads[-3])[1]
+    )
+    assert "4th of 8 heads, not among the 3" in describe.head_summary(atlas, atlas.heads[-4])[1]
+    for h in atlas.heads:
+        h.metrics.pop("importance")
+    assert not any("Importance" in x for x in describe.head_summary(atlas, top))

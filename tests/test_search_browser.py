@@ -118,17 +118,25 @@ def test_a_label_finds_its_heads_then_the_column_top_heads(browser, default_site
     assert labelled and len(labelled) + len(top) <= 6
     page, rep = browser.open(default_site / "index.html")
     texts = search(page, "prev")
-    assert [t.split()[0] for t in texts] == labelled + top
-    assert all("highest on previous" in t for t in texts[len(labelled):])
+    heads = len(labelled) + len(top)
+    assert [t.split()[0] for t in texts[:heads]] == labelled + top
+    assert all("highest on previous" in t for t in texts[len(labelled):heads])
+    # then the column's entry on the Definitions page
+    assert texts[heads:] == ["previous definition: attention to the previous token"]
+    assert page.locator(OPTIONS).nth(heads).get_attribute("data-href").endswith(
+        "definitions.html#prev"
+    )
     status = page.locator(STATUS).inner_text()
     assert f"{len(labelled)} heads by name or label, the 3 highest on previous" in status
+    assert "1 definition" in status
     # a column's name alone: the heads that attend most to [SEP], with their values, said to
     # be a ranking (none of them need be a [SEP] head)
-    texts = search(page, "[SEP]")
+    texts = search(page, "[SEP]")[:3]  # then its definition
     expected = charts.top_heads(atlas, atlas.column("to_sep"))
     assert [t.split()[0] for t in texts] == [h.name for h, _ in expected]
     assert [re.search(r"\w+(?= highest on \[SEP\])", t)[0] for t in texts] == ["1st", "2nd", "3rd"]
-    assert page.locator(STATUS).inner_text().startswith("the 3 highest on [SEP], 0 sentences")
+    status = page.locator(STATUS).inner_text()
+    assert status.startswith("the 3 highest on [SEP], 1 definition, 0 sentences")
     assert [t.split()[-1] for t in texts] == [f"{v:.3f}" for _, v in expected]
     page.locator(OPTIONS).nth(1).click()
     page.wait_for_url(f"**/heads/{expected[1][0].slug}.html")

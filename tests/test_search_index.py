@@ -29,10 +29,11 @@ def test_the_index_holds_every_sentence_once_and_each_column_top_heads(atlas):
         for s in atlas.sentences
     ]
     assert any(not s.has_view for s in atlas.sentences) or total <= 200
-    assert [title for title, _ in index["columns"]] == [c.title for c in atlas.catalogue]
-    for column, (_, top) in zip(atlas.catalogue, index["columns"], strict=True):
+    assert [title for title, *_ in index["columns"]] == [c.title for c in atlas.catalogue]
+    for column, (_, top, key, description) in zip(atlas.catalogue, index["columns"], strict=True):
         expected = charts.top_heads(atlas, column, SEARCH_TOP)
         assert top == [[h.name, round(v, 3)] for h, v in expected]
+        assert (key, description) == (column.key, column.description)  # its definition's entry
 
 
 def test_the_site_writes_the_index_once_at_the_contract_path(atlas):

@@ -28,6 +28,7 @@ STORED = SNAPSHOTS / "stored-atlas"  # the input: atlas.json and data/
 PAGES = [
     "index.html",
     "heads/index.html",
+    "definitions.html",
     "heads/L01-H01.html",
     "heads/L02-H03.html",
     "sentences/index.html",

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -21,6 +24,7 @@ from atlas.analyses.syntax import (
     tree_hits,
 )
 from atlas.analyses.words import units, word_level
+from atlas.build import build as build_atlas
 from atlas.model import Record
 
 # [CLS] ko ##ern ##er said it [SEP]: "Koerner" is three pieces.
@@ -343,3 +347,17 @@ def test_a_treebank_builds_a_syntax_page(tiny_model, tmp_path):
     script = (out / "data" / "0001.js").read_text()
     assert '"arcs":[[0,' in script and '"wordOf":[-1,' in script
     assert Path(out / "sentences" / "0001.html").is_file()
+
+
+def test_the_log_says_why_it_runs_sentences_again(tiny_model, caplog):
+    """Issue 22: "running 38 sentences again for the views analysis" did not say why: the
+    Syntax page links to sentences beyond --views, known only once every sentence is scored."""
+    treebank = Path(__file__).resolve().parent.parent / "examples" / "ud-ewt-sample.conllu"
+    with caplog.at_level(logging.INFO, logger="atlas"):
+        build_atlas(treebank, model=str(tiny_model("bert")), limit=12, views=1, importance=0)
+    again = [r.getMessage() for r in caplog.records if " again for the " in r.getMessage()]
+    assert len(again) == 1 and again[0].startswith("running ")
+    assert again[0].endswith(
+        "again for the views analysis: other pages link to them or show them as examples,"
+        " which is known only after every sentence has been measured"
+    )

@@ -65,6 +65,9 @@ class Column:
     group: str = ""
     formula: str = ""  # per example, in the notation of docs/metrics.md
     analysis: str = ""
+    # The paper whose definition it follows ("Clark et al. 2019, §3"), or how ours differs; the
+    # site's Definitions page shows it beside the formula.
+    paper: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -145,6 +148,9 @@ class Analysis:
     # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
     # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
     sections: ClassVar[Mapping[str, str]] = {}
+    # Why ``revisit`` asks for sentences again, for the build's log ("running 38 sentences
+    # again for the views analysis: ...").
+    revisit_reason: ClassVar[str] = ""
 
     def start(self, run: RunInfo) -> None:
         self.run = run

@@ -57,6 +57,7 @@ CHANGE = Column(
     "in model B",
     "change",
     formula="Σ_i JS(P^A_h[i,:], P^B_h[i,:]) / n, P = 0.999·A + 0.001/n",
+    paper="Clark et al. 2019, What Does BERT Look At?, §6: their head distance, across two models",
 )
 B_NEURON_NOTE = "queries and keys are kept for model A only"
 B_NEEDS = frozenset({ATTENTION, PROBE})  # what B's records (and B's probe) can give a mirror
@@ -136,6 +137,7 @@ class Compare(Analysis):
     column, and B's attention of the sentences with a page."""
 
     name = "compare"
+    revisit_reason = "model B's attention of sentences given a page only after the first pass"
     sections: ClassVar[Mapping[str, str]] = SECTIONS
 
     def __init__(

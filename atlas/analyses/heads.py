@@ -24,28 +24,38 @@ ENTROPY_SMOOTHING = 1e-4  # A' = (1 - s)·A + s/n, so log 0 never happens
 _SPECIAL = "Attention to special tokens"
 _POSITION = "Attention by position"
 _ENTROPY = "Entropy (nats)"
+_CLARK = "Clark et al. 2019, What Does BERT Look At?, §3"
 COLUMNS = [
     Column("to_cls", "[CLS]", "share", "", "attention to the [CLS]/BOS token",
-           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is CLS/BOS]"),
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is CLS/BOS]",
+           paper=_CLARK),
     Column("to_sep", "[SEP]", "share", "", "attention to [SEP]/EOS tokens",
-           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is SEP/EOS]"),
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is SEP/EOS]",
+           paper=_CLARK),
     Column("to_punct", "punct.", "share", "", "attention to punctuation tokens",
-           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is punctuation]"),
+           "per-head-metrics", _SPECIAL, "mean_i Σ_j A[i,j]·[j is punctuation]",
+           paper=_CLARK),
     Column("self", "self", "share", "", "attention to the token itself",
-           "per-head-metrics", _POSITION, "mean_i A[i,i]"),
+           "per-head-metrics", _POSITION, "mean_i A[i,i]",
+           paper=_CLARK),
     Column("prev", "previous", "share", "", "attention to the previous token",
-           "per-head-metrics", _POSITION, "(1/n) Σ_{i≥1} A[i,i−1]"),
+           "per-head-metrics", _POSITION, "(1/n) Σ_{i≥1} A[i,i−1]",
+           paper=_CLARK),
     Column("next", "next", "share", "", "attention to the next token",
-           "per-head-metrics", _POSITION, "(1/n) Σ_{i<n−1} A[i,i+1]"),
+           "per-head-metrics", _POSITION, "(1/n) Σ_{i<n−1} A[i,i+1]",
+           paper=_CLARK),
     Column("entropy", "entropy", "nats", "nats", "mean entropy of a token's attention",
            "per-head-metrics", _ENTROPY,
-           f"mean_i H(A'[i,:]), A' = {1 - ENTROPY_SMOOTHING}·A + {ENTROPY_SMOOTHING}/n"),
+           f"mean_i H(A'[i,:]), A' = {1 - ENTROPY_SMOOTHING}·A + {ENTROPY_SMOOTHING}/n",
+           paper=_CLARK),
     Column("entropy_norm", "entropy / max", "ratio", "",
            "entropy over its maximum ln(n); 1 = uniform", "per-head-metrics", "",
-           "mean_i min(1, H(A'[i,:]) / ln v_i), v_i = keys row i can see"),
+           "mean_i min(1, H(A'[i,:]) / ln v_i), v_i = keys row i can see",
+           paper="this atlas: Clark et al. 2019's entropy over its maximum, so lengths compare"),
     Column("cls_entropy", "[CLS] entropy", "nats", "nats",
            "entropy of the first token's attention", "per-head-metrics", _ENTROPY,
-           "H(A'[0,:])"),
+           "H(A'[0,:])",
+           paper=_CLARK),
 ]  # fmt: skip
 METRICS = tuple(c.key for c in COLUMNS)
 # Metrics an example can leave undefined (NaN): they are averaged over the examples that define

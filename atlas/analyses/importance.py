@@ -39,6 +39,7 @@ RESAMPLES, SEED, LEVEL = 1000, 0, 0.95  # the bootstrap over the ablated sentenc
 BOOTSTRAP_KEYS = ("rank", "low", "high", "rank_low", "rank_high")
 ROLES = ("[CLS]", "[SEP]", "punctuation", "other")
 
+MICHEL = "Michel, Levy and Neubig 2019, Are Sixteen Heads Really Better than One?"
 ABLATION_MEASURE = {
     ENCODER: "1 − cos(mean-pooled last layer, same without the head)",
     "masked-lm": "masked-LM loss without the head − with it",
@@ -82,7 +83,8 @@ class HeadImportance(Analysis):
             Column(
                 "importance", "importance", "score", "",
                 f"head ablation: {ABLATION_MEASURE[probe.kind]}", "head-importance",
-                "", "mean over the ablation sample",
+                "", "mean over the ablation sample of the output's change when the head's"
+                " context vector is zeroed", paper=MICHEL,
             )
         ]  # fmt: skip
         data: dict = {
@@ -104,12 +106,14 @@ class HeadImportance(Analysis):
                     "importance_grad", "gradient importance", "score", "",
                     "|∂loss/∂ξ_h| for a head gate ξ_h = 1, divided by its layer's L2 norm "
                     "(Michel et al. 2019)", "head-importance-gradient",
-                    "", "mean over the sample, then I_h / ‖I_layer‖₂",
+                    "", "mean over the sample of |∂loss/∂ξ_h| at ξ = 1 (ξ_h gates head h's context"
+                    " vector), then I_h / ‖I_layer‖₂", paper=MICHEL,
                 ),
                 Column(
                     "importance_grad_raw", "gradient importance, raw", "score", "",
                     "|∂loss/∂ξ_h| for a head gate ξ_h = 1, not normalised by layer",
-                    "head-importance-gradient", "", "mean over the sample",
+                    "head-importance-gradient", "", "mean over the sample of |∂loss/∂ξ_h| at ξ = 1",
+                    paper=MICHEL,
                 ),
             ]  # fmt: skip
             split = grads["split"]

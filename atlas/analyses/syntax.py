@@ -524,15 +524,19 @@ def directed_trees(words: np.ndarray, root: int) -> np.ndarray:
 COLUMNS = [
     Column("dep_to_head", "dep → head", "accuracy", "",
            "share of dependents whose most-attended other word is their gold head", "syntax",
-           "Syntax", "mean over dependents of [argmax_v W[d, v] = head(d)]"),
+           "Syntax", "mean over dependents of [argmax_v W[d, v] = head(d)]",
+           paper="Clark et al. 2019, What Does BERT Look At?, §4.2"),
     Column("head_to_dep", "head → dep", "accuracy", "",
            "the same on the transposed map: the word attending most to a dependent is its head",
-           "syntax", "Syntax", "mean over dependents of [argmax_v W[v, d] = head(d)]"),
+           "syntax", "Syntax", "mean over dependents of [argmax_v W[v, d] = head(d)]",
+           paper="Clark et al. 2019, What Does BERT Look At?, §4.2 (their other direction)"),
     Column("uuas", "MST UUAS", "accuracy", "",
            "share of gold edges (direction ignored) in the maximum spanning arborescence of the "
            "word-level map from the gold root (Htut et al. 2019)", "syntax", "Syntax",
-           "|CLE(W, gold root) ∩ gold edges| / |gold edges|"),
+           "|CLE(W, gold root) ∩ gold edges| / |gold edges|",
+           paper="Htut et al. 2019, Do Attention Heads in BERT Track Syntactic Dependencies?"),
     Column("uuas_undirected", "MST UUAS (W + Wᵀ)", "accuracy", "",
            "share of gold edges in the undirected maximum spanning tree of the symmetrised map",
-           "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|"),
+           "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|",
+           paper="Raganato and Tiedemann 2018 (our variant of Htut et al. 2019)"),
 ]  # fmt: skip

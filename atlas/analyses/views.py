@@ -33,6 +33,10 @@ class ViewData(Analysis):
     """Keeps encoded attention, queries and keys for the sentences the site shows."""
 
     name = "views"
+    revisit_reason = (
+        "other pages link to them or show them as examples, which is known only after every "
+        "sentence has been measured"
+    )
     needs = frozenset({ATTENTION, QUERIES_KEYS})
 
     def __init__(self, limit: int = 200, neuron: str = "views"):

@@ -9,6 +9,10 @@
 // (on a tie, the first such word).
 //   AtlasArcsView.mount(container, sentence, state) -> handle, or null without arcs
 //   handle: {scores(), direction()}; AtlasArcsView.score(sentence, layer, head, direction).
+// Layout: each arc rises to a level (displaCy's: one above every arc it spans, and above a
+// crossing arc of its level) and has a flat top with its label on it, centred; words are spaced
+// so every flat top is wider than its label, so no two labels can meet. The diagram keeps its
+// natural width and a long sentence scrolls sideways in its box (focusable, named).
 // The view follows the shared selection; without arcs it hides itself (and its .arcs-panel).
 // Mounting again on the same container ends the previous mount (listeners, subscription).
 //
@@ -56,8 +60,43 @@
     return node;
   };
 
-  /** Word centres and the row's width, measured in FONT. */
-  function layout(words) {
+  const LABEL_FONT = "10px system-ui, sans-serif"; // .arc-label's font (atlas.css)
+  const RISE = 16; // height of a level-1 arc above the words' row
+  const LEVEL = 18; // CSS pixels between the flat tops of two levels: a label (10 px) fits between
+  const CORNER = 6; // radius of an arc's rounded corners
+  const FEET = 3; // an arc leaves its head 3 px off the word's centre, so in and out arcs part
+  const LABEL_PAD = 2 * (CORNER + FEET) + 4; // a label's width plus this fits on its arc's flat top
+
+  /** The scored arcs' ends, left to right: [{index, lo, hi}], the root's arc left out. */
+  function spans(arcs) {
+    const out = [];
+    arcs.forEach(([d, h], index) => {
+      if (h >= 0) out.push({ index, lo: Math.min(d, h), hi: Math.max(d, h) });
+    });
+    return out;
+  }
+
+  /** Each arc's level (1 = lowest), as displaCy draws them: one above every arc it spans, and
+   * above any arc of that level it would overlap (crossing arcs of a non-projective tree), so the
+   * flat tops of one level never share an x and their labels cannot collide. */
+  function levels(arcs) {
+    const level = new Map();
+    const placed = [];
+    const order = spans(arcs).sort((a, b) => a.hi - a.lo - (b.hi - b.lo) || a.lo - b.lo);
+    for (const arc of order) {
+      let l = 1;
+      for (const p of placed) if (p.lo >= arc.lo && p.hi <= arc.hi) l = Math.max(l, p.level + 1);
+      while (placed.some((p) => p.level === l && Math.max(p.lo, arc.lo) < Math.min(p.hi, arc.hi))) l++;
+      placed.push({ ...arc, level: l });
+      level.set(arc.index, l);
+    }
+    return level;
+  }
+
+  /** Word centres and the row's width, measured in FONT: words GAP apart, and further where an
+   * arc's flat top would be narrower than its label (shortest arcs first, so widening one never
+   * narrows another). */
+  function layout(words, arcs) {
     const ctx = document.createElement("canvas").getContext("2d");
     ctx.font = FONT;
     const centres = [];
@@ -67,14 +106,23 @@
       centres.push(x + w / 2);
       x += w + GAP;
     }
+    ctx.font = LABEL_FONT;
+    const order = spans(arcs).sort((a, b) => a.hi - a.lo - (b.hi - b.lo) || a.lo - b.lo);
+    for (const { index, lo, hi } of order) {
+      const short = ctx.measureText(arcs[index][2]).width + LABEL_PAD - (centres[hi] - centres[lo]);
+      if (short <= 0) continue;
+      for (let w = hi; w < centres.length; w++) centres[w] += short;
+      x += short;
+    }
     return { centres, width: Math.ceil(x) };
   }
 
-  /** One arc (head -> dependent, over the words) or the root's mark, in a group with its
-   * hover title and a wide invisible twin for the pointer. */
+  /** One arc (head -> dependent, over the words: up, a flat top with rounded corners, down) or
+   * the root's mark, in a group with its hover title and a wide invisible twin for the pointer;
+   * its label sits on the flat top, centred. */
   function arcGroup(sentence, arc, index, geometry) {
     const [d, h, rel] = arc;
-    const { centres, base, step } = geometry;
+    const { centres, base, level } = geometry;
     const g = svg("g", { class: h < 0 ? "arc root" : "arc", "data-index": index });
     const title = svg("title");
     const words = sentence.words;
@@ -86,10 +134,13 @@
       path = `M ${xd} 4 L ${xd} ${base}`;
       label = svg("text", { x: xd + 3, y: 12, class: "arc-label" });
     } else {
-      const xh = centres[h] + (d < h ? -3 : 3);
-      const rise = 14 + step * Math.abs(d - h);
-      path = `M ${xh} ${base} C ${xh} ${base - rise}, ${xd} ${base - rise}, ${xd} ${base}`;
-      label = svg("text", { x: (xh + xd) / 2, y: base - 0.75 * rise - 3, class: "arc-label", "text-anchor": "middle" });
+      const xh = centres[h] + (d < h ? -FEET : FEET);
+      const top = base - RISE - LEVEL * (level.get(index) - 1);
+      const r = Math.min(CORNER, Math.abs(xd - xh) / 2);
+      const s = Math.sign(xd - xh);
+      path = `M ${xh} ${base} L ${xh} ${top + r} Q ${xh} ${top} ${xh + s * r} ${top} ` +
+        `L ${xd - s * r} ${top} Q ${xd} ${top} ${xd} ${top + r} L ${xd} ${base}`;
+      label = svg("text", { x: (xh + xd) / 2, y: top - 3, class: "arc-label", "text-anchor": "middle" });
     }
     label.textContent = h < 0 ? "root" : rel;
     g.append(title, svg("path", { d: path, class: "arc-line", "marker-end": "url(#arc-arrow)" }), svg("path", { d: path, class: "arc-hit" }), label);
@@ -98,10 +149,10 @@
 
   /** The diagram: words in a row, arcs above them. */
   function buildDiagram(sentence) {
-    const { centres, width } = layout(sentence.words);
-    const longest = Math.max(1, ...sentence.arcs.map(([d, h]) => (h < 0 ? 0 : Math.abs(d - h))));
-    const step = Math.min(18, 160 / longest);
-    const base = TOP + 8 + step * longest; // y of the arcs' feet
+    const { centres, width } = layout(sentence.words, sentence.arcs);
+    const level = levels(sentence.arcs);
+    const highest = Math.max(1, ...level.values());
+    const base = TOP + RISE + LEVEL * (highest - 1); // y of the arcs' feet
     const root = svg("svg", { class: "arcs-svg", width, height: base + WORD_Y + 4, role: "img" });
     root.setAttribute("aria-label", "dependency arcs");
     const marker = svg("marker", { id: "arc-arrow", viewBox: "0 0 6 6", refX: 5, refY: 3, markerWidth: 7, markerHeight: 7, markerUnits: "userSpaceOnUse", orient: "auto" });
@@ -109,10 +160,10 @@
     const defs = svg("defs");
     defs.append(marker);
     root.append(defs);
-    const groups = sentence.arcs.map((arc, i) => arcGroup(sentence, arc, i, { centres, base, step }));
-    const span = ([d, h]) => (h < 0 ? Infinity : Math.abs(d - h));
-    const order = groups.map((g, i) => i).sort((i, j) => span(sentence.arcs[j]) - span(sentence.arcs[i]));
-    root.append(...order.map((i) => groups[i])); // shorter arcs (and their labels) on top
+    const groups = sentence.arcs.map((arc, i) => arcGroup(sentence, arc, i, { centres, base, level }));
+    const height = (i) => (sentence.arcs[i][1] < 0 ? Infinity : level.get(i));
+    const order = groups.map((g, i) => i).sort((i, j) => height(j) - height(i));
+    root.append(...order.map((i) => groups[i])); // lower arcs (and their labels) on top
     sentence.words.forEach((word, w) => {
       const text = svg("text", { x: centres[w], y: base + WORD_Y - 4, class: "arc-word", "text-anchor": "middle" });
       text.textContent = word;
@@ -136,7 +187,11 @@
     });
     const count = el("p", "arcs-count");
     count.setAttribute("aria-live", "polite");
+    // A long sentence scrolls sideways in its box, which the keyboard can reach and scroll.
     const box = el("div", "arcs-box");
+    box.tabIndex = 0;
+    box.setAttribute("role", "region");
+    box.setAttribute("aria-label", "Dependency arcs (scrolls sideways)");
     const { root, groups } = buildDiagram(av.sentence);
     box.append(root);
     av.container.append(controls, count, box);

@@ -5,12 +5,43 @@
 (function () {
   const read = (id) => JSON.parse(document.getElementById(id).textContent);
 
-  function sentenceCell(sentence) {
+  const ordinal = (n) => `${n}${n % 100 >= 11 && n % 100 <= 13 ? "th" : ["th", "st", "nd", "rd"][n % 10] || "th"}`;
+
+  /** Where the nth (1-based) use of word (case-folded, not inside a longer word) starts and
+   * ends in text, or null where the text spells it otherwise (e.g. an accent the tokenizer
+   * stripped). */
+  function findNth(text, word, nth) {
+    const escaped = word.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+    const pattern = new RegExp(`(?<![\\p{L}\\p{N}])${escaped}(?![\\p{L}\\p{N}])`, "giu");
+    let seen = 0;
+    for (const match of text.matchAll(pattern)) {
+      if (++seen === nth) return [match.index, match.index + match[0].length];
+    }
+    return null;
+  }
+
+  /** The sentence's number (a link to its page), its text with this occurrence marked, and a
+   * line that says which use of the word it is ("the 2nd “the” of sentence 3"): occurrences
+   * kept from one sentence are its first uses of the word, in order. */
+  function sentenceCell(sentence, word, nth) {
     const cell = document.createElement("td");
     const number = sentence.href ? document.createElement("a") : document.createElement("span");
     number.textContent = `#${sentence.number}`;
     if (sentence.href) number.href = sentence.href;
-    cell.append(number, " ", sentence.text);
+    const span = findNth(sentence.text, word, nth);
+    const text = document.createElement("span");
+    if (span) {
+      const mark = document.createElement("mark");
+      mark.className = "occurrence";
+      mark.textContent = sentence.text.slice(span[0], span[1]);
+      text.append(sentence.text.slice(0, span[0]), mark, sentence.text.slice(span[1]));
+    } else {
+      text.textContent = sentence.text;
+    }
+    const which = document.createElement("small");
+    which.className = "hint occurrence-of";
+    which.textContent = `the ${ordinal(nth)} “${word}” of sentence ${sentence.number}`;
+    cell.append(number, " ", text, document.createElement("br"), which);
     return cell;
   }
 
@@ -51,7 +82,8 @@
         const row = document.createElement("tr");
         const label = document.createElement("td");
         label.textContent = String(position + 1);
-        row.append(label, sentenceCell(sentences[index]), nearestCell(word.nearest[layer][position], word.occurrences, sentences));
+        const nth = word.occurrences.slice(0, position + 1).filter(([i]) => i === index).length;
+        row.append(label, sentenceCell(sentences[index], word.word, nth), nearestCell(word.nearest[layer][position], word.occurrences, sentences));
         return row;
       }),
     );

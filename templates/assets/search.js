@@ -1,13 +1,14 @@
 // The search box in every page's header (templates/base.html). It finds heads by name ("L3-H7")
 // or pattern label ("prev", "[CLS]"), at once from the page config, the heads highest on a
-// catalogue column named by the query ("[SEP]", "entropy"), and sentences containing every word
+// catalogue column named by the query ("[SEP]", "entropy") and its entry on the Definitions page,
+// and sentences containing every word
 // of the query (whole words, any case). Columns and sentences come from the search index
 // (ATLAS_CONFIG.paths.search: a script, since file:// pages cannot fetch), loaded the first time
 // the box gets the focus. A WAI-ARIA combobox: the arrow keys move through the listbox of
 // results, Enter opens the one chosen (or the first), Escape closes the list, then clears.
 "use strict";
 (function () {
-  const LIMITS = { heads: 6, sentences: 8 };
+  const LIMITS = { heads: 6, definitions: 3, sentences: 8 };
   const WORD = /[\p{L}\p{N}]+(?:['’][\p{L}\p{N}]+)*/gu;
   const SNIPPET = 90; // characters of a sentence shown around its first match
 
@@ -72,6 +73,18 @@
         const info = window.AtlasData.headInfo(head.layer, head.head);
         return { ...headHit(root, info, `${ordinal(rank + 1)} highest on ${title}: ${value.toFixed(3)}`), top: title };
       }));
+  }
+
+  /** The Definitions page's entries of the catalogue columns whose title or key starts with
+   * the query (their formula and paper). */
+  function findDefinitions(root, index, query) {
+    const q = plain(query);
+    if (!q || !index) return [];
+    const page = window.AtlasData.config().paths.definitions;
+    return index.columns
+      .filter(([title, , key]) => key && (plain(title).startsWith(q) || plain(key).startsWith(q)))
+      .map(([title, , key, description]) => ({ kind: "definition", name: title, detail: description,
+        href: `${root}${page}#${key}` }));
   }
 
   function ordinal(n) {
@@ -151,9 +164,10 @@
     li.className = `search-${hit.kind}`;
     const name = document.createElement("span");
     name.className = "search-name";
-    name.textContent = hit.kind === "head" ? hit.name : `#${Number(hit.key)}`;
+    name.textContent = hit.kind === "sentence" ? `#${Number(hit.key)}` : hit.name;
     li.append(name, " ");
-    (hit.kind === "head" ? fillHead : fillSentence)(li, hit);
+    if (hit.kind === "definition") li.append(`definition: ${hit.detail}`);
+    else (hit.kind === "head" ? fillHead : fillSentence)(li, hit);
     return li;
   }
 
@@ -163,13 +177,16 @@
     const heads = [...findHeads(root, query), ...findTop(root, index, query)]
       .filter((hit) => !seen.has(hit.href + hit.detail) && seen.add(hit.href + hit.detail));
     const found = findSentences(index, query);
+    const definitions = findDefinitions(root, index, query);
     const hits = [
       ...heads.slice(0, LIMITS.heads),
+      ...definitions.slice(0, LIMITS.definitions),
       ...found.slice(0, LIMITS.sentences).map((p) => sentenceHit(root, index, p, query)),
     ];
     const loading = index === undefined ? " (sentences: loading the index…)"
       : index === null ? " (no search index: sentences cannot be searched)" : "";
-    const summary = [...headCounts(heads), `${found.length} sentence${found.length === 1 ? "" : "s"}`].join(", ") +
+    const defined = definitions.length ? [`${definitions.length} definition${definitions.length === 1 ? "" : "s"}`] : [];
+    const summary = [...headCounts(heads), ...defined, `${found.length} sentence${found.length === 1 ? "" : "s"}`].join(", ") +
       (found.length > LIMITS.sentences ? ` (first ${LIMITS.sentences} shown)` : "") + loading;
     return { hits, summary };
   }

@@ -71,7 +71,8 @@
   function bindNavigation(state, signal) {
     document.addEventListener("keydown", (event) => {
       if (event.defaultPrevented) return; // a view handled the key (the head view's token rows)
-      if (event.target.closest && event.target.closest("input, textarea, select")) return;
+      // A focused scroll box (the arcs of a long sentence) keeps its arrow keys for scrolling.
+      if (event.target.closest && event.target.closest("input, textarea, select, .arcs-box")) return;
       if (event.altKey || event.ctrlKey || event.metaKey) return;
       const move = MOVES[event.key];
       if (!move) return;
