@@ -59,6 +59,63 @@ CHART_FUNCTIONS = SimpleNamespace(
 )
 
 
+def theme_folder(templates: Path) -> Path:
+    """The theme's folder, resolved, once no file in it is a symbolic link.
+
+    A theme is shared like a style sheet (git keeps symbolic links), and its templates and
+    assets are copied into a site that is published: a link to /etc/passwd or ~/.ssh/id_rsa
+    would publish that file. So a theme holds only its own files; a link anywhere in it (file
+    or folder, used or not) is refused, in one line."""
+    root = Path(os.path.realpath(templates))
+    for folder, names, files in os.walk(root, onerror=_unreadable(templates)):
+        for name in sorted(names + files):
+            path = Path(folder, name)
+            what = (
+                "is a symbolic link"
+                if path.is_symlink()
+                else "is not a plain file"  # a pipe or device would hang or leak the build
+                if not (path.is_file() or path.is_dir())
+                else ""
+            )
+            if what:
+                raise SiteError(
+                    f"theme {templates}: {path.relative_to(root).as_posix()} {what}; a theme "
+                    "may hold only its own files (copy the file in)"
+                )
+    return root
+
+
+def _unreadable(templates: Path):
+    def fail(err: OSError) -> None:
+        raise SiteError(f"theme {templates}: cannot read {err.filename} ({err.strerror})")
+
+    return fail
+
+
+def _own_file(root: Path, path: Path) -> Path:
+    """``path``, a file of the theme at ``root`` (resolved): refused if it resolves elsewhere
+    (a link made after ``theme_folder`` looked)."""
+    if os.path.realpath(path) != os.path.normpath(path):
+        raise SiteError(
+            f"theme {root}: {path.relative_to(root).as_posix()} resolves outside the theme's "
+            "folder; a theme may hold only its own files (copy the file in)"
+        )
+    return path
+
+
+class ThemeLoader(jinja2.FileSystemLoader):
+    """The theme's templates: a FileSystemLoader that serves only the theme's own files."""
+
+    def __init__(self, templates: Path) -> None:
+        self.root = theme_folder(templates)
+        super().__init__(str(self.root))
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        _own_file(self.root, Path(filename))
+        return source, filename, uptodate
+
+
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The one Jinja environment: the user's template folder, if any, wins over the built-in.
 
@@ -67,7 +124,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     and ``shared`` (what every page may need, computed once per site)."""
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
-        loaders.append(jinja2.FileSystemLoader(str(templates)))
+        loaders.append(ThemeLoader(templates))
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
     # the chart functions below, and nothing else (no attribute starting with "_", no module).
@@ -395,8 +452,12 @@ def neuron_note(atlas: Atlas, view: View) -> str:
 def _asset_files(templates: Path | None) -> list[Path]:
     """Built-in assets, each replaced by the user's file of the same name if there is one."""
     found = {p.name: p for p in (BUILTIN_TEMPLATES / ASSETS).iterdir() if p.is_file()}
-    if templates is not None and (templates / ASSETS).is_dir():
-        found.update({p.name: p for p in (templates / ASSETS).iterdir() if p.is_file()})
+    if templates is not None:
+        root = theme_folder(templates)
+        if (root / ASSETS).is_dir():
+            found.update(
+                {p.name: _own_file(root, p) for p in (root / ASSETS).iterdir() if p.is_file()}
+            )
     return list(found.values())
 
 

@@ -476,6 +476,21 @@ CASES.update(
     }
 )
 
+
+@case("template-symlink")
+def _(c: Case) -> list[str]:
+    c.write("theme/assets/.keep", "")
+    (c.tmp / "theme" / "assets" / "key.js").symlink_to(c.tmp / c.write("id_rsa", "a private key"))
+    return ["render", str(STORED), "-o", "site", "-q", "--templates", "theme"]
+
+
+@case("template-not-a-file")
+def _(c: Case) -> list[str]:
+    c.write("theme/assets/.keep", "")
+    os.mkfifo(c.tmp / "theme" / "assets" / "pipe.js")
+    return ["render", str(STORED), "-o", "site", "-q", "--templates", "theme"]
+
+
 # atlas render of a bad atlas.json.
 
 
