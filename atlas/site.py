@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn
 
 import jinja2
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
 from .result import Atlas, Sentence
@@ -59,6 +61,204 @@ CHART_FUNCTIONS = SimpleNamespace(
 )
 
 
+# What a template may make, so a theme (``{{ 'a' * 10**9 }}``) cannot fill the disk or the
+# memory: a value of at most MAX_VALUE characters and items from one operator, call, filter or
+# join (``weight``), no number over MAX_VALUE handed to a call or filter (a width, a count),
+# and a page of at most MAX_PAGE_BYTES, GitHub's limit per file (budget.PAGES_FILE_BYTES).
+MAX_VALUE = 10_000_000
+MAX_POWER_BITS = 100_000  # the largest integer ``**`` may make, in bits
+MAX_PAGE_BYTES = 100 * 1_000_000
+
+
+class TooLarge(SecurityError):
+    """A template made, or was about to make, a value or page over the limits above."""
+
+
+def weight(value: object, limit: int = MAX_VALUE) -> int:
+    """The characters and items a value holds, counting a list's items each time they appear
+    (as a string of it would): what ``[big] * 1000`` costs once joined. Stops past ``limit``,
+    so it costs no more than MAX_VALUE steps."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 0
+    total = len(value)
+    for item in value.items() if isinstance(value, dict) else value:
+        total += weight(item, limit - total)
+        if total > limit:
+            break
+    return total
+
+
+def _refuse(what: str, size: int) -> NoReturn:
+    raise TooLarge(f"{what} would make {size:,} characters or items, over {MAX_VALUE:,}")
+
+
+def _bounded(value: object, what: str) -> object:
+    """``value``, if its own length is within MAX_VALUE (what it holds was bounded as it was
+    made; walking it again after every call would cost more than the page)."""
+    if _length(value) > MAX_VALUE:
+        _refuse(what, _length(value))
+    return value
+
+
+def _length(value: object) -> int:
+    return len(value) if isinstance(value, str | bytes | list | tuple | dict | set) else 0
+
+
+# Calls and filters whose number arguments are widths of the string they make.
+WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "indent"})
+# A format whose width comes from its arguments: "%*s", "{:{}}".
+_WIDTH_FROM_ARGUMENTS = re.compile(r"%[-+ #0]*\*|\{[^{}]*\{")
+
+
+def _check_widths(what: str, values) -> None:
+    """No width over MAX_VALUE."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
+            raise TooLarge(f"{what} is given the width {value:,}, over {MAX_VALUE:,}")
+
+
+def _check_format(what: str, form: object, arguments) -> None:
+    """A %-format or str.format string cannot ask for a width over MAX_VALUE, written in it
+    ("%999999999s", "{:999999999}") or taken from its arguments ("%*s", "{:{}}")."""
+    if isinstance(form, str):
+        _check_widths(what, [int(d) for d in re.findall(r"\d{8,}", form)])
+        if _WIDTH_FROM_ARGUMENTS.search(form):
+            _check_widths(what, arguments)
+
+
+def _check_growth(what: str, name: str, values: list) -> None:
+    """What a call of ``name`` on ``values`` would make, for the calls that grow a value past
+    their arguments' sizes: repeat, concatenate, replace, join."""
+    first, rest = (values[0], values[1:]) if values else (None, [])
+    if name == "*" and len(values) == 2:
+        sequence, count = values if isinstance(values[1], int) else values[::-1]
+        if isinstance(count, int) and not isinstance(count, bool):
+            each = weight(sequence, MAX_VALUE // max(count, 1))
+            if each * count > MAX_VALUE:
+                _refuse(what, each * count)
+    elif name == "+" and len(values) == 2:
+        size = weight(values[0]) + weight(values[1])
+        if size > MAX_VALUE:
+            _refuse(what, size)
+    elif name == "**" and all(isinstance(v, int) for v in values) and len(values) == 2:
+        base, power = values
+        if power > 0 and abs(base) > 1 and base.bit_length() * power > MAX_POWER_BITS:
+            raise TooLarge(f"{what} would make a number of over {MAX_POWER_BITS:,} bits")
+    elif name == "replace" and isinstance(first, str) and len(rest) >= 2:
+        old, new = str(rest[0]), str(rest[1])
+        if len(new) > len(old):
+            count = first.count(old) if old else len(first) + 1
+            size = len(first) + count * (len(new) - len(old))
+            if size > MAX_VALUE:
+                _refuse(what, size)
+    elif name == "join" and isinstance(first, list | tuple):
+        size = weight(first) + len(first) * len(str(rest[0]) if rest else "")
+        if size > MAX_VALUE:
+            _refuse(what, size)
+
+
+def _callee(obj: object) -> tuple[str, object]:
+    """The name of what a template calls, and the object a method is bound to (str.format as
+    the sandbox wraps it included)."""
+    method = getattr(obj, "__wrapped__", obj)
+    return getattr(method, "__name__", type(obj).__name__), getattr(method, "__self__", None)
+
+
+class BoundedBuffer(list):
+    """Where a block set or a macro gathers its output: bounded as it grows (each piece may be
+    an escaped copy, so ``{% for i in range(10**5) %}{{ big }}{% endfor %}`` in a macro would
+    otherwise hold 10**5 copies of ``big``)."""
+
+    size = 0
+
+    def append(self, piece: str) -> None:
+        self._grow(len(piece))
+        super().append(piece)
+
+    def extend(self, pieces) -> None:
+        pieces = list(pieces)
+        self._grow(sum(map(len, pieces)))
+        super().extend(pieces)
+
+    def _grow(self, size: int) -> None:
+        self.size += size
+        if self.size > MAX_VALUE:
+            _refuse("a block or macro", self.size)
+
+
+class BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with every ``~`` join bounded (it is no operator a sandbox
+    intercepts: ``{% set ns.x = ns.x ~ ns.x %}`` in a loop would double a string each time)
+    and every output buffer a BoundedBuffer."""
+
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame) -> None:
+        self.write("environment.bounded_join(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+    def buffer(self, frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.bounded_buffer()")
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox for themes (no attribute starting with "_", no module, no changing the
+    Atlas's lists and dicts), with every way to make a large value bounded: the operators
+    ``*``, ``+``, ``%`` and ``**``, ``~``, every call and filter, and the output of a block set
+    or macro (``MAX_VALUE``); a page's size is bounded as it is made (``render_page``). The
+    intercepted operators are not folded into constants as a template compiles, so a theme's
+    ``'a' * 10**9`` is never made at all."""
+
+    intercepted_binops = frozenset({"*", "+", "%", "**"})
+    code_generator_class = BoundedCodeGenerator
+
+    def call_binop(self, context, operator: str, left, right):
+        what = f"{type(left).__name__} {operator} {type(right).__name__}"
+        _check_growth(what, operator, [left, right])
+        if operator == "%":
+            _check_format(what, left, right if isinstance(right, tuple) else (right,))
+        return _bounded(super().call_binop(context, operator, left, right), what)
+
+    def call(__self, __context, __obj, *args, **kwargs):
+        name, bound = _callee(__obj)
+        what = f"{name}()"
+        if name in WIDTH_METHODS and isinstance(bound, str):
+            _check_widths(what, (*args, *kwargs.values()))
+        if name in ("format", "format_map"):
+            _check_format(what, bound, (*args, *kwargs.values()))
+        _check_growth(what, name, [bound, *args] if bound is not None else list(args))
+        return _bounded(super().call(__context, __obj, *args, **kwargs), what)
+
+    @staticmethod
+    def bounded_join(value: str) -> str:
+        return _bounded(value, "~")
+
+    bounded_buffer = BoundedBuffer
+
+
+def _bounded_filter(name: str, function):
+    """A filter whose arguments and result are bounded as ``Sandbox.call`` bounds a call's."""
+
+    @functools.wraps(function)
+    def bounded(*args, **kwargs):
+        what = f"the filter {name}"
+        values = [a for a in args if not isinstance(a, _PASSED)]
+        if name in WIDTH_METHODS:
+            _check_widths(what, (*values[1:], *kwargs.values()))
+        if name == "format" and values:
+            _check_format(what, values[0], (*values[1:], *kwargs.values()))
+        _check_growth(what, name, values)
+        return _bounded(function(*args, **kwargs), what)
+
+    return bounded
+
+
+# What Jinja passes a filter before its value (pass_context, pass_environment, ...).
+_PASSED = (jinja2.Environment, jinja2.runtime.Context, jinja2.nodes.EvalContext)
+
+
 def theme_folder(templates: Path) -> Path:
     """The theme's folder, resolved, once no file in it is a symbolic link.
 
@@ -92,13 +292,14 @@ def _unreadable(templates: Path):
     return fail
 
 
-def _own_file(root: Path, path: Path) -> Path:
-    """``path``, a file of the theme at ``root`` (resolved): refused if it resolves elsewhere
-    (a link made after ``theme_folder`` looked)."""
-    if os.path.realpath(path) != os.path.normpath(path):
+def _own_file(theme: Path, path: Path) -> Path:
+    """``path``, a file in the folder ``theme``: refused if it resolves anywhere but there (a
+    link made after ``theme_folder`` looked)."""
+    relative = path.relative_to(theme)
+    if Path(os.path.realpath(path)) != Path(os.path.realpath(theme)) / relative:
         raise SiteError(
-            f"theme {root}: {path.relative_to(root).as_posix()} resolves outside the theme's "
-            "folder; a theme may hold only its own files (copy the file in)"
+            f"theme {theme}: {relative.as_posix()} resolves outside the theme's folder; a theme "
+            "may hold only its own files (copy the file in)"
         )
     return path
 
@@ -107,12 +308,13 @@ class ThemeLoader(jinja2.FileSystemLoader):
     """The theme's templates: a FileSystemLoader that serves only the theme's own files."""
 
     def __init__(self, templates: Path) -> None:
-        self.root = theme_folder(templates)
-        super().__init__(str(self.root))
+        theme_folder(templates)
+        self.theme = templates
+        super().__init__(str(templates))  # file names in errors as the user typed the folder
 
     def get_source(self, environment: jinja2.Environment, template: str):
         source, filename, uptodate = super().get_source(environment, template)
-        _own_file(self.root, Path(filename))
+        _own_file(self.theme, Path(filename))
         return source, filename, uptodate
 
 
@@ -128,7 +330,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
     # the chart functions below, and nothing else (no attribute starting with "_", no module).
-    env = SandboxedEnvironment(
+    env = Sandbox(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -137,6 +339,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
+    env.filters.update({name: _bounded_filter(name, f) for name, f in env.filters.items()})
     env.globals.update(
         atlas_version=__version__,
         charts=CHART_FUNCTIONS,
@@ -322,11 +525,55 @@ def _renderer(atlas: Atlas, env: jinja2.Environment, shared: Shared):
     """page(path, template, **context) -> (path, bytes): one page of the site."""
 
     def page(path: str, template: str, **context) -> tuple[str, bytes]:
-        text = env.get_template(template).render(
+        source = env.get_template(template)
+        chunks = source.generate(
             atlas=atlas, root="../" * path.count("/"), path=path, shared=shared, **context
         )
-        return path, text.encode("utf-8")
+        try:
+            return path, render_page(chunks, _shown(source.filename or template), path)
+        except TooLarge as err:
+            raise SiteError(f"template {_where(err) or template}: {err}") from None
 
+    return page
+
+
+def _shown(filename: str) -> str:
+    """A template's file as errors name it: a built-in one by its name, a theme's by its path
+    as the user typed the folder."""
+    path = Path(filename)
+    return (
+        path.relative_to(BUILTIN_TEMPLATES).as_posix()
+        if path.is_absolute() and path.is_relative_to(BUILTIN_TEMPLATES)
+        else filename
+    )
+
+
+def _where(err: BaseException) -> str | None:
+    """file:line of the template line that raised ``err``: the last of the frames Jinja puts
+    in a traceback for template code."""
+    where, tb = None, err.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            where = f"{_shown(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def render_page(chunks: Iterator[str], template: str, path: str) -> bytes:
+    """A page's bytes from the template's output as it is made, stopped in one line once it
+    passes MAX_PAGE_BYTES: a theme cannot make a page no host serves, nor fill the memory."""
+    made, size = [], 0
+    for chunk in chunks:
+        made.append(chunk)
+        size += len(chunk)  # characters: at most the bytes, so the check below still holds
+        if size > MAX_PAGE_BYTES:
+            break
+    page = "".join(made).encode("utf-8")
+    if len(page) > MAX_PAGE_BYTES:
+        raise SiteError(
+            f"template {template}: the page {path} is over {MAX_PAGE_BYTES // 1_000_000} MB, "
+            "GitHub's limit per file; stopped there"
+        )
     return page
 
 
@@ -452,12 +699,10 @@ def neuron_note(atlas: Atlas, view: View) -> str:
 def _asset_files(templates: Path | None) -> list[Path]:
     """Built-in assets, each replaced by the user's file of the same name if there is one."""
     found = {p.name: p for p in (BUILTIN_TEMPLATES / ASSETS).iterdir() if p.is_file()}
-    if templates is not None:
-        root = theme_folder(templates)
-        if (root / ASSETS).is_dir():
-            found.update(
-                {p.name: _own_file(root, p) for p in (root / ASSETS).iterdir() if p.is_file()}
-            )
+    if templates is not None and (theme_folder(templates) / ASSETS).is_dir():
+        found.update(
+            {p.name: _own_file(templates, p) for p in (templates / ASSETS).iterdir() if p.is_file()}
+        )
     return list(found.values())
 
 

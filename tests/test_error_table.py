@@ -477,6 +477,16 @@ CASES.update(
 )
 
 
+CASES.update(
+    {
+        "template-value-too-large": theme("{{ 'a' * 100000000 }}"),
+        "template-page-too-large": theme(
+            "{% for i in range(100000) %}{{ 'a' * 9000000 }}{% endfor %}"
+        ),
+    }
+)
+
+
 @case("template-symlink")
 def _(c: Case) -> list[str]:
     c.write("theme/assets/.keep", "")

@@ -11,7 +11,7 @@ import pathlib
 import pytest
 from conftest import ROOT
 
-from atlas import site
+from atlas import budget, site
 from atlas.cli import main
 
 STORED = ROOT / "tests" / "snapshots" / "stored-atlas"
@@ -102,3 +102,85 @@ def test_a_file_linked_in_after_the_check_is_refused_when_read(home):
     (home / "theme" / "index.html").symlink_to(home / "ssh" / "key.html")
     with pytest.raises(site.SiteError, match=r"index\.html resolves outside the theme's folder"):
         loader.get_source(site.environment(), "index.html")
+
+
+def write_theme(home: pathlib.Path, template: str) -> None:
+    (home / "theme" / "index.html").write_text(template)
+
+
+def test_a_theme_cannot_write_a_100_mb_page(home, capsys):
+    """{{ 'a' * 100000000 }} is refused before the string is made, naming the template line."""
+    write_theme(
+        home, "{% extends 'base.html' %}{% block main %}\n{{ 'a' * 100000000 }}{% endblock %}"
+    )
+    status, err = render(home, capsys)
+    assert status == 2
+    assert err == (
+        f"atlas: error: template {home / 'theme' / 'index.html'}:2: str * int would make "
+        "100,000,000 characters or items, over 10,000,000\n"
+    )
+    assert sorted(os.listdir(home)) == ["ssh", "theme"]
+
+
+def test_a_page_is_cut_off_once_it_passes_githubs_limit_per_file(home, capsys):
+    """Values within the limit, repeated until the page passes 100 MB: stopped there, not
+    held whole in memory."""
+    write_theme(home, "{% for i in range(100000) %}{{ 'a' * 9000000 }}{% endfor %}")
+    status, err = render(home, capsys)
+    assert status == 2
+    assert err == (
+        f"atlas: error: template {home / 'theme' / 'index.html'}: the page index.html is over "
+        "100 MB, GitHub's limit per file; stopped there\n"
+    )
+    assert site.MAX_PAGE_BYTES == budget.PAGES_FILE_BYTES
+
+
+TOO_LARGE = {
+    "repeat": "{{ 'a' * 100000000 }}",
+    "repeat a list": "{{ ([('x' * 10000)] * 10000)|join }}",
+    "power": "{{ 10 ** 1000000 }}",
+    "doubling by +": "{% set ns = namespace(x='a' * 10**6) %}"
+    "{% for i in range(30) %}{% set ns.x = ns.x + ns.x %}{% endfor %}",
+    "doubling by ~": "{% set ns = namespace(x='a' * 10**6) %}"
+    "{% for i in range(30) %}{% set ns.x = ns.x ~ ns.x %}{% endfor %}",
+    "center": "{{ 'a'|center(10**9) }}",
+    "ljust": "{{ 'a'.ljust(10**9) }}",
+    "% width": "{{ '%1000000000s' % 'a' }}",
+    "% width from arguments": "{{ '%*s' % (10**9, 'a') }}",
+    "format width": "{{ '{:1000000000}'.format('a') }}",
+    "format width from arguments": "{{ '{:{}}'.format('a', 10**9) }}",
+    "format filter": "{{ '%1000000000s'|format('a') }}",
+    "replace filter": "{{ ('a' * 10**6)|replace('a', 'a' * 20) }}",
+    "replace": "{{ ('a' * 10**6).replace('a', 'a' * 20) }}",
+    "block set": "{% set big = 'a' * 5000000 %}{% set x %}"
+    "{% for i in range(100000) %}{{ big }}{% endfor %}{% endset %}",
+    "macro": "{% set big = 'a' * 5000000 %}{% macro m() %}"
+    "{% for i in range(100000) %}{{ big }}{% endfor %}{% endmacro %}{{ m() }}",
+}
+
+
+@pytest.mark.parametrize("template", TOO_LARGE.values(), ids=TOO_LARGE.keys())
+def test_every_way_to_make_a_large_value_is_bounded(template):
+    """Each is refused before it holds more than MAX_VALUE characters (a few times that at
+    most while it is refused), in well under a second."""
+    env = site.environment()
+    with pytest.raises(site.TooLarge, match="over"):
+        site.render_page(env.from_string(template).generate(), "t.html", "t.html")
+
+
+def test_what_pages_do_with_numbers_and_strings_still_works():
+    env = site.environment()
+    template = (
+        "{{ '{:,}'.format(110000000) }} {{ '%+d'|format(3) }} {{ 'ab' * 3 }} {{ [1] + [2] }} "
+        "{{ 'x' ~ 'y' }} {{ 2 ** 10 }} {{ '%.2f' % 1.5 }} {{ 'a'|center(5) }} "
+        "{{ ['a', 'b']|join(', ') }} {{ 'abc'.replace('b', 'BB') }}"
+    )
+    page = site.render_page(env.from_string(template).generate(), "t.html", "t.html")
+    assert page == b"110,000,000 +3 ababab [1, 2] xy 1024 1.50   a   a, b aBBc"
+
+
+def test_a_theme_cannot_change_the_atlas_other_pages_are_made_from(home, capsys):
+    write_theme(home, "{{ atlas.heads.clear() }}{{ atlas.results.clear() }}")
+    status, err = render(home, capsys)
+    assert status == 2
+    assert "not allowed in a theme: access to attribute 'clear' of 'list' object" in err
