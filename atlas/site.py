@@ -422,7 +422,22 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     """Every file of the site as (relative path, bytes), made one at a time as the caller asks
     for the next (a site of many sentences need not fit in memory twice). Pure: same Atlas, same
     files in the same order, same bytes. A template error is raised, as a SiteError, when the
-    page that meets it is made."""
+    page that meets it is made; so is a file the site's layout does not have
+    (``contract.is_site_path``: a page name from a crafted atlas.json, an odd asset name), or
+    one made twice, before it is written."""
+    made: set[str] = set()
+    for path, content in _files(atlas, templates):
+        if not contract.is_site_path(path):
+            raise SiteError(
+                f"{path!r} is not a file of the site's layout; the atlas writes no other"
+            )
+        if path in made:
+            raise SiteError(f"the site would write {path!r} twice")
+        made.add(path)
+        yield path, content
+
+
+def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
     env = environment(templates)
     try:
         yield from _pages(atlas, env)

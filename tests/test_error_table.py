@@ -586,6 +586,34 @@ def deeper(c: Case) -> Path:
     return folder
 
 
+def add_page(name: str, template: str = "layers.html") -> Callable[[dict], None]:
+    return lambda data: data["pages"].update({name: {"template": template, "title": "x"}})
+
+
+def set_head(data: dict) -> None:
+    data["heads"][1].update(head=1, name="L1-H1")
+
+
+CASES.update(
+    {
+        "render-page-name": render(add_page(".git/hooks/pre-commit")),
+        "render-page-template": render(add_page("layers.html", "../../etc/passwd")),
+        "render-section-template": render(setter("sections.head", ["assets/atlas.css"])),
+        "render-head-order": render(set_head),
+    }
+)
+
+
+@case("compare-page-name")
+def _(c: Case) -> list[str]:
+    shutil.copytree(STORED, c.tmp / "other")
+    path = c.tmp / "other" / "atlas.json"
+    data = json.loads(path.read_text())
+    add_page(".github/workflows/x.yml")(data)
+    path.write_text(json.dumps(data))
+    return ["compare", f"{c.stored()}/atlas.json", "other/atlas.json", "-o", "site", "-q"]
+
+
 @case("compare-atlas-sentences")
 def _(c: Case) -> list[str]:
     shutil.copytree(STORED, c.tmp / "other")

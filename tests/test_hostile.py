@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from atlas import contract, site
+from atlas import contract, result, site
 
 TEMPLATES = pathlib.Path(__file__).resolve().parent.parent / "templates"
 SCRIPTS = sorted(TEMPLATES.rglob("*.js"))
@@ -100,3 +100,63 @@ def test_json_inside_a_script_cannot_end_it_or_open_a_comment():
     ):
         assert "<" not in text and "\u2028" not in text
         assert "</script" not in text.lower() and "<!--" not in text
+
+
+# Where the site writes: only the names of its own layout (contract.is_site_path).
+
+STORED = pathlib.Path(__file__).resolve().parent / "snapshots" / "stored-atlas"
+OUTSIDE_THE_LAYOUT = [
+    ".git/hooks/pre-commit",
+    ".github/workflows/x.yml",
+    "../x.html",
+    "/etc/x.html",
+    "heads/../../x.html",
+    "x/y.html",
+    "Index.html",
+    "layers.html/",
+    "heads/L1-H1.html",
+    "data/0001.b.qk.js",
+    "assets/",
+    "assets/a/b.js",
+    "assets/a\nb.js",
+    ".atlas-manifest.json",
+    "",
+]
+
+
+def test_the_layout_holds_every_name_the_contract_makes_and_nothing_else():
+    total = 12345
+    made = [
+        *contract.FIXED_FILES,
+        *(contract.head_page(layer, head) for layer in (1, 9, 48) for head in (1, 12, 100)),
+        *(f(i, total) for i in (0, 9999, 12344) for f in (contract.sentence_page,
+          contract.data_script, contract.vectors_script, contract.compare_data_script)),
+        "layers.html", "syntax.html", contract.COMPARE_PAGE, "assets/atlas.css",
+        "assets/.DS_Store",
+    ]  # fmt: skip
+    assert [p for p in made if not contract.is_site_path(p)] == []
+    assert [p for p in OUTSIDE_THE_LAYOUT if contract.is_site_path(p)] == []
+
+
+@pytest.mark.parametrize("name", [".git/hooks/pre-commit", "../x.html", "sentences/x.html"])
+def test_render_writes_no_page_outside_the_layout(name: str):
+    """An Atlas made in Python (not checked as atlas.json is on load) still cannot choose where
+    the site writes: render stops, in one line, before the file is written."""
+    atlas = result.load(STORED)
+    atlas.pages[name] = {"template": "layers.html", "title": "x"}
+    with pytest.raises(site.SiteError, match=f"^{re.escape(repr(name))} is not a file of the"):
+        list(site.render(atlas))
+
+
+def test_render_writes_no_file_twice():
+    atlas = result.load(STORED)
+    atlas.pages["index.html"] = {"template": "layers.html", "title": "x"}
+    with pytest.raises(site.SiteError, match=r"^the site would write 'index\.html' twice$"):
+        list(site.render(atlas))
+
+
+def test_a_theme_asset_of_an_odd_name_is_refused(tmp_path: pathlib.Path):
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "a\nb.js").write_text("")
+    with pytest.raises(site.SiteError, match="is not a file of the site's layout"):
+        list(site.render(result.load(STORED), templates=tmp_path))
