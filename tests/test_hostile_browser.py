@@ -23,8 +23,8 @@ HOSTILE = [
 ]
 # Elements the strings above would make, were they parsed as markup.
 INJECTED = (
-    "() => document.querySelectorAll('img[src=x], svg[onload], iframe,"
-    " script:not([src]):not([type$=json])').length"
+    "() => document.querySelectorAll('img[src=x], svg[onload], iframe[src^=javascript]').length"
+    " + [...document.scripts].filter((s) => /^alert\\(\\d\\)$/.test(s.text.trim())).length"
 )
 ORDINARY = ["the", "cat", "sat", "on", "a", "mat", "and", "dog", "ran", "home"]
 
@@ -67,6 +67,7 @@ def test_every_page_of_a_hostile_site_opens_without_running_the_data(hostile_sit
     for path in pages:
         page, report = browser.open(path)
         page.wait_for_timeout(300)  # the scripts draw after load
+        assert HOSTILE[0] in page.title(), path.name  # the site's title, as text
         ran = page.evaluate(INJECTED)
         assert not report.dialogs, (path.name, report.dialogs)
         assert not ran, path.name
@@ -96,3 +97,43 @@ def test_hostile_ids_labels_and_relations_show_as_text(hostile_site, browser):
     page, report = browser.open(hostile_site / "syntax.html")
     assert HOSTILE[3] in page.locator("main").inner_text()
     assert not report.dialogs
+
+
+def test_a_hostile_sentence_shown_in_a_notebook_runs_nothing(hostile_site, browser, tmp_path):
+    """atlas.show inlines the page's scripts and data into an <iframe srcdoc>: the data stays
+    data there too (a "</script>" in it cannot end the inlined script)."""
+    import atlas
+
+    shown = atlas.show(hostile_site, sentence=3, head="L1-H2")
+    path = tmp_path / "notebook.html"
+    path.write_text(
+        f"<!doctype html><html><head><meta charset='utf-8'><title>nb</title></head>"
+        f"<body>{shown._repr_html_()}</body></html>",
+        encoding="utf-8",
+    )
+    page, report = browser.open(path)
+    frame = next(f for f in page.frames if f != page.main_frame)
+    frame.wait_for_selector("#head-view[data-lines]")
+    assert HOSTILE[2] in frame.locator("main").inner_text()
+    assert not report.dialogs, report.dialogs
+    assert not frame.evaluate(INJECTED)
+    assert not page.evaluate(INJECTED)
+
+
+@pytest.mark.parametrize("page_name", ["sentences/0002.html", "heads/index.html"])
+def test_a_hostile_address_runs_nothing(hostile_site, browser, page_name):
+    """What follows # in the address is read by the pages (a head, a search): never markup."""
+    for fragment in HOSTILE[:2]:
+        page, report = browser.open(hostile_site / page_name, fragment=fragment)
+        page.wait_for_timeout(300)
+        assert not report.dialogs and not page.evaluate(INJECTED), (page_name, fragment)
+        page.context.close()
+
+
+def test_the_checks_see_hostile_strings_parsed_as_markup(browser, tmp_path):
+    """The test's own checks, on a page that puts each hostile string in as markup."""
+    path = tmp_path / "unsafe.html"
+    path.write_text(f"<!doctype html><title>x</title><body>{''.join(HOSTILE)}</body>")
+    page, report = browser.open(path)
+    page.wait_for_timeout(300)
+    assert report.dialogs and page.evaluate(INJECTED) >= 2
