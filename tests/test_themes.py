@@ -184,3 +184,14 @@ def test_a_theme_cannot_change_the_atlas_other_pages_are_made_from(home, capsys)
     status, err = render(home, capsys)
     assert status == 2
     assert "not allowed in a theme: access to attribute 'clear' of 'list' object" in err
+
+
+def test_atlas_build_refuses_a_linked_theme_before_the_model_runs(home, capsys):
+    (home / "theme" / "assets" / "id_ed25519").symlink_to(home / "ssh" / "id_ed25519")
+    (home / "in.txt").write_text("A sentence.\n")
+    missing = str(home / "no-such-model")
+    status = main(["build", str(home / "in.txt"), "-o", str(home / "site"), "-q",
+                   "--model", missing, "--templates", str(home / "theme")])  # fmt: skip
+    assert status == 2
+    assert "assets/id_ed25519 is a symbolic link" in capsys.readouterr().err
+    assert not (home / "site").exists()
