@@ -66,7 +66,7 @@ CHART_FUNCTIONS = SimpleNamespace(
 # join (``weight``), no number over MAX_VALUE handed to a call or filter (a width, a count),
 # and a page of at most MAX_PAGE_BYTES, GitHub's limit per file (budget.PAGES_FILE_BYTES).
 MAX_VALUE = 10_000_000
-MAX_POWER_BITS = 100_000  # the largest integer ``**`` may make, in bits
+MAX_POWER_BITS = 100_000  # the largest integer ``**`` or ``*`` may make, in bits
 MAX_PAGE_BYTES = 100 * 1_000_000
 
 
@@ -106,8 +106,12 @@ def _length(value: object) -> int:
     return len(value) if isinstance(value, str | bytes | list | tuple | dict | set) else 0
 
 
-# Calls and filters whose number arguments are widths of the string they make.
-WIDTH_METHODS = frozenset({"ljust", "rjust", "center", "zfill", "expandtabs", "indent"})
+# Calls and filters whose number arguments size what they make: widths (str methods, filters),
+# batch sizes, lipsum's paragraphs.
+WIDTH_METHODS = frozenset(
+    {"ljust", "rjust", "center", "zfill", "expandtabs", "indent", "batch", "slice"}
+)
+SIZING_FUNCTIONS = frozenset({"generate_lorem_ipsum"})  # the global lipsum()
 # A format whose width comes from its arguments: "%*s", "{:{}}".
 _WIDTH_FROM_ARGUMENTS = re.compile(r"%[-+ #0]*\*|\{[^{}]*\{")
 
@@ -134,7 +138,10 @@ def _check_growth(what: str, name: str, values: list) -> None:
     first, rest = (values[0], values[1:]) if values else (None, [])
     if name == "*" and len(values) == 2:
         sequence, count = values if isinstance(values[1], int) else values[::-1]
-        if isinstance(count, int) and not isinstance(count, bool):
+        if isinstance(count, int) and isinstance(sequence, int):  # a product of integers
+            if sequence.bit_length() + count.bit_length() > MAX_POWER_BITS:
+                raise TooLarge(f"{what} would make a number of over {MAX_POWER_BITS:,} bits")
+        elif isinstance(count, int) and not isinstance(count, bool):
             each = weight(sequence, MAX_VALUE // max(count, 1))
             if each * count > MAX_VALUE:
                 _refuse(what, each * count)
@@ -224,7 +231,7 @@ class Sandbox(ImmutableSandboxedEnvironment):
     def call(__self, __context, __obj, *args, **kwargs):
         name, bound = _callee(__obj)
         what = f"{name}()"
-        if name in WIDTH_METHODS and isinstance(bound, str):
+        if (name in WIDTH_METHODS and isinstance(bound, str)) or name in SIZING_FUNCTIONS:
             _check_widths(what, (*args, *kwargs.values()))
         if name in ("format", "format_map"):
             _check_format(what, bound, (*args, *kwargs.values()))

@@ -150,6 +150,10 @@ TOO_LARGE = {
     "format width": "{{ '{:1000000000}'.format('a') }}",
     "format width from arguments": "{{ '{:{}}'.format('a', 10**9) }}",
     "format filter": "{{ '%1000000000s'|format('a') }}",
+    "doubling a number's bits": "{% set ns = namespace(x=10 ** 20000) %}"
+    "{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
+    "batch": "{{ [1]|batch(10**9, 'x')|list }}",
+    "lipsum": "{{ lipsum(10**9) }}",
     "replace filter": "{{ ('a' * 10**6)|replace('a', 'a' * 20) }}",
     "replace": "{{ ('a' * 10**6).replace('a', 'a' * 20) }}",
     "block set": "{% set big = 'a' * 5000000 %}{% set x %}"
