@@ -23,7 +23,7 @@ from typing import NoReturn
 import jinja2
 from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
 from .result import Atlas, Sentence
@@ -127,9 +127,19 @@ def _check_format(what: str, form: object, arguments) -> None:
     """A %-format or str.format string cannot ask for a width over MAX_VALUE, written in it
     ("%999999999s", "{:999999999}") or taken from its arguments ("%*s", "{:{}}")."""
     if isinstance(form, str):
-        _check_widths(what, [int(d) for d in re.findall(r"\d{8,}", form)])
-        if _WIDTH_FROM_ARGUMENTS.search(form):
+        written, from_arguments = _format_widths(form)
+        _check_widths(what, written)
+        if from_arguments:
             _check_widths(what, arguments)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_widths(form: str) -> tuple[tuple[int, ...], bool]:
+    """The long numbers written in a format string, and whether it takes a width from its
+    arguments; cached, as pages format 10,000s of numbers with a handful of formats."""
+    return tuple(int(d) for d in re.findall(r"\d{8,}", form)), bool(
+        _WIDTH_FROM_ARGUMENTS.search(form)
+    )
 
 
 def _check_growth(what: str, name: str, values: list) -> None:
@@ -160,6 +170,12 @@ def _check_growth(what: str, name: str, values: list) -> None:
             size = len(first) + count * (len(new) - len(old))
             if size > MAX_VALUE:
                 _refuse(what, size)
+    elif name == "wordwrap" and isinstance(first, str):
+        width = next((v for v in rest if isinstance(v, int) and not isinstance(v, bool)), 79)
+        wrap = max((len(v) for v in rest if isinstance(v, str)), default=1)
+        size = len(first) + (len(first) // max(width, 1) + 1) * wrap
+        if size > MAX_VALUE:
+            _refuse(what, size)
     elif name == "join" and isinstance(first, list | tuple):
         size = weight(first) + len(first) * len(str(rest[0]) if rest else "")
         if size > MAX_VALUE:
@@ -171,6 +187,15 @@ def _callee(obj: object) -> tuple[str, object]:
     the sandbox wraps it included)."""
     method = getattr(obj, "__wrapped__", obj)
     return getattr(method, "__name__", type(obj).__name__), getattr(method, "__self__", None)
+
+
+# The methods that change a list, dict, set or deque (jinja2.sandbox's _mutable_spec;
+# tests/test_themes.py checks that this is all of them).
+MUTATING = frozenset(
+    {"add", "append", "appendleft", "clear", "difference_update", "discard", "extend",
+     "extendleft", "insert", "pop", "popitem", "popleft", "remove", "reverse", "rotate",
+     "setdefault", "sort", "symmetric_difference_update", "update"}
+)  # fmt: skip
 
 
 class BoundedBuffer(list):
@@ -221,6 +246,14 @@ class Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "+", "%", "**"})
     code_generator_class = BoundedCodeGenerator
 
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        """As Jinja's immutable sandbox decides, asked only of the names that can change a
+        list, dict, set or deque: its check costs more than the rest of an attribute's
+        lookup, and pages look up 100,000s of attributes."""
+        if attr in MUTATING:
+            return super().is_safe_attribute(obj, attr, value)
+        return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+
     def call_binop(self, context, operator: str, left, right):
         what = f"{type(left).__name__} {operator} {type(right).__name__}"
         _check_growth(what, operator, [left, right])
@@ -245,6 +278,12 @@ class Sandbox(ImmutableSandboxedEnvironment):
     bounded_buffer = BoundedBuffer
 
 
+# The filters whose output can outgrow their input by more than a constant factor, each by
+# an argument: these are bounded (``_bounded_filter``); the others make at most a few times
+# what they are given, which was bounded as it was made.
+GROWING = WIDTH_METHODS | {"format", "replace", "join", "wordwrap"}
+
+
 def _bounded_filter(name: str, function):
     """A filter whose arguments and result are bounded as ``Sandbox.call`` bounds a call's."""
 
@@ -256,7 +295,7 @@ def _bounded_filter(name: str, function):
             _check_widths(what, (*values[1:], *kwargs.values()))
         if name == "format" and values:
             _check_format(what, values[0], (*values[1:], *kwargs.values()))
-        _check_growth(what, name, values)
+        _check_growth(what, name, [*values, *kwargs.values()])
         return _bounded(function(*args, **kwargs), what)
 
     return bounded
@@ -346,7 +385,9 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
-    env.filters.update({name: _bounded_filter(name, f) for name, f in env.filters.items()})
+    env.filters.update(
+        {name: _bounded_filter(name, f) for name, f in env.filters.items() if name in GROWING}
+    )
     env.globals.update(
         atlas_version=__version__,
         charts=CHART_FUNCTIONS,

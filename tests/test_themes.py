@@ -154,6 +154,8 @@ TOO_LARGE = {
     "{% for i in range(40) %}{% set ns.x = ns.x * ns.x %}{% endfor %}",
     "batch": "{{ [1]|batch(10**9, 'x')|list }}",
     "lipsum": "{{ lipsum(10**9) }}",
+    "wordwrap": "{{ ('a ' * 10**6)|wordwrap(1, wrapstring='b' * 1000) }}",
+    "join": "{{ (['a'] * 10**6)|join('b' * 1000) }}",
     "replace filter": "{{ ('a' * 10**6)|replace('a', 'a' * 20) }}",
     "replace": "{{ ('a' * 10**6).replace('a', 'a' * 20) }}",
     "block set": "{% set big = 'a' * 5000000 %}{% set x %}"
@@ -199,3 +201,9 @@ def test_atlas_build_refuses_a_linked_theme_before_the_model_runs(home, capsys):
     assert status == 2
     assert "assets/id_ed25519 is a symbolic link" in capsys.readouterr().err
     assert not (home / "site").exists()
+
+
+def test_every_method_that_changes_a_container_is_refused():
+    from jinja2.sandbox import _mutable_spec
+
+    assert set().union(*(names for _, names in _mutable_spec)) == site.MUTATING
