@@ -24,7 +24,7 @@ from .model import DEFAULT_MODEL, ModelError
 from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
 from .result import AtlasFileError, load
-from .site import SiteError
+from .site import SiteError, theme_folder
 
 log = logging.getLogger("atlas")
 USER_ERRORS = (
@@ -361,6 +361,8 @@ def _templates(args: argparse.Namespace) -> Path | None:
     if args.templates is not None and not args.templates.is_dir():
         what = "is not a folder" if args.templates.exists() else "no such folder"
         raise SiteError(f"--templates {args.templates}: {what}")
+    if args.templates is not None:
+        theme_folder(args.templates)  # a link in the theme is refused before the model runs
     return args.templates
 
 

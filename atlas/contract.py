@@ -72,6 +72,40 @@ DEFINITIONS_PAGE = "definitions.html"
 # data script is DATA_SCRIPT of that key (data/0001.b.js), in the same format as A's.
 COMPARE_KEY = "{key}.b"
 
+# Every file the site's layout has, and nothing else: the site writes no other name, whatever
+# atlas.json or a theme says (a crafted "pages" entry must not write .git/hooks/pre-commit).
+# The fixed pages, then each pattern: {slug} and {key} as head_slug() and sentence_key() spell
+# them; an analysis's own page (layers.html) at the root; an asset by its file name.
+FIXED_PAGES = ("index.html", "heads/index.html", "sentences/index.html")
+FIXED_FILES = (*FIXED_PAGES, CONFIG_SCRIPT, SEARCH_SCRIPT, "atlas.json", ".nojekyll")
+ANALYSIS_PAGE = re.compile(r"(?!index\.html$)[a-z][a-z0-9-]*\.html")
+ASSET = re.compile(r"assets/(?!\.\.?$)[^/\\\x00-\x1f]+")
+_SLUG, _KEY = r"L[0-9]{2,}-H[0-9]{2,}", r"[0-9]{4,}"
+
+
+def _pattern(template: str, **parts: str) -> re.Pattern:
+    text = re.escape(template)
+    for name, part in parts.items():
+        text = text.replace(re.escape("{" + name + "}"), part)
+    return re.compile(text)
+
+
+SITE_PATTERNS = (
+    _pattern(HEAD_PAGE, slug=_SLUG),
+    _pattern(SENTENCE_PAGE, key=_KEY),
+    _pattern(DATA_SCRIPT, key=_KEY),
+    _pattern(DATA_SCRIPT, key=_pattern(COMPARE_KEY, key=_KEY).pattern),
+    _pattern(VECTORS_SCRIPT, key=_KEY),
+    ANALYSIS_PAGE,
+    ASSET,
+)
+
+
+def is_site_path(path: str) -> bool:
+    """True if ``path`` (relative, "/"-separated) is a file of the site's layout."""
+    return path in FIXED_FILES or any(p.fullmatch(path) for p in SITE_PATTERNS)
+
+
 # The globals the data scripts set (file:// pages cannot fetch(), so data comes as scripts).
 DATA_GLOBAL = "ATLAS_DATA"
 VECTORS_GLOBAL = "ATLAS_VECTORS"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,6 +304,7 @@ def _check_consistent(path: Path, data: dict) -> None:
     matrix = data["results"].get("distances", {}).get("matrix")
     if matrix is not None and (len(matrix) != size or any(len(row) != size for row in matrix)):
         problems.append(f"$.results.distances.matrix: not {size} × {size}")
+    problems += _names_problems(data)
     problem = next((p for p in problems if p), None)
     if problem:
         raise AtlasFileError(f"{path}: {problem}")
@@ -331,6 +333,35 @@ def _out_of_range(data: dict) -> list[str]:
                 f"a column of kind {kind!r}"
             )
     return problems
+
+
+SECTION_TEMPLATE = re.compile(r"sections/[a-z][a-z0-9-]*\.html")
+
+
+def _names_problems(data: dict) -> list[str]:
+    """The names atlas.json gives that become file names or template names: each head's, in
+    model order (its page is heads/Lxx-Hyy.html), each analysis page's (NAME.html at the site's
+    root, contract.ANALYSIS_PAGE) and template, and each section's template. A crafted file
+    must not choose where the site writes (.git/hooks/pre-commit) nor which file is read."""
+    per_layer = data["model"]["heads"]
+    expected = [(i // per_layer + 1, i % per_layer + 1) for i in range(len(data["heads"]))]
+    return [
+        *(f"$.heads[{i}]: {h['name']} (layer {h['layer']}, head {h['head']}), expected "
+          f"{contract.head_name(*where)} in model order"
+          for i, (h, where) in enumerate(zip(data["heads"], expected, strict=True))
+          if (h["layer"], h["head"], h["name"]) != (*where, contract.head_name(*where))),
+        *(f"$.pages: {json.dumps(name)} is not a page of the site's layout (NAME.html at its "
+          "root, not index.html)"
+          for name in data["pages"] if not contract.ANALYSIS_PAGE.fullmatch(name)),
+        *(f"$.pages[{json.dumps(name)}].template: {json.dumps(page['template'])} is not a page "
+          "template (NAME.html)"
+          for name, page in data["pages"].items()
+          if not contract.ANALYSIS_PAGE.fullmatch(page["template"])),
+        *(f"$.sections[{json.dumps(place)}]: {json.dumps(name)} is not a section template "
+          "(sections/NAME.html)"
+          for place, names in data["sections"].items() for name in names
+          if not SECTION_TEMPLATE.fullmatch(name)),
+    ]  # fmt: skip
 
 
 def _read_views(path: Path, data: dict) -> list[View]:

@@ -18,10 +18,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
+from typing import NoReturn
 
 import jinja2
+from jinja2.compiler import CodeGenerator
 from jinja2.exceptions import SecurityError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
 from .result import Atlas, Sentence
@@ -62,6 +64,309 @@ CHART_FUNCTIONS = SimpleNamespace(
 )
 
 
+# What a template may make, so a theme (``{{ 'a' * 10**9 }}``) cannot fill the disk or the
+# memory: a value of at most MAX_VALUE characters and items from one operator, call, filter or
+# join (``weight``), no number over MAX_VALUE handed to a call or filter (a width, a count),
+# and a page of at most MAX_PAGE_BYTES, GitHub's limit per file (budget.PAGES_FILE_BYTES).
+MAX_VALUE = 10_000_000
+MAX_POWER_BITS = 100_000  # the largest integer ``**`` or ``*`` may make, in bits
+MAX_PAGE_BYTES = 100 * 1_000_000
+
+
+class TooLarge(SecurityError):
+    """A template made, or was about to make, a value or page over the limits above."""
+
+
+def weight(value: object, limit: int = MAX_VALUE) -> int:
+    """The characters and items a value holds, counting a list's items each time they appear
+    (as a string of it would): what ``[big] * 1000`` costs once joined. Stops past ``limit``,
+    so it costs no more than MAX_VALUE steps."""
+    if isinstance(value, str | bytes):
+        return len(value)
+    if not isinstance(value, list | tuple | dict | set | frozenset):
+        return 0
+    total = len(value)
+    for item in value.items() if isinstance(value, dict) else value:
+        total += weight(item, limit - total)
+        if total > limit:
+            break
+    return total
+
+
+def _refuse(what: str, size: int) -> NoReturn:
+    raise TooLarge(f"{what} would make {size:,} characters or items, over {MAX_VALUE:,}")
+
+
+def _bounded(value: object, what: str) -> object:
+    """``value``, if its own length is within MAX_VALUE (what it holds was bounded as it was
+    made; walking it again after every call would cost more than the page)."""
+    if _length(value) > MAX_VALUE:
+        _refuse(what, _length(value))
+    return value
+
+
+def _length(value: object) -> int:
+    return len(value) if isinstance(value, str | bytes | list | tuple | dict | set) else 0
+
+
+# Calls and filters whose number arguments size what they make: widths (str methods, filters),
+# batch sizes, lipsum's paragraphs.
+WIDTH_METHODS = frozenset(
+    {"ljust", "rjust", "center", "zfill", "expandtabs", "indent", "batch", "slice"}
+)
+SIZING_FUNCTIONS = frozenset({"generate_lorem_ipsum"})  # the global lipsum()
+# A format whose width comes from its arguments: "%*s", "{:{}}".
+_WIDTH_FROM_ARGUMENTS = re.compile(r"%[-+ #0]*\*|\{[^{}]*\{")
+
+
+def _check_widths(what: str, values) -> None:
+    """No width over MAX_VALUE."""
+    for value in values:
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > MAX_VALUE:
+            raise TooLarge(f"{what} is given the width {value:,}, over {MAX_VALUE:,}")
+
+
+def _check_format(what: str, form: object, arguments) -> None:
+    """A %-format or str.format string cannot ask for a width over MAX_VALUE, written in it
+    ("%999999999s", "{:999999999}") or taken from its arguments ("%*s", "{:{}}")."""
+    if isinstance(form, str):
+        written, from_arguments = _format_widths(form)
+        _check_widths(what, written)
+        if from_arguments:
+            _check_widths(what, arguments)
+
+
+@functools.lru_cache(maxsize=256)
+def _format_widths(form: str) -> tuple[tuple[int, ...], bool]:
+    """The long numbers written in a format string, and whether it takes a width from its
+    arguments; cached, as pages format 10,000s of numbers with a handful of formats."""
+    return tuple(int(d) for d in re.findall(r"\d{8,}", form)), bool(
+        _WIDTH_FROM_ARGUMENTS.search(form)
+    )
+
+
+def _check_growth(what: str, name: str, values: list) -> None:
+    """What a call of ``name`` on ``values`` would make, for the calls that grow a value past
+    their arguments' sizes: repeat, concatenate, replace, join."""
+    first, rest = (values[0], values[1:]) if values else (None, [])
+    if name == "*" and len(values) == 2:
+        sequence, count = values if isinstance(values[1], int) else values[::-1]
+        if isinstance(count, int) and isinstance(sequence, int):  # a product of integers
+            if sequence.bit_length() + count.bit_length() > MAX_POWER_BITS:
+                raise TooLarge(f"{what} would make a number of over {MAX_POWER_BITS:,} bits")
+        elif isinstance(count, int) and not isinstance(count, bool):
+            each = weight(sequence, MAX_VALUE // max(count, 1))
+            if each * count > MAX_VALUE:
+                _refuse(what, each * count)
+    elif name == "+" and len(values) == 2:
+        size = weight(values[0]) + weight(values[1])
+        if size > MAX_VALUE:
+            _refuse(what, size)
+    elif name == "**" and all(isinstance(v, int) for v in values) and len(values) == 2:
+        base, power = values
+        if power > 0 and abs(base) > 1 and base.bit_length() * power > MAX_POWER_BITS:
+            raise TooLarge(f"{what} would make a number of over {MAX_POWER_BITS:,} bits")
+    elif name == "replace" and isinstance(first, str) and len(rest) >= 2:
+        old, new = str(rest[0]), str(rest[1])
+        if len(new) > len(old):
+            count = first.count(old) if old else len(first) + 1
+            size = len(first) + count * (len(new) - len(old))
+            if size > MAX_VALUE:
+                _refuse(what, size)
+    elif name == "wordwrap" and isinstance(first, str):
+        width = next((v for v in rest if isinstance(v, int) and not isinstance(v, bool)), 79)
+        wrap = max((len(v) for v in rest if isinstance(v, str)), default=1)
+        size = len(first) + (len(first) // max(width, 1) + 1) * wrap
+        if size > MAX_VALUE:
+            _refuse(what, size)
+    elif name == "join" and isinstance(first, list | tuple):
+        size = weight(first) + len(first) * len(str(rest[0]) if rest else "")
+        if size > MAX_VALUE:
+            _refuse(what, size)
+
+
+def _callee(obj: object) -> tuple[str, object]:
+    """The name of what a template calls, and the object a method is bound to (str.format as
+    the sandbox wraps it included)."""
+    method = getattr(obj, "__wrapped__", obj)
+    return getattr(method, "__name__", type(obj).__name__), getattr(method, "__self__", None)
+
+
+# The methods that change a list, dict, set or deque (jinja2.sandbox's _mutable_spec;
+# tests/test_themes.py checks that this is all of them).
+MUTATING = frozenset(
+    {"add", "append", "appendleft", "clear", "difference_update", "discard", "extend",
+     "extendleft", "insert", "pop", "popitem", "popleft", "remove", "reverse", "rotate",
+     "setdefault", "sort", "symmetric_difference_update", "update"}
+)  # fmt: skip
+
+
+class BoundedBuffer(list):
+    """Where a block set or a macro gathers its output: bounded as it grows (each piece may be
+    an escaped copy, so ``{% for i in range(10**5) %}{{ big }}{% endfor %}`` in a macro would
+    otherwise hold 10**5 copies of ``big``)."""
+
+    size = 0
+
+    def append(self, piece: str) -> None:
+        self._grow(len(piece))
+        super().append(piece)
+
+    def extend(self, pieces) -> None:
+        pieces = list(pieces)
+        self._grow(sum(map(len, pieces)))
+        super().extend(pieces)
+
+    def _grow(self, size: int) -> None:
+        self.size += size
+        if self.size > MAX_VALUE:
+            _refuse("a block or macro", self.size)
+
+
+class BoundedCodeGenerator(CodeGenerator):
+    """Jinja's code generator, with every ``~`` join bounded (it is no operator a sandbox
+    intercepts: ``{% set ns.x = ns.x ~ ns.x %}`` in a loop would double a string each time)
+    and every output buffer a BoundedBuffer."""
+
+    def visit_Concat(self, node: jinja2.nodes.Concat, frame) -> None:
+        self.write("environment.bounded_join(")
+        super().visit_Concat(node, frame)
+        self.write(")")
+
+    def buffer(self, frame) -> None:
+        frame.buffer = self.temporary_identifier()
+        self.writeline(f"{frame.buffer} = environment.bounded_buffer()")
+
+
+class Sandbox(ImmutableSandboxedEnvironment):
+    """Jinja's sandbox for themes (no attribute starting with "_", no module, no changing the
+    Atlas's lists and dicts), with every way to make a large value bounded: the operators
+    ``*``, ``+``, ``%`` and ``**``, ``~``, every call and filter, and the output of a block set
+    or macro (``MAX_VALUE``); a page's size is bounded as it is made (``render_page``). The
+    intercepted operators are not folded into constants as a template compiles, so a theme's
+    ``'a' * 10**9`` is never made at all."""
+
+    intercepted_binops = frozenset({"*", "+", "%", "**"})
+    code_generator_class = BoundedCodeGenerator
+
+    def is_safe_attribute(self, obj, attr: str, value) -> bool:
+        """As Jinja's immutable sandbox decides, asked only of the names that can change a
+        list, dict, set or deque: its check costs more than the rest of an attribute's
+        lookup, and pages look up 100,000s of attributes."""
+        if attr in MUTATING:
+            return super().is_safe_attribute(obj, attr, value)
+        return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+
+    def call_binop(self, context, operator: str, left, right):
+        what = f"{type(left).__name__} {operator} {type(right).__name__}"
+        _check_growth(what, operator, [left, right])
+        if operator == "%":
+            _check_format(what, left, right if isinstance(right, tuple) else (right,))
+        return _bounded(super().call_binop(context, operator, left, right), what)
+
+    def call(__self, __context, __obj, *args, **kwargs):
+        name, bound = _callee(__obj)
+        what = f"{name}()"
+        if (name in WIDTH_METHODS and isinstance(bound, str)) or name in SIZING_FUNCTIONS:
+            _check_widths(what, (*args, *kwargs.values()))
+        if name in ("format", "format_map"):
+            _check_format(what, bound, (*args, *kwargs.values()))
+        _check_growth(what, name, [bound, *args] if bound is not None else list(args))
+        return _bounded(super().call(__context, __obj, *args, **kwargs), what)
+
+    @staticmethod
+    def bounded_join(value: str) -> str:
+        return _bounded(value, "~")
+
+    bounded_buffer = BoundedBuffer
+
+
+# The filters whose output can outgrow their input by more than a constant factor, each by
+# an argument: these are bounded (``_bounded_filter``); the others make at most a few times
+# what they are given, which was bounded as it was made.
+GROWING = WIDTH_METHODS | {"format", "replace", "join", "wordwrap"}
+
+
+def _bounded_filter(name: str, function):
+    """A filter whose arguments and result are bounded as ``Sandbox.call`` bounds a call's."""
+
+    @functools.wraps(function)
+    def bounded(*args, **kwargs):
+        what = f"the filter {name}"
+        values = [a for a in args if not isinstance(a, _PASSED)]
+        if name in WIDTH_METHODS:
+            _check_widths(what, (*values[1:], *kwargs.values()))
+        if name == "format" and values:
+            _check_format(what, values[0], (*values[1:], *kwargs.values()))
+        _check_growth(what, name, [*values, *kwargs.values()])
+        return _bounded(function(*args, **kwargs), what)
+
+    return bounded
+
+
+# What Jinja passes a filter before its value (pass_context, pass_environment, ...).
+_PASSED = (jinja2.Environment, jinja2.runtime.Context, jinja2.nodes.EvalContext)
+
+
+def theme_folder(templates: Path) -> Path:
+    """The theme's folder, resolved, once no file in it is a symbolic link.
+
+    A theme is shared like a style sheet (git keeps symbolic links), and its templates and
+    assets are copied into a site that is published: a link to /etc/passwd or ~/.ssh/id_rsa
+    would publish that file. So a theme holds only its own files; a link anywhere in it (file
+    or folder, used or not) is refused, in one line."""
+    root = Path(os.path.realpath(templates))
+    for folder, names, files in os.walk(root, onerror=_unreadable(templates)):
+        for name in sorted(names + files):
+            path = Path(folder, name)
+            what = (
+                "is a symbolic link"
+                if path.is_symlink()
+                else "is not a plain file"  # a pipe or device would hang or leak the build
+                if not (path.is_file() or path.is_dir())
+                else ""
+            )
+            if what:
+                raise SiteError(
+                    f"theme {templates}: {path.relative_to(root).as_posix()} {what}; a theme "
+                    "may hold only its own files (copy the file in)"
+                )
+    return root
+
+
+def _unreadable(templates: Path):
+    def fail(err: OSError) -> None:
+        raise SiteError(f"theme {templates}: cannot read {err.filename} ({err.strerror})")
+
+    return fail
+
+
+def _own_file(theme: Path, path: Path) -> Path:
+    """``path``, a file in the folder ``theme``: refused if it resolves anywhere but there (a
+    link made after ``theme_folder`` looked)."""
+    relative = path.relative_to(theme)
+    if Path(os.path.realpath(path)) != Path(os.path.realpath(theme)) / relative:
+        raise SiteError(
+            f"theme {theme}: {relative.as_posix()} resolves outside the theme's folder; a theme "
+            "may hold only its own files (copy the file in)"
+        )
+    return path
+
+
+class ThemeLoader(jinja2.FileSystemLoader):
+    """The theme's templates: a FileSystemLoader that serves only the theme's own files."""
+
+    def __init__(self, templates: Path) -> None:
+        theme_folder(templates)
+        self.theme = templates
+        super().__init__(str(templates))  # file names in errors as the user typed the folder
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        source, filename, uptodate = super().get_source(environment, template)
+        _own_file(self.theme, Path(filename))
+        return source, filename, uptodate
+
+
 def environment(templates: Path | None = None) -> jinja2.Environment:
     """The one Jinja environment: the user's template folder, if any, wins over the built-in.
 
@@ -70,11 +375,11 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     and ``shared`` (what every page may need, computed once per site)."""
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
-        loaders.append(jinja2.FileSystemLoader(str(templates)))
+        loaders.append(ThemeLoader(templates))
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
     # the chart functions below, and nothing else (no attribute starting with "_", no module).
-    env = SandboxedEnvironment(
+    env = Sandbox(
         loader=jinja2.ChoiceLoader(loaders),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
@@ -83,6 +388,9 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         keep_trailing_newline=True,
     )
     env.filters["num"] = lambda v, digits=3: f"{v:.{digits}f}"
+    env.filters.update(
+        {name: _bounded_filter(name, f) for name, f in env.filters.items() if name in GROWING}
+    )
     env.globals.update(
         atlas_version=__version__,
         charts=CHART_FUNCTIONS,
@@ -165,7 +473,22 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     """Every file of the site as (relative path, bytes), made one at a time as the caller asks
     for the next (a site of many sentences need not fit in memory twice). Pure: same Atlas, same
     files in the same order, same bytes. A template error is raised, as a SiteError, when the
-    page that meets it is made."""
+    page that meets it is made; so is a file the site's layout does not have
+    (``contract.is_site_path``: a page name from a crafted atlas.json, an odd asset name), or
+    one made twice, before it is written."""
+    made: set[str] = set()
+    for path, content in _files(atlas, templates):
+        if not contract.is_site_path(path):
+            raise SiteError(
+                f"{path!r} is not a file of the site's layout; the atlas writes no other"
+            )
+        if path in made:
+            raise SiteError(f"the site would write {path!r} twice")
+        made.add(path)
+        yield path, content
+
+
+def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
     env = with_custom_css(environment(templates), templates)
     try:
         yield from _pages(atlas, env)
@@ -273,11 +596,55 @@ def _renderer(atlas: Atlas, env: jinja2.Environment, shared: Shared):
     """page(path, template, **context) -> (path, bytes): one page of the site."""
 
     def page(path: str, template: str, **context) -> tuple[str, bytes]:
-        text = env.get_template(template).render(
+        source = env.get_template(template)
+        chunks = source.generate(
             atlas=atlas, root="../" * path.count("/"), path=path, shared=shared, **context
         )
-        return path, text.encode("utf-8")
+        try:
+            return path, render_page(chunks, _shown(source.filename or template), path)
+        except TooLarge as err:
+            raise SiteError(f"template {_where(err) or template}: {err}") from None
 
+    return page
+
+
+def _shown(filename: str) -> str:
+    """A template's file as errors name it: a built-in one by its name, a theme's by its path
+    as the user typed the folder."""
+    path = Path(filename)
+    return (
+        path.relative_to(BUILTIN_TEMPLATES).as_posix()
+        if path.is_absolute() and path.is_relative_to(BUILTIN_TEMPLATES)
+        else filename
+    )
+
+
+def _where(err: BaseException) -> str | None:
+    """file:line of the template line that raised ``err``: the last of the frames Jinja puts
+    in a traceback for template code."""
+    where, tb = None, err.__traceback__
+    while tb is not None:
+        if "__jinja_exception__" in tb.tb_frame.f_globals:
+            where = f"{_shown(tb.tb_frame.f_code.co_filename)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
+def render_page(chunks: Iterator[str], template: str, path: str) -> bytes:
+    """A page's bytes from the template's output as it is made, stopped in one line once it
+    passes MAX_PAGE_BYTES: a theme cannot make a page no host serves, nor fill the memory."""
+    made, size = [], 0
+    for chunk in chunks:
+        made.append(chunk)
+        size += len(chunk)  # characters: at most the bytes, so the check below still holds
+        if size > MAX_PAGE_BYTES:
+            break
+    page = "".join(made).encode("utf-8")
+    if len(page) > MAX_PAGE_BYTES:
+        raise SiteError(
+            f"template {template}: the page {path} is over {MAX_PAGE_BYTES // 1_000_000} MB, "
+            "GitHub's limit per file; stopped there"
+        )
     return page
 
 
@@ -404,8 +771,10 @@ def neuron_note(atlas: Atlas, view: View) -> str:
 def _asset_files(templates: Path | None) -> list[Path]:
     """Built-in assets, each replaced by the user's file of the same name if there is one."""
     found = {p.name: p for p in (BUILTIN_TEMPLATES / ASSETS).iterdir() if p.is_file()}
-    if templates is not None and (templates / ASSETS).is_dir():
-        found.update({p.name: p for p in (templates / ASSETS).iterdir() if p.is_file()})
+    if templates is not None and (theme_folder(templates) / ASSETS).is_dir():
+        found.update(
+            {p.name: _own_file(templates, p) for p in (templates / ASSETS).iterdir() if p.is_file()}
+        )
     return list(found.values())
 
 

@@ -535,6 +535,31 @@ CASES.update(
     }
 )
 
+
+CASES.update(
+    {
+        "template-value-too-large": theme("{{ 'a' * 100000000 }}"),
+        "template-page-too-large": theme(
+            "{% for i in range(100000) %}{{ 'a' * 9000000 }}{% endfor %}"
+        ),
+    }
+)
+
+
+@case("template-symlink")
+def _(c: Case) -> list[str]:
+    c.write("theme/assets/.keep", "")
+    (c.tmp / "theme" / "assets" / "key.js").symlink_to(c.tmp / c.write("id_rsa", "a private key"))
+    return ["render", str(STORED), "-o", "site", "-q", "--templates", "theme"]
+
+
+@case("template-not-a-file")
+def _(c: Case) -> list[str]:
+    c.write("theme/assets/.keep", "")
+    os.mkfifo(c.tmp / "theme" / "assets" / "pipe.js")
+    return ["render", str(STORED), "-o", "site", "-q", "--templates", "theme"]
+
+
 # atlas render of a bad atlas.json.
 
 
@@ -638,6 +663,34 @@ def _(c: Case) -> list[str]:
     path = c.tmp / "other" / "atlas.json"
     path.write_text(path.read_text().replace("1e+308", "-1e+308"))
     return ["compare", "stored/atlas.json", "other/atlas.json", "-o", "site", "-q"]
+
+
+def add_page(name: str, template: str = "layers.html") -> Callable[[dict], None]:
+    return lambda data: data["pages"].update({name: {"template": template, "title": "x"}})
+
+
+def set_head(data: dict) -> None:
+    data["heads"][1].update(head=1, name="L1-H1")
+
+
+CASES.update(
+    {
+        "render-page-name": render(add_page(".git/hooks/pre-commit")),
+        "render-page-template": render(add_page("layers.html", "../../etc/passwd")),
+        "render-section-template": render(setter("sections.head", ["assets/atlas.css"])),
+        "render-head-order": render(set_head),
+    }
+)
+
+
+@case("compare-page-name")
+def _(c: Case) -> list[str]:
+    shutil.copytree(STORED, c.tmp / "other")
+    path = c.tmp / "other" / "atlas.json"
+    data = json.loads(path.read_text())
+    add_page(".github/workflows/x.yml")(data)
+    path.write_text(json.dumps(data))
+    return ["compare", f"{c.stored()}/atlas.json", "other/atlas.json", "-o", "site", "-q"]
 
 
 @case("compare-atlas-sentences")

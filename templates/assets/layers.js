@@ -59,23 +59,21 @@
     return cell;
   }
 
+  /** The self-similarity line of a word, as nodes: the word is text, never markup. */
   function similarityLine(word, layer) {
-    if (!word.self_similarity) return `“${word.word}”: fewer than 5 occurrences in two sentences; no self-similarity.`;
-    const values = word.self_similarity.map((v, l) => (l === layer ? `<b>${v.toFixed(3)}</b>` : v.toFixed(3)));
-    return `Self-similarity of “${escapeHtml(word.word)}” (${word.count} occurrences), layer 0 to ${values.length - 1}: ${values.join(" · ")}`;
-  }
-
-  function escapeHtml(text) {
-    const span = document.createElement("span");
-    span.textContent = text;
-    return span.innerHTML;
+    if (!word.self_similarity) return [`“${word.word}”: fewer than 5 occurrences in two sentences; no self-similarity.`];
+    const values = word.self_similarity.flatMap((v, l) => {
+      const value = l === layer ? Object.assign(document.createElement("b"), { textContent: v.toFixed(3) }) : v.toFixed(3);
+      return l ? [" · ", value] : [value];
+    });
+    return [`Self-similarity of “${word.word}” (${word.count} occurrences), layer 0 to ${word.self_similarity.length - 1}: `, ...values];
   }
 
   function draw(words, sentences) {
     const word = words[Number(document.getElementById("explorer-word").value)];
     const layer = Number(document.getElementById("explorer-layer").value);
     document.getElementById("explorer-layer-value").textContent = String(layer);
-    document.getElementById("explorer-similarity").innerHTML = similarityLine(word, layer);
+    document.getElementById("explorer-similarity").replaceChildren(...similarityLine(word, layer));
     const body = document.querySelector("#explorer-table tbody");
     body.replaceChildren(
       ...word.occurrences.map(([index], position) => {
