@@ -69,7 +69,8 @@ def test_a_new_analysis_is_one_class(tiny_model, tmp_path):
     for site in (out, again):
         index = (site / "index.html").read_text()
         assert 'data-spec="spec-heatmap-reach"' in index
-        assert "<dt>reach</dt>" in index
+        assert '<dt><a class="metric-name" href="definitions.html#reach">reach</a></dt>' in index
+        assert 'id="reach"' in (site / "definitions.html").read_text()
         table = (site / "heads" / "index.html").read_text()
         assert '<th data-sort="number" data-column="reach"' in table
         assert table.count('class="num" data-value=') == len(result.heads) * len(data["catalogue"])
