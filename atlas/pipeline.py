@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import contract
-from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
+from .analyses import default_analyses
 from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
+from .options import BuildOptions
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 
@@ -35,24 +36,20 @@ def measure(
     examples: Sequence[Example],
     runner: Runner,
     analyses: Sequence[Analysis] | None = None,
+    options: BuildOptions | None = None,
     *,
     title: str,
     input_name: str,
-    batch_size: int = 16,
-    views: int = 200,
-    neuron: str = "views",
-    limit: int | None = None,
-    progress: bool = False,
-    min_relation: int = MIN_RELATION,
-    importance: int = DEFAULT_SAMPLE,
-    ablation: int = DEFAULT_ABLATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
-    ``analyses`` default to ``default_analyses(views, min_relation, neuron)``; their order is the
-    order in which they finish (an analysis may use the results of those before it)."""
+    ``analyses`` default to ``default_analyses(options)``; ``options`` (default: the CLI's)
+    give the batch size, the progress bar and the options atlas.json records. The analyses
+    finish in the order their ``requires`` ask (``order``), else in the order given."""
+    options = options or BuildOptions()
     if analyses is None:
-        analyses = default_analyses(views, min_relation, neuron, importance, ablation)
+        analyses = default_analyses(options)
+    batch_size = options.batch_size
     _check_names(analyses)
     probe = None
     if any(PROBE in a.needs for a in analyses):
@@ -83,7 +80,7 @@ def measure(
     for record in runner.run(
         examples,
         batch_size=batch_size,
-        progress=progress,
+        progress=options.progress,
         capture=needs,
         queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
     ):
@@ -141,9 +138,9 @@ def measure(
             batch_size=batch_size,
             max_length=runner.max_length,
             device=runner.device,
-            limit=limit,
-            views=views,
-            neuron=views_data.get("neuron_mode", neuron),
+            limit=options.limit,
+            views=options.views,
+            neuron=views_data.get("neuron_mode", options.neuron),
         ),
         corpus=CorpusSummary(
             sentences=len(examples),
