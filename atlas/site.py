@@ -182,6 +182,8 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     except RecursionError:
         raise SiteError("template error: a template includes or extends itself") from None
     except (ArithmeticError, TypeError, ValueError, LookupError) as err:
+        if not raised_by_template(err):
+            raise  # a bug in the atlas's chart or page code: shown as one, traceback under -v
         raise SiteError(f"template error: {type(err).__name__}: {err}") from None
     yield from _data_files(atlas)
     for source in sorted(_asset_files(templates)):
@@ -191,6 +193,25 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
     yield contract.SEARCH_SCRIPT, contract.search_script(search_index(atlas)).encode("utf-8")
     yield "atlas.json", atlas.to_json().encode("utf-8")
     yield ".nojekyll", b""
+
+
+def raised_by_template(err: BaseException) -> bool:
+    """Whether ``err`` came from a template (``{{ 1 // 0 }}``, ``{{ x[9] }}``, a theme's
+    template that is not UTF-8) rather than from Python code a template called: the innermost
+    frame outside the standard library is a template's own line, or jinja2's. A chart or page
+    bug must not be reported as the theme's fault."""
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_globals)
+        tb = tb.tb_next
+    for scope in reversed(frames):
+        if "__jinja_template__" in scope or "__jinja_exception__" in scope:  # a template's line
+            return True
+        package = (scope.get("__name__") or "").partition(".")[0]
+        if package not in sys.stdlib_module_names:
+            return package == "jinja2"
+    return False
 
 
 def _config_script(atlas: Atlas) -> bytes:
