@@ -28,7 +28,7 @@ from .corpus import read_corpus
 from .model import PairedRunner, Runner
 from .options import BuildOptions
 from .output import claim, write
-from .pipeline import measure
+from .pipeline import measure, order
 from .result import Atlas, first_non_finite, rounded
 from .site import render
 
@@ -76,7 +76,7 @@ def build(
             )
             runner = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
-            analyses = list(analyses or default_analyses(options))
+            analyses = order(analyses or default_analyses(options))
             if not any(a.name == Compare.name for a in analyses):
                 analyses.append(
                     Compare(
