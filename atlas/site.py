@@ -256,21 +256,26 @@ def search_index(atlas: Atlas) -> dict:
     on the Definitions page, as [title, [[head name, value], ...], key, description]. About the
     corpus's text in size, plus ~12 bytes a sentence."""
     total = len(atlas.sentences)
-    return {
+    sentence, column = contract.SEARCH_SENTENCE_ROW, contract.SEARCH_COLUMN_ROW
+    index = {
         "sentences": [
-            [contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)]
+            contract.search_row(
+                sentence, contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)
+            )
             for s in atlas.sentences
         ],
         "columns": [
-            [
+            contract.search_row(
+                column,
                 c.title,
                 [[h.name, round(v, 3)] for h, v in charts.top_heads(atlas, c, SEARCH_TOP)],
                 c.key,
                 c.description,
-            ]
+            )
             for c in atlas.catalogue
         ],
     }
+    return contract.data_payload(index, contract.SEARCH_FIELDS)
 
 
 @dataclass(frozen=True)
