@@ -71,6 +71,12 @@ def test_a_missing_requirement_is_refused_in_one_line():
         order([toy("o", requires=("p", "q"))])
 
 
+def test_two_analyses_of_one_name_are_refused_in_one_line():
+    with pytest.raises(AnalysisError) as err:
+        order([Reach(), Reach()])
+    assert str(err.value) == "every analysis needs a name of its own, got ['reach', 'reach']"
+
+
 def test_a_cycle_is_refused_in_one_line():
     cycle = [toy("free"), toy("a", requires=("b",)), toy("b", requires=("c",)), toy("c", ("a",))]
     with pytest.raises(AnalysisError) as err:
