@@ -77,6 +77,8 @@ def test_each_analysis_reads_its_options():
     importance = analyses["importance"]
     assert (importance.sample, importance.ablation, importance.views) == (9, 2, 7)
     assert "importance" not in {a.name for a in default_analyses(options.replace(importance=0))}
+    with pytest.raises(TypeError, match=r"BuildOptions\(views=50\); got int"):
+        default_analyses(50)  # type: ignore[arg-type]
     assert [a.name for a in default_analyses()] == [
         a.name for a in default_analyses(BuildOptions())
     ]

@@ -37,10 +37,15 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
     """The built-in analyses, each configured from ``options`` (default: the CLI's defaults),
     in the given order; the pipeline runs them in that order where their ``requires`` leave it
     free. Head importance is left out when ``options.importance`` is 0."""
-    if options is None:
-        from ..options import BuildOptions  # atlas.options imports this package's defaults
+    from ..options import BuildOptions  # atlas.options imports this package's defaults
 
+    if options is None:
         options = BuildOptions()
+    if not isinstance(options, BuildOptions):  # the old default_analyses(views, ...)
+        raise TypeError(
+            f"default_analyses takes a BuildOptions, e.g. BuildOptions(views={options!r}); "
+            f"got {type(options).__name__}"
+        )
     extra: list[Analysis] = (
         [HeadImportance(options.importance, options.ablation, options.views)]
         if options.importance
