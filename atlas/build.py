@@ -2,6 +2,7 @@
 
     import atlas
     result = atlas.build("sentences.txt", "site/")       # the Atlas, and the site written
+    atlas.build("sentences.txt", "site/", views=50)      # options: atlas.options.BuildOptions
     atlas.render_site(atlas.load("site/"), "themed/", templates="mytheme/")
 
 The CLI, the benchmarks and the tests all come through here.
@@ -15,17 +16,19 @@ import logging
 import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
+from .analyses import default_analyses
 from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
-from .budget import DEFAULT_MAX_SITE_MB, MB, pages_warnings, report, shrink
+from .budget import MB, pages_warnings, report, shrink
 from .corpus import read_corpus
 from .model import PairedRunner, Runner
+from .options import BuildOptions
 from .output import claim, write
-from .pipeline import measure
+from .pipeline import measure, order
 from .result import Atlas, first_non_finite, rounded
 from .site import render
 
@@ -35,60 +38,54 @@ log = logging.getLogger("atlas")
 def build(
     input: str | Path,
     output: str | Path | None = None,
+    options: BuildOptions | None = None,
     *,
-    model: str | None = None,
-    model_name: str | None = None,
-    compare: str | None = None,
-    compare_name: str | None = None,
-    device: str = "auto",
-    max_length: int | None = None,
-    batch_size: int = 16,
-    limit: int | None = None,
-    words: bool = False,
-    views: int = 200,
-    neuron: str = "views",
-    max_site_mb: float | None = DEFAULT_MAX_SITE_MB,
-    min_relation: int = MIN_RELATION,
-    importance: int = DEFAULT_SAMPLE,
-    ablation: int = DEFAULT_ABLATION,
-    title: str | None = None,
-    templates: str | Path | None = None,
     analyses: Sequence[Analysis] | None = None,
-    progress: bool = False,
-    **write_options,
+    **overrides: Any,
 ) -> Atlas:
-    """Measure every head of ``model`` (default: all-MiniLM-L6-v2) over the sentences in
-    ``input`` and, if ``output`` is given, write the site there. Returns the Atlas.
+    """Measure every head of ``options.model`` (default: all-MiniLM-L6-v2) over the sentences
+    in ``input`` and, if ``output`` is given, write the site there. Returns the Atlas.
 
-    ``analyses`` replace the built-in ones (``atlas.analyses.default_analyses(views)``), e.g. to
-    add one of your own. ``neuron``: which sentence pages keep the neuron view's queries and keys
-    ("views": the first ``views``; "all"; "none"). ``max_site_mb``: the site's size budget
-    (``atlas.budget``; None for none). ``words``: split .txt lines into words (``--words``), so
-    each record maps its tokens to words. ``compare``: a second model (B, hub id or folder, with
-    the same tokenizer and shape; ``compare_name`` as ``model_name``): both run over the same
-    sentences in one pass and the site compares them head by head (``atlas.analyses.compare``).
-    ``importance``: sentences for head importance (0: off), ``ablation`` of them ablated
-    (atlas/analyses/importance.py). ``write_options`` go to ``atlas.output.write`` (``clean``,
-    ``force``)."""
+    ``options``: a ``BuildOptions`` (atlas/options.py; default: the CLI's defaults);
+    ``overrides`` change fields of it, so ``atlas.build(input, out, views=50)`` works as
+    ``atlas.build(input, out, BuildOptions(views=50))``. ``analyses`` replace the built-in ones
+    (``atlas.analyses.default_analyses(options)``), e.g. to add one of your own. With
+    ``options.compare`` (a second model B, hub id or folder, with the same tokenizer and shape)
+    both models run over the same sentences in one pass and the site compares them head by head
+    (``atlas.analyses.compare``)."""
+    options = (options or BuildOptions()).replace(**overrides)
     input = Path(input)
     with contextlib.ExitStack() as held:
         if output is not None:  # checked before the model runs, not after; held until written
-            held.enter_context(claim(Path(output), **write_options))
-        examples = read_corpus(input, limit=limit, words=words)
+            held.enter_context(claim(Path(output), **options.write_options))
+        examples = read_corpus(input, limit=options.limit, words=options.words)
         log.info("read %d sentences from %s", len(examples), input)
-        runner = Runner(model, device=device, max_length=max_length, name=model_name)
-        if compare is not None:
+        runner = Runner(
+            options.model,
+            device=options.device,
+            max_length=options.max_length,
+            name=options.model_name,
+        )
+        if options.compare is not None:
             other = Runner(
-                compare, device=device, max_length=max_length, name=compare_name, option="--compare"
+                options.compare,
+                device=options.device,
+                max_length=options.max_length,
+                name=options.compare_name,
+                option="--compare",
             )
             runner = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
-            analyses = list(
-                analyses or default_analyses(views, min_relation, neuron, importance, ablation)
-            )
+            analyses = order(analyses or default_analyses(options))
             if not any(a.name == Compare.name for a in analyses):
                 analyses.append(
-                    Compare(other.info, views, min_relation, mirrors_of(analyses), runner_b=other)
+                    Compare(
+                        other.info,
+                        options.views,
+                        options.min_relation,
+                        mirrors_of(analyses),
+                        runner_b=other,
+                    )
                 )
         info = runner.info
         log.info(
@@ -103,16 +100,10 @@ def build(
             examples,
             runner,
             analyses,
-            title=title or _title(info.name, compare and runner.b.info.name, input.name),
+            options,
+            title=options.title
+            or _title(info.name, options.compare and runner.b.info.name, input.name),
             input_name=input.name,
-            batch_size=batch_size,
-            views=views,
-            neuron=neuron,
-            limit=limit,
-            progress=progress,
-            min_relation=min_relation,
-            importance=importance,
-            ablation=ablation,
         )
         if atlas.corpus.truncated:
             log.warning(
@@ -123,7 +114,11 @@ def build(
             )
         if output is not None:
             atlas = render_site(
-                atlas, output, templates=templates, max_site_mb=max_site_mb, **write_options
+                atlas,
+                output,
+                templates=options.templates,
+                max_site_mb=options.max_site_mb,
+                **options.write_options,
             )
         return atlas
 

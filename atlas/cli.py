@@ -21,6 +21,7 @@ from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
 from .corpus import FORMATS, CorpusError
 from .model import DEFAULT_MODEL, ModelError
+from .options import BuildOptions
 from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
 from .result import AtlasFileError, load
@@ -298,11 +299,9 @@ def setup_logging(quiet: bool, verbose: bool) -> None:
     root.propagate = False
 
 
-def run_build(args: argparse.Namespace) -> None:
-    started = time.monotonic()
-    build(
-        args.input,
-        args.output,
+def build_options(args: argparse.Namespace) -> BuildOptions:
+    """The build's options, made once from the command line."""
+    return BuildOptions(
         model=args.model,
         model_name=args.model_name,
         compare=args.compare,
@@ -321,9 +320,14 @@ def run_build(args: argparse.Namespace) -> None:
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),
-        force=args.force,
         clean=args.clean,
+        force=args.force,
     )
+
+
+def run_build(args: argparse.Namespace) -> None:
+    started = time.monotonic()
+    build(args.input, args.output, build_options(args))
     log.info("done in %.1f s", time.monotonic() - started)
     log.info("open %s", args.output / "index.html")
 

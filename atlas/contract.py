@@ -181,6 +181,7 @@ def page_config(
     ``heads[(l - 1) * H + h - 1]``); in a compare atlas also model B's label (``labelB``,
     ``labelClassB``), which a sentence page shows while it shows B's attention."""
     return {
+        "dataFormat": DATA_FORMAT,
         "attentionScale": ATTENTION_SCALE,
         "rolloutScale": ROLLOUT_SCALE,
         "joiner": JOINER,
@@ -233,3 +234,51 @@ def script_json(payload: object) -> str:
     string can close a script element, and the two line separators JavaScript rejects."""
     text = json.dumps(payload, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+# The page data's format: the fields of the data scripts, the layout of the queries and keys,
+# the rows of the search index, and one version for all of them. Every data script
+# (data/NNNN.js, data/NNNN.qk.js) and the search index carry DATA_FORMAT as "format", and
+# assets/config.js as "dataFormat"; the pages (atlas-data.js, search.js) refuse to draw data of
+# another format and say to rebuild the site. Bump it when anything below changes.
+DATA_FORMAT = 1
+# data/NNNN.js: one sentence (atlas/viewdata.py writes it, atlas-data.js reads it), and the
+# fields written only when there is something in them.
+DATA_FIELDS = (
+    "format", "key", "index", "id", "layers", "heads", "causal", "tokens", "shown", "joins",
+    "segments", "special", "encoding", "attention", "neuron",
+)  # fmt: skip
+DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs")
+# data/NNNN.qk.js: a sentence's queries and keys.
+VECTORS_FIELDS = ("format", "encoding", "vectors", "error")
+# The inflated bytes of "vectors", little-endian (numpy dtypes): VECTOR_BITS[2·L·H], the bits
+# of each block's values (queries' blocks, then keys', in model order); then for each block
+# VECTOR_PARAMS scale[d], VECTOR_PARAMS offset[d], then values[n·d] of VECTOR_VALUES[its bits];
+# a value is raw × scale + offset.
+VECTOR_BITS = "u1"
+VECTOR_PARAMS = "<f2"
+VECTOR_VALUES = {8: "i1", 16: "<i2"}
+# assets/search-index.js: a row per sentence and a row per catalogue column (search.js reads
+# them by position, in this order).
+SEARCH_FIELDS = ("format", "sentences", "columns")
+SEARCH_SENTENCE_ROW = ("key", "text", "text_b", "has_page")
+SEARCH_COLUMN_ROW = ("title", "top_heads", "key", "description")
+
+
+def data_payload(fields: dict, allowed: tuple[str, ...], optional: tuple[str, ...] = ()) -> dict:
+    """``fields`` with the data format, checked against the contract: every field of
+    ``allowed`` (but "format") present, and nothing that is not in ``allowed`` or ``optional``;
+    a field the pages do not know is a change of format, not a quiet addition."""
+    payload = {"format": DATA_FORMAT, **fields}
+    missing = [name for name in allowed if name not in payload]
+    unknown = [name for name in payload if name not in allowed and name not in optional]
+    if missing or unknown:
+        raise ValueError(f"page data against the contract: missing {missing}, unknown {unknown}")
+    return payload
+
+
+def search_row(names: tuple[str, ...], *values: object) -> list:
+    """One row of the search index, its values in the order ``names`` gives them."""
+    if len(values) != len(names):
+        raise ValueError(f"a search row of {len(names)} values ({', '.join(names)})")
+    return list(values)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .analyses.heads import BROAD_THRESHOLD, LABEL_METRICS, PART_NAMES
+from .analyses.measures import BROAD_THRESHOLD, LABEL_METRICS, PART_NAMES
 from .ranking import competition_ranks
 from .result import Atlas, Head
 

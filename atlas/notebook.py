@@ -29,6 +29,7 @@ from . import contract
 from .analyses.views import ViewData
 from .corpus import Example
 from .model import DEFAULT_MODEL, Runner
+from .options import BuildOptions
 from .pipeline import measure
 from .site import BUILTIN_TEMPLATES, sentence_files
 
@@ -141,9 +142,7 @@ def show(
         [ViewData(1, "all")],
         title=runner.info.name.rstrip("/").split("/")[-1],
         input_name=INPUT_NAME,
-        batch_size=1,
-        views=1,
-        neuron="all",
+        options=BuildOptions(batch_size=1, views=1, neuron="all"),
     )
     files = sentence_files(result, 0)
     page = contract.sentence_page(0, 1)

@@ -14,10 +14,11 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import contract
-from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
-from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses import default_analyses
+from .analyses.base import EVERY, PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
 from .model import Runner
+from .options import BuildOptions
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 
@@ -35,25 +36,21 @@ def measure(
     examples: Sequence[Example],
     runner: Runner,
     analyses: Sequence[Analysis] | None = None,
+    options: BuildOptions | None = None,
     *,
     title: str,
     input_name: str,
-    batch_size: int = 16,
-    views: int = 200,
-    neuron: str = "views",
-    limit: int | None = None,
-    progress: bool = False,
-    min_relation: int = MIN_RELATION,
-    importance: int = DEFAULT_SAMPLE,
-    ablation: int = DEFAULT_ABLATION,
 ) -> Atlas:
     """Run the model over every example once, streaming, and assemble the Atlas.
 
-    ``analyses`` default to ``default_analyses(views, min_relation, neuron)``; their order is the
-    order in which they finish (an analysis may use the results of those before it)."""
+    ``analyses`` default to ``default_analyses(options)``; ``options`` (default: the CLI's)
+    give the batch size, the progress bar and the options atlas.json records. The analyses
+    finish in the order their ``requires`` ask (``order``), else in the order given."""
+    options = options or BuildOptions()
     if analyses is None:
-        analyses = default_analyses(views, min_relation, neuron, importance, ablation)
-    _check_names(analyses)
+        analyses = default_analyses(options)
+    batch_size = options.batch_size
+    analyses = order(analyses)
     probe = None
     if any(PROBE in a.needs for a in analyses):
         try:
@@ -62,7 +59,7 @@ def measure(
             log.warning(
                 "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
             )
-            analyses = [a for a in analyses if PROBE not in a.needs]
+            analyses = order([a for a in analyses if PROBE not in a.needs])
     needs = frozenset().union(*(a.needs for a in analyses))
     info = runner.info
     run = RunInfo(
@@ -83,7 +80,7 @@ def measure(
     for record in runner.run(
         examples,
         batch_size=batch_size,
-        progress=progress,
+        progress=options.progress,
         capture=needs,
         queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
     ):
@@ -141,9 +138,9 @@ def measure(
             batch_size=batch_size,
             max_length=runner.max_length,
             device=runner.device,
-            limit=limit,
-            views=views,
-            neuron=views_data.get("neuron_mode", neuron),
+            limit=options.limit,
+            views=options.views,
+            neuron=views_data.get("neuron_mode", options.neuron),
         ),
         corpus=CorpusSummary(
             sentences=len(examples),
@@ -229,6 +226,53 @@ def assemble(results: dict[str, Result], analyses: Sequence[Analysis], run: RunI
         "labels": results["heads"].data["labels"] if "heads" in results else [],
         "pages": {path: page for result in results.values() for path, page in result.pages.items()},
     }
+
+
+def order(analyses: Sequence[Analysis]) -> list[Analysis]:
+    """The analyses in the order they finish: each after those it ``requires`` or ``uses``,
+    otherwise in the order given (a stable topological sort: at each step the first analysis
+    given whose inputs have all finished). Refuses, in one line, two analyses of one name, a
+    required analysis that is not in the build, and analyses that require each other."""
+    _check_names(analyses)
+    names = {a.name for a in analyses}
+    for analysis in analyses:
+        missing = [name for name in analysis.requires if name not in names]
+        if missing:
+            raise AnalysisError(
+                f"the {analysis.name} analysis requires the {', '.join(missing)} "
+                f"analys{'es' if len(missing) > 1 else 'is'}, which this build does not run"
+            )
+    every = [a.name for a in analyses if EVERY not in a.uses]
+    inputs = {
+        a.name: {
+            *a.requires,  # itself too, if it says so: a cycle
+            *(name for name in a.uses if name in names and name != a.name),
+            *(every if EVERY in a.uses else ()),
+        }
+        for a in analyses
+    }
+    done: list[Analysis] = []
+    finished: set[str] = set()
+    waiting = list(analyses)
+    while waiting:
+        ready = next((a for a in waiting if inputs[a.name] <= finished), None)
+        if ready is None:
+            raise AnalysisError(f"analyses that require each other: {_cycle(inputs, waiting)}")
+        waiting.remove(ready)
+        done.append(ready)
+        finished.add(ready.name)
+    return done
+
+
+def _cycle(inputs: dict[str, set[str]], waiting: Sequence[Analysis]) -> str:
+    """One cycle among the analyses left waiting, as "a → b → a" (each requires the next)."""
+    left = {a.name for a in waiting}
+    path = [waiting[0].name]
+    while True:
+        step = min(inputs[path[-1]] & left)  # each waiting analysis waits on another waiting
+        if step in path:
+            return " → ".join([*path[path.index(step) :], step])
+        path.append(step)
 
 
 def _check_names(analyses: Sequence[Analysis]) -> None:

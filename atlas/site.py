@@ -505,6 +505,8 @@ def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
     except RecursionError:
         raise SiteError("template error: a template includes or extends itself") from None
     except (ArithmeticError, TypeError, ValueError, LookupError) as err:
+        if not raised_by_template(err):
+            raise  # a bug in the atlas's chart or page code: shown as one, traceback under -v
         raise SiteError(f"template error: {type(err).__name__}: {err}") from None
     yield from _data_files(atlas)
     for source in sorted(_asset_files(templates)):
@@ -514,6 +516,25 @@ def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
     yield contract.SEARCH_SCRIPT, contract.search_script(search_index(atlas)).encode("utf-8")
     yield "atlas.json", atlas.to_json().encode("utf-8")
     yield ".nojekyll", b""
+
+
+def raised_by_template(err: BaseException) -> bool:
+    """Whether ``err`` came from a template (``{{ 1 // 0 }}``, ``{{ x[9] }}``, a theme's
+    template that is not UTF-8) rather than from Python code a template called: the innermost
+    frame outside the standard library is a template's own line, or jinja2's. A chart or page
+    bug must not be reported as the theme's fault."""
+    frames = []
+    tb = err.__traceback__
+    while tb is not None:
+        frames.append(tb.tb_frame.f_globals)
+        tb = tb.tb_next
+    for scope in reversed(frames):
+        if "__jinja_template__" in scope or "__jinja_exception__" in scope:  # a template's line
+            return True
+        package = (scope.get("__name__") or "").partition(".")[0]
+        if package not in sys.stdlib_module_names:
+            return package == "jinja2"
+    return False
 
 
 def _config_script(atlas: Atlas) -> bytes:
@@ -558,21 +579,26 @@ def search_index(atlas: Atlas) -> dict:
     on the Definitions page, as [title, [[head name, value], ...], key, description]. About the
     corpus's text in size, plus ~12 bytes a sentence."""
     total = len(atlas.sentences)
-    return {
+    sentence, column = contract.SEARCH_SENTENCE_ROW, contract.SEARCH_COLUMN_ROW
+    index = {
         "sentences": [
-            [contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)]
+            contract.search_row(
+                sentence, contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)
+            )
             for s in atlas.sentences
         ],
         "columns": [
-            [
+            contract.search_row(
+                column,
                 c.title,
                 [[h.name, round(v, 3)] for h, v in charts.top_heads(atlas, c, SEARCH_TOP)],
                 c.key,
                 c.description,
-            ]
+            )
             for c in atlas.catalogue
         ],
     }
+    return contract.data_payload(index, contract.SEARCH_FIELDS)
 
 
 @dataclass(frozen=True)

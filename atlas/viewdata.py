@@ -17,9 +17,8 @@ zero.
 - Queries and keys (the neuron view): one block per (q or k, layer, head), each quantised per
   dimension over the sentence's tokens, int8 where the neuron view's softmax then stays within
   ``VECTOR_TOLERANCE`` of the model's attention, checked here for every head, else int16.
-  Layout of the inflated bytes, little-endian: uint8 bits[2·L·H] (q blocks, then k blocks, in
-  model order), then for each block: float16 scale[d], float16 offset[d], then int8 or int16
-  values[n·d]; value = raw × scale + offset.
+  Layout of the inflated bytes: ``contract.VECTOR_BITS`` and what follows it (the contract
+  defines it, with the data scripts' fields and the data format's version).
 """
 
 from __future__ import annotations
@@ -154,7 +153,7 @@ def _quantise_blocks(x: np.ndarray, levels: int) -> tuple[np.ndarray, np.ndarray
 
 
 def _dtype(levels: int) -> np.dtype:
-    return np.dtype(np.int8) if levels <= 127 else np.dtype("<i2")
+    return np.dtype(contract.VECTOR_VALUES[8 if levels <= 127 else 16])
 
 
 def _dequantise(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.ndarray:
@@ -195,7 +194,8 @@ def pack_vectors(
     for which in (1, 2):  # queries, then keys
         for c in chosen:
             raw, scale, offset = c[which]
-            parts += [scale.astype("<f2").tobytes(), offset.astype("<f2").tobytes()]
+            params = contract.VECTOR_PARAMS
+            parts += [scale.astype(params).tobytes(), offset.astype(params).tobytes()]
             parts.append(raw.tobytes())
     return deflate(b"".join(parts)), float(max((c[3] for c in chosen), default=0.0))
 
@@ -206,14 +206,14 @@ def unpack_vectors(
     """The inverse of ``pack_vectors``: (queries, keys), float64 [L, H, n, d] each."""
     data = inflate(text)
     blocks = 2 * layers * heads
-    bits = np.frombuffer(data, np.uint8, count=blocks)
+    bits = np.frombuffer(data, contract.VECTOR_BITS, count=blocks)
     at = blocks
     out = np.zeros((blocks, n, d))
     for block in range(blocks):
-        scale = np.frombuffer(data, "<f2", count=d, offset=at)
-        offset = np.frombuffer(data, "<f2", count=d, offset=at + 2 * d)
-        at += 4 * d
-        dtype = np.dtype(np.int8) if bits[block] == 8 else np.dtype("<i2")
+        scale = np.frombuffer(data, contract.VECTOR_PARAMS, count=d, offset=at)
+        offset = np.frombuffer(data, contract.VECTOR_PARAMS, count=d, offset=at + 2 * d)
+        at += 2 * scale.nbytes
+        dtype = np.dtype(contract.VECTOR_VALUES[int(bits[block])])
         raw = np.frombuffer(data, dtype, count=n * d, offset=at).reshape(n, d)
         at += raw.nbytes
         out[block] = _dequantise(raw, scale, offset)
@@ -299,19 +299,28 @@ def data_script(
         ("arcs", view.arcs),
     )
     payload.update({name: value for name, value in optional if value is not None})
+    payload = contract.data_payload(payload, contract.DATA_FIELDS, contract.DATA_OPTIONAL_FIELDS)
     return _script(DATA_PREFIX, contract.DATA_GLOBAL, key, payload)
 
 
 def vectors_script(view: View, key: str) -> str:
     """data/NNNN.qk.js: the sentence's queries and keys, loaded only when the neuron view
     opens, so the other views load no more than the attention."""
-    payload = {"encoding": ENCODING, "vectors": view.vectors, "error": view.vectors_error}
+    payload = contract.data_payload(
+        {"encoding": ENCODING, "vectors": view.vectors, "error": view.vectors_error},
+        contract.VECTORS_FIELDS,
+    )
     return _script(VECTORS_PREFIX, contract.VECTORS_GLOBAL, key, payload)
 
 
 def read_view(path: Path) -> View:
     """The View kept in data/NNNN.js (and data/NNNN.qk.js beside it, if there is one)."""
     payload = _read_script(path, DATA_PREFIX)
+    # Before the format was written, data scripts were of format 1 without saying so.
+    if payload.get("format", 1) != contract.DATA_FORMAT:
+        raise ValueError(
+            f"data format {payload.get('format')!r}, this atlas reads {contract.DATA_FORMAT}"
+        )
     if payload.get("encoding") != ENCODING:
         raise ValueError(f"attention encoded as {payload.get('encoding')!r}, not {ENCODING!r}")
     vectors_path = path.with_suffix(".qk.js")

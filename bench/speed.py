@@ -48,6 +48,7 @@ from atlas.analyses.base import ATTENTION, Analysis, RunInfo
 from atlas.analyses.distances import HeadDistances
 from atlas.corpus import read_corpus
 from atlas.model import Runner, default_model_path
+from atlas.options import BuildOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 TREEBANK = ROOT.parent / "shared" / "data" / "ud-english-ewt" / "en_ewt-ud-dev.conllu"
@@ -116,7 +117,7 @@ def build_clocks(spent: dict[str, float]):
 def one_build(corpus: Path, out: Path, batch_size: int, views: int) -> dict[str, float]:
     """Seconds of one whole ``atlas.build``, and of its parts."""
     spent: dict[str, float] = defaultdict(float)
-    analyses = timed(default_analyses(views), spent)
+    analyses = timed(default_analyses(BuildOptions(views=views)), spent)
     site.vega_bundle.cache_clear()  # read again, as a new process would
     with build_clocks(spent):
         started = time.perf_counter()

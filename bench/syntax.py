@@ -19,12 +19,15 @@ from atlas.analyses import default_analyses
 from atlas.analyses.syntax import Syntax
 from atlas.corpus import read_corpus
 from atlas.model import Runner
+from atlas.options import BuildOptions
 from atlas.pipeline import measure
+
+OPTIONS = BuildOptions(views=50)
 
 
 def timed(examples, runner, analyses):
     started = time.perf_counter()
-    atlas = measure(examples, runner, analyses, title="bench", input_name="bench", views=50)
+    atlas = measure(examples, runner, analyses, OPTIONS, title="bench", input_name="bench")
     return time.perf_counter() - started, atlas
 
 
@@ -37,12 +40,12 @@ def main() -> None:
     examples = read_corpus(args.treebank, limit=args.limit)
     runner = Runner()
     without, with_syntax = [], []
-    timed(examples[:200], runner, default_analyses(50))  # warm-up: first batches, lazy imports
+    timed(examples[:200], runner, default_analyses(OPTIONS))  # warm-up: first batches, lazy imports
     atlas = None
     for _ in range(args.runs):
-        plain = [a for a in default_analyses(50) if not isinstance(a, Syntax)]
+        plain = [a for a in default_analyses(OPTIONS) if not isinstance(a, Syntax)]
         without.append(timed(examples, runner, plain)[0])
-        seconds, atlas = timed(examples, runner, default_analyses(50))
+        seconds, atlas = timed(examples, runner, default_analyses(OPTIONS))
         with_syntax.append(seconds)
     a, b = statistics.median(without), statistics.median(with_syntax)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -39,7 +39,7 @@ def write_data(path: pathlib.Path, payload: dict) -> None:
     """A data script setting window.ATLAS_DATA[payload["key"]] = payload."""
     data = f"window.{contract.DATA_GLOBAL}"
     key = payload["key"]
-    text = contract.script_json(payload)
+    text = contract.script_json({"format": contract.DATA_FORMAT, **payload})
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(f"{data} = {data} || {{}};\n{data}[{key!r}] = {text};\n", encoding="utf-8")
 

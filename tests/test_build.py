@@ -14,7 +14,7 @@ import pytest
 from conftest import build
 from tiny_models import FAMILIES, MAX_LENGTH, SHAPES
 
-from atlas.analyses.heads import COMPOUND_LABELS, LABELS
+from atlas.analyses.measures import COMPOUND_LABELS, LABELS
 from atlas.cli import main
 from atlas.model import Runner
 from atlas.result import load

@@ -22,8 +22,9 @@ from test_distances import make_record
 from atlas import contract
 from atlas.analyses.base import Analysis, Column, Result, RunInfo
 from atlas.analyses.compare import Compare, compare_heads
-from atlas.analyses.heads import COLUMNS, HeadMetrics
+from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.importance import HeadImportance
+from atlas.analyses.measures import COLUMNS
 from atlas.build import build
 from atlas.cli import main
 from atlas.model import ModelInfo, Record

@@ -10,18 +10,18 @@ import pytest
 
 from atlas.analyses.base import RunInfo
 from atlas.analyses.examples import MIN_EXAMPLE_TOKENS, ExampleSentences
-from atlas.analyses.heads import (
+from atlas.analyses.heads import HeadMetrics
+from atlas.analyses.measures import (
     COMPOUND_LABELS,
     LABELS,
     OFFSETS,
     PATTERNS,
-    HeadMetrics,
     example_metrics,
     label_head,
     label_strength,
     offset_profile,
 )
-from atlas.analyses.heads import (
+from atlas.analyses.measures import (
     pattern as canonical_pattern,
 )
 from atlas.model import Record

@@ -21,8 +21,8 @@ from tiny_models import TINY_LABELS, make_tiny_model, make_tiny_task_model
 
 from atlas import pieces
 from atlas.analyses.base import RunInfo
-from atlas.analyses.heads import METRICS, example_metrics
 from atlas.analyses.labels import LabelBreakdown, welch
+from atlas.analyses.measures import METRICS, example_metrics
 from atlas.corpus import read_corpus
 from atlas.model import SEQUENCE, Record
 from atlas.result import load

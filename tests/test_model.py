@@ -16,6 +16,7 @@ from transformers import AutoModel
 from atlas import model as atlas_model
 from atlas.corpus import Example
 from atlas.model import ModelError, Runner
+from atlas.options import BuildOptions
 from atlas.pipeline import measure
 from atlas.result import load
 
@@ -54,7 +55,7 @@ def test_causal_is_decided_from_the_model(tiny_model, family, causal):
         assert len(runner.encode(examples[0])["ids"]) == 1, "the first sentence is one token"
     first = next(iter(runner.run(examples)))
     assert first.index == 0, "the one-token sentence is the first record"
-    atlas = measure(examples, runner, title="t", input_name="in.txt", views=0)
+    atlas = measure(examples, runner, options=BuildOptions(views=0), title="t", input_name="in.txt")
     assert atlas.model.causal is causal
 
 

@@ -301,7 +301,7 @@ def test_arcs_view_agrees_with_the_syntax_analysis(browser, tiny_model, tmp_path
     both directions, every sentence with a page."""
     from conftest import ROOT, build
 
-    from atlas.analyses.syntax import predictions
+    from atlas.analyses.measures import attended_units as predictions
     from atlas.analyses.words import units, word_level
     from atlas.result import load
 

@@ -3,6 +3,8 @@ runs; a library user may pass others to ``atlas.build(..., analyses=[...])``."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
@@ -14,6 +16,9 @@ from .pairs import WordPairs
 from .predictions import Predictions
 from .syntax import MIN_RELATION, Syntax
 from .views import ViewData
+
+if TYPE_CHECKING:
+    from ..options import BuildOptions
 
 __all__ = [
     "DEFAULT_ABLATION",
@@ -28,26 +33,33 @@ __all__ = [
 ]
 
 
-def default_analyses(
-    views: int = 200,
-    min_relation: int = MIN_RELATION,
-    neuron: str = "views",
-    importance: int = DEFAULT_SAMPLE,
-    ablation: int = DEFAULT_ABLATION,
-) -> list[Analysis]:
-    """The built-in analyses, in the order they finish (examples need the heads' labels, the
-    view data needs the sentences the others link to). ``importance``: sentences for head
-    importance (0: none); ``ablation``: how many of them are ablated."""
-    extra: list[Analysis] = [HeadImportance(importance, ablation, views)] if importance else []
+def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
+    """The built-in analyses, each configured from ``options`` (default: the CLI's defaults),
+    in the given order; the pipeline runs them in that order where their ``requires`` leave it
+    free. Head importance is left out when ``options.importance`` is 0."""
+    from ..options import BuildOptions  # atlas.options imports this package's defaults
+
+    if options is None:
+        options = BuildOptions()
+    if not isinstance(options, BuildOptions):  # the old default_analyses(views, ...)
+        raise TypeError(
+            f"default_analyses takes a BuildOptions, e.g. BuildOptions(views={options!r}); "
+            f"got {type(options).__name__}"
+        )
+    extra: list[Analysis] = (
+        [HeadImportance(options.importance, options.ablation, options.views)]
+        if options.importance
+        else []
+    )
     return [
         HeadMetrics(),
         HeadDistances(),
         ExampleSentences(),
         WordPairs(),
-        Syntax(min_relation),
-        LayerEmbeddings(views),
+        Syntax(options.min_relation),
+        LayerEmbeddings(options.views),
         *extra,
         Predictions(),
         LabelBreakdown(),
-        ViewData(views, neuron),
+        ViewData(options.views, options.neuron),
     ]

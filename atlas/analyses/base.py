@@ -36,6 +36,9 @@ from ..model import Record
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
 PROBE = "probe"
 
+# In ``Analysis.uses``: the results of every analysis that does not itself use EVERY.
+EVERY = "*"
+
 # Kinds of per-head number, with the fixed range their heatmaps use (None: from the data).
 KINDS: dict[str, tuple[float, float] | None] = {
     "share": (0.0, 1.0),  # a share of a row's attention
@@ -139,12 +142,19 @@ class Analysis:
     """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
     ``add`` and ``finish``; ``revisit`` and ``sections`` are optional.
 
-    ``finish`` receives the results of the analyses that ran before it (in the pipeline's
-    order), so an analysis may build on another's (the example sentences of a head depend on
-    its label)."""
+    ``finish`` receives the results of the analyses finished before it, so an analysis may
+    build on another's (the example sentences of a head depend on its label); it names those
+    in ``requires`` (or ``uses``), and the pipeline orders the analyses by them. Analyses share
+    computations through measures.py, never through each other's modules."""
 
     name: ClassVar[str] = ""
     needs: ClassVar[frozenset[str]] = frozenset({ATTENTION})
+    # The analyses whose results ``revisit`` and ``finish`` read, by name: the pipeline finishes
+    # them first, and refuses a build without them. ``uses``: the same, for results read if they
+    # are there (a build without them is fine); EVERY: every analysis that does not itself use
+    # EVERY (the view data keeps the sentences all the others link to).
+    requires: ClassVar[tuple[str, ...]] = ()
+    uses: ClassVar[tuple[str, ...]] = ()
     # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
     # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
     sections: ClassVar[Mapping[str, str]] = {}

@@ -36,7 +36,7 @@ from ..model import ModelInfo, Record
 from ..probe import ProbeError
 from ..ranking import competition_ranks
 from ..viewdata import View, make_view
-from .base import ATTENTION, PROBE, Analysis, Column, Result, RunInfo
+from .base import ATTENTION, EVERY, PROBE, Analysis, Column, Result, RunInfo
 from .distances import js_sums
 from .heads import HeadMetrics
 from .importance import HeadImportance
@@ -137,6 +137,7 @@ class Compare(Analysis):
     column, and B's attention of the sentences with a page."""
 
     name = "compare"
+    uses = (EVERY, "views")  # compares every column; B's attention where A has pages
     revisit_reason = "model B's attention of sentences given a page only after the first pass"
     sections: ClassVar[Mapping[str, str]] = SECTIONS
 

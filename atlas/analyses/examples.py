@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
-from .heads import PATTERNS, label_strength, pattern, record_metrics
+from .measures import PATTERNS, label_strength, pattern, record_metrics
 
 EXAMPLES_PER_HEAD = 3
 # Example sentences shorter than this are shown only when too few longer ones exist.
@@ -24,6 +24,7 @@ class ExampleSentences(Analysis):
     """For each head, the ``keep`` sentences where its label's pattern is strongest."""
 
     name = "examples"
+    requires = ("heads",)  # a head's examples show its label's pattern
     sections: ClassVar[Mapping[str, str]] = {"head": "sections/examples.html"}
 
     def __init__(self, keep: int = EXAMPLES_PER_HEAD):

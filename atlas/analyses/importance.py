@@ -52,6 +52,7 @@ class HeadImportance(Analysis):
     input per token on the sentences with a page."""
 
     name = "importance"
+    uses = ("heads",)  # correlations with attention to [SEP] and [CLS], where measured
     needs = frozenset({PROBE})
     sections: ClassVar[Mapping[str, str]] = {
         "overview": "sections/importance.html",

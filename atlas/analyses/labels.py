@@ -25,8 +25,7 @@ import numpy as np
 
 from ..model import SEQUENCE, Record
 from .base import Analysis, Result, RunInfo
-from .heads import METRICS, record_metrics
-from .predictions import predicted_class
+from .measures import METRICS, predicted_class, record_metrics
 
 MAX_LABELS = 20  # labels shown (the most frequent); the rest count in "rest" comparisons only
 MIN_EXAMPLES = 2  # a label with fewer examples has no variance, and is not tested

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
-from .syntax import predictions
+from .measures import attended_units
 from .words import record_units
 
 TOP_PAIRS = 10
@@ -176,7 +176,7 @@ class WordPairs(Analysis):
             # a causal model's first word can attend to no other word: it has no pair
             sources = units[1:] if self.run.causal else units
             attention = attention.reshape(k, *attention.shape[-2:])
-            targets = predictions(attention, ordinary)[:, sources]  # [K, m]
+            targets = attended_units(attention, ordinary)[:, sources]  # [K, m]
             source = number[sources] << TYPE_BITS
             heads = np.arange(k + 1, dtype=np.int64)[:, None] << GROUP_SHIFT
             codes = heads[:k] | source | number[targets]

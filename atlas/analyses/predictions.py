@@ -25,21 +25,10 @@ import numpy as np
 from .. import pieces
 from ..model import SEQUENCE, SPANS, TOKENS, Record
 from .base import Analysis, Result, RunInfo
+from .measures import predicted_class, softmax
 
 MAX_ANSWER = 30  # the longest answer span, in tokens (as transformers' QA pipeline)
 TOKEN_DIGITS = 3  # per-token probabilities are kept to 3 decimals (one per token, every sentence)
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, in float64."""
-    z = np.asarray(logits, np.float64)
-    z = np.exp(z - z.max(-1, keepdims=True))
-    return z / z.sum(-1, keepdims=True)
-
-
-def predicted_class(record: Record) -> int:
-    """The sequence classifier's class id for a record (the argmax of its logits)."""
-    return int(np.argmax(record.logits))
 
 
 def predict(record: Record, task: str, classes: Sequence[str]) -> dict[str, Any] | None:

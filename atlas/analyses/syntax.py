@@ -34,6 +34,7 @@ import numpy as np
 from .. import contract
 from ..model import Record
 from .base import Analysis, Column, Result, RunInfo
+from .measures import attended_units
 from .words import record_words
 
 BASELINE_OFFSETS = (-3, -2, -1, 1, 2, 3)
@@ -57,16 +58,6 @@ OFFSET_BUCKETS = (-4, -3, -2, -1, 1, 2, 3, 4)  # ≤ −4, −3, ..., +3, ≥ +4
 def relation_of(deprel: str) -> str:
     """The relation a table groups by: the part before the colon (nmod:poss -> nmod)."""
     return deprel.split(":", 1)[0]
-
-
-def predictions(attention: np.ndarray, words: np.ndarray) -> np.ndarray:
-    """For each unit, the unit it attends to most among word units other than itself:
-    argmax over [..., u, u] rows with special-token units and the diagonal masked."""
-    scores = np.array(attention, dtype=np.float64)
-    scores[..., ~words] = -np.inf
-    u = scores.shape[-1]
-    scores[..., np.arange(u), np.arange(u)] = -np.inf
-    return scores.argmax(-1)
 
 
 def offset_heads(count: int, offset: int) -> np.ndarray:
@@ -213,8 +204,8 @@ class Syntax(Analysis):
             return
         self.sentences += 1
         is_word = unit_word >= 0
-        forward = predictions(attention, is_word)  # [K, u]
-        backward = predictions(attention.transpose(0, 2, 1), is_word)
+        forward = attended_units(attention, is_word)  # [K, u]
+        backward = attended_units(attention.transpose(0, 2, 1), is_word)
         dep_units = np.array([unit_for[d] for d in deps])
         head_units = np.array([unit_for[int(heads[d])] for d in deps])
         right = np.stack([forward[:, dep_units], backward[:, dep_units]]) == head_units  # [2,K,D]

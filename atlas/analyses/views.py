@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from ..model import Record, reproduces_attention
 from ..viewdata import View, make_view
-from .base import ATTENTION, QUERIES_KEYS, Analysis, Result, RunInfo
+from .base import ATTENTION, EVERY, QUERIES_KEYS, Analysis, Result, RunInfo
 
 NOT_REPRODUCED = (
     "the captured queries and keys do not reproduce this model's attention "
@@ -33,6 +33,7 @@ class ViewData(Analysis):
     """Keeps encoded attention, queries and keys for the sentences the site shows."""
 
     name = "views"
+    uses = (EVERY,)  # keeps the sentences every other analysis links to or draws
     revisit_reason = (
         "other pages link to them or show them as examples, which is known only after every "
         "sentence has been measured"

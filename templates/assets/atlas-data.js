@@ -13,6 +13,9 @@
 // A sentence with every head stored also holds its attention rollout, computed in Python from
 // the float attention (rollout: uint16 little-endian [from][to], value × rolloutScale, deflated
 // and base64-encoded like the attention; Sentence.rollout, null when not stored).
+// Every payload carries the data format (format, atlas/contract.py DATA_FORMAT), which must be
+// the page config's dataFormat: data of another format is not drawn, and the page says to
+// rebuild the site (checkFormat).
 // Also the one reader of the page contract, window.ATLAS_CONFIG (assets/config.js, written by
 // atlas/contract.py): head names, slugs, labels, file paths. No other script spells these out.
 "use strict";
@@ -374,10 +377,14 @@
   function loadVectorsScript(key) {
     return new Promise((resolve, reject) => {
       const loaded = () => (window[config().globals.vectors] || {})[key];
-      if (loaded()) return resolve(loaded());
+      if (loaded()) return checkFormat(loaded(), `the queries and keys of sentence ${key}`) ? resolve(loaded()) : reject(new Error(`sentence ${key}: vectors of another format`));
       const script = document.createElement("script");
       script.src = vectorsSrc(key);
-      script.onload = () => (loaded() ? resolve(loaded()) : reject(new Error(`${script.src} holds no vectors for ${key}`)));
+      script.onload = () => {
+        if (!loaded()) return reject(new Error(`${script.src} holds no vectors for ${key}`));
+        if (!checkFormat(loaded(), `the queries and keys of sentence ${key}`)) return reject(new Error(`sentence ${key}: vectors of another format`));
+        resolve(loaded());
+      };
       script.onerror = () => reject(new Error(`could not load ${script.src}`));
       document.head.append(script);
     });
@@ -385,13 +392,41 @@
 
   const rawData = (key) => (window[config().globals.data] || {})[key];
 
+  /** Whether page data (a data script's payload, the search index) is of the format these
+   * pages read (config().dataFormat, atlas/contract.py DATA_FORMAT); if not, says so on the page
+   * (once) and in the console, and the caller draws nothing: data of another atlas version would
+   * draw wrong, not fail. */
+  function checkFormat(raw, what) {
+    const expected = config().dataFormat;
+    if (raw && raw.format === expected) return true;
+    const found = raw && raw.format !== undefined ? `format ${raw.format}` : "no data format";
+    const message = `This page's data (${what}) has ${found}; these pages read format ${expected}. ` +
+      "The site mixes files of two atlas versions: rebuild it (atlas build, or atlas render of its atlas.json).";
+    console.error(message);
+    if (!document.getElementById("atlas-data-format")) {
+      const note = document.createElement("p");
+      note.id = "atlas-data-format";
+      note.className = "data-format-error";
+      note.setAttribute("role", "alert");
+      note.textContent = message;
+      (document.querySelector("main") || document.body).prepend(note);
+    }
+    return false;
+  }
+
+  /** A data script's payload, refused (an Error, and the page's message) if of another format. */
+  function checked(key, raw) {
+    if (!checkFormat(raw, `sentence ${key}`)) throw new Error(`sentence ${key}: data of another format`);
+    return raw;
+  }
+
   /** Resolves once every sentence whose data script the page has loaded is decoded, so that
    * get() can return it at once. Call it before get() (data without an encoding, as hand-made
    * test pages have, needs no waiting). */
   function ready() {
     const keys = Object.keys(window[config().globals.data] || {}).filter((key) => !cache.has(key));
     return Promise.all(keys.map(async (key) => {
-      const raw = rawData(key);
+      const raw = checked(key, rawData(key));
       const [bytes, rollout] = await Promise.all([
         payloadBytes(raw.attention, raw.encoding),
         raw.rollout ? payloadBytes(raw.rollout, raw.encoding) : null,
@@ -409,6 +444,7 @@
         const script = url(config().paths.data, { key });
         throw new Error(`no attention data for sentence ${key} (is ${script} loaded?)`);
       }
+      checked(key, raw);
       if (raw.encoding) throw new Error(`sentence ${key} is not decoded yet (wait for AtlasData.ready())`);
       cache.set(key, new Sentence(raw, decodeBase64(raw.attention), raw.rollout ? decodeBase64(raw.rollout) : null));
     }
@@ -416,6 +452,6 @@
   }
 
   window.AtlasData = {
-    ready, get, units, tokenLabel, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    ready, get, checkFormat, units, tokenLabel, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

@@ -37,7 +37,10 @@
       promise = new Promise((resolve) => {
         const script = document.createElement("script");
         script.src = root + paths.search;
-        script.onload = () => resolve(window[globals.search] ? buildIndex(window[globals.search]) : null);
+        script.onload = () => {
+          const raw = window[globals.search];
+          resolve(raw && window.AtlasData.checkFormat(raw, "the search index") ? buildIndex(raw) : null);
+        };
         script.onerror = () => resolve(null);
         document.head.append(script);
       });

@@ -1,0 +1,81 @@
+"""One options object for a build: the CLI makes it once, and everything downstream reads it.
+
+    options = BuildOptions(views=50, importance=0)
+    atlas.build("sentences.txt", "site/", options)        # or atlas.build(..., views=50)
+    default_analyses(options)                               # each analysis takes what it needs
+
+Before, every option passed through four signatures (cli → build → measure →
+``default_analyses``) and a new one meant editing all four. As pdoc's ``configure``, the options
+are set in one place, frozen, and handed down whole; an analysis reads the fields it needs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .analyses.importance import DEFAULT_ABLATION, DEFAULT_SAMPLE
+from .analyses.syntax import MIN_RELATION
+from .analyses.views import NEURON_MODES
+from .budget import DEFAULT_MAX_SITE_MB
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build an atlas: the ``atlas build`` options, with the CLI's defaults.
+
+    model: hub id or folder (None: the offline default model); model_name: what the pages call
+    it. compare, compare_name: a second model B, compared head by head in the same pass.
+    device: auto, cpu or cuda. max_length: tokens per input (None: the model's limit).
+    batch_size: sentences per forward pass. limit: the first N sentences only (None: all).
+    words: split .txt lines into words. views: sentences whose attention the pages keep.
+    neuron: which of them keep queries and keys ("views", "all", "none"). max_site_mb: the
+    site's size budget (None: none). min_relation: dependents a relation needs on the Syntax
+    page. importance: sentences for head importance (0: off); ablation: how many of them are
+    ablated. title: the site's title (None: from the model and input). templates: a folder of
+    templates overriding the built-in ones. progress: a progress bar on stderr. clean, force:
+    as ``atlas.output.write``'s."""
+
+    model: str | None = None
+    model_name: str | None = None
+    compare: str | None = None
+    compare_name: str | None = None
+    device: str = "auto"
+    max_length: int | None = None
+    batch_size: int = 16
+    limit: int | None = None
+    words: bool = False
+    views: int = 200
+    neuron: str = "views"
+    max_site_mb: float | None = DEFAULT_MAX_SITE_MB
+    min_relation: int = MIN_RELATION
+    importance: int = DEFAULT_SAMPLE
+    ablation: int = DEFAULT_ABLATION
+    title: str | None = None
+    templates: str | Path | None = None
+    progress: bool = False
+    clean: bool = False
+    force: bool = False
+
+    def __post_init__(self) -> None:
+        """Refuse what no build could use, in one line, before a model is loaded."""
+        if self.neuron not in NEURON_MODES:
+            raise ValueError(f"neuron: one of {', '.join(NEURON_MODES)}, not {self.neuron!r}")
+        for name in ("batch_size", "max_length", "limit", "min_relation"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}: must be at least 1, got {value}")
+        for name in ("views", "importance", "ablation"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
+
+    def replace(self, **changes: Any) -> BuildOptions:
+        """These options with ``changes`` (a TypeError names an unknown one)."""
+        return dataclasses.replace(self, **changes) if changes else self
+
+    @property
+    def write_options(self) -> dict[str, bool]:
+        """What ``atlas.output.claim`` and ``write`` take."""
+        return {"clean": self.clean, "force": self.force}
