@@ -212,18 +212,20 @@ def offset_profile(a: np.ndarray) -> np.ndarray:
     return np.stack([np.trace(a, offset=d, axis1=-2, axis2=-1) / n for d in OFFSETS], -1)
 
 
-def js_sums(a: np.ndarray) -> np.ndarray:
-    """[K, K]: Σ_i JS(P_h[i], P_g[i]) for every pair of the K = L·H heads, P = 0.999·A + 0.001/n."""
+def js_sums(a: np.ndarray, b: np.ndarray | None = None) -> np.ndarray:
+    """[K, K]: Σ_i JS(P_h[i], Q_g[i]) for every head h of ``a`` and g of ``b`` (default: ``a``),
+    K = L·H heads, P = 0.999·A + 0.001/n."""
     n = a.shape[-1]
     p = (0.999 * a + 0.001 / n).reshape(-1, n, n)
-    logp = np.log(p)
-    out = np.zeros((len(p), len(p)))
+    q = p if b is None else (0.999 * b + 0.001 / n).reshape(-1, n, n)
+    logp, logq = np.log(p), np.log(q)
+    out = np.zeros((len(p), len(q)))
     for k in range(len(p)):
-        m = (p[k] + p) / 2
+        m = (p[k] + q) / 2
         logm = np.log(m)
-        kl_k = (p[k] * (logp[k] - logm)).sum(-1)
-        kl_g = (p * (logp - logm)).sum(-1)
-        out[k] = (0.5 * kl_k + 0.5 * kl_g).sum(-1)
+        kl_p = (p[k] * (logp[k] - logm)).sum(-1)
+        kl_q = (q * (logq - logm)).sum(-1)
+        out[k] = (0.5 * kl_p + 0.5 * kl_q).sum(-1)
     return out
 
 
@@ -306,6 +308,15 @@ class Report:
         diff = np.where(np.isnan(diff), np.inf, diff)
         old, count = self.rows.get(name, (0.0, 0))
         self.rows[name] = (max(old, float(diff.max(initial=0.0))), count + a.size)
+
+    def show(self, title: str, runs: list[Run], tolerance: float) -> bool:
+        """Print the table; True when a quantity is off by more than ``tolerance``."""
+        print(f"\n### {title}, {sum(len(r.tokens) for r in runs)} tokens\n")
+        print("| quantity | values | max abs difference |\n| --- | ---: | ---: |")
+        for quantity, (diff, size) in self.rows.items():
+            flag = "" if diff <= tolerance else "  **FAIL**"
+            print(f"| {quantity} | {size} | {diff:.1e}{flag} |")
+        return any(diff > tolerance for diff, _ in self.rows.values())
 
 
 def check(
@@ -587,6 +598,57 @@ def check_importance(atlas, runs, model, report, flat) -> None:
     )
 
 
+def perturbed_copy(source: str, target: Path) -> Path:
+    """Model B: the model with the query weights of its last two layers perturbed (seed 0),
+    saved with its tokenizer (a stand-in for a fine-tuned checkpoint)."""
+    from transformers import AutoModel, AutoTokenizer
+
+    model = AutoModel.from_pretrained(source)
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for layer in model.encoder.layer[-2:]:
+            weight = layer.attention.self.query.weight
+            weight.add_(torch.randn(weight.shape, generator=generator) * 0.05)
+    model.save_pretrained(target)
+    AutoTokenizer.from_pretrained(source).save_pretrained(target)
+    return target
+
+
+def check_compare(atlas, runs_a: list[Run], runs_b: list[Run], tokenizer, report) -> None:
+    """Compare's change (cross-model JS per token), B's nearest head in A, and B − A of the
+    head metrics (B's recomputed on B's attention)."""
+    L, H = atlas["model"]["layers"], atlas["model"]["heads"]
+    order = [(h["layer"] - 1) * H + h["head"] - 1 for h in atlas["heads"]]
+    cross = np.zeros((L * H, L * H))
+    tokens = 0
+    per_example_a: dict[str, list] = {}
+    per_example_b: dict[str, list] = {}
+    for a, b in zip(runs_a, runs_b, strict=True):
+        cross += js_sums(a.attention, b.attention)
+        tokens += len(a.tokens)
+        for run, into in ((a, per_example_a), (b, per_example_b)):
+            cls_id = run.special & (np.array(run.tokens) == tokenizer.cls_token)
+            sep_id = run.special & (np.array(run.tokens) == tokenizer.sep_token)
+            for key, value in head_metrics(run, cls_id, sep_id).items():
+                into.setdefault(key, []).append(value.reshape(-1))
+    cross = (cross / tokens)[np.ix_(order, order)]
+    parts = [h["parts"]["compare"] for h in atlas["heads"]]
+    report.add("compare: change", [h["metrics"]["change"] for h in atlas["heads"]], np.diag(cross))
+    nearest = cross.argmin(0)
+    report.add(
+        "compare: nearest head's distance",
+        [p["nearest_distance"] for p in parts],
+        cross[nearest, range(len(order))],
+    )
+    if [p["nearest"] for p in parts] != nearest.tolist():
+        raise SystemExit("compare: B's nearest head in A differs")
+    for key in per_example_a:
+        delta = np.mean(per_example_b[key], 0) - np.mean(per_example_a[key], 0)
+        report.add(
+            "compare: delta B − A (head metrics)", [p["delta"][key] for p in parts], delta[order]
+        )
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -597,11 +659,12 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--views", type=int, default=20)
     parser.add_argument("--ablation", type=int, default=8, help="sentences ablated")
+    parser.add_argument("--compare", type=int, default=30, help="sentences compared (0: off)")
     parser.add_argument("--tolerance", type=float, default=1e-4)
     parser.add_argument("--smoke", action="store_true", help="10 sentences, 3 pages")
     args = parser.parse_args()
     if args.smoke:
-        args.sentences, args.views, args.ablation = 10, 3, 2
+        args.sentences, args.views, args.ablation, args.compare = 10, 3, 2, 5
     if not args.conllu.is_file():
         print(f"no treebank at {args.conllu}", file=sys.stderr)
         return 2
@@ -641,15 +704,8 @@ def main() -> int:
             runs = [forward(tokenizer, model, sentence, gold) for sentence in sentences]
             report = Report()
             check(atlas, site, runs, sentences, model, tokenizer, report, gold)
-            print(
-                f"\n### {name}: {len(sentences)} held-out sentences (seed {args.seed}), "
-                f"{sum(len(r.tokens) for r in runs)} tokens\n"
-            )
-            print("| quantity | values | max abs difference |\n| --- | ---: | ---: |")
-            for quantity, (diff, size) in report.rows.items():
-                flag = "" if diff <= args.tolerance else "  **FAIL**"
-                failed |= diff > args.tolerance
-                print(f"| {quantity} | {size} | {diff:.1e}{flag} |")
+            title = f"{name}: {len(sentences)} held-out sentences (seed {args.seed})"
+            failed |= report.show(title, runs, args.tolerance)
             probe = (atlas["results"].get("syntax") or {}).get("probe") or {}
             if probe.get("available"):
                 print(
@@ -657,6 +713,31 @@ def main() -> int:
                     f"attention + offsets {probe['uas_offsets']}, best head {probe['best_head']} "
                     f"{probe['best_head_uas']}, best offset {probe['best_offset_uas']}"
                 )
+        # compare: model B, the first --compare sentences of the .txt
+        if args.compare:
+            model_b = perturbed_copy(path, work / "model-b")
+            (work / "compare.txt").write_text(
+                "".join(s.text + "\n" for s in sentences[: args.compare]), encoding="utf-8"
+            )
+            site = work / "site-compare"
+            library.build(
+                work / "compare.txt",
+                site,
+                compare=str(model_b),
+                views=0,
+                importance=0,
+                max_site_mb=None,
+                device="cpu",
+            )
+            atlas = json.loads((site / "atlas.json").read_text(encoding="utf-8"))
+            b = AutoModel.from_pretrained(model_b, attn_implementation="eager").eval()
+            chosen = sentences[: args.compare]
+            runs_a = [forward(tokenizer, model, sentence, False) for sentence in chosen]
+            runs_b = [forward(tokenizer, b, sentence, False) for sentence in chosen]
+            report = Report()
+            check_compare(atlas, runs_a, runs_b, tokenizer, report)
+            title = f"compare.txt: the first {len(chosen)} of them, against a perturbed copy"
+            failed |= report.show(title, runs_a, args.tolerance)
     if failed:
         print(f"\nFAIL: some quantity differs by more than {args.tolerance}", file=sys.stderr)
         return 1
