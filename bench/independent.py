@@ -525,6 +525,7 @@ def check_layers(atlas, runs, report) -> None:
     anisotropy = np.zeros(depth)
     intra = np.zeros(depth)
     self_sim = np.zeros(depth)
+    per_type: dict[str, np.ndarray] = {}
     occurrences: dict[str, list[tuple[int, np.ndarray]]] = {}
     for s, run in enumerate(runs):
         for w, word in enumerate(run.words):
@@ -549,13 +550,13 @@ def check_layers(atlas, runs, report) -> None:
                 if h.shape[1] >= 2
             ]
         )
-        per_type = []
-        for occ in scored.values():
+        for word, occ in scored.items():
             by_sentence: dict[int, list[np.ndarray]] = {}
             for s, v in occ:
                 by_sentence.setdefault(s, []).append(v[lay])
-            per_type.append(mean_cross_pair_cos([np.array(v) for v in by_sentence.values()]))
-        self_sim[lay] = np.mean(per_type) if per_type else np.nan
+            groups = [np.array(v) for v in by_sentence.values()]
+            per_type.setdefault(word, np.zeros(depth))[lay] = mean_cross_pair_cos(groups)
+        self_sim[lay] = np.mean([v[lay] for v in per_type.values()]) if per_type else np.nan
     report.add("layers: drift", curves["drift"], drift)
     report.add("layers: anisotropy", curves["anisotropy"], anisotropy)
     report.add("layers: intra-sentence similarity", curves["intra_similarity"], intra)
@@ -572,6 +573,39 @@ def check_layers(atlas, runs, report) -> None:
         h = runs[int(key)].hidden
         mine = 1 - (unit(h) * unit(h[0:1])).sum(-1)  # [L+1, n]
         report.add("layers: per-token drift (pages, 4 decimals)", table, mine.T)
+    check_explorer(layers["explorer"], runs, occurrences, per_type, report)
+
+
+def check_explorer(explorer, runs, occurrences, per_type, report) -> None:
+    """The word explorer: each word's count and self-similarity, and per layer and occurrence
+    the cosines of its 3 nearest occurrences in other sentences (4 decimals on the page)."""
+    for entry in explorer:
+        word = entry["word"]
+        if entry["count"] != len(occurrences[word]):
+            raise SystemExit(
+                f"explorer: {word!r} occurs {entry['count']} times, here {len(occurrences[word])}"
+            )
+        if entry["self_similarity"] is not None:
+            report.add("layers: explorer self-similarity", entry["self_similarity"], per_type[word])
+        places = entry["occurrences"]
+        vectors = np.stack(
+            [runs[i].hidden[:, runs[i].word_of == p].mean(1) for i, p in places], 1
+        )  # [L + 1, k, d]
+        u = unit(vectors)
+        cos = u @ u.transpose(0, 2, 1)
+        sentence = np.array([i for i, _ in places])
+        other = sentence[:, None] != sentence[None, :]
+        for lay, rows in enumerate(entry["nearest"]):
+            for k, row in enumerate(rows):
+                best = np.sort(cos[lay, k][other[k]])[::-1][: len(row)]
+                report.add(
+                    "layers: explorer nearest cosines (4 decimals)", [c for _, c in row], best
+                )
+                report.add(
+                    "layers: explorer nearest cosines (4 decimals)",
+                    [c for _, c in row],
+                    cos[lay, k, [j for j, _ in row]],
+                )
 
 
 def check_rollout(site: Path, runs, report) -> None:
