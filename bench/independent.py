@@ -422,11 +422,52 @@ def check(
     distance = (js / tokens_total)[np.ix_(index, index)]
     report.add("head distance (JS)", atlas["results"]["distances"]["matrix"], distance)
 
+    check_pairs(atlas, runs, report)
     if gold:
         check_syntax(atlas, runs, sentences, report, flat)
     check_layers(atlas, runs, report)
     check_rollout(site, runs, report)
     check_importance(atlas, runs, model, report, flat)
+
+
+def check_pairs(atlas, runs, report) -> None:
+    """Frequent word pairs (Clark §4.1): per head, for every word of a sentence of two words or
+    more, (its lower-cased form, that of the other word it attends to most); the listed pairs'
+    counts and their from-word's occurrences, and that no unlisted pair outcounts the last."""
+    L, H = atlas["model"]["layers"], atlas["model"]["heads"]
+    counts = [[{} for _ in range(H)] for _ in range(L)]
+    occurs: dict[str, int] = {}
+    for run in runs:
+        if len(run.words) < 2:
+            continue
+        w = word_attention(run)
+        forms = [word.lower() for word in run.words]
+        for u, form in enumerate(forms):
+            occurs[form] = occurs.get(form, 0) + 1
+            for lay in range(L):
+                for hd in range(H):
+                    pair = (form, forms[first_argmax_excluding(w[lay, hd, u], u)])
+                    counts[lay][hd][pair] = counts[lay][hd].get(pair, 0) + 1
+    for head in atlas["heads"]:
+        mine = counts[head["layer"] - 1][head["head"] - 1]
+        listed = head["parts"]["pairs"]
+        report.add(
+            "word pairs: counts (exact)",
+            [p["count"] for p in listed],
+            [mine.get((p["source"], p["target"]), 0) for p in listed],
+        )
+        report.add(
+            "word pairs: counts (exact)",
+            [p["source_count"] for p in listed],
+            [occurs[p["source"]] for p in listed],
+        )
+        rest = [
+            c
+            for pair, c in mine.items()
+            if pair not in {(p["source"], p["target"]) for p in listed}
+        ]
+        if listed and rest and max(rest) > listed[-1]["count"]:
+            raise SystemExit(f"pairs: {head['name']} leaves out a pair counted {max(rest)}")
 
 
 def check_syntax(atlas, runs, sentences, report, flat) -> None:
