@@ -379,10 +379,14 @@ def check(
     report: Report,
     gold: bool,
 ) -> None:
+    """Every number of one atlas (``gold``: built from the CoNLL-U file, so with syntax)."""
     L, H = atlas["model"]["layers"], atlas["model"]["heads"]
     heads = atlas["heads"]
     order = [(h["layer"] - 1, h["head"] - 1) for h in heads]
-    flat = lambda x: np.array([x[lay, hd] for lay, hd in order])  # noqa: E731
+
+    def flat(x: np.ndarray) -> np.ndarray:
+        """[L, H] to the atlas's order of heads."""
+        return np.array([x[lay, hd] for lay, hd in order])
 
     # per-head metrics, offsets, distances
     cls_token, sep_token = tokenizer.cls_token, tokenizer.sep_token
