@@ -7,15 +7,18 @@ results are put together into the Atlas here, and nothing flows back.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import contract
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses.states import load_states, save_states
 from .corpus import Example
 from .model import Runner
 from .probe import ProbeError
@@ -53,11 +56,132 @@ def measure(
     order in which they finish (an analysis may use the results of those before it)."""
     if analyses is None:
         analyses = default_analyses(views, min_relation, neuron, importance, ablation)
+    analyses, run, probe = _start(examples, runner, analyses, batch_size, probe=True)
+    try:
+        rows = _feed(examples, runner, analyses, None, batch_size, progress)
+        for analysis in analyses:
+            analysis.settle()
+        results = _finish(examples, runner, analyses, batch_size)
+    finally:
+        if probe is not None:
+            probe.close()
+    return _atlas(examples, runner, analyses, run, rows, results, title=title,
+                  input_name=input_name, batch_size=batch_size, views=views, neuron=neuron,
+                  limit=limit)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Part:
+    """What one range [start, stop) of the corpus gave (``measure_states``): each sentence's
+    (tokens, truncated, kept characters), and each analysis's ``state()`` by name."""
+
+    start: int
+    stop: int
+    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]
+    states: dict[str, dict]
+
+
+def save_part(part: Part, folder: str | Path, analyses: Sequence[Analysis]) -> None:
+    """Write a part's states and rows into ``folder`` (``analyses.states``'s format; the rows
+    as ``extra``)."""
+    versions = {a.name: a.state_version for a in analyses}
+    rows = [[i, n, truncated, kept] for i, (n, truncated, kept) in sorted(part.rows.items())]
+    extra = {"start": part.start, "stop": part.stop, "rows": rows}
+    save_states(folder, part.states, versions, extra)
+
+
+def load_part(folder: str | Path, analyses: Sequence[Analysis]) -> Part:
+    """The part ``save_part`` wrote in ``folder``."""
+    states, extra = load_states(folder, {a.name: a.state_version for a in analyses})
+    rows = {
+        int(i): (int(n), bool(truncated), tuple(kept) if kept is not None else None)
+        for i, n, truncated, kept in extra["rows"]
+    }
+    return Part(int(extra["start"]), int(extra["stop"]), rows, states)
+
+
+def measure_states(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    start: int = 0,
+    stop: int | None = None,
+    *,
+    batch_size: int = 16,
+    progress: bool = False,
+) -> Part:
+    """Run the examples [start, stop) of the corpus through the model and the analyses, and
+    return their states without finishing them: one worker's share of a split build. Records
+    keep their index in the whole corpus, and the analyses know its size, so ``finish_states``
+    over every part gives the one-pass Atlas. ``analyses`` are fresh (not started)."""
+    stop = len(examples) if stop is None else min(stop, len(examples))
+    analyses, _, probe = _start(examples, runner, analyses, batch_size, probe=True)
+    try:
+        span = range(max(0, start), max(start, stop))
+        rows = _feed(examples, runner, analyses, span, batch_size, progress)
+        for analysis in analyses:
+            analysis.settle()
+    finally:
+        if probe is not None:
+            probe.close()
+    return Part(span.start, span.stop, rows, {a.name: a.state() for a in analyses})
+
+
+def finish_states(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    parts: Sequence[Part],
+    *,
+    title: str,
+    input_name: str,
+    batch_size: int = 16,
+    views: int = 200,
+    neuron: str = "views",
+    limit: int | None = None,
+) -> Atlas:
+    """The Atlas of the parts of a split build (``measure_states``), which must cover the
+    corpus once, in any order: each analysis takes the first part's state and merges the
+    others' in corpus order, then finishes as in ``measure`` (the few sentences an analysis asks
+    to see again, ``revisit``, run here through ``runner``). ``analyses``: fresh, as given to
+    each part."""
+    parts = sorted(parts, key=lambda part: part.start)
+    covered = [i for part in parts for i in range(part.start, part.stop)]
+    if covered != list(range(len(examples))):
+        raise ValueError("the parts do not cover the corpus exactly once")
+    blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
+    merged = [a for a in analyses if all(a.name in part.states for part in parts)]
+    analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
+    for analysis in analyses:
+        for number, part in enumerate(parts):
+            piece = analysis if number == 0 else copy.deepcopy(blanks[analysis.name])
+            if number:
+                piece.start(run)
+            piece.load_state(part.states[analysis.name])
+            if number:
+                analysis.merge(piece)
+    rows = {i: row for part in parts for i, row in part.rows.items()}
+    results = _finish(examples, runner, analyses, batch_size)
+    return _atlas(examples, runner, analyses, run, rows, results, title=title,
+                  input_name=input_name, batch_size=batch_size, views=views, neuron=neuron,
+                  limit=limit)  # fmt: skip
+
+
+def _start(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    batch_size: int,
+    probe: bool,
+) -> tuple[list[Analysis], RunInfo, object]:
+    """Start the analyses on the run (with the runner's probe, if some need it and ``probe``);
+    those that need a probe the model cannot give are left out, with a warning."""
     _check_names(analyses)
-    probe = None
-    if any(PROBE in a.needs for a in analyses):
+    analyses = list(analyses)
+    made = None
+    if probe and any(PROBE in a.needs for a in analyses):
         try:
-            probe = runner.probe(examples, batch_size)
+            made = runner.probe(examples, batch_size)
         except ProbeError as err:  # a model layout the probe does not know: measure the rest
             log.warning(
                 "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
@@ -72,21 +196,39 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
-        probe=probe,
+        probe=made,
         task=info.task,
         classes=tuple(info.classes),
         gold_labels=any(e.label is not None for e in examples),
+        batch_size=batch_size,
     )
     for analysis in analyses:
         analysis.start(run)
+    return analyses, run, made
+
+
+def _feed(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    indices: range | None,
+    batch_size: int,
+    progress: bool,
+) -> dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]:
+    """Feed every record (of ``indices``, default all) to every analysis; return each
+    sentence's (tokens, truncated, kept characters)."""
+    needs = frozenset().union(*(a.needs for a in analyses))
     rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]] = {}
     for record in runner.run(
         examples,
+        indices=indices,
         batch_size=batch_size,
         progress=progress,
         capture=needs,
         queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
     ):
+        if indices is not None and record.index not in indices:
+            continue  # of a batch this range shares with the range before or after it
         for analysis in analyses:
             analysis.add(record)
         rows[record.index] = (record.n, record.truncated, record.kept_chars)
@@ -99,6 +241,13 @@ def measure(
                 example.line,
                 runner.max_length,
             )
+    return rows
+
+
+def _finish(
+    examples: Sequence[Example], runner: Runner, analyses: Sequence[Analysis], batch_size: int
+) -> dict[str, Result]:
+    """Each analysis's Result, in order, after running again the sentences it asks for."""
     results: dict[str, Result] = {}
     for analysis in analyses:
         again = list(analysis.revisit(results))
@@ -116,9 +265,26 @@ def measure(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
-    if probe is not None:
-        probe.close()
+    return results
 
+
+def _atlas(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    run: RunInfo,
+    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]],
+    results: dict[str, Result],
+    *,
+    title: str,
+    input_name: str,
+    batch_size: int,
+    views: int,
+    neuron: str,
+    limit: int | None,
+) -> Atlas:
+    """The Atlas of finished results and the sentences' rows."""
+    info = runner.info
     if any(rows[i][2] for i in rows):
         log.info(
             "pages and atlas.json keep of each truncated sentence only the text its %d tokens "
