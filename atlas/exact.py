@@ -20,6 +20,7 @@ LOW_BITS = 40  # the low limb holds the bits 2⁻⁶⁰ .. 2⁻²¹; the high li
 HIGH_BITS = SCALE_BITS - LOW_BITS
 _MASK = (1 << LOW_BITS) - 1
 _FAST = 2**53  # a high limb below this converts to float64 exactly
+CARRY_EVERY = 1 << 20  # terms (each below 2⁴⁰ in the low limb) between carries: no overflow
 
 
 class ExactSum:
@@ -30,6 +31,7 @@ class ExactSum:
     def __init__(self, shape: tuple[int, ...] | int = ()):
         self.high = np.zeros(shape, np.int64)
         self.low = np.zeros(shape, np.int64)
+        self.pending = 0  # terms added to ``low`` since its last carry
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -37,11 +39,13 @@ class ExactSum:
 
     def add(self, terms: np.ndarray | float) -> None:
         scaled = np.asarray(terms, np.float64) * float(2**HIGH_BITS)  # exact: a power of two
-        whole = np.floor(scaled)
+        fraction, whole = np.modf(scaled)  # both exact
         self.high += whole.astype(np.int64)
-        # the fraction of a float is exact; its bits below 2⁻⁶⁰ are dropped (floor)
-        self.low += np.floor((scaled - whole) * float(2**LOW_BITS)).astype(np.int64)
-        self._carry()
+        # |fraction| < 1: its bits below 2⁻⁶⁰ are dropped (toward zero)
+        self.low += (fraction * float(2**LOW_BITS)).astype(np.int64)
+        self.pending += 1
+        if self.pending >= CARRY_EVERY:
+            self._carry()
 
     def merge(self, other: ExactSum) -> None:
         self.high += other.high
@@ -49,11 +53,14 @@ class ExactSum:
         self._carry()
 
     def _carry(self) -> None:
+        """Move the low limb's whole multiples of 2⁻²⁰ into the high limb (0 ≤ low < 2⁴⁰ after)."""
         self.high += self.low >> LOW_BITS
         self.low &= _MASK
+        self.pending = 0
 
     def value(self) -> np.ndarray:
         """The sum, rounded once to float64 (a float array of the sum's shape)."""
+        self._carry()
         if np.all(np.abs(self.high) < _FAST):  # two exact floats; their sum rounds once
             return self.high * 2.0**-HIGH_BITS + self.low * 2.0**-SCALE_BITS
         pairs = zip(self.high.flat, self.low.flat, strict=True)
@@ -61,6 +68,7 @@ class ExactSum:
         return np.array([float(v) / 2.0**SCALE_BITS for v in exact]).reshape(self.shape)
 
     def state(self) -> dict[str, Any]:
+        self._carry()
         return {"high": self.high, "low": self.low}
 
     @classmethod

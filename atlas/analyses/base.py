@@ -144,7 +144,8 @@ class RunInfo:
 
 class Analysis:
     """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
-    ``add`` and ``finish``; ``revisit`` and ``sections`` are optional.
+    ``add`` and ``finish``; ``revisit``, ``settle`` and ``sections`` are optional, and
+    ``state``, ``load_state`` and ``merge`` make it mergeable (a corpus measured in parts).
 
     ``finish`` receives the results of the analyses that ran before it (in the pipeline's
     order), so an analysis may build on another's (the example sentences of a head depend on

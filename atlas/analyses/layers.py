@@ -48,7 +48,9 @@ from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
 
 MIN_OCCURRENCES = 5
-TYPE_BYTES = 128 * 2**20  # per-type sums kept for at most this many bytes of float64
+# per-type sums kept for at most this many bytes counted as float64 (held as ExactSum limbs,
+# two int64 a value, they take twice that)
+TYPE_BYTES = 128 * 2**20
 EXPLORER_TYPES = 200
 OCCURRENCES = 8  # occurrences of an explorer type whose vectors are kept
 NEAREST = 3  # nearest other occurrences listed per occurrence and layer
