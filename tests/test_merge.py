@@ -20,6 +20,8 @@ from tiny_models import make_tiny_task_model
 
 from atlas.analyses import default_analyses
 from atlas.analyses.base import Analysis, Column, Result
+from atlas.analyses.heads import HeadMetrics
+from atlas.analyses.states import StateError
 from atlas.corpus import read_corpus
 from atlas.exact import ExactSum
 from atlas.model import Runner
@@ -152,3 +154,23 @@ def test_exact_sums_do_not_depend_on_order():
     assert whole.value().tolist() == parts[2].value().tolist()
     assert whole.value().tolist() == pytest.approx([math.fsum(terms[:, j]) for j in range(3)],
                                                    rel=1e-15)  # fmt: skip
+
+
+def test_a_part_ablates_its_share_of_the_whole_corpus_sample(treebank, tmp_path):
+    """The ablation sample is the first sentences of the whole corpus: a part holding some of
+    them ablates those, one past them none, and a part's state says which."""
+    examples, runner, _ = treebank
+    shares = {}
+    for start, stop in ((0, 3), (3, 20), (20, len(examples))):
+        part = measure_states(examples, runner, analyses(), start, stop, batch_size=BATCH)
+        shares[start] = sorted(int(i) for i in part.states["importance"]["each"])
+    assert shares == {0: [0, 1, 2], 3: [3, 4], 20: []}
+
+
+def test_a_state_of_another_version_is_refused(treebank, tmp_path, monkeypatch):
+    examples, runner, _ = treebank
+    part = measure_states(examples, runner, analyses(), 0, 2, batch_size=BATCH)
+    save_part(part, tmp_path / "part", analyses())
+    monkeypatch.setattr(HeadMetrics, "state_version", 2)
+    with pytest.raises(StateError, match="the heads state is version 1, this atlas reads 2"):
+        load_part(tmp_path / "part", analyses())
