@@ -697,10 +697,15 @@ class Runner:
         ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
-        its batch runs."""
+        its batch runs. ``indices`` a ``range`` (one part of a split build): the batches a
+        one-pass run makes that hold its examples run whole (``batches``), and only its
+        examples' records come out."""
         self._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
         for batch in self.batches(examples, indices, batch_size, progress):
-            yield from self._forward(batch, self.vectors_for(batch, capture, queries_keys_for))
+            for record in self._forward(batch, self.vectors_for(batch, capture, queries_keys_for)):
+                if own is None or record.index in own:
+                    yield record
 
     @staticmethod
     def vectors_for(
@@ -731,7 +736,7 @@ class Runner:
         if span is not None:
             # A range of the corpus (one part of a split build) runs the very batches a
             # one-pass run makes that hold any of its examples, whole (so that each example is
-            # computed as in one pass, padding included; the caller drops the others').
+            # computed as in one pass, padding included; ``run`` drops the others').
             cuts = range(span.start - span.start % window, span.stop, window) if span else ()
             chunks = [range(c, min(c + window, len(examples))) for c in cuts]
         else:
@@ -996,9 +1001,11 @@ class PairedRunner:
         """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys
         and no hidden states (the analyses that read them measure A)."""
         self.a._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
         for batch in self.a.batches(examples, indices, batch_size, progress):
             vectors = self.a.vectors_for(batch, capture, queries_keys_for)
             pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)
             for record, other in pairs:
                 record.b = other
-                yield record
+                if own is None or record.index in own:
+                    yield record

@@ -152,14 +152,14 @@ def finish_states(
     blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
     merged = [a for a in analyses if all(a.name in part.states for part in parts)]
     analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
+    first, *later = parts
     for analysis in analyses:
-        for number, part in enumerate(parts):
-            piece = analysis if number == 0 else copy.deepcopy(blanks[analysis.name])
-            if number:
-                piece.start(run)
+        analysis.load_state(first.states[analysis.name])
+        for part in later:
+            piece = copy.deepcopy(blanks[analysis.name])
+            piece.start(run)
             piece.load_state(part.states[analysis.name])
-            if number:
-                analysis.merge(piece)
+            analysis.merge(piece)
     rows = {i: row for part in parts for i, row in part.rows.items()}
     results = _finish(examples, runner, analyses, batch_size)
     return _atlas(examples, runner, analyses, run, rows, results, title=title,
@@ -227,8 +227,6 @@ def _feed(
         capture=needs,
         queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
     ):
-        if indices is not None and record.index not in indices:
-            continue  # of a batch this range shares with the range before or after it
         for analysis in analyses:
             analysis.add(record)
         rows[record.index] = (record.n, record.truncated, record.kept_chars)

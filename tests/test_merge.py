@@ -174,3 +174,14 @@ def test_a_state_of_another_version_is_refused(treebank, tmp_path, monkeypatch):
     monkeypatch.setattr(HeadMetrics, "state_version", 2)
     with pytest.raises(StateError, match="the heads state is version 1, this atlas reads 2"):
         load_part(tmp_path / "part", analyses())
+
+
+def test_a_range_runs_the_one_pass_batches_and_yields_its_own_records(treebank):
+    """A range's records are the one-pass records of its sentences, bit for bit: its sentences
+    run in the batches (and padding) a one-pass run gives them, and no other record comes out."""
+    examples, runner, _ = treebank
+    whole = {r.index: r.attention for r in runner.run(examples, batch_size=BATCH)}
+    part = list(runner.run(examples, indices=range(7, 23), batch_size=BATCH))
+    assert sorted(r.index for r in part) == list(range(7, 23))
+    assert all(np.array_equal(r.attention, whole[r.index]) for r in part)
+    assert list(runner.run(examples, indices=range(11, 11), batch_size=BATCH)) == []
