@@ -382,6 +382,18 @@ def example_logits(logits: np.ndarray, n: int, task: str) -> np.ndarray:
     return np.ascontiguousarray(logits if task == SEQUENCE else logits[:n])
 
 
+def stream_window(batch_size: int) -> int:
+    """How many examples, consecutive in the corpus, a run sorts by length before it batches
+    them: records come in the order (index // window, tokens, index)."""
+    return max(batch_size * 32, 256)
+
+
+def stream_key(index: int, tokens: int, batch_size: int) -> tuple[int, int, int]:
+    """Where a record of ``tokens`` tokens comes in a one-pass run (``stream_window``): an
+    analysis that keeps "the first" records it saw merges parts by this key."""
+    return (index // stream_window(batch_size), tokens, index)
+
+
 class Runner:
     """A loaded tokenizer and model, ready to turn examples into records."""
 
@@ -685,10 +697,15 @@ class Runner:
         ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
-        its batch runs."""
+        its batch runs. ``indices`` a ``range`` (one part of a split build): the batches a
+        one-pass run makes that hold its examples run whole (``batches``), and only its
+        examples' records come out."""
         self._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
         for batch in self.batches(examples, indices, batch_size, progress):
-            yield from self._forward(batch, self.vectors_for(batch, capture, queries_keys_for))
+            for record in self._forward(batch, self.vectors_for(batch, capture, queries_keys_for)):
+                if own is None or record.index in own:
+                    yield record
 
     @staticmethod
     def vectors_for(
@@ -714,16 +731,27 @@ class Runner:
         from tqdm.auto import tqdm
 
         order = list(range(len(examples))) if indices is None else list(indices)
-        window = max(batch_size * 32, 256)  # sort by length within a bounded window
+        window = stream_window(batch_size)  # sort by length within a bounded window
+        span = indices if isinstance(indices, range) and indices.step == 1 else None
+        if span is not None:
+            # A range of the corpus (one part of a split build) runs the very batches a
+            # one-pass run makes that hold any of its examples, whole (so that each example is
+            # computed as in one pass, padding included; ``run`` drops the others').
+            cuts = range(span.start - span.start % window, span.stop, window) if span else ()
+            chunks = [range(c, min(c + window, len(examples))) for c in cuts]
+        else:
+            chunks = [order[start : start + window] for start in range(0, len(order), window)]
         bar = tqdm(total=len(order), unit="sent", disable=not progress, desc="model", leave=False)
         try:
-            for start in range(0, len(order), window):
-                chunk = [(i, self.encode(examples[i], i)) for i in order[start : start + window]]
+            for part in chunks:
+                chunk = [(i, self.encode(examples[i], i)) for i in part]
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
                 for b in range(0, len(chunk), batch_size):
                     batch = chunk[b : b + batch_size]
+                    if span is not None and not any(i in span for i, _ in batch):
+                        continue
                     yield batch
-                    bar.update(len(batch))
+                    bar.update(sum(span is None or i in span for i, _ in batch))
         finally:
             bar.close()
 
@@ -973,9 +1001,11 @@ class PairedRunner:
         """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys
         and no hidden states (the analyses that read them measure A)."""
         self.a._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
         for batch in self.a.batches(examples, indices, batch_size, progress):
             vectors = self.a.vectors_for(batch, capture, queries_keys_for)
             pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)
             for record, other in pairs:
                 record.b = other
-                yield record
+                if own is None or record.index in own:
+                    yield record

@@ -7,15 +7,18 @@ results are put together into the Atlas here, and nothing flows back.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
 from . import contract
 from .analyses import default_analyses
 from .analyses.base import EVERY, PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses.states import load_states, save_states
 from .corpus import Example
 from .model import Runner
 from .options import BuildOptions
@@ -50,11 +53,128 @@ def measure(
     if analyses is None:
         analyses = default_analyses(options)
     batch_size = options.batch_size
+    analyses, run, probe = _start(examples, runner, analyses, batch_size, probe=True)
+    try:
+        rows = _feed(examples, runner, analyses, None, batch_size, options.progress)
+        for analysis in analyses:
+            analysis.settle()
+        results = _finish(examples, runner, analyses, batch_size)
+    finally:
+        if probe is not None:
+            probe.close()
+    return _atlas(examples, runner, analyses, run, rows, results, options, title=title,
+                  input_name=input_name)  # fmt: skip
+
+
+@dataclasses.dataclass
+class Part:
+    """What one range [start, stop) of the corpus gave (``measure_states``): each sentence's
+    (tokens, truncated, kept characters), and each analysis's ``state()`` by name."""
+
+    start: int
+    stop: int
+    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]
+    states: dict[str, dict]
+
+
+def save_part(part: Part, folder: str | Path, analyses: Sequence[Analysis]) -> None:
+    """Write a part's states and rows into ``folder`` (``analyses.states``'s format; the rows
+    as ``extra``)."""
+    versions = {a.name: a.state_version for a in analyses}
+    rows = [[i, n, truncated, kept] for i, (n, truncated, kept) in sorted(part.rows.items())]
+    extra = {"start": part.start, "stop": part.stop, "rows": rows}
+    save_states(folder, part.states, versions, extra)
+
+
+def load_part(folder: str | Path, analyses: Sequence[Analysis]) -> Part:
+    """The part ``save_part`` wrote in ``folder``."""
+    states, extra = load_states(folder, {a.name: a.state_version for a in analyses})
+    rows = {
+        int(i): (int(n), bool(truncated), tuple(kept) if kept is not None else None)
+        for i, n, truncated, kept in extra["rows"]
+    }
+    return Part(int(extra["start"]), int(extra["stop"]), rows, states)
+
+
+def measure_states(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    start: int = 0,
+    stop: int | None = None,
+    options: BuildOptions | None = None,
+) -> Part:
+    """Run the examples [start, stop) of the corpus through the model and the analyses, and
+    return their states without finishing them: one worker's share of a split build. Records
+    keep their index in the whole corpus, and the analyses know its size, so ``finish_states``
+    over every part gives the one-pass Atlas. ``analyses`` are fresh (not started)."""
+    options = options or BuildOptions()
+    batch_size = options.batch_size
+    stop = len(examples) if stop is None else min(stop, len(examples))
+    analyses, _, probe = _start(examples, runner, analyses, batch_size, probe=True)
+    try:
+        span = range(max(0, start), max(start, stop))
+        rows = _feed(examples, runner, analyses, span, batch_size, options.progress)
+        for analysis in analyses:
+            analysis.settle()
+    finally:
+        if probe is not None:
+            probe.close()
+    return Part(span.start, span.stop, rows, {a.name: a.state() for a in analyses})
+
+
+def finish_states(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    parts: Sequence[Part],
+    options: BuildOptions | None = None,
+    *,
+    title: str,
+    input_name: str,
+) -> Atlas:
+    """The Atlas of the parts of a split build (``measure_states``), which must cover the
+    corpus once, in any order: each analysis takes the first part's state and merges the
+    others' in corpus order, then finishes as in ``measure`` (the few sentences an analysis asks
+    to see again, ``revisit``, run here through ``runner``). ``analyses``: fresh, as given to
+    each part."""
+    options = options or BuildOptions()
+    batch_size = options.batch_size
+    parts = sorted(parts, key=lambda part: part.start)
+    covered = [i for part in parts for i in range(part.start, part.stop)]
+    if covered != list(range(len(examples))):
+        raise ValueError("the parts do not cover the corpus exactly once")
+    blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
+    merged = [a for a in analyses if all(a.name in part.states for part in parts)]
+    analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
+    first, *later = parts
+    for analysis in analyses:
+        analysis.load_state(first.states[analysis.name])
+        for part in later:
+            piece = copy.deepcopy(blanks[analysis.name])
+            piece.start(run)
+            piece.load_state(part.states[analysis.name])
+            analysis.merge(piece)
+    rows = {i: row for part in parts for i, row in part.rows.items()}
+    results = _finish(examples, runner, analyses, batch_size)
+    return _atlas(examples, runner, analyses, run, rows, results, options, title=title,
+                  input_name=input_name)  # fmt: skip
+
+
+def _start(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    batch_size: int,
+    probe: bool,
+) -> tuple[list[Analysis], RunInfo, object]:
+    """Start the analyses on the run (with the runner's probe, if some need it and ``probe``);
+    those that need a probe the model cannot give are left out, with a warning."""
     analyses = order(analyses)
-    probe = None
-    if any(PROBE in a.needs for a in analyses):
+    made = None
+    if probe and any(PROBE in a.needs for a in analyses):
         try:
-            probe = runner.probe(examples, batch_size)
+            made = runner.probe(examples, batch_size)
         except ProbeError as err:  # a model layout the probe does not know: measure the rest
             log.warning(
                 "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
@@ -69,18 +189,34 @@ def measure(
         sentences=len(examples),
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
-        probe=probe,
+        probe=made,
         task=info.task,
         classes=tuple(info.classes),
         gold_labels=any(e.label is not None for e in examples),
+        batch_size=batch_size,
     )
     for analysis in analyses:
         analysis.start(run)
+    return analyses, run, made
+
+
+def _feed(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    indices: range | None,
+    batch_size: int,
+    progress: bool,
+) -> dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]:
+    """Feed every record (of ``indices``, default all) to every analysis; return each
+    sentence's (tokens, truncated, kept characters)."""
+    needs = frozenset().union(*(a.needs for a in analyses))
     rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]] = {}
     for record in runner.run(
         examples,
+        indices=indices,
         batch_size=batch_size,
-        progress=options.progress,
+        progress=progress,
         capture=needs,
         queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
     ):
@@ -96,6 +232,13 @@ def measure(
                 example.line,
                 runner.max_length,
             )
+    return rows
+
+
+def _finish(
+    examples: Sequence[Example], runner: Runner, analyses: Sequence[Analysis], batch_size: int
+) -> dict[str, Result]:
+    """Each analysis's Result, in order, after running again the sentences it asks for."""
     results: dict[str, Result] = {}
     for analysis in analyses:
         again = list(analysis.revisit(results))
@@ -113,9 +256,23 @@ def measure(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
-    if probe is not None:
-        probe.close()
+    return results
 
+
+def _atlas(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    run: RunInfo,
+    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]],
+    results: dict[str, Result],
+    options: BuildOptions,
+    *,
+    title: str,
+    input_name: str,
+) -> Atlas:
+    """The Atlas of finished results and the sentences' rows."""
+    info = runner.info
     if any(rows[i][2] for i in rows):
         log.info(
             "pages and atlas.json keep of each truncated sentence only the text its %d tokens "
@@ -135,7 +292,7 @@ def measure(
         ),
         options=Options(
             input=input_name,
-            batch_size=batch_size,
+            batch_size=options.batch_size,
             max_length=runner.max_length,
             device=runner.device,
             limit=options.limit,

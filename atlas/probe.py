@@ -24,11 +24,12 @@ heads of a layer in one batch. That is L·H·(L+1)/(2L) forward passes a sentenc
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Container, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from .exact import ExactSum
 from .model import is_punctuation
 
 # What the model's output is measured against, by the head it has.
@@ -157,16 +158,22 @@ class Probe:
 
     # -- batches ---------------------------------------------------------------------------
 
-    def batches(self, indices: Sequence[int], size: int | None = None) -> Iterator[Batch]:
+    def batches(
+        self, indices: Sequence[int], size: int | None = None, only: Container[int] | None = None
+    ) -> Iterator[Batch]:
         """The examples in batches of similar length (``size``, default the run's batch size),
-        encoded as the runner encodes them."""
+        encoded as the runner encodes them. With ``only`` (one part of a split build): just the
+        batches that hold one of those examples, each whole, as the batches of all ``indices``
+        are, so that every example is computed as in one pass."""
         size = size or self.batch_size
         encoded = sorted(
             ((i, self.runner.encode(self.examples[i], i)) for i in indices),
             key=lambda item: (len(item[1]["ids"]), item[0]),
         )
         for start in range(0, len(encoded), size):
-            yield self._batch(encoded[start : start + size])
+            items = encoded[start : start + size]
+            if only is None or any(i in only for i, _ in items):
+                yield self._batch(items)
 
     def _batch(self, items: list[tuple[int, dict]]) -> Batch:
         torch = self.torch
@@ -264,22 +271,26 @@ class Probe:
             return np.zeros((self.layers, self.heads))
         return self.ablation_per_example(indices).mean(0)
 
-    def ablation_per_example(self, indices: Sequence[int]) -> np.ndarray:
+    def ablation_per_example(
+        self, indices: Sequence[int], only: Container[int] | None = None
+    ) -> np.ndarray:
         """Per example and head [N, L, H] (in the order of ``indices``), the change in the
         model's output when that head's context vector is zeroed: 1 − cos of the mean-pooled
         last layer (encoder), the rise of the masked-LM loss (masked LM), the drop in the
         probability of the class predicted without ablation (classifier). Kept per example so
-        that the importance analysis can bootstrap over the sentences."""
+        that the importance analysis can bootstrap over the sentences. With ``only``: the rows of
+        those of ``indices`` only (``batches``)."""
         torch = self.torch
         indices = list(indices)
-        where = {index: row for row, index in enumerate(indices)}
-        values = np.zeros((len(indices), self.layers, self.heads))
+        kept = [i for i in indices if only is None or i in only]
+        where = {index: row for row, index in enumerate(kept)}
+        values = np.zeros((len(kept), self.layers, self.heads))
         # Each sentence becomes one row per head; rows of about ABLATION_ROWS at a time run
         # faster than the run's batches times the heads (192 rows for 16 × 12 ran 1.5 times
         # slower per row on 2 CPU cores, with the same results).
         size = max(1, ABLATION_ROWS // self.heads)
         with torch.no_grad():
-            for batch in self.batches(indices, size):
+            for batch in self.batches(indices, size, only):
                 rows = len(batch.indices)
                 self._inputs = []
                 try:
@@ -304,7 +315,8 @@ class Probe:
                     change = self._change(clean, ablated, predicted)
                     change = change.view(rows, self.heads).double().cpu().numpy()
                     for row, index in enumerate(batch.indices):
-                        values[where[index], layer] = change[row]
+                        if index in where:
+                            values[where[index], layer] = change[row]
         return values
 
     def _change(self, clean, ablated, predicted):
@@ -323,12 +335,21 @@ class Probe:
         """Mean over the examples of |∂loss/∂ξ_h| per head ("gate" [L, H]), and Clark's split
         of the attention-weighted gradient Σ_ij |A_ij ∂loss/∂A_ij| per layer by where the
         attention goes ("split" [L, 4]: [CLS], [SEP], punctuation, other)."""
+        sums = self.gradient_sums(indices)
+        count = max(len(list(indices)), 1)
+        return {"gate": sums["gate"].value() / count, "split": sums["split"].value() / count}
+
+    def gradient_sums(
+        self, indices: Sequence[int], only: Container[int] | None = None
+    ) -> dict[str, ExactSum]:
+        """The sums over the examples behind ``gradients``, example by example in ``ExactSum``s,
+        so that sums over parts of a sample add up to the sum over the whole; with ``only``,
+        over those of ``indices`` only (``batches``)."""
         torch = self.torch
-        gate_total = np.zeros((self.layers, self.heads))
-        split_total = np.zeros((self.layers, 4))
-        count = 0
+        gate_total = ExactSum((self.layers, self.heads))
+        split_total = ExactSum((self.layers, 4))
         with torch.enable_grad():
-            for batch in self.batches(indices):
+            for batch in self.batches(indices, only=only):
                 rows = len(batch.indices)
                 gate = torch.ones(
                     (rows, self.layers, self.heads),
@@ -349,21 +370,28 @@ class Probe:
                     grads = torch.autograd.grad(loss, [gate, *attentions])
                 finally:
                     self.gate = None
-                gate_total += grads[0].abs().sum(0).double().cpu().numpy()
+                gates = grads[0].abs().double().cpu().numpy()
                 weighted = [
                     (a * g).abs().detach().double().cpu().numpy()
                     for a, g in zip(attentions, grads[1:], strict=True)
                 ]
                 for row, n in enumerate(batch.lengths):
-                    for layer, w in enumerate(weighted):
-                        split_total[layer] += clark_split(w[row, :, :n, :n], batch.roles[row])
-                count += rows
-        return {"gate": gate_total / max(count, 1), "split": split_total / max(count, 1)}
+                    if only is not None and batch.indices[row] not in only:
+                        continue
+                    gate_total.add(gates[row])
+                    split_total.add(
+                        np.stack([clark_split(w[row, :, :n, :n], batch.roles[row])
+                                  for w in weighted])
+                    )  # fmt: skip
+        return {"gate": gate_total, "split": split_total}
 
-    def saliency(self, indices: Sequence[int]) -> dict[int, list[float]]:
+    def saliency(
+        self, indices: Sequence[int], only: Container[int] | None = None
+    ) -> dict[int, list[float]]:
         """Gradient × input per token: ‖x_i ⊙ ∂loss/∂x_i‖₂ for the input embeddings x (the
         word-embedding lookup, ``get_input_embeddings()``'s output, before position embeddings
-        and LayerNorm), divided by their sum over the sentence's tokens."""
+        and LayerNorm), divided by their sum over the sentence's tokens. With ``only``: of
+        those of ``indices`` only (``batches``)."""
         torch = self.torch
         embeddings = self.model.get_input_embeddings()
         found: list = []
@@ -376,13 +404,15 @@ class Probe:
         handle = embeddings.register_forward_hook(keep)
         try:
             with torch.enable_grad():
-                for batch in self.batches(indices):
+                for batch in self.batches(indices, only=only):
                     found.clear()
                     out = self._forward(batch.inputs)
                     x = found[0]
                     (grad,) = torch.autograd.grad(self.loss(out, batch), [x])
                     score = (x * grad).norm(dim=-1).detach().double().cpu().numpy()
                     for row, index in enumerate(batch.indices):
+                        if only is not None and index not in only:
+                            continue
                         values = score[row, : batch.lengths[row]]
                         result[index] = (values / max(values.sum(), 1e-30)).tolist()
         finally:

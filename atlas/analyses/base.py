@@ -30,7 +30,7 @@ from ..model import ATTENTION as ATTENTION
 from ..model import CAPTURES as CAPTURES
 from ..model import HIDDEN_STATES as HIDDEN_STATES
 from ..model import QUERIES_KEYS as QUERIES_KEYS
-from ..model import Record
+from ..model import Record, stream_key
 
 # Not a capture: passes of its own through the model (head gates, gradients), offered by the
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
@@ -132,6 +132,13 @@ class RunInfo:
     task: str = ""  # the model's task head (model.TASKS), "" for none
     classes: tuple[str, ...] = ()  # its class names, in id order (config.id2label)
     gold_labels: bool = False  # some examples of the input carry a label
+    batch_size: int = 16  # the run's batch size: with a record's index and tokens, where it
+    # comes in a one-pass run (``model.stream_key``)
+
+    def stream_key(self, index: int, tokens: int) -> tuple[int, int, int]:
+        """Where a record comes in a one-pass run: what "the first records seen" means when
+        parts of the corpus are merged."""
+        return stream_key(index, tokens, self.batch_size)
 
     @property
     def size(self) -> int:
@@ -140,7 +147,8 @@ class RunInfo:
 
 class Analysis:
     """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
-    ``add`` and ``finish``; ``revisit`` and ``sections`` are optional.
+    ``add`` and ``finish``; ``revisit``, ``settle`` and ``sections`` are optional, and
+    ``state``, ``load_state`` and ``merge`` make it mergeable (a corpus measured in parts).
 
     ``finish`` receives the results of the analyses finished before it, so an analysis may
     build on another's (the example sentences of a head depend on its label); it names those
@@ -180,6 +188,40 @@ class Analysis:
         """Examples to be run through ``add`` once more before ``finish`` (e.g. to keep the
         attention of sentences chosen only at the end). Most analyses need none."""
         return ()
+
+    def settle(self) -> None:
+        """Do the work of this part of the corpus that needs passes of its own through the model
+        (head importance's ablation), once its records have passed, while the model is here:
+        called by the pipeline after the last record of a run or of a range, before ``state``
+        or ``finish``."""
+
+    # -- mergeable state ----------------------------------------------------------------------
+    # A build split over workers runs each range of the corpus through fresh, started analyses
+    # (``pipeline.measure_states``), takes each one's ``state()``, and, in one process,
+    # ``load_state``s the first part into a started analysis and ``merge``s the others into it
+    # in corpus order; ``finish`` then runs on the merged state, and gives the atlas a one-pass
+    # build gives, byte for byte (tests/test_merge.py). The state format is documented in
+    # docs/design.md ("Mergeable analyses"); ``state_version`` changes with it.
+
+    state_version: ClassVar[int] = 1
+
+    def state(self) -> dict[str, Any]:
+        """Everything ``add`` (and ``settle``) gathered, as a plain dict: str keys, and values
+        that are JSON values or numpy arrays, nested in dicts and lists (``save_states`` writes
+        it as JSON beside an .npz). What ``start`` sets from the run and the analysis's options
+        is not part of it."""
+        raise NotImplementedError(f"the {self.name} analysis cannot be merged")
+
+    def load_state(self, state: Mapping[str, Any]) -> None:
+        """Take over a ``state()`` (of an analysis of the same options, started on the same
+        run), in place of what ``add`` gathered."""
+        raise NotImplementedError(f"the {self.name} analysis cannot be merged")
+
+    def merge(self, other: Analysis) -> None:
+        """Fold in ``other``'s state: the same analysis, same options and run, over a later
+        range of the corpus. Merging the parts of a corpus in order must give the state one pass
+        over the whole corpus gives (or, where an analysis cannot, its docstring says so)."""
+        raise NotImplementedError(f"the {self.name} analysis cannot be merged")
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         raise NotImplementedError

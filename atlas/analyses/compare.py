@@ -193,6 +193,10 @@ class Compare(Analysis):
         if record.index < self.limit or (self.pages and record.index in self.pages):
             self.kept[record.index] = make_view(other, vectors=False, causal=self.model.causal)
 
+    def settle(self) -> None:
+        for mirror in self.mirrors:
+            mirror.settle()
+
     def revisit(self, results: Mapping[str, Result]) -> list[int]:
         """B's attention of the sentences with a page that the first pass did not keep."""
         kept = results["views"].sentences if "views" in results else {}

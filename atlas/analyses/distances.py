@@ -14,6 +14,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exact import ExactSum
 from ..model import Record
 from .base import Analysis, Result, RunInfo
 
@@ -279,16 +280,26 @@ class HeadDistances(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        self.total = np.zeros((run.size, run.size))
+        self.total = ExactSum((run.size, run.size))  # order-independent: parts merge exactly
         self.tokens = 0
 
     def add(self, record: Record) -> None:
-        self.total += js_sums(record.attention, device=self.run.device)
+        self.total.add(js_sums(record.attention, device=self.run.device))
         self.tokens += record.n
+
+    def state(self) -> dict:
+        return {"total": self.total.state(), "tokens": self.tokens}
+
+    def load_state(self, state) -> None:
+        self.total, self.tokens = ExactSum.from_state(state["total"]), int(state["tokens"])
+
+    def merge(self, other: HeadDistances) -> None:
+        self.total.merge(other.total)
+        self.tokens += other.tokens
 
     def distances(self) -> np.ndarray:
         """Mean JS divergence per token, [K, K]."""
-        return self.total / max(self.tokens, 1)
+        return self.total.value() / max(self.tokens, 1)
 
     def finish(self, results) -> Result:
         distance = self.distances()

@@ -61,6 +61,24 @@ class ExampleSentences(Analysis):
         self._score[labels, heads, slots] = scores[labels, heads]
         self._order[labels, heads, slots] = order
 
+    def state(self) -> dict:
+        return {"long": self._long, "score": self._score, "order": self._order}
+
+    def load_state(self, state) -> None:
+        self._long = np.array(state["long"], np.int64)
+        self._score = np.array(state["score"], np.float64)
+        self._order = np.array(state["order"], np.int64)
+
+    def merge(self, other: ExampleSentences) -> None:
+        """The ``keep`` best of both parts' kept items: items are ordered by (long enough,
+        score, -index), a total order, so the top ``keep`` of a corpus do not depend on its
+        split."""
+        both = [np.concatenate([a, b], -1) for a, b in
+                ((self._long, other._long), (self._score, other._score),
+                 (self._order, other._order))]  # fmt: skip
+        top = np.lexsort((both[2], both[1], both[0]), axis=-1)[..., -self.keep :]
+        self._long, self._score, self._order = (np.take_along_axis(x, top, -1) for x in both)
+
     def best(self, label: str, flat: int) -> list[int]:
         """Corpus indices of the examples where head ``flat`` shows ``label`` most, best first."""
         row = PATTERNS.index(pattern(label))

@@ -10,6 +10,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exact import ExactSum
 from ..model import Record
 from .base import Analysis, Result, RunInfo, per_head
 from .measures import (
@@ -38,23 +39,37 @@ class HeadMetrics(Analysis):
     def start(self, run: RunInfo) -> None:
         super().start(run)
         shape = (len(METRICS), run.layers, run.heads)  # metric by metric, in METRICS order
-        self.sums = np.zeros(shape)
-        self.counts = np.zeros(shape)
-        self.offsets = np.zeros((run.layers, run.heads, len(OFFSETS)))
+        self.sums = ExactSum(shape)  # order-independent, so that parts merge to the last bit
+        self.counts = np.zeros(shape, np.int64)
+        self.offsets = ExactSum((run.layers, run.heads, len(OFFSETS)))
         self.count = 0
 
     def add(self, record: Record) -> None:
         metrics = record_metrics(record, self.run.causal)
         values = np.stack([metrics[key] for key in METRICS])
         defined = ~np.isnan(values)
-        self.sums += np.where(defined, values, 0.0)
+        self.sums.add(np.where(defined, values, 0.0))
         self.counts += defined
-        self.offsets += record_profile(record)
+        self.offsets.add(record_profile(record))
         self.count += 1
+
+    def state(self) -> dict:
+        return {"sums": self.sums.state(), "counts": self.counts,
+                "offsets": self.offsets.state(), "count": self.count}  # fmt: skip
+
+    def load_state(self, state) -> None:
+        self.sums, self.offsets = (ExactSum.from_state(state[k]) for k in ("sums", "offsets"))
+        self.counts, self.count = np.asarray(state["counts"], np.int64), int(state["count"])
+
+    def merge(self, other: HeadMetrics) -> None:
+        self.sums.merge(other.sums)
+        self.offsets.merge(other.offsets)
+        self.counts += other.counts
+        self.count += other.count
 
     def means(self) -> dict[str, np.ndarray]:
         """Corpus value of each metric: the plain mean over the examples that define it."""
-        means = self.sums / np.maximum(self.counts, 1)
+        means = self.sums.value() / np.maximum(self.counts, 1)
         return dict(zip(METRICS, means, strict=True))
 
     def finish(self, results) -> Result:
@@ -64,7 +79,7 @@ class HeadMetrics(Analysis):
             label_head({key: columns[key][flat] for key in METRICS})
             for flat in range(self.run.size)
         ]
-        offsets = (self.offsets / max(self.count, 1)).reshape(self.run.size, len(OFFSETS))
+        offsets = (self.offsets.value() / max(self.count, 1)).reshape(self.run.size, len(OFFSETS))
         return Result(
             catalogue=COLUMNS,
             columns=columns,

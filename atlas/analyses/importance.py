@@ -28,6 +28,8 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exact import ExactSum
+from ..model import Record
 from ..probe import ENCODER
 from ..ranking import competition_ranks, rank_rows
 from ..result import DIGITS
@@ -69,37 +71,94 @@ class HeadImportance(Analysis):
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        if run.probe is None:
-            raise ValueError("the importance analysis needs the runner's probe")
         self.probe = run.probe
         self.used = list(range(min(self.sample, run.sentences)))
         self.ablated = self.used[: self.ablation]
+        self.with_page = min(self.views, run.sentences)  # sentences given gradient × input
+        self.seen: list[int] = []  # sentences of the probe's passes this run (or range) holds
+        # What ``settle`` measures on them: the probe's kind, each ablated sentence's change
+        # per head, the gradient sums, and gradient × input of the sentences with a page.
+        self.kind = ""
+        self.each: dict[int, np.ndarray] = {}
+        self.gate = ExactSum((run.layers, run.heads))
+        self.split = ExactSum((run.layers, 4))
+        self.saliency: dict[int, list[float]] = {}
+
+    def add(self, record: Record) -> None:
+        if record.index < max(len(self.used), self.with_page):  # some probe pass needs it
+            self.seen.append(record.index)
+
+    def settle(self) -> None:
+        """Ablate, and take the gradients of, the sentences of the sample that this run holds
+        (all of them in one pass; a range's share of them in a split build)."""
+        if self.probe is None:
+            raise ValueError("the importance analysis needs the runner's probe")
+        probe, seen = self.probe, set(self.seen)
+        self.kind = probe.kind
+        # the batches of the whole sample that hold this run's sentences, as one pass runs them
+        rows = probe.ablation_per_example(self.ablated, only=seen)
+        ablated = [i for i in self.ablated if i in seen]
+        self.each = dict(zip(ablated, rows.reshape(len(ablated), self.run.size), strict=True))
+        if probe.kind != ENCODER:
+            sums = probe.gradient_sums(self.used, only=seen)
+            self.gate, self.split = sums["gate"], sums["split"]
+            self.saliency = probe.saliency(range(self.with_page), only=seen)
+
+    def state(self) -> dict:
+        return {
+            "kind": self.kind,
+            "seen": self.seen,
+            "each": {str(i): row for i, row in self.each.items()},
+            "gate": self.gate.state(),
+            "split": self.split.state(),
+            "saliency": {str(i): values for i, values in self.saliency.items()},
+        }
+
+    def load_state(self, state) -> None:
+        self.kind, self.seen = state["kind"], list(state["seen"])
+        self.each = {int(i): np.asarray(row, np.float64) for i, row in state["each"].items()}
+        self.gate, self.split = (
+            ExactSum.from_state(state["gate"]),
+            ExactSum.from_state(state["split"]),
+        )
+        self.saliency = {int(i): list(values) for i, values in state["saliency"].items()}
+
+    def merge(self, other: HeadImportance) -> None:
+        """Exact: per-sentence values are united, gradient sums are ``ExactSum``s."""
+        self.kind = self.kind or other.kind
+        self.seen += other.seen
+        self.each.update(other.each)
+        self.gate.merge(other.gate)
+        self.split.merge(other.split)
+        self.saliency.update(other.saliency)
 
     def finish(self, results: Mapping[str, Result]) -> Result:
-        probe = self.probe
-        each = probe.ablation_per_example(self.ablated).reshape(len(self.ablated), -1)
+        kind = self.kind
+        each = np.array([self.each[i] for i in self.ablated])
+        each = each.reshape(len(self.ablated), self.run.size)
         ablation = each.mean(0) if len(self.ablated) else np.zeros(self.run.size)
         columns = {"importance": ablation.tolist()}
         catalogue = [
             Column(
                 "importance", "importance", "score", "",
-                f"head ablation: {ABLATION_MEASURE[probe.kind]}", "head-importance",
+                f"head ablation: {ABLATION_MEASURE[kind]}", "head-importance",
                 "", "mean over the ablation sample of the output's change when the head's"
                 " context vector is zeroed", paper=MICHEL,
             )
         ]  # fmt: skip
         data: dict = {
-            "kind": probe.kind,
-            "measure": ABLATION_MEASURE[probe.kind],
+            "kind": kind,
+            "measure": ABLATION_MEASURE[kind],
             "sample": self.used,
             "ablated": self.ablated,
-            "gradient": probe.kind != ENCODER,
+            "gradient": kind != ENCODER,
             "roles": list(ROLES),
             "bootstrap": {"resamples": RESAMPLES, "seed": SEED, "level": LEVEL},
         }
         parts = {"importance": bootstrap(each)}
-        if probe.kind != ENCODER:
-            grads = probe.gradients(self.used)
+        if kind != ENCODER:
+            count = max(len(self.used), 1)
+            grads = {"gate": self.gate.value() / count, "split": self.split.value() / count}
             columns["importance_grad"] = per_head(by_layer_norm(grads["gate"]))
             columns["importance_grad_raw"] = per_head(grads["gate"])
             catalogue += [
@@ -119,10 +178,8 @@ class HeadImportance(Analysis):
             ]  # fmt: skip
             split = grads["split"]
             data["clark"] = [[round(float(v), 6) for v in row] for row in split]
-            with_page = [i for i in range(min(self.views, self.run.sentences))]
             data["saliency"] = {
-                str(i): [round(v, 4) for v in values]
-                for i, values in sorted(probe.saliency(with_page).items())
+                str(i): [round(v, 4) for v in values] for i, values in sorted(self.saliency.items())
             }
         data["correlation"] = correlations(columns, results)
         return Result(catalogue=catalogue, columns=columns, parts=parts, data=data)

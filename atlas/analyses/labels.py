@@ -49,6 +49,7 @@ class LabelBreakdown(Analysis):
         # keep the variance's digits, where raw sums would cancel them (tiny shares, say).
         self.stats: dict[str, np.ndarray] = {}
         self.shift: np.ndarray | None = None
+        self.shift_at: tuple[int, int, int] | None = None  # where a one-pass run meets it
         self.source = "gold" if run.gold_labels else "predicted" if run.task == SEQUENCE else ""
 
     def label_of(self, record: Record) -> str | None:
@@ -67,11 +68,41 @@ class LabelBreakdown(Analysis):
         defined = ~np.isnan(values)
         if self.shift is None:
             self.shift = np.where(defined, values, 0.0)
+            self.shift_at = self.run.stream_key(record.index, record.n)
         values = np.where(defined, values - self.shift, 0.0)
         stats = self.stats.setdefault(label, np.zeros((3, len(METRICS), self.run.size)))
         stats[0] += defined
         stats[1] += values
         stats[2] += values * values
+
+    def state(self) -> dict:
+        return {"stats": self.stats, "shift": self.shift,
+                "shift_at": list(self.shift_at) if self.shift_at else None}  # fmt: skip
+
+    def load_state(self, state) -> None:
+        self.stats = {label: np.asarray(s, np.float64) for label, s in state["stats"].items()}
+        self.shift = None if state["shift"] is None else np.asarray(state["shift"], np.float64)
+        self.shift_at = tuple(state["shift_at"]) if state["shift_at"] else None
+
+    def merge(self, other: LabelBreakdown) -> None:
+        """Add the other part's sums, moved to the shift of the example a one-pass run meets
+        first: Σ(v − a) = Σ(v − b) + n·(b − a), Σ(v − a)² = Σ(v − b)² + 2(b − a)·Σ(v − b) +
+        n·(b − a)². Exact in arithmetic; in floats the sums may differ from one pass's in their
+        last bits (the one analysis whose merge is not exact to the bit: its shift is for
+        accuracy, and atlas.json's six decimals hide the difference)."""
+        if other.shift is None:
+            return
+        if self.shift is None or other.shift_at < self.shift_at:
+            self.stats, other.stats = other.stats, self.stats
+            self.shift, other.shift = other.shift, self.shift
+            self.shift_at = other.shift_at
+            if other.shift is None:
+                return
+        move = other.shift - self.shift
+        for label, (n, total, squares) in other.stats.items():
+            moved = np.stack([n, total + n * move, squares + 2 * move * total + n * move**2])
+            mine = self.stats.get(label)
+            self.stats[label] = moved if mine is None else mine + moved
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         counts = {label: int(s[0].max()) for label, s in self.stats.items()}

@@ -42,12 +42,15 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..exact import ExactSum
 from ..model import Record
 from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
 
 MIN_OCCURRENCES = 5
-TYPE_BYTES = 128 * 2**20  # per-type sums kept for at most this many bytes of float64
+# per-type sums kept for at most this many bytes counted as float64 (held as ExactSum limbs,
+# two int64 a value, they take twice that)
+TYPE_BYTES = 128 * 2**20
 EXPLORER_TYPES = 200
 OCCURRENCES = 8  # occurrences of an explorer type whose vectors are kept
 NEAREST = 3  # nearest other occurrences listed per occurrence and layer
@@ -124,17 +127,18 @@ class LayerEmbeddings(Analysis):
         super().start(run)
         self.depth = run.layers + 1
         self.dim = 0  # known from the first record
-        self.drift = np.zeros(self.depth)
+        # float sums are ExactSums: order-independent, so that parts merge to the last bit
+        self.drift = ExactSum(self.depth)
         self.tokens = 0
-        self.total: np.ndarray | None = None  # Σ unit vectors, [depth, d]
-        self.within = np.zeros(self.depth)  # Σ_sentences ‖Σ unit vectors‖²
+        self.total: ExactSum | None = None  # Σ unit vectors, [depth, d]
+        self.within = ExactSum(self.depth)  # Σ_sentences ‖Σ unit vectors‖²
         self.within_count = 0.0  # Σ_sentences n²
-        self.intra = np.zeros(self.depth)
+        self.intra = ExactSum(self.depth)
         self.intra_sentences = 0
         self.counts: Counter = Counter()  # every type
         self.cap = 0
-        self.sums: dict[str, np.ndarray] = {}  # type -> Σ unit vectors [depth, d]
-        self.type_within: dict[str, np.ndarray] = {}  # type -> Σ_sentences ‖Σ‖² [depth]
+        self.sums: dict[str, ExactSum] = {}  # type -> Σ unit vectors [depth, d]
+        self.type_within: dict[str, ExactSum] = {}  # type -> Σ_sentences ‖Σ‖² [depth]
         self.type_within_count: Counter = Counter()  # type -> Σ_sentences k²
         self.first: dict[str, list[tuple[int, int]]] = {}  # type -> (sentence, occurrence)
         self.per_token: dict[int, list[list[float]]] = {}
@@ -153,7 +157,7 @@ class LayerEmbeddings(Analysis):
         self.word_level = self.word_level or has_words(record)
         if not self.dim:
             self.dim = record.hidden.shape[-1]
-            self.total = np.zeros((self.depth, self.dim))
+            self.total = ExactSum((self.depth, self.dim))
             self.cap = max(1, TYPE_BYTES // (self.depth * self.dim * 8))
         every = unit(hidden)  # [depth, n, d], special tokens too
         tokens, units = hidden[:, ~record.special], every[:, ~record.special]  # [depth, n', d]
@@ -162,15 +166,15 @@ class LayerEmbeddings(Analysis):
             self.per_token[record.index] = np.round(moved.T, DIGITS).tolist()
         count = units.shape[1]
         if count:
-            self.drift += (units * units[0:1]).sum(-1).sum(-1)
+            self.drift.add((units * units[0:1]).sum(-1).sum(-1))
             self.tokens += count
             sentence_sum = units.sum(1)
-            self.total += sentence_sum
-            self.within += (sentence_sum * sentence_sum).sum(-1)
+            self.total.add(sentence_sum)
+            self.within.add((sentence_sum * sentence_sum).sum(-1))
             self.within_count += count * count
         if count >= 2:
             mean = unit(tokens.mean(1, keepdims=True))
-            self.intra += (units * mean).sum(-1).mean(-1)
+            self.intra.add((units * mean).sum(-1).mean(-1))
             self.intra_sentences += 1
         self._add_types(record.index, types, unit(vectors))
         if record.index < self.views:
@@ -185,12 +189,12 @@ class LayerEmbeddings(Analysis):
             if word not in self.sums:
                 if len(self.sums) >= self.cap:
                     continue
-                self.sums[word] = np.zeros((self.depth, self.dim))
-                self.type_within[word] = np.zeros(self.depth)
+                self.sums[word] = ExactSum((self.depth, self.dim))
+                self.type_within[word] = ExactSum(self.depth)
                 self.first[word] = []
             group = units[:, positions].sum(1)
-            self.sums[word] += group
-            self.type_within[word] += (group * group).sum(-1)
+            self.sums[word].add(group)
+            self.type_within[word].add((group * group).sum(-1))
             self.type_within_count[word] += len(positions) ** 2
             if index < self.views:  # the explorer's occurrences: in sentences with a page
                 kept = sorted(self.first[word] + [(index, p) for p in positions])
@@ -214,6 +218,87 @@ class LayerEmbeddings(Analysis):
                     for occurrence in found:
                         self.collected.pop(occurrence, None)
 
+    def state(self) -> dict:
+        return {
+            "dim": self.dim,
+            "cap": self.cap,
+            "sums": {"drift": self.drift.state(), "within": self.within.state(),
+                     "intra": self.intra.state(),
+                     "total": self.total.state() if self.total else None},
+            "tokens": self.tokens,
+            "within_count": self.within_count,
+            "intra_sentences": self.intra_sentences,
+            "counts": dict(self.counts),
+            "types": {word: {"sum": self.sums[word].state(),
+                             "within": self.type_within[word].state(),
+                             "within_count": self.type_within_count[word],
+                             "first": [list(o) for o in self.first[word]]}
+                      for word in self.sums},
+            "per_token": {str(i): rows for i, rows in self.per_token.items()},
+            "word_level": self.word_level,
+            "collected": [[i, p, v] for (i, p), v in self.collected.items()],
+            "context_words": {str(i): sorted(words) for i, words in self.context_words.items()},
+            "seen_with_page": self.seen_with_page,
+        }  # fmt: skip
+
+    def load_state(self, state) -> None:
+        self.dim, self.cap = int(state["dim"]), int(state["cap"])
+        sums = state["sums"]
+        self.drift, self.within, self.intra = (
+            ExactSum.from_state(sums[k]) for k in ("drift", "within", "intra")
+        )
+        self.total = ExactSum.from_state(sums["total"]) if sums["total"] else None
+        self.tokens, self.within_count = int(state["tokens"]), float(state["within_count"])
+        self.intra_sentences = int(state["intra_sentences"])
+        self.counts = Counter(state["counts"])
+        for word, kept in state["types"].items():
+            self.sums[word] = ExactSum.from_state(kept["sum"])
+            self.type_within[word] = ExactSum.from_state(kept["within"])
+            self.type_within_count[word] = int(kept["within_count"])
+            self.first[word] = [(int(i), int(p)) for i, p in kept["first"]]
+        self.per_token = {int(i): rows for i, rows in state["per_token"].items()}
+        self.word_level = bool(state["word_level"])
+        self.collected = {(int(i), int(p)): np.asarray(v, np.float32)
+                          for i, p, v in state["collected"]}  # fmt: skip
+        self.context_words = {int(i): set(w) for i, w in state["context_words"].items()}
+        self.seen_with_page = int(state["seen_with_page"])
+
+    def merge(self, other: LayerEmbeddings) -> None:
+        """Sums add exactly; each type's first occurrences are the first of both parts in corpus
+        order. Exact while the corpus has at most ``cap`` word types (the per-type sums kept);
+        past that, the types tracked are this part's, then the other's new ones while room
+        is left, where one pass tracks the first seen."""
+        if not other.dim:
+            return
+        if not self.dim:
+            self.dim, self.cap = other.dim, other.cap
+            self.total = ExactSum((self.depth, self.dim))
+        for mine, theirs in ((self.drift, other.drift), (self.within, other.within),
+                             (self.intra, other.intra), (self.total, other.total)):  # fmt: skip
+            mine.merge(theirs)
+        self.tokens += other.tokens
+        self.within_count += other.within_count
+        self.intra_sentences += other.intra_sentences
+        self.counts += other.counts
+        for word, total in other.sums.items():
+            if word not in self.sums:
+                if len(self.sums) >= self.cap:
+                    continue
+                self.sums[word] = ExactSum((self.depth, self.dim))
+                self.type_within[word] = ExactSum(self.depth)
+                self.first[word] = []
+            self.sums[word].merge(total)
+            self.type_within[word].merge(other.type_within[word])
+            self.type_within_count[word] += other.type_within_count[word]
+            self.first[word] = sorted(self.first[word] + other.first[word])[:OCCURRENCES]
+        self.per_token.update(other.per_token)
+        self.word_level = self.word_level or other.word_level
+        self.context_words.update(other.context_words)
+        self.seen_with_page += other.seen_with_page
+        kept = {o for found in self.first.values() for o in found}
+        self.collected = {o: v for o, v in {**self.collected, **other.collected}.items()
+                          if o in kept}  # fmt: skip
+
     def explorer_types(self) -> list[str]:
         """The most frequent tracked types with occurrences in at least two sentences."""
         ranked = sorted(self.sums, key=lambda w: (-self.counts[w], w))
@@ -223,11 +308,13 @@ class LayerEmbeddings(Analysis):
     def finish(self, results: Mapping[str, Result]) -> Result:
         if not self.tokens:
             return Result()
-        anisotropy = pair_mean(self.total, self.within, self.tokens, self.within_count)
+        anisotropy = pair_mean(
+            self.total.value(), self.within.value(), self.tokens, self.within_count
+        )
         similarity = self._self_similarity()
-        intra = self.intra / max(self.intra_sentences, 1)
+        intra = self.intra.value() / max(self.intra_sentences, 1)
         curves = {
-            "drift": self.drift / self.tokens,
+            "drift": self.drift.value() / self.tokens,
             "anisotropy": anisotropy,
             "self_similarity": similarity["mean"],
             "intra_similarity": intra,
@@ -266,7 +353,9 @@ class LayerEmbeddings(Analysis):
             k = self.counts[word]
             if k < MIN_OCCURRENCES:
                 continue
-            value = pair_mean(total, self.type_within[word], k, self.type_within_count[word])
+            value = pair_mean(
+                total.value(), self.type_within[word].value(), k, self.type_within_count[word]
+            )
             if np.all(np.isfinite(value)):
                 per_type[word] = value
         mean = np.mean(list(per_type.values()), axis=0) if per_type else np.full(self.depth, np.nan)

@@ -202,6 +202,48 @@ class WordPairs(Analysis):
         self.names = [self.names[i] for i in used.tolist()]
         self.types = {name: i for i, name in enumerate(self.names)}
 
+    def state(self) -> dict:
+        self.counts.merge()
+        return {
+            "names": self.names,
+            "keys": self.counts.keys,
+            "counts": self.counts.counts,
+            "error": self.counts.error,
+            "summary": self.counts.summary,
+            "sentences": self.sentences,
+        }
+
+    def load_state(self, state) -> None:
+        self.names = list(state["names"])
+        self.types = {name: i for i, name in enumerate(self.names)}
+        self.counts.keys = [np.asarray(k, np.int64) for k in state["keys"]]
+        self.counts.counts = list(state["counts"])
+        self.counts.error = np.asarray(state["error"], np.int64)
+        self.counts.summary = bool(state["summary"])
+        self.counts.size = sum(len(k) for k in self.counts.keys)
+        self.sentences = int(state["sentences"])
+
+    def merge(self, other: WordPairs) -> None:
+        """Add the other part's counts (its word types renumbered into this table, new ones
+        after, as a one-pass run first sees them). Exact counts add exactly: a corpus of up to
+        ``exact_sentences`` sentences merges to its one-pass counts. Past that, the two parts'
+        Misra-Gries summaries are added and shrunk (Agarwal et al. 2012, "Mergeable
+        summaries"): the same error bound, but not the counts one pass would give."""
+        self.counts.merge()
+        other.counts.merge()
+        numbers = self._numbers(other.names)
+        for group in range(self.counts.groups):
+            keys, counts = other.counts.group(group)
+            source, target = numbers[(keys >> TYPE_BITS) & TYPE_MASK], numbers[keys & TYPE_MASK]
+            codes = (np.int64(group) << GROUP_SHIFT) | (source << TYPE_BITS) | target
+            order = np.argsort(codes, kind="stable")
+            self.counts._merge(group, codes[order], counts[order])
+        self.counts.error += other.counts.error
+        self.sentences += other.sentences
+        self.counts.size = sum(len(k) for k in self.counts.keys)
+        if other.counts.summary or self.sentences > self.exact_sentences:
+            self.counts.summarise()
+
     def finish(self, results) -> Result:
         self.counts.merge()
         k = self.run.size

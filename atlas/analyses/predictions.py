@@ -97,6 +97,17 @@ class Predictions(Analysis):
         if record.logits is not None:
             self.predictions[record.index] = predict(record, self.run.task, self.run.classes)
 
+    def state(self) -> dict:
+        return {"predictions": self.predictions}
+
+    def load_state(self, state) -> None:
+        self.predictions = list(state["predictions"])
+
+    def merge(self, other: Predictions) -> None:
+        for index, prediction in enumerate(other.predictions):
+            if prediction is not None:
+                self.predictions[index] = prediction
+
     def finish(self, results: Mapping[str, Result]) -> Result:
         if not self.run.task:
             return Result(data={"task": "", "classes": [], "sentences": []})

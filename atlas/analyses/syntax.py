@@ -173,6 +173,7 @@ class Syntax(Analysis):
         super().start(run)
         k = run.size
         self.count: Counter = Counter()
+        self.first_seen: dict[str, tuple[int, ...]] = {}  # relation -> where first seen
         self.subtypes: dict[str, Counter] = defaultdict(Counter)
         self.right = defaultdict(lambda: np.zeros((2, k), np.int64))  # [direction, head]
         self.baseline = defaultdict(lambda: np.zeros(len(BASELINE_OFFSETS), np.int64))
@@ -181,12 +182,13 @@ class Syntax(Analysis):
         self.tree_edges = dict.fromkeys(TREES, 0)
         self.branching = 0
         self.sentences = 0
-        self.test_right = np.zeros(k, np.int64)  # the best single head on the probe's test words
-        self.test_baseline = np.zeros(len(BASELINE_OFFSETS), np.int64)
-        self.probe_words: dict[str, list[Candidates]] = {"train": [], "test": []}
+        # The probe's sample: its sentences in the order a one-pass run sees them, each with
+        # its words' candidates and, held out, the best single head's and offsets' hits.
+        self.probe_sentences: list[ProbeSentence] = []
         self.probe_count = {"train": 0, "test": 0}
         self.probe_rows = 0
         self.row_bytes = 4 * (2 * k + len(OFFSET_BUCKETS))
+        self.tokens: dict[int, int] = {}  # tokens of the sentences kept as examples
 
     def add(self, record: Record) -> None:
         if record.heads is None or record.word_of is None:
@@ -213,12 +215,17 @@ class Syntax(Analysis):
         baseline = np.stack(
             [offset_heads(len(heads), o)[deps] == heads[deps] for o in BASELINE_OFFSETS]
         )  # [offsets, D]
-        for relation in (*sorted(set(relations)), ALL):
+        at = self.run.stream_key(record.index, record.n)
+        for rank, relation in enumerate((*sorted(set(relations)), ALL)):
+            # ties of count list relations in the order first seen: kept for a merge
+            self.first_seen.setdefault(relation, (*at, rank))
             mask = np.array([relation in (r, ALL) for r in relations])
             self.count[relation] += int(mask.sum())
             self.right[relation] += right[:, :, mask].sum(-1)
             self.baseline[relation] += baseline[:, mask].sum(-1)
             self._remember(relation, record.index, right[:, :, mask])
+        if any((slots == record.index).any() for slots in self.examples.values()):
+            self.tokens[record.index] = record.n  # kept: a merge orders the examples by it
         for d in deps:
             self.subtypes[relation_of(record.deprels[d])][record.deprels[d]] += 1
         self._trees(attention, unit_word, heads)
@@ -262,32 +269,119 @@ class Syntax(Analysis):
         best single head and offset on the held-out words as the probe is scored."""
         held_out = record.index % TEST_EVERY == TEST_EVERY - 1
         part = "test" if held_out else "train"
-        cap = PROBE_TEST_WORDS if held_out else PROBE_TRAIN_WORDS
         words = sorted(unit_for)
         heads = np.asarray(record.heads)
         kept = [w for w in words if heads[w] == ROOT or int(heads[w]) in unit_for]
         rows = len(kept) * (len(words) + 1)
-        if not kept or self.probe_count[part] + len(kept) > cap:
-            return
-        if (self.probe_rows + rows) * self.row_bytes > PROBE_BYTES:
+        if not kept or not self._fits(part, len(kept), rows):
             return
         special = np.flatnonzero(unit_word < 0)
         column = {w: i for i, w in enumerate(words)}
+        sentence = ProbeSentence(self.run.stream_key(record.index, record.n), part, rows)
         for w in kept:
             candidates = probe_candidates(attention, unit_for, words, w, special)
             candidates.gold = 0 if heads[w] == ROOT else 1 + column[int(heads[w])]
             candidates.scored = relation_of(record.deprels[w]) != "punct"
-            self.probe_words[part].append(candidates)
-        self.probe_count[part] += len(kept)
-        self.probe_rows += rows
+            sentence.words.append(candidates)
         if held_out:
             scored = [w for w in kept if relation_of(record.deprels[w]) != "punct"]
             unit_of_word = np.array([unit_for[w] for w in scored], dtype=np.int64)
             guessed = unit_word[forward[:, unit_of_word]]  # [K, words], a word for every head
-            self.test_right += (guessed == heads[scored]).sum(-1)
-            for i, offset in enumerate(BASELINE_OFFSETS):
-                guess = offset_heads(len(heads), offset)[scored]
-                self.test_baseline[i] += int((guess == heads[scored]).sum())
+            sentence.right = (guessed == heads[scored]).sum(-1)
+            sentence.baseline = np.array(
+                [int((offset_heads(len(heads), o)[scored] == heads[scored]).sum())
+                 for o in BASELINE_OFFSETS], np.int64
+            )  # fmt: skip
+        self._take(sentence)
+
+    def _fits(self, part: str, words: int, rows: int) -> bool:
+        """Whether a sentence's words still fit the probe's caps (its part's words, and the
+        features of both parts together)."""
+        cap = PROBE_TEST_WORDS if part == "test" else PROBE_TRAIN_WORDS
+        if self.probe_count[part] + words > cap:
+            return False
+        return (self.probe_rows + rows) * self.row_bytes <= PROBE_BYTES
+
+    def _take(self, sentence: ProbeSentence) -> None:
+        self.probe_sentences.append(sentence)
+        self.probe_count[sentence.part] += len(sentence.words)
+        self.probe_rows += sentence.rows
+
+    def probe_words(self, part: str) -> list[Candidates]:
+        return [c for s in self.probe_sentences if s.part == part for c in s.words]
+
+    # -- mergeable state ----------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "count": dict(self.count),
+            "first_seen": {r: list(at) for r, at in self.first_seen.items()},
+            "subtypes": {r: dict(c) for r, c in self.subtypes.items()},
+            "right": dict(self.right),
+            "baseline": dict(self.baseline),
+            "examples": dict(self.examples),
+            "tokens": {str(i): n for i, n in self.tokens.items()},
+            "tree_right": self.tree_right,
+            "tree_edges": self.tree_edges,
+            "branching": self.branching,
+            "sentences": self.sentences,
+            "probe": [s.state() for s in self.probe_sentences],
+        }
+
+    def load_state(self, state) -> None:
+        self.count = Counter(state["count"])
+        self.first_seen = {r: tuple(at) for r, at in state["first_seen"].items()}
+        for relation, counts in state["subtypes"].items():
+            self.subtypes[relation] = Counter(counts)
+        for key in ("right", "baseline", "examples"):
+            getattr(self, key).update({r: np.array(v, np.int64) for r, v in state[key].items()})
+        self.tokens = {int(i): int(n) for i, n in state["tokens"].items()}
+        self.tree_right = {v: np.array(a, np.int64) for v, a in state["tree_right"].items()}
+        self.tree_edges = {v: int(n) for v, n in state["tree_edges"].items()}
+        self.branching, self.sentences = int(state["branching"]), int(state["sentences"])
+        for sentence in state["probe"]:
+            self._take(ProbeSentence.from_state(sentence))
+
+    def merge(self, other: Syntax) -> None:
+        """Counts add. The example sentences of each slot are the first of both parts in a
+        one-pass run's order. The probe's sample is taken again, by the same caps, from both
+        parts' samples in that order: the one-pass sample exactly when no part's sample reached
+        a cap (a sentence a part left out for want of room it would have had in one pass is
+        gone)."""
+        for relation, at in other.first_seen.items():
+            self.first_seen[relation] = min(at, self.first_seen.get(relation, at))
+        order = sorted(self.first_seen, key=self.first_seen.__getitem__)
+        self.count = Counter({r: self.count[r] + other.count[r] for r in order})
+        for relation, counts in other.subtypes.items():
+            self.subtypes[relation] += counts
+        for key in ("right", "baseline"):
+            mine = getattr(self, key)
+            for relation, value in getattr(other, key).items():
+                mine[relation] = mine[relation] + value
+        self.tokens.update(other.tokens)
+        for relation, slots in other.examples.items():
+            self.examples[relation] = self._first(self.examples[relation], slots)
+        for variant in TREES:
+            self.tree_right[variant] = self.tree_right[variant] + other.tree_right[variant]
+            self.tree_edges[variant] += other.tree_edges[variant]
+        self.branching += other.branching
+        self.sentences += other.sentences
+        sentences = sorted(self.probe_sentences + other.probe_sentences, key=lambda s: s.key)
+        self.probe_sentences, self.probe_rows = [], 0
+        self.probe_count = {"train": 0, "test": 0}
+        for sentence in sentences:
+            if self._fits(sentence.part, len(sentence.words), sentence.rows):
+                self._take(sentence)
+
+    def _first(self, mine: np.ndarray, theirs: np.ndarray) -> np.ndarray:
+        """Per slot, the first EXAMPLES sentences of two slots' in a one-pass run's order."""
+        both = np.concatenate([mine, theirs], -1)
+        keys = sorted({int(i) for i in both.reshape(-1) if i >= 0},
+                      key=lambda i: self.run.stream_key(i, self.tokens[i]))  # fmt: skip
+        rank = {i: r for r, i in enumerate(keys)}
+        ranks = np.vectorize(lambda i: rank.get(int(i), len(rank)))(both) if both.size else both
+        first = np.argsort(ranks, axis=-1, kind="stable")[..., :EXAMPLES]
+        return np.take_along_axis(both, first, -1)
 
     def finish(self, results) -> Result:
         if not self.count[ALL]:
@@ -376,7 +470,10 @@ class Syntax(Analysis):
         """Train the probe (Clark's attention-only, and attention + offsets) and score each on
         the held-out words (UAS, punctuation left out as Clark et al. do), beside the best single
         head and the best offset on the same words."""
-        train, test = self.probe_words["train"], self.probe_words["test"]
+        train, test = self.probe_words("train"), self.probe_words("test")
+        held = [s for s in self.probe_sentences if s.right is not None]
+        test_right = sum((s.right for s in held), np.zeros(self.run.size, np.int64))
+        test_baseline = sum((s.baseline for s in held), np.zeros(len(BASELINE_OFFSETS), np.int64))
         scored = sum(c.scored for c in test)
         if not train or not scored:
             return {"available": False, "note": "too few sentences with trees for a probe"}
@@ -386,7 +483,7 @@ class Syntax(Analysis):
             hits = sum(c.scored and probe_scores(weights, c, offsets).argmax() == c.gold
                        for c in test)  # fmt: skip
             uas[variant] = hits / scored
-        best = int(self.test_right.argmax())
+        best = int(test_right.argmax())
         return {
             "available": True,
             "train_words": len(train),
@@ -394,9 +491,9 @@ class Syntax(Analysis):
             "uas": uas["attention_only"],
             "uas_offsets": uas["attention_offsets"],
             "best_head": names[best],
-            "best_head_uas": float(self.test_right[best] / scored),
-            "best_offset": BASELINE_OFFSETS[int(self.test_baseline.argmax())],
-            "best_offset_uas": float(self.test_baseline.max() / scored),
+            "best_head_uas": float(test_right[best] / scored),
+            "best_offset": BASELINE_OFFSETS[int(test_baseline.argmax())],
+            "best_offset_uas": float(test_baseline.max() / scored),
         }
 
 
@@ -413,6 +510,44 @@ class Candidates:
         self.offsets = offsets  # [words, buckets]: one-hot of v − d (0 for v = d)
         self.gold = 0  # the gold head's row: 0 ROOT, 1 + its position among the words
         self.scored = True  # punctuation is trained on but not scored
+
+    def state(self) -> dict:
+        return {name: getattr(self, name) for name in self.__slots__}
+
+    @classmethod
+    def from_state(cls, state: Mapping) -> Candidates:
+        out = cls(*(np.asarray(state[k], np.float32) for k in ("attention", "start", "end",
+                                                               "offsets")))  # fmt: skip
+        out.gold, out.scored = int(state["gold"]), bool(state["scored"])
+        return out
+
+
+class ProbeSentence:
+    """One sentence of the probe's sample: where a one-pass run sees it (``stream_key``), its
+    part ("train" or "test"), its feature rows, its words' candidates, and, held out, the hits
+    of every head and of every baseline offset on its scored words."""
+
+    __slots__ = ("baseline", "key", "part", "right", "rows", "words")
+
+    def __init__(self, key: tuple[int, int, int], part: str, rows: int):
+        self.key, self.part, self.rows = tuple(key), part, rows
+        self.words: list[Candidates] = []
+        self.right: np.ndarray | None = None
+        self.baseline: np.ndarray | None = None
+
+    def state(self) -> dict:
+        return {"key": list(self.key), "part": self.part, "rows": self.rows,
+                "words": [c.state() for c in self.words], "right": self.right,
+                "baseline": self.baseline}  # fmt: skip
+
+    @classmethod
+    def from_state(cls, state: Mapping) -> ProbeSentence:
+        out = cls(tuple(state["key"]), state["part"], int(state["rows"]))
+        out.words = [Candidates.from_state(c) for c in state["words"]]
+        for key in ("right", "baseline"):
+            if state[key] is not None:
+                setattr(out, key, np.asarray(state[key], np.int64))
+        return out
 
 
 def probe_candidates(attention, unit_for, words, word, special) -> Candidates:

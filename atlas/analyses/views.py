@@ -14,6 +14,7 @@ first ``limit`` are run again (``revisit``) rather than holding every sentence i
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 
 from ..model import Record, reproduces_attention
@@ -52,6 +53,7 @@ class ViewData(Analysis):
         self.note = "queries and keys not kept (--neuron none)" if self.neuron == "none" else ""
         self.note = self.note or run.queries_keys_note
         self.checked = bool(self.note)
+        self.checked_at: tuple[int, int, int] | None = None  # the record that decided
         self.wanted: frozenset[int] = frozenset()
         self.figures: dict[int, set[int]] = {}
 
@@ -72,6 +74,7 @@ class ViewData(Analysis):
         # (a one-token record's softmax is 1 whatever its vectors, so it proves nothing).
         if vectors and not self.checked and record.n >= 2:
             self.checked = True
+            self.checked_at = self.run.stream_key(record.index, record.n)
             if not reproduces_attention(record, self.run.causal):
                 self.note, vectors = NOT_REPRODUCED, False
         self.kept[record.index] = make_view(record, vectors=vectors, causal=self.run.causal)
@@ -84,6 +87,28 @@ class ViewData(Analysis):
             self.kept[record.index] = make_view(
                 record, vectors=False, causal=self.run.causal, heads_kept=heads
             )
+
+    def state(self) -> dict:
+        return {
+            "kept": {str(i): dataclasses.asdict(view) for i, view in self.kept.items()},
+            "note": self.note,
+            "checked": self.checked,
+            "checked_at": list(self.checked_at) if self.checked_at else None,
+        }
+
+    def load_state(self, state) -> None:
+        self.kept = {int(i): View(**view) for i, view in state["kept"].items()}
+        self.note, self.checked = state["note"], state["checked"]
+        self.checked_at = tuple(state["checked_at"]) if state["checked_at"] else None
+
+    def merge(self, other: ViewData) -> None:
+        """The sentences of both; whether queries and keys reproduce the attention is decided,
+        as in one pass, by the first record (in a one-pass run's order) that checked it."""
+        self.kept.update(other.kept)
+        self.kept = dict(sorted(self.kept.items()))
+        if other.checked_at and (self.checked_at is None or other.checked_at < self.checked_at):
+            self.note, self.checked_at = other.note, other.checked_at
+        self.checked = self.checked or other.checked
 
     def revisit(self, results: Mapping[str, Result]) -> list[int]:
         self.wanted = frozenset().union(*(result.wanted for result in results.values()))
