@@ -64,10 +64,9 @@ def test_the_hooks_are_gone_after_the_block_even_on_error():
     model = tiny_llama()
     layout = hooks.locate(model)
     modules = [*layout.modules("query"), *layout.modules("key"), *layout.modules("attention")]
-    with pytest.raises(RuntimeError, match="inside"):
-        with hooks.queries_keys(layout):
-            assert all(m._forward_hooks or m._forward_pre_hooks for m in modules)
-            raise RuntimeError("inside")
+    with pytest.raises(RuntimeError, match="inside"), hooks.queries_keys(layout):
+        assert all(m._forward_hooks or m._forward_pre_hooks for m in modules)
+        raise RuntimeError("inside")
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
