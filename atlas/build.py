@@ -23,10 +23,10 @@ from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import DEFAULT_MAX_SITE_MB, MB, pages_warnings, report, shrink
 from .corpus import read_corpus
-from .model import PairedRunner, Runner
 from .output import claim, write
 from .pipeline import measure
 from .result import Atlas, first_non_finite, rounded
+from .running import PairedRunner, Runner
 from .site import render
 
 log = logging.getLogger("atlas")

@@ -17,9 +17,9 @@ from . import contract
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION, default_analyses
 from .analyses.base import PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .corpus import Example
-from .model import Runner
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
+from .running import Runner
 
 log = logging.getLogger(__name__)
 # Where an analysis can add a section: the overview's top cards, the overview, head pages, and
