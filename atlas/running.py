@@ -34,6 +34,11 @@ from .probe import ENCODER, Probe, head_kind, wants_masked_lm
 from .records import ATTENTION, CAPTURES, HIDDEN_STATES, QUERIES_KEYS, Record, rows
 
 
+def _numpy(tensor) -> np.ndarray:
+    """A float32 numpy array on the CPU (the tensor itself where it already is one)."""
+    return tensor.float().cpu().numpy()
+
+
 def task_logits(out, task: str) -> np.ndarray | None:
     """The task head's output for a batch: [B, C] (sequence), [B, W, C] (tokens), [B, W, 2]
     (start and end logits of answer spans); None without a task head."""
@@ -198,21 +203,40 @@ class Runner:
     ) -> Iterator[Record]:
         """Run one batch; yield each example's record, with queries and keys for the indices in
         ``vectors``. Each record copies its own rows out of the model's per-layer outputs (no
-        stacked copy of the whole batch). The queries and keys' hooks are on the model for this
-        pass only, and only when an example of the batch needs them."""
+        stacked copy of the whole batch). The hooks are on the model for this pass only: each
+        layer's attention is taken from its attention module as the pass leaves it (a model no
+        family of atlas/hooks.py describes returns it with ``output_attentions``), queries and
+        keys only when an example of the batch needs them."""
         import torch
 
-        wanted = self.layout is not None and any(index in vectors for index, _ in batch)
-        capture = hooks.queries_keys(self.layout) if wanted else contextlib.nullcontext()
-        with torch.inference_mode(), quiet(), capture as qk:
+        layout = self.layout
+        attentions: dict[int, np.ndarray | None] = {}
+
+        def keep(layer: int, probabilities) -> None:
+            # on the CPU in float32 this is the model's tensor, not a copy
+            attentions[layer] = None if probabilities is None else _numpy(probabilities)
+
+        wanted = layout is not None and any(index in vectors for index, _ in batch)
+        capture = hooks.queries_keys(layout) if wanted else contextlib.nullcontext()
+        each_layer = hooks.probabilities(layout, keep) if layout else contextlib.nullcontext()
+        with torch.inference_mode(), quiet(), capture as qk, each_layer:
             out = self.model(
                 **self.inputs(batch),
-                output_attentions=True,
+                output_attentions=layout is None,
                 output_hidden_states=self._hidden,
                 return_dict=True,
             )
             pairs = qk.take() if wanted else None
-        yield from self._records(batch, out, pairs, vectors)
+        if layout is None:
+            found = getattr(out, "attentions", None) or ()
+            attentions = {i: None if a is None else _numpy(a) for i, a in enumerate(found)}
+        layers = [attentions.get(layer) for layer in range(self.info.layers)]
+        if any(a is None for a in layers):
+            raise ModelError(
+                f"model {self.info.name!r} returned no attention weights "
+                "(it may not support eager attention)"
+            )
+        yield from self._records(batch, out, layers, pairs, vectors)
 
     def inputs(self, batch: list[tuple[int, dict]]) -> dict:
         """The model inputs of encoded examples (``encode``), padded to the longest, on the
@@ -238,21 +262,16 @@ class Runner:
         self,
         batch: list[tuple[int, dict]],
         out,
+        layers: list[np.ndarray],
         qk: list[tuple[np.ndarray, np.ndarray]] | None,
         vectors: Container[int] = frozenset(),
     ) -> Iterator[Record]:
-        attentions = getattr(out, "attentions", None)
-        if not attentions or any(a is None for a in attentions):
-            raise ModelError(
-                f"model {self.info.name!r} returned no attention weights "
-                "(it may not support eager attention)"
-            )
-        # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies.
-        layers = [a.float().cpu().numpy() for a in attentions]
+        """One record per example of the batch, from the pass's output and its per-layer
+        attention [B, H, W, W]."""
         # [B, W, d] per layer, the embedding output first, when an analysis asks for them
-        hidden = [h.float().cpu().numpy() for h in out.hidden_states] if self._hidden else None
+        hidden = [_numpy(h) for h in out.hidden_states] if self._hidden else None
         logits = task_logits(out, self.task)
-        del out, attentions
+        del out
         for row, (index, enc) in enumerate(batch):
             n = len(enc["ids"])
             cls, sep, punct = self.encoder.marks(enc)
