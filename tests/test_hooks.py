@@ -8,24 +8,12 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from tiny_models import make_tiny_llama, tiny_llama
 
 from atlas import hooks
-
-
-def tiny_llama(key_heads: int = 2) -> transformers.PreTrainedModel:
-    """A tiny random Llama with grouped-query attention (4 query heads share ``key_heads``)."""
-    config = transformers.LlamaConfig(
-        vocab_size=64,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=3,
-        num_attention_heads=4,
-        num_key_value_heads=key_heads,
-        max_position_embeddings=64,
-        attn_implementation="eager",
-    )
-    torch.manual_seed(0)
-    return transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
+from atlas.corpus import Example
+from atlas.records import QUERIES_KEYS, reproduces_attention
+from atlas.running import Runner
 
 
 def softmax_rows(query: np.ndarray, key: np.ndarray, causal: bool) -> np.ndarray:
@@ -107,3 +95,18 @@ def test_a_model_no_family_describes_has_no_layout():
         vocab_size=32, d_model=16, d_kv=4, d_ff=32, num_layers=1, num_heads=4
     )
     assert hooks.locate(transformers.T5EncoderModel(config)) is None
+
+
+def test_the_runner_measures_a_llama_with_its_queries_and_keys(tmp_path):
+    """End to end through the runner: a causal model, one record per sentence, and queries and
+    keys (after rotary, key heads repeated) that give back each record's attention."""
+    runner = Runner(str(make_tiny_llama(tmp_path / "llama")), device="cpu")
+    assert runner.info.causal and (runner.info.layers, runner.info.heads) == (3, 4)
+    assert runner.info.head_dim == 8 and runner.queries_keys_note == ""
+    texts = ["The cat sat on the mat.", "Where is the cat?", "The dog sat on the rug."]
+    examples = [Example(id=str(i), text=t) for i, t in enumerate(texts)]
+    records = list(runner.run(examples, batch_size=2, capture={QUERIES_KEYS}))
+    assert sorted(r.index for r in records) == [0, 1, 2]
+    for record in records:
+        assert record.query.shape == record.key.shape == (3, 4, record.n, 8)
+        assert reproduces_attention(record, causal=True, tolerance=1e-4)

@@ -23,6 +23,7 @@ def assert_autograd_works() -> None:
 
 def test_show_and_build_leave_autograd_and_logging_as_they_were(tiny_model, tmp_path):
     model = str(tiny_model("bert"))
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity(logging.INFO)
     hf_logging.enable_progress_bar()
     try:
@@ -38,4 +39,6 @@ def test_show_and_build_leave_autograd_and_logging_as_they_were(tiny_model, tmp_
         assert hf_logging.get_verbosity() == logging.INFO
         assert hf_logging.is_progress_bar_enabled()
     finally:
-        hf_logging.set_verbosity(logging.WARNING)
+        hf_logging.set_verbosity(verbosity)
+        if not bars:
+            hf_logging.disable_progress_bar()
