@@ -210,15 +210,17 @@ class Runner:
         import torch
 
         layout = self.layout
-        attentions: dict[int, np.ndarray | None] = {}
-
-        def keep(layer: int, probabilities) -> None:
-            # on the CPU in float32 this is the model's tensor, not a copy
-            attentions[layer] = None if probabilities is None else _numpy(probabilities)
+        # Each layer's tensor as its attention module returns it; moved to numpy after the pass,
+        # so that a GPU is not made to wait for the CPU between layers.
+        attentions: dict[int, object] = {}
 
         wanted = layout is not None and any(index in vectors for index, _ in batch)
         capture = hooks.queries_keys(layout) if wanted else contextlib.nullcontext()
-        each_layer = hooks.probabilities(layout, keep) if layout else contextlib.nullcontext()
+        each_layer = (
+            hooks.probabilities(layout, attentions.__setitem__)
+            if layout is not None
+            else contextlib.nullcontext()
+        )
         with torch.inference_mode(), quiet(), capture as qk, each_layer:
             out = self.model(
                 **self.inputs(batch),
@@ -228,14 +230,16 @@ class Runner:
             )
             pairs = qk.take() if wanted else None
         if layout is None:
-            found = getattr(out, "attentions", None) or ()
-            attentions = {i: None if a is None else _numpy(a) for i, a in enumerate(found)}
-        layers = [attentions.get(layer) for layer in range(self.info.layers)]
-        if any(a is None for a in layers):
+            attentions = dict(enumerate(getattr(out, "attentions", None) or ()))
+        found = [attentions.get(layer) for layer in range(self.info.layers)]
+        if any(a is None for a in found):
             raise ModelError(
                 f"model {self.info.name!r} returned no attention weights "
                 "(it may not support eager attention)"
             )
+        # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies
+        layers = [_numpy(a) for a in found]
+        del found, attentions
         yield from self._records(batch, out, layers, pairs, vectors)
 
     def inputs(self, batch: list[tuple[int, dict]]) -> dict:
