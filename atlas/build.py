@@ -25,11 +25,11 @@ from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import MB, pages_warnings, report, shrink
 from .corpus import read_corpus
-from .model import PairedRunner, Runner
 from .options import BuildOptions
 from .output import claim, write
 from .pipeline import measure, order
 from .result import Atlas, first_non_finite, rounded
+from .running import PairedRunner, Runner
 from .site import render
 
 log = logging.getLogger("atlas")

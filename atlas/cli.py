@@ -20,7 +20,7 @@ from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
 from .corpus import FORMATS, CorpusError
-from .model import DEFAULT_MODEL, ModelError
+from .loading import DEFAULT_MODEL, ModelError
 from .options import BuildOptions
 from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError

@@ -28,9 +28,10 @@ from pathlib import Path
 from . import contract
 from .analyses.views import ViewData
 from .corpus import Example
-from .model import DEFAULT_MODEL, Runner
+from .loading import DEFAULT_MODEL
 from .options import BuildOptions
 from .pipeline import measure
+from .running import Runner
 from .site import BUILTIN_TEMPLATES, sentence_files
 
 # The frame's height until the page inside has measured itself (and where scripts cannot reach

@@ -20,10 +20,10 @@ from .analyses import default_analyses
 from .analyses.base import EVERY, PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .analyses.states import load_states, save_states
 from .corpus import Example
-from .model import Runner
 from .options import BuildOptions
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
+from .running import Runner
 
 log = logging.getLogger(__name__)
 # Where an analysis can add a section: the overview's top cards, the overview, head pages, and

@@ -10,10 +10,10 @@ nothing in the runner knows the analysis.
 
 How a head is removed or gated: transformers 5 models have no ``head_mask`` any more (removed
 in huggingface/transformers#41076, "[v5] Remove headmasking"), so a
-forward pre-hook on each layer's attention output projection (BERT ``attention.output.dense``,
-DistilBERT ``attention.out_lin``, GPT-2 ``attn.c_proj``) multiplies the concatenated context
-vectors, head by head, by a gate: 0 removes the head, a leaf tensor of ones gives the gradient
-of the loss with respect to the gate (Michel et al. 2019).
+forward pre-hook on each layer's attention output projection (where the family keeps it:
+atlas/hooks.py's table) multiplies the concatenated context vectors, head by head, by a gate:
+0 removes the head, a leaf tensor of ones gives the gradient of the loss with respect to the
+gate (Michel et al. 2019).
 
 Ablation cost: removing a head of layer l leaves layers 1..l-1 unchanged, so the clean pass
 records each layer's input, and the ablated passes run only layers l..L, from that input (the
@@ -29,27 +29,17 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import hooks
 from .exact import ExactSum
-from .model import is_punctuation
 
 # What the model's output is measured against, by the head it has.
 ENCODER, MASKED_LM, CLASSIFIER = "encoder", "masked-lm", "classifier"
 MASK_RATE = 0.15  # share of the non-special tokens masked for the masked-LM loss
 MASK_SEED = 0  # + the sentence's index: the same masks on every run
-# The attention output projection, by attribute path inside one layer.
-OUTPUT_PROJECTIONS = ("attention.output.dense", "attention.out_lin", "attn.c_proj")
 
 
 class ProbeError(RuntimeError):
     """The model's layout is one the probe does not know (one line for the user)."""
-
-
-def _get(module, path: str):
-    for part in path.split("."):
-        module = getattr(module, part, None)
-        if module is None:
-            return None
-    return module
 
 
 def head_kind(model) -> str:
@@ -93,7 +83,13 @@ class Probe:
         self.batch_size = batch_size
         self.kind = head_kind(model)
         self.layers, self.heads = runner.info.layers, runner.info.heads
-        self.stack, self.projections = self._find_layers()
+        self.layout = hooks.locate(model)
+        if self.layout is None:
+            raise ProbeError(
+                f"head importance: cannot find the attention output projections of "
+                f"{type(model).__name__} (known: {hooks.KNOWN})"
+            )
+        self.stack, self.projections = self.layout.layers, self.layout.modules("output")
         self.gate: object = None  # [rows, L, H] tensor while a gated pass runs, else None
         self._first = 0  # the first layer of the current (cut) stack
         self._feed: object = None  # the recorded input of that layer, fed by a pre-hook
@@ -108,22 +104,6 @@ class Probe:
         ]
         self.torch = torch
         self.dtype = next(model.parameters()).dtype
-
-    def _find_layers(self):
-        import torch
-
-        for module in self.model.modules():
-            if isinstance(module, torch.nn.ModuleList) and len(module) == self.layers:
-                projections = []
-                for layer in module:
-                    found = [_get(layer, p) for p in OUTPUT_PROJECTIONS]
-                    projections.append(next((f for f in found if f is not None), None))
-                if all(p is not None for p in projections):
-                    return module, projections
-        raise ProbeError(
-            f"head importance: cannot find the attention output projections of "
-            f"{type(self.model).__name__} (known: BERT family, DistilBERT, GPT-2)"
-        )
 
     def _gate_hook(self, layer: int):
         def hook(module, args):
@@ -247,7 +227,7 @@ class Probe:
     def _cut(self, first: int, feed):
         """Run only layers ``first``.. with ``feed`` as the input of layer ``first``."""
         torch = self.torch
-        parent, name = self._stack_owner()
+        parent, name = self.layout.owner, self.layout.attribute
         full = getattr(parent, name)
         setattr(parent, name, torch.nn.ModuleList(list(full)[first:]))
         self._first, self._feed = first, feed
@@ -256,13 +236,6 @@ class Probe:
         finally:
             setattr(parent, name, full)
             self._first, self._feed = 0, None
-
-    def _stack_owner(self):
-        for module in self.model.modules():
-            for name, child in module.named_children():
-                if child is self.stack:
-                    return module, name
-        raise ProbeError("head importance: the layer stack has no parent module")
 
     def ablation(self, indices: Sequence[int]) -> np.ndarray:
         """Per head [L, H], the mean over the examples of ``ablation_per_example``."""
@@ -434,12 +407,10 @@ def masked_positions(special: np.ndarray, index: int) -> np.ndarray:
 def token_roles(runner, encoded: dict) -> np.ndarray:
     """Per token of an encoded example: 0 [CLS], 1 [SEP], 2 punctuation, 3 other, marked as
     the runner marks its records (``Record.cls``, ``sep``, ``punct``)."""
-    ids, special = np.asarray(encoded["ids"]), np.asarray(encoded["special"], bool)
-    roles = np.full(len(ids), 3, dtype=np.int8)
-    punct = [not s and is_punctuation(t) for t, s in zip(encoded["tokens"], special, strict=True)]
-    roles[np.asarray(punct, bool)] = 2
-    cls = special & np.isin(ids, list(runner._cls_ids))
-    roles[special & np.isin(ids, list(runner._sep_ids)) & ~cls] = 1
+    cls, sep, punct = runner.encoder.marks(encoded)
+    roles = np.full(len(cls), 3, dtype=np.int8)
+    roles[punct] = 2
+    roles[sep] = 1
     roles[cls] = 0
     return roles
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from . import __version__, contract
 from .analyses.base import KINDS, Column, Table
-from .model import ModelInfo
+from .loading import ModelInfo
 from .viewdata import View, read_view
 
 SCHEMA_VERSION = 8

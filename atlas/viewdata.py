@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import contract, pieces
-from .model import Record
+from .records import Record
 
 DATA_PREFIX = f"window.{contract.DATA_GLOBAL} = window.{contract.DATA_GLOBAL} || {{}};\n"
 VECTORS_PREFIX = f"window.{contract.VECTORS_GLOBAL} = window.{contract.VECTORS_GLOBAL} || {{}};\n"

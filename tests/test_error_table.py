@@ -327,11 +327,11 @@ def _(c: Case) -> list[str]:
 
 @case("model-hub-unreachable")
 def _(c: Case) -> list[str]:
-    from atlas import model
+    from atlas import loading
 
     c.monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     c.monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    c.monkeypatch.setattr(model, "hub_reachable", lambda: False)
+    c.monkeypatch.setattr(loading, "hub_reachable", lambda: False)
     return [*build("in.txt", GOOD)(c), "--model", "no-such-org/no-such-model"]
 
 

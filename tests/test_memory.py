@@ -14,7 +14,7 @@ from test_snapshot import STORED
 from transformers import AutoModel
 
 import atlas
-from atlas import budget, site
+from atlas import budget, hooks, site
 from atlas.analyses.views import ViewData
 from atlas.corpus import Example
 from atlas.model import QUERIES_KEYS, Runner
@@ -180,11 +180,17 @@ def test_runner_copies_queries_and_keys_only_for_the_examples_asked(tiny_model):
 
 
 def test_a_batch_without_queries_and_keys_runs_without_the_hooks(tiny_model, monkeypatch):
-    """When no example of a batch is asked for, the hooks keep nothing and nothing is taken."""
+    """When no example of a batch is asked for, no hooks are registered and nothing is taken;
+    after the run, none is left on the model."""
     runner = Runner(str(tiny_model("bert")), device="cpu")
+
+    def registered() -> list[int]:
+        return [len(m._forward_hooks) + len(m._forward_pre_hooks) for m in runner.model.modules()]
+
+    before = registered()  # transformers' own hooks, if any
     taken = []
-    real_take = runner.qk.take
-    monkeypatch.setattr(runner.qk, "take", lambda: taken.append(1) or real_take())
+    real_take = hooks.QueriesKeys.take
+    monkeypatch.setattr(hooks.QueriesKeys, "take", lambda qk: taken.append(1) or real_take(qk))
     records = list(
         runner.run(
             _examples(), batch_size=2, capture={QUERIES_KEYS}, queries_keys_for={0}.__contains__
@@ -192,7 +198,7 @@ def test_a_batch_without_queries_and_keys_runs_without_the_hooks(tiny_model, mon
     )
     assert len(taken) == 1  # only the batch holding example 0
     assert [r.index for r in records if r.query is not None] == [0]
-    assert not runner.qk._outputs
+    assert registered() == before
 
 
 def test_views_ask_for_queries_and_keys_of_the_sentences_they_keep(

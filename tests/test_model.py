@@ -13,6 +13,7 @@ import torch
 from conftest import build
 from transformers import AutoModel
 
+from atlas import loading
 from atlas import model as atlas_model
 from atlas.corpus import Example
 from atlas.model import ModelError, Runner
@@ -79,7 +80,7 @@ def test_unknown_hub_id_unreachable_hub_fails_at_once(monkeypatch):
     """Without the env var, an unreachable hub is found by a quick check, not by retries."""
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
     monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
-    monkeypatch.setattr(atlas_model, "hub_reachable", lambda: False)
+    monkeypatch.setattr(loading, "hub_reachable", lambda: False)
     assert "cannot be reached" in unknown_hub_error()
 
 
@@ -101,7 +102,7 @@ def test_a_missing_folder_is_not_looked_up_on_the_hub(monkeypatch, tmp_path, val
     """A value that cannot be a hub id (NAME or ORG/NAME) is a path: when nothing is there, the
     one line says the folder is missing, with no look-up in the cache or on the hub."""
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(atlas_model, "hub_reachable", lambda: pytest.fail("asked the hub"))
+    monkeypatch.setattr(loading, "hub_reachable", lambda: pytest.fail("asked the hub"))
     with pytest.raises(ModelError) as err:
         Runner(value, device="cpu", option=option)
     assert str(err.value) == (

@@ -291,6 +291,34 @@ def make_tiny_masked_lm(directory: pathlib.Path) -> pathlib.Path:
     return directory
 
 
+def tiny_llama(key_heads: int = 2) -> transformers.PreTrainedModel:
+    """A tiny random Llama (3 layers, 4 query heads sharing ``key_heads`` key heads: grouped-query
+    attention, rotary positions) with the GPT-2 tokenizer's vocabulary size, eager attention."""
+    config = transformers.LlamaConfig(
+        vocab_size=len(_gpt2_tokenizer()),
+        hidden_size=HIDDEN_SIZE,
+        intermediate_size=2 * HIDDEN_SIZE,
+        num_hidden_layers=3,
+        num_attention_heads=4,
+        num_key_value_heads=key_heads,
+        max_position_embeddings=MAX_LENGTH,
+        attention_dropout=0.0,
+    )
+    torch.manual_seed(0)
+    return transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
+
+
+def make_tiny_llama(directory: pathlib.Path, key_heads: int = 2) -> pathlib.Path:
+    """Save ``tiny_llama(key_heads)`` with the tiny GPT-2 tokenizer (byte-level BPE, no pad
+    token, as a Llama checkpoint often has none). Return the directory."""
+    model = tiny_llama(key_heads)
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    _gpt2_tokenizer().save_pretrained(directory)
+    return directory
+
+
 # Task heads the runner loads (atlas.model.TASKS): the class of each, and the classes of the
 # tiny classifiers.
 TASK_CLASSES = {

@@ -1,0 +1,114 @@
+"""What the runner hands the analyses: one ``Record`` per example, and values derived from it.
+
+A record holds exactly the tokens of one example (padding stripped), their roles, and what the
+model computed over them: attention [layer, head, n, n] and, when asked, queries and keys,
+hidden states and the task head's output.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# Subword markers stripped before deciding whether a token is punctuation:
+# WordPiece continuation, byte-level BPE space, SentencePiece space, end-of-word suffix.
+SUBWORD_PREFIXES = ("##", "Ġ", "▁")
+SUBWORD_SUFFIXES = ("</w>",)
+
+
+# What the runner can capture besides the tokens; an analysis names what it needs.
+ATTENTION = "attention"
+QUERIES_KEYS = "queries_keys"
+HIDDEN_STATES = "hidden_states"
+CAPTURES = frozenset({ATTENTION, QUERIES_KEYS, HIDDEN_STATES})
+
+
+@dataclass
+class Record:
+    """One example as the model saw it: tokens, their roles, and attention [layer, head, n, n]."""
+
+    index: int  # position of the example in the corpus
+    tokens: list[str]
+    cls: np.ndarray  # bool [n]: the [CLS]/BOS token(s)
+    sep: np.ndarray  # bool [n]: [SEP]/EOS tokens
+    special: np.ndarray  # bool [n]: any special token the tokenizer added
+    punct: np.ndarray  # bool [n]: tokens made only of Unicode punctuation
+    segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
+    attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
+    truncated: bool = False
+    # Of a truncated example, per side (text, text_b): how many characters of the text the kept
+    # tokens cover where truncation cut that side, None where it kept the side whole; None for
+    # an example not truncated, or when the tokenizer cannot say (``kept_chars``).
+    kept_chars: tuple[int | None, int | None] | None = None
+    query: np.ndarray | None = None  # float32 [layers, heads, n, head_dim], for the neuron view
+    key: np.ndarray | None = None  # likewise; None where the model's q/k cannot be captured
+    # float32 [layers + 1, n, hidden]: the embedding output (0) and each layer's output; only
+    # when an analysis asks for HIDDEN_STATES
+    hidden: np.ndarray | None = None
+    # Set only when the example was given as words (CoNLL-U, JSONL "words", .txt --words):
+    words: list[str] | None = None  # the example's m words
+    word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
+    heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1: root
+    deprels: list[str] | None = None  # each word's relation to its head, e.g. "nmod:poss"
+    # In a compare build (``PairedRunner``): model B's record of the same example, on the same
+    # tokens; None otherwise. Only the compare analysis reads it.
+    b: Record | None = None
+    label: str | None = None  # the example's gold label, if the input gives one
+    # The task head's raw output (ModelInfo.task): [classes] for a sequence, [n, classes] for
+    # tokens, [n, 2] (start, end) for answer spans; None for a model without a task head.
+    logits: np.ndarray | None = None
+    _derived: dict = field(default_factory=dict, repr=False, compare=False)
+
+    @property
+    def n(self) -> int:
+        return len(self.tokens)
+
+    def derived(self, key: str, compute: Callable[[], object]):
+        """A value computed from this record once and shared by every analysis that asks for
+        it under the same key (e.g. row entropies)."""
+        if key not in self._derived:
+            self._derived[key] = compute()
+        return self._derived[key]
+
+
+def is_punctuation(token: str) -> bool:
+    """True when the token, without subword markers, is only Unicode punctuation."""
+    for prefix in SUBWORD_PREFIXES:
+        if token.startswith(prefix):
+            token = token[len(prefix) :]
+            break
+    for suffix in SUBWORD_SUFFIXES:
+        if token.endswith(suffix):
+            token = token[: -len(suffix)]
+    return bool(token) and all(unicodedata.category(ch).startswith("P") for ch in token)
+
+
+def reproduces_attention(record: Record, causal: bool, tolerance: float = 1e-3) -> bool:
+    """Whether softmax(q·k/√d) of the captured vectors is the attention the model returned.
+
+    Models that add position biases or scale differently fail this, and their neuron view is
+    switched off rather than shown wrong."""
+    if record.query is None or record.key is None:
+        return False
+    d = record.query.shape[-1]
+    scores = record.query.astype(np.float64) @ np.swapaxes(record.key, -1, -2) / np.sqrt(d)
+    if causal:
+        scores = np.where(np.tril(np.ones((record.n, record.n), bool)), scores, -np.inf)
+    scores -= scores.max(-1, keepdims=True)
+    probabilities = np.exp(scores)
+    probabilities /= probabilities.sum(-1, keepdims=True)
+    return bool(np.abs(probabilities - record.attention).max() < tolerance)
+
+
+def rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -> np.ndarray:
+    """One example's [L, H, n, last] float32 array, copied out of per-layer [B, H, W, ...]
+    arrays into one C-contiguous block (the batch's arrays are never stacked whole)."""
+    first = layers[0]
+    shape = (len(layers), first.shape[1], n, last if last is not None else first.shape[-1])
+    out = np.empty(shape, dtype=np.float32)
+    for number, layer in enumerate(layers):
+        out[number] = layer[row, :, :n, :last]
+    return out

@@ -1,0 +1,393 @@
+"""Running a model over examples: the ``Runner`` batches encoded examples of similar length,
+runs each batch once, and yields one ``Record`` per example with its padding stripped.
+
+Each forward pass runs under ``torch.inference_mode()``, and its capture hooks (atlas/hooks.py)
+are registered for that pass only: nothing here changes autograd or any other process-wide
+state, so a notebook that uses the atlas keeps training its own models.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import inspect
+from collections.abc import Callable, Container, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from . import hooks
+from .corpus import Example
+from .encoding import Encoder, tokenizer_difference
+from .loading import (
+    SEQUENCE,
+    SPANS,
+    TOKENS,
+    ModelError,
+    is_causal,
+    length_limit,
+    load,
+    model_info,
+    quiet,
+    resolve_device,
+)
+from .probe import ENCODER, Probe, head_kind, wants_masked_lm
+from .records import ATTENTION, CAPTURES, HIDDEN_STATES, QUERIES_KEYS, Record, rows
+
+
+def _numpy(tensor) -> np.ndarray:
+    """A float32 numpy array on the CPU (the tensor itself where it already is one)."""
+    return tensor.float().cpu().numpy()
+
+
+def task_logits(out, task: str) -> np.ndarray | None:
+    """The task head's output for a batch: [B, C] (sequence), [B, W, C] (tokens), [B, W, 2]
+    (start and end logits of answer spans); None without a task head."""
+    if task in (SEQUENCE, TOKENS):
+        return out.logits.float().cpu().numpy()
+    if task == SPANS:
+        return np.stack(
+            [out.start_logits.float().cpu().numpy(), out.end_logits.float().cpu().numpy()], -1
+        )
+    return None
+
+
+def example_logits(logits: np.ndarray, n: int, task: str) -> np.ndarray:
+    """One example's row of ``task_logits``, without padding (per-token outputs cut to n)."""
+    return np.ascontiguousarray(logits if task == SEQUENCE else logits[:n])
+
+
+def stream_window(batch_size: int) -> int:
+    """How many examples, consecutive in the corpus, a run sorts by length before it batches
+    them: records come in the order (index // window, tokens, index)."""
+    return max(batch_size * 32, 256)
+
+
+def stream_key(index: int, tokens: int, batch_size: int) -> tuple[int, int, int]:
+    """Where a record of ``tokens`` tokens comes in a one-pass run (``stream_window``): an
+    analysis that keeps "the first" records it saw merges parts by this key."""
+    return (index // stream_window(batch_size), tokens, index)
+
+
+class Runner:
+    """A loaded tokenizer and model, ready to turn examples into records."""
+
+    def __init__(
+        self,
+        model: str | None = None,
+        device: str = "auto",
+        max_length: int | None = None,
+        name: str | None = None,
+        option: str = "--model",
+    ):
+        """``name`` is what the pages call the model; by default the hub id, or a local
+        directory's folder name (its full path would leak the build machine's layout).
+        ``option``: the command-line option that named the model, for error messages."""
+        self.device = resolve_device(device)
+        loaded = load(model, self.device, option)
+        self.model, self.tokenizer, self.task = loaded.model, loaded.tokenizer, loaded.task
+        self._source = (loaded.path, loaded.kwargs)
+        # Token types only where the tokenizer makes them: GPT-2's forward accepts them too, but
+        # then adds a token-type embedding the model never saw in training.
+        self._token_types = "token_type_ids" in getattr(
+            self.tokenizer, "model_input_names", ()
+        ) and "token_type_ids" in set(inspect.signature(self.model.forward).parameters)
+        limit = length_limit(self.model, self.tokenizer)
+        if max_length is not None and max_length > limit:
+            raise ModelError(f"--max-length {max_length} exceeds the model's limit of {limit}")
+        if max_length is not None and max_length < 2:
+            raise ModelError(f"--max-length {max_length}: must be at least 2")
+        name = name or loaded.shown
+        self.encoder = Encoder(self.tokenizer, max_length or limit, self._source, name)
+        try:
+            with quiet():
+                causal = is_causal(self.model, self.tokenizer, self.device)
+        except ModelError as err:
+            raise ModelError(f"model {loaded.typed!r}: {err}") from None
+        self.info = model_info(loaded, name, self.max_length, causal)
+        self.layout = hooks.locate(self.model)  # None: a family the hooks do not know
+        self._hidden = False  # whether the current run keeps hidden states (``run``'s capture)
+
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_length
+
+    @max_length.setter
+    def max_length(self, value: int) -> None:
+        self.encoder.max_length = value
+
+    @property
+    def queries_keys_note(self) -> str:
+        """Why this model's queries and keys cannot be captured; "" when they can."""
+        if self.layout is not None:
+            return ""
+        return (
+            f"queries and keys of {self.info.architecture} cannot be captured; the neuron "
+            f"view supports {hooks.KNOWN}"
+        )
+
+    def probe(self, examples: Sequence[Example], batch_size: int = 16) -> Probe:
+        """Passes with head gates and gradients for the importance analysis (atlas/probe.py).
+        A bare encoder saved with a masked-LM head (config ``architectures``) is loaded again
+        with that head, so that importance can be measured on its masked-LM loss."""
+        model = self.model
+        if head_kind(model) == ENCODER and self.task in (TOKENS, SPANS):
+            # a tagger's or a reader's head gives no one output to ablate: the encoder's output
+            # is measured, as for a bare encoder
+            model = model.base_model
+        elif head_kind(model) == ENCODER and wants_masked_lm(model.config):
+            from transformers import AutoModelForMaskedLM
+
+            path, kwargs = self._source
+            with quiet():
+                model = AutoModelForMaskedLM.from_pretrained(
+                    path, attn_implementation="eager", **kwargs
+                )
+            model.eval().to(self.device)
+        return Probe(self, model, examples, batch_size)
+
+    def words_tokenizer(self):
+        """The tokenizer for examples given as words (``Encoder.words_tokenizer``)."""
+        return self.encoder.words_tokenizer()
+
+    def encode(self, example: Example, index: int | None = None) -> dict:
+        """One example's encoding (``Encoder.encode``)."""
+        return self.encoder.encode(example, index)
+
+    def run(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        capture: Iterable[str] = (ATTENTION, QUERIES_KEYS),
+        queries_keys_for: Callable[[int], bool] | None = None,
+    ) -> Iterator[Record]:
+        """Yield one Record per example (for ``indices`` only, if given), in batches of similar
+        length. Records come in batch order, not corpus order; ``Record.index`` says which.
+        ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more.
+        ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
+        QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
+        batch with none of them runs without the hooks. Asked once per example, just before
+        its batch runs. ``indices`` a ``range`` (one part of a split build): the batches a
+        one-pass run makes that hold its examples run whole (``batches``), and only its
+        examples' records come out."""
+        self._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
+        for batch in self.batches(examples, indices, batch_size, progress):
+            for record in self._forward(batch, self.vectors_for(batch, capture, queries_keys_for)):
+                if own is None or record.index in own:
+                    yield record
+
+    @staticmethod
+    def vectors_for(
+        batch: list[tuple[int, dict]],
+        capture: Iterable[str],
+        queries_keys_for: Callable[[int], bool] | None,
+    ) -> set[int]:
+        """The examples of a batch whose queries and keys are kept (see ``run``)."""
+        if QUERIES_KEYS not in set(capture):
+            return set()
+        wanted = queries_keys_for or (lambda index: True)
+        return {i for i, _ in batch if wanted(i)}
+
+    def batches(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> Iterator[list[tuple[int, dict]]]:
+        """The encoded batches ``run`` feeds through the model: (index, encoding) pairs of
+        similar length (a ``PairedRunner`` feeds the same batches through two models)."""
+        from tqdm.auto import tqdm
+
+        order = list(range(len(examples))) if indices is None else list(indices)
+        window = stream_window(batch_size)  # sort by length within a bounded window
+        span = indices if isinstance(indices, range) and indices.step == 1 else None
+        if span is not None:
+            # A range of the corpus (one part of a split build) runs the very batches a
+            # one-pass run makes that hold any of its examples, whole (so that each example is
+            # computed as in one pass, padding included; ``run`` drops the others').
+            cuts = range(span.start - span.start % window, span.stop, window) if span else ()
+            chunks = [range(c, min(c + window, len(examples))) for c in cuts]
+        else:
+            chunks = [order[start : start + window] for start in range(0, len(order), window)]
+        bar = tqdm(total=len(order), unit="sent", disable=not progress, desc="model", leave=False)
+        try:
+            for part in chunks:
+                chunk = [(i, self.encode(examples[i], i)) for i in part]
+                chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
+                for b in range(0, len(chunk), batch_size):
+                    batch = chunk[b : b + batch_size]
+                    if span is not None and not any(i in span for i, _ in batch):
+                        continue
+                    yield batch
+                    bar.update(sum(span is None or i in span for i, _ in batch))
+        finally:
+            bar.close()
+
+    def _forward(
+        self, batch: list[tuple[int, dict]], vectors: Container[int] = frozenset()
+    ) -> Iterator[Record]:
+        """Run one batch; yield each example's record, with queries and keys for the indices in
+        ``vectors``. Each record copies its own rows out of the model's per-layer outputs (no
+        stacked copy of the whole batch). The hooks are on the model for this pass only: each
+        layer's attention is taken from its attention module as the pass leaves it (a model no
+        family of atlas/hooks.py describes returns it with ``output_attentions``), queries and
+        keys only when an example of the batch needs them."""
+        import torch
+
+        layout = self.layout
+        # Each layer's tensor as its attention module returns it; moved to numpy after the pass,
+        # so that a GPU is not made to wait for the CPU between layers.
+        attentions: dict[int, object] = {}
+
+        wanted = layout is not None and any(index in vectors for index, _ in batch)
+        capture = hooks.queries_keys(layout) if wanted else contextlib.nullcontext()
+        each_layer = (
+            hooks.probabilities(layout, attentions.__setitem__)
+            if layout is not None
+            else contextlib.nullcontext()
+        )
+        with torch.inference_mode(), quiet(), capture as qk, each_layer:
+            out = self.model(
+                **self.inputs(batch),
+                output_attentions=layout is None,
+                output_hidden_states=self._hidden,
+                return_dict=True,
+            )
+            pairs = qk.take() if wanted else None
+        if layout is None:
+            attentions = dict(enumerate(getattr(out, "attentions", None) or ()))
+        found = [attentions.get(layer) for layer in range(self.info.layers)]
+        if any(a is None for a in found):
+            raise ModelError(
+                f"model {self.info.name!r} returned no attention weights "
+                "(it may not support eager attention)"
+            )
+        # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies
+        layers = [_numpy(a) for a in found]
+        del found, attentions
+        yield from self._records(batch, out, layers, pairs, vectors)
+
+    def inputs(self, batch: list[tuple[int, dict]]) -> dict:
+        """The model inputs of encoded examples (``encode``), padded to the longest, on the
+        device: input_ids, attention_mask and, where the model takes them, token_type_ids."""
+        import torch
+
+        width = max(len(enc["ids"]) for _, enc in batch)
+        pad = self.tokenizer.pad_token_id
+        ids = torch.full((len(batch), width), pad, dtype=torch.long)
+        mask = torch.zeros((len(batch), width), dtype=torch.long)
+        types = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, (_, enc) in enumerate(batch):
+            n = len(enc["ids"])
+            ids[row, :n] = torch.tensor(enc["ids"])
+            mask[row, :n] = 1
+            types[row, :n] = torch.tensor(enc["token_type_ids"])
+        inputs = {"input_ids": ids, "attention_mask": mask}
+        if self._token_types:
+            inputs["token_type_ids"] = types
+        return {k: v.to(self.device) for k, v in inputs.items()}
+
+    def _records(
+        self,
+        batch: list[tuple[int, dict]],
+        out,
+        layers: list[np.ndarray],
+        qk: list[tuple[np.ndarray, np.ndarray]] | None,
+        vectors: Container[int] = frozenset(),
+    ) -> Iterator[Record]:
+        """One record per example of the batch, from the pass's output and its per-layer
+        attention [B, H, W, W]."""
+        # [B, W, d] per layer, the embedding output first, when an analysis asks for them
+        hidden = [_numpy(h) for h in out.hidden_states] if self._hidden else None
+        logits = task_logits(out, self.task)
+        del out
+        for row, (index, enc) in enumerate(batch):
+            n = len(enc["ids"])
+            cls, sep, punct = self.encoder.marks(enc)
+            query = key = None
+            if qk is not None and index in vectors:
+                query = rows([q for q, _ in qk], row, n)  # [L, H, n, d]
+                key = rows([k for _, k in qk], row, n)
+            yield Record(
+                index=index,
+                tokens=enc["tokens"],
+                cls=cls,
+                sep=sep,
+                special=enc["special"],
+                punct=punct,
+                segments=enc["segments"],
+                attention=rows(layers, row, n, n),  # [L, H, n, n]
+                truncated=enc["truncated"],
+                kept_chars=enc["kept_chars"],
+                query=query,
+                key=key,
+                hidden=None if hidden is None else np.stack([h[row, :n] for h in hidden]),
+                words=enc.get("words"),
+                word_of=enc.get("word_of"),
+                heads=enc.get("heads"),
+                deprels=enc.get("deprels"),
+                label=enc.get("label"),
+                logits=None if logits is None else example_logits(logits[row], n, self.task),
+            )
+
+
+class PairedRunner:
+    """Two models over the same examples, batch by batch, on model A's tokens: yields A's
+    records, each carrying B's record of the same example as ``Record.b``.
+
+    Only one batch of B's attention is held at a time. The models must share their tokenizer
+    (same vocabulary, special tokens and splits) and their shape (layers × heads), which is
+    checked here, so that every head of A has one head of B to compare with, token for token.
+    Everything else (info, device, max_length) is A's, as the pipeline expects of a Runner."""
+
+    def __init__(self, a: Runner, b: Runner):
+        why = tokenizer_difference(a, b)
+        if why:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} with {b.info.name!r}: {why}; --compare needs "
+                "a model with the same tokenizer"
+            )
+        shape_a, shape_b = (a.info.layers, a.info.heads), (b.info.layers, b.info.heads)
+        if shape_a != shape_b:
+            raise ModelError(
+                f"cannot compare {a.info.name!r} ({shape_a[0]} layers × {shape_a[1]} heads) with "
+                f"{b.info.name!r} ({shape_b[0]} × {shape_b[1]}): head-by-head comparison needs "
+                "the same number of layers and heads"
+            )
+        self.a, self.b = a, b
+        self.max_length = a.max_length = b.max_length = min(a.max_length, b.max_length)
+        a.info = dataclasses.replace(a.info, max_length=self.max_length)
+        b.info = dataclasses.replace(b.info, max_length=self.max_length)
+        self.info, self.device = a.info, a.device
+
+    @property
+    def queries_keys_note(self) -> str:
+        return self.a.queries_keys_note
+
+    def probe(self, examples: Sequence[Example], batch_size: int = 16):
+        """Model A's probe: in a compare build, head importance is measured on A."""
+        return self.a.probe(examples, batch_size)
+
+    def run(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        capture: Iterable[str] = CAPTURES,
+        queries_keys_for: Callable[[int], bool] | None = None,
+    ) -> Iterator[Record]:
+        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys
+        and no hidden states (the analyses that read them measure A)."""
+        self.a._hidden = HIDDEN_STATES in set(capture)
+        own = indices if isinstance(indices, range) else None
+        for batch in self.a.batches(examples, indices, batch_size, progress):
+            vectors = self.a.vectors_for(batch, capture, queries_keys_for)
+            pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)
+            for record, other in pairs:
+                record.b = other
+                if own is None or record.index in own:
+                    yield record
