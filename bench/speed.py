@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/speed.py [CONLLU] [--sentences 1000] [--runs 3]
     .venv/bin/python bench/speed.py --bert-base [--sentences 500] [--runs 3]
+    .venv/bin/python bench/speed.py CONLLU --trees --processes [--sentences 1000] [--runs 3]
     .venv/bin/python bench/speed.py --smoke
 
 Default mode: the first ``--sentences`` `# text = ` lines of a CoNLL-U file (by default the UD
@@ -13,6 +14,15 @@ and rendering and writing the site, with the time spent in each analysis's ``add
 ``finish`` (the analyses are wrapped, not changed). The vega bundle is dropped from memory
 before each build, so that a build reads it as a new process does. Prints a Markdown table of
 each run, the medians and their ratios to the forward pass, and the load average.
+
+``--trees``: the CoNLL-U file itself (its first ``--sentences``), so the syntax analysis runs
+on its gold trees, as ``atlas build CONLLU --limit N`` does.
+
+``--processes``: process against process, as a user sees it: each run starts ``atlas build``
+(the CLI, default options, into a temporary folder) as a child process and, alternately, a child
+process that imports torch and transformers, loads the same model and runs the bare forward
+pass with attention over the same sentences and batches (``--forward-only``), and times both
+from start to exit. Prints each run's times, their ratio and the medians.
 
 ``--bert-base``: the head distances against the forward pass at BERT-base size: a random
 BertConfig(hidden 768, 12 layers × 12 heads) model saved with the default model's tokenizer,
@@ -32,6 +42,7 @@ import os
 import platform
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -114,38 +125,54 @@ def build_clocks(spent: dict[str, float]):
         yield
 
 
-def one_build(corpus: Path, out: Path, batch_size: int, views: int) -> dict[str, float]:
+def one_build(
+    corpus: Path, out: Path, batch_size: int, views: int, limit: int | None = None
+) -> dict[str, float]:
     """Seconds of one whole ``atlas.build``, and of its parts."""
     spent: dict[str, float] = defaultdict(float)
     analyses = timed(default_analyses(BuildOptions(views=views)), spent)
     site.vega_bundle.cache_clear()  # read again, as a new process would
     with build_clocks(spent):
         started = time.perf_counter()
-        result = atlas.build(corpus, out, batch_size=batch_size, views=views, analyses=analyses)
+        result = atlas.build(
+            corpus, out, batch_size=batch_size, views=views, analyses=analyses, limit=limit
+        )
         spent["build"] = time.perf_counter() - started
-    if len(result.sentences) != len(read_corpus(corpus)) or not (out / "atlas.json").is_file():
+    expected = len(read_corpus(corpus, limit=limit))
+    if len(result.sentences) != expected or not (out / "atlas.json").is_file():
         raise SystemExit(f"the build of {corpus} is incomplete")
     shutil.rmtree(out)
     return spent
 
 
-def build_mode(args, work: Path) -> None:
+def corpus_of(args, work: Path) -> tuple[Path, int | None]:
+    """The build's input and --limit: the CoNLL-U file itself (``--trees``), or its text lines
+    as a .txt file."""
+    if args.trees and not args.smoke:
+        return args.treebank, args.sentences or 1000
     sentences = _smoke_texts() if args.smoke else texts(args.treebank)[: args.sentences or 1000]
-    work.mkdir(parents=True)
+    work.mkdir(parents=True, exist_ok=True)
     corpus = work / "corpus.txt"
     corpus.write_text("\n".join(sentences) + "\n", encoding="utf-8")
-    examples = read_corpus(corpus)
+    return corpus, None
+
+
+def build_mode(args, work: Path) -> None:
+    corpus, limit = corpus_of(args, work)
+    work.mkdir(parents=True, exist_ok=True)
+    examples = read_corpus(corpus, limit=limit)
     load_before = os.getloadavg()
     runner = Runner()
     forward(runner, examples[: 2 * args.batch_size], args.batch_size)  # warm-up
-    one_build(corpus, work / "warm-up", args.batch_size, args.views)
+    one_build(corpus, work / "warm-up", args.batch_size, args.views, limit)
     runs = []
     for number in range(args.runs):
         seconds = forward(runner, examples, args.batch_size)
+        site_folder = work / f"site-{number}"
         runs.append(
             {
                 "forward": seconds,
-                **one_build(corpus, work / f"site-{number}", args.batch_size, args.views),
+                **one_build(corpus, site_folder, args.batch_size, args.views, limit),
             }
         )
     tokens = sum(len(runner.encode(e)["ids"]) for e in examples)
@@ -180,6 +207,54 @@ def _build_rows(run: dict[str, float]) -> list[tuple[str, Callable[[dict], float
          lambda r: (sum(r[k] for k in stats) + r.get("distances", 0.0)) / r["forward"], ".3f"),
     ]  # fmt: skip
     return rows
+
+
+def processes_mode(args, work: Path) -> None:
+    """Child process against child process: ``atlas build`` and the bare forward pass."""
+    corpus, limit = corpus_of(args, work)
+    count = len(read_corpus(corpus, limit=limit))
+    common = ["--batch-size", str(args.batch_size)]
+    build = [sys.executable, "-m", "atlas.cli", "build", str(corpus), *common, "-q"]
+    build += ["--views", str(args.views)] + (["--limit", str(limit)] if limit else [])
+    bare = [sys.executable, str(Path(__file__).resolve()), str(corpus), "--forward-only", *common]
+    bare += ["--sentences", str(limit)] if limit else []
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+    }
+    load_before = os.getloadavg()
+
+    def child(command: list[str]) -> float:
+        started = time.perf_counter()
+        subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
+        return time.perf_counter() - started
+
+    child(bare)  # warm-up: the page cache, the vega bundle's cache
+    runs = []
+    for number in range(args.runs):
+        seconds = child(bare)
+        runs.append({"forward": seconds, "build": child([*build, "-o", str(work / f"p{number}")])})
+    print(f"\nprocess against process: {count} sentences of {corpus.name}, default options, batch "
+          f"size {args.batch_size}, --views {args.views}, {args.runs} runs")  # fmt: skip
+    print(_machine(load_before))
+    print_table(
+        runs,
+        [
+            ("bare forward process (imports, model load, forward), s", _get("forward"), ".2f"),
+            ("atlas build process, s", _get("build"), ".2f"),
+            ("build / forward", lambda r: r["build"] / r["forward"], ".2f"),
+        ],
+    )
+
+
+def forward_only(args) -> None:
+    """The bare forward process: import torch and transformers, load the model, run it."""
+    import torch  # noqa: F401  (what any run of the model imports)
+    import transformers  # noqa: F401
+
+    corpus = args.treebank
+    examples = read_corpus(corpus, limit=args.sentences)
+    forward(Runner(), examples, args.batch_size)
 
 
 def _get(key: str) -> Callable[[dict], float]:
@@ -306,14 +381,22 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--views", type=int, default=200)
     parser.add_argument("--bert-base", action="store_true", help="distances at BERT-base size")
     parser.add_argument("--smoke", action="store_true", help="both modes, tiny, once (for CI)")
+    parser.add_argument("--trees", action="store_true", help="build from the CoNLL-U file itself")
+    parser.add_argument("--processes", action="store_true", help="child process against child")
+    parser.add_argument("--forward-only", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.forward_only:
+        forward_only(args)
+        return
     if args.smoke:
         args.runs, args.views = 1, 8
     elif not args.treebank.is_file():
         parser.error(f"no treebank at {args.treebank} (give the CoNLL-U file)")
     with tempfile.TemporaryDirectory(prefix="atlas-speed-") as folder:
         work = Path(folder)
-        if args.smoke or not args.bert_base:
+        if args.processes:
+            processes_mode(args, work / "processes")
+        elif args.smoke or not args.bert_base:
             build_mode(args, work / "build")
         if args.smoke or args.bert_base:
             bert_base_mode(args, work / "bert-base")

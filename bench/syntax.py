@@ -6,16 +6,31 @@ In one process, with the default model loaded once, runs the whole measuring pip
 treebank's sentences (``--views 50``) without the syntax analysis and with it, alternately,
 ``--runs`` times each after a warm-up, and prints the median times, their ratio, the peak
 resident memory, and the relation table (Clark et al. 2019, Table 1) as Markdown for docs/.
+
+``--parts``: the syntax analysis alone, its parts timed. The model runs once over the treebank
+and its records are kept in memory; then, ``--runs`` times, the analysis is fed every record
+and finished, with the directed trees (``directed_trees``), the undirected trees
+(``spanning_trees``), the probe's features (``probe_candidates``) and each probe fit
+(``fit_probe``) timed by wrapping them. Prints one JSON line of medians and a digest of the
+result (so that two versions of the code, run on the same records, can be compared:
+``PYTHONPATH=<other checkout> python bench/syntax.py --parts`` runs this script on that
+code).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
+import json
 import resource
 import statistics
 import time
+from collections import defaultdict
+from unittest import mock
 
 from atlas.analyses import default_analyses
+from atlas.analyses import syntax as syntax_module
+from atlas.analyses.base import ATTENTION, RunInfo
 from atlas.analyses.syntax import Syntax
 from atlas.corpus import read_corpus
 from atlas.model import Runner
@@ -31,14 +46,62 @@ def timed(examples, runner, analyses):
     return time.perf_counter() - started, atlas
 
 
+def clocked(function, spent: dict[str, float], key: str):
+    def wrapper(*args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[key] += time.perf_counter() - started
+
+    return wrapper
+
+
+def parts(examples, runner: Runner, runs: int) -> None:
+    """Time the syntax analysis's parts on records kept in memory (see the module docstring)."""
+    records = list(runner.run(examples, capture={ATTENTION}))
+    info = runner.info
+    run = RunInfo(info.layers, info.heads, info.causal, len(examples), device=runner.device)
+    timings = defaultdict(list)
+    digest = None
+    for _ in range(runs):
+        spent: dict[str, float] = defaultdict(float)
+        wrapped = {
+            name: clocked(getattr(syntax_module, name), spent, name)
+            for name in ("directed_trees", "spanning_trees", "probe_candidates", "fit_probe")
+        }
+        with mock.patch.multiple(syntax_module, **wrapped):
+            analysis = Syntax()
+            analysis.start(run)
+            started = time.perf_counter()
+            for record in records:
+                analysis.add(record)
+            spent["add"] = time.perf_counter() - started
+            started = time.perf_counter()
+            result = analysis.finish({})
+            spent["finish"] = time.perf_counter() - started
+        for key, value in spent.items():
+            timings[key].append(value)
+        text = json.dumps([result.columns, result.data], sort_keys=True, default=str)
+        digest = hashlib.sha256(text.encode()).hexdigest()[:16]
+    medians = {key: round(statistics.median(v), 3) for key, v in sorted(timings.items())}
+    medians["total"] = round(medians["add"] + medians["finish"], 3)
+    print(json.dumps({"sentences": len(records), "runs": runs, "median_s": medians,
+                      "probe": result.data["probe"], "digest": digest}))  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("treebank")
     parser.add_argument("--limit", type=int)
     parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--parts", action="store_true", help="the syntax analysis alone, in parts")
     args = parser.parse_args()
     examples = read_corpus(args.treebank, limit=args.limit)
     runner = Runner()
+    if args.parts:
+        parts(examples, runner, args.runs)
+        return
     without, with_syntax = [], []
     timed(examples[:200], runner, default_analyses(OPTIONS))  # warm-up: first batches, lazy imports
     atlas = None
