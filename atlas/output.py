@@ -396,13 +396,7 @@ def _pending_manifest(folder: Path) -> bool:
 def _remove_own(folder: Path, marker: str) -> None:
     """Remove a work folder of the atlas, its marker last: a kill midway leaves a folder that
     is still known as the atlas's, and the next build finishes the job."""
-    for entry in os.scandir(folder):
-        if entry.name == marker:
-            continue
-        if entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path)
-        else:
-            os.unlink(entry.path)
+    _empty(folder, keep=marker)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(folder / marker)
     folder.rmdir()
@@ -599,10 +593,10 @@ def _stage(staging: Path, files: Iterable[tuple[str, bytes]]) -> tuple[dict[str,
     return hashes, sizes
 
 
-def _empty(folder: Path) -> None:
-    """Remove everything inside the staging folder but its marker."""
+def _empty(folder: Path, keep: str = PENDING) -> None:
+    """Remove everything inside a work folder of the atlas but its marker ``keep``."""
     for entry in os.scandir(folder):
-        if entry.name == PENDING:
+        if entry.name == keep:
             continue
         if entry.is_dir(follow_symlinks=False):
             shutil.rmtree(entry.path)
