@@ -180,18 +180,25 @@ class LayerEmbeddings(Analysis):
         if record.index < self.views:
             self._collect(record.index, types, vectors)
 
+    def _track(self, word: str) -> bool:
+        """Whether the per-type sums hold ``word``, making its slots if the cap leaves room
+        (new occurrences and merged parts meet the cap by one rule)."""
+        if word not in self.sums:
+            if len(self.sums) >= self.cap:
+                return False
+            self.sums[word] = ExactSum((self.depth, self.dim))
+            self.type_within[word] = ExactSum(self.depth)
+            self.first[word] = []
+        return True
+
     def _add_types(self, index: int, types: list[str], units: np.ndarray) -> None:
         by_type: dict[str, list[int]] = {}
         for position, word in enumerate(types):
             by_type.setdefault(word, []).append(position)
         for word, positions in by_type.items():
             self.counts[word] += len(positions)
-            if word not in self.sums:
-                if len(self.sums) >= self.cap:
-                    continue
-                self.sums[word] = ExactSum((self.depth, self.dim))
-                self.type_within[word] = ExactSum(self.depth)
-                self.first[word] = []
+            if not self._track(word):
+                continue
             group = units[:, positions].sum(1)
             self.sums[word].add(group)
             self.type_within[word].add((group * group).sum(-1))
@@ -281,12 +288,8 @@ class LayerEmbeddings(Analysis):
         self.intra_sentences += other.intra_sentences
         self.counts += other.counts
         for word, total in other.sums.items():
-            if word not in self.sums:
-                if len(self.sums) >= self.cap:
-                    continue
-                self.sums[word] = ExactSum((self.depth, self.dim))
-                self.type_within[word] = ExactSum(self.depth)
-                self.first[word] = []
+            if not self._track(word):
+                continue
             self.sums[word].merge(total)
             self.type_within[word].merge(other.type_within[word])
             self.type_within_count[word] += other.type_within_count[word]
