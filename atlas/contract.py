@@ -71,6 +71,10 @@ DEFINITIONS_PAGE = "definitions.html"
 # A compare atlas keeps model B's attention of a sentence under its own key, "0001.b", so its
 # data script is DATA_SCRIPT of that key (data/0001.b.js), in the same format as A's.
 COMPARE_KEY = "{key}.b"
+# An analysis's own data for a sentence's page (``Analysis.page_data``), beside its attention:
+# data/0001.NAME.js, NAME the analysis's name, setting window[PAGE_DATA_GLOBAL][NAME]["0001"].
+PAGE_DATA_SCRIPT = "data/{key}.{name}.js"
+ANALYSIS_NAME = re.compile(r"[a-z][a-z0-9_]*")
 
 # Every file the site's layout has, and nothing else: the site writes no other name, whatever
 # atlas.json or a theme says (a crafted "pages" entry must not write .git/hooks/pre-commit).
@@ -96,6 +100,7 @@ SITE_PATTERNS = (
     _pattern(DATA_SCRIPT, key=_KEY),
     _pattern(DATA_SCRIPT, key=_pattern(COMPARE_KEY, key=_KEY).pattern),
     _pattern(VECTORS_SCRIPT, key=_KEY),
+    _pattern(PAGE_DATA_SCRIPT, key=_KEY, name=ANALYSIS_NAME.pattern),
     ANALYSIS_PAGE,
     ASSET,
 )
@@ -111,6 +116,7 @@ DATA_GLOBAL = "ATLAS_DATA"
 VECTORS_GLOBAL = "ATLAS_VECTORS"
 CONFIG_GLOBAL = "ATLAS_CONFIG"
 SEARCH_GLOBAL = "ATLAS_SEARCH"
+PAGE_DATA_GLOBAL = "ATLAS_PAGE_DATA"
 
 
 def head_name(layer: int, head: int) -> str:
@@ -217,6 +223,23 @@ def page_config(
             for head in range(1, heads + 1)
         ],
     }
+
+
+def page_data_script(index: int, total: int, name: str) -> str:
+    """data/0001.NAME.js: the page data of analysis NAME for a sentence's page."""
+    if not ANALYSIS_NAME.fullmatch(name):
+        raise ValueError(f"{name!r} cannot name a data file: an analysis name is [a-z][a-z0-9_]*")
+    return PAGE_DATA_SCRIPT.format(key=sentence_key(index, total), name=name)
+
+
+def page_data_js(name: str, key: str, value: object) -> str:
+    """The script of one page data file: ``value`` as JSON under [NAME][key] of the global."""
+    target = f"window.{PAGE_DATA_GLOBAL}"
+    return (
+        f"{target} = {target} || {{}};\n{target}[{script_json(name)}] = {target}"
+        f"[{script_json(name)}] || {{}};\n{target}[{script_json(name)}][{script_json(key)}] = "
+        f"{script_json(value)};\n"
+    )
 
 
 def config_script(config: dict) -> str:

@@ -14,7 +14,7 @@ import os
 import re
 import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
@@ -26,8 +26,9 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
+from .analyses import BUILT_IN, Analysis
 from .result import Atlas, Sentence
-from .viewdata import View, data_script, vectors_script
+from .viewdata import View, data_script
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 # Inside a wheel the templates sit in atlas/templates; in a source checkout, beside atlas/.
@@ -47,7 +48,8 @@ class SiteError(RuntimeError):
 
 
 # What templates may call to draw charts: the functions, not the module (a module would hand a
-# template everything it imports).
+# template everything it imports). These name no analysis; each analysis adds its own
+# (``Analysis.charts``), so a site's ``charts`` is these and its analyses' (``chart_functions``).
 CHART_FUNCTIONS = SimpleNamespace(
     metric_heatmap=charts.metric_heatmap,
     metric_range=charts.metric_range,
@@ -367,15 +369,23 @@ class ThemeLoader(jinja2.FileSystemLoader):
         return source, filename, uptodate
 
 
-def environment(templates: Path | None = None) -> jinja2.Environment:
-    """The one Jinja environment: the user's template folder, if any, wins over the built-in.
+def environment(
+    templates: Path | None = None, presenters: Iterable[type[Analysis]] = ()
+) -> jinja2.Environment:
+    """The one Jinja environment: the user's template folder, if any, wins over the analyses'
+    own folders (``Analysis.templates``), which win over the built-in templates.
 
     Templates see the contract (head_page, sentence_page, data_script, label_class) and
-    ``charts``; every page gets ``atlas``, ``root`` (the way back to the site's root), ``path``
-    and ``shared`` (what every page may need, computed once per site)."""
+    ``charts`` (the generic chart functions and those of ``presenters``); every page gets
+    ``atlas``, ``root`` (the way back to the site's root), ``path`` and ``shared`` (what every
+    page may need, computed once per site)."""
+    presenters = list(presenters)
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(ThemeLoader(templates))
+    loaders += [
+        jinja2.FileSystemLoader(str(p.templates)) for p in presenters if p.templates is not None
+    ]
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
     # the chart functions below, and nothing else (no attribute starting with "_", no module).
@@ -393,7 +403,7 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
     )
     env.globals.update(
         atlas_version=__version__,
-        charts=CHART_FUNCTIONS,
+        charts=chart_functions(presenters),
         head_page=contract.head_page,
         sentence_page=contract.sentence_page,
         sentence_row_id=contract.sentence_row_id,
@@ -408,6 +418,38 @@ def environment(templates: Path | None = None) -> jinja2.Environment:
         later_pieces=pieces.later_pieces,
     )
     return env
+
+
+def chart_functions(presenters: Iterable[type[Analysis]]) -> SimpleNamespace:
+    """``charts`` as templates see it: CHART_FUNCTIONS and every presenter's ``charts()``; a
+    name two of them give is refused, in one line."""
+    functions = dict(vars(CHART_FUNCTIONS))
+    for presenter in presenters:
+        for name, function in presenter.charts().items():
+            if name in functions:
+                raise SiteError(
+                    f"the {presenter.name} analysis's chart {name!r} is already a chart of the "
+                    "site; give it a name of its own"
+                )
+            functions[name] = function
+    return SimpleNamespace(**functions)
+
+
+def presenters(
+    atlas: Atlas, analyses: Iterable[Analysis | type[Analysis]] = ()
+) -> list[type[Analysis]]:
+    """The class of each analysis whose results ``atlas`` holds, in their order: ``analyses``
+    (the user's, instances or classes) by name, else the built-in one of that name. An analysis
+    known by neither (one of the user's, not passed again) shows its columns only; its sections
+    and pages then cannot be found, and the error says how to pass it."""
+    known = {**BUILT_IN, **{a.name: a if isinstance(a, type) else type(a) for a in analyses}}
+    return [known[name] for name in atlas.results if name in known]
+
+
+def unknown_analyses(atlas: Atlas, found: Iterable[type[Analysis]]) -> list[str]:
+    """The names of the analyses whose results ``atlas`` holds but whose class is not known."""
+    names = {p.name for p in found}
+    return [name for name in atlas.results if name not in names]
 
 
 @functools.lru_cache(maxsize=1)
@@ -469,15 +511,20 @@ def _store(path: Path, text: str) -> None:
                 temporary.unlink(missing_ok=True)
 
 
-def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, bytes]]:
+def render(
+    atlas: Atlas,
+    templates: Path | None = None,
+    analyses: Iterable[Analysis | type[Analysis]] = (),
+) -> Iterator[tuple[str, bytes]]:
     """Every file of the site as (relative path, bytes), made one at a time as the caller asks
     for the next (a site of many sentences need not fit in memory twice). Pure: same Atlas, same
     files in the same order, same bytes. A template error is raised, as a SiteError, when the
     page that meets it is made; so is a file the site's layout does not have
     (``contract.is_site_path``: a page name from a crafted atlas.json, an odd asset name), or
-    one made twice, before it is written."""
+    one made twice, before it is written. ``analyses``: the user's analyses whose results the
+    Atlas holds, for their presentation (``presenters``); the built-in ones are always known."""
     made: set[str] = set()
-    for path, content in _files(atlas, templates):
+    for path, content in _files(atlas, templates, presenters(atlas, analyses)):
         if not contract.is_site_path(path):
             raise SiteError(
                 f"{path!r} is not a file of the site's layout; the atlas writes no other"
@@ -488,8 +535,10 @@ def render(atlas: Atlas, templates: Path | None = None) -> Iterator[tuple[str, b
         yield path, content
 
 
-def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
-    env = with_custom_css(environment(templates), templates)
+def _files(
+    atlas: Atlas, templates: Path | None, found: list[type[Analysis]]
+) -> Iterator[tuple[str, bytes]]:
+    env = with_custom_css(environment(templates, found), templates)
     try:
         yield from _pages(atlas, env)
     except jinja2.TemplateSyntaxError as err:
@@ -499,7 +548,14 @@ def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
     except SecurityError as err:
         raise SiteError(f"template error: not allowed in a theme: {err}") from None
     except jinja2.TemplateNotFound as err:  # its message is the bare name
-        raise SiteError(f"template error: no template named {err.name!r}") from None
+        unknown = unknown_analyses(atlas, found)
+        hint = (
+            f" (a template of the {', '.join(unknown)} analys{'es' if len(unknown) > 1 else 'is'}"
+            "? pass it again: --analysis MODULE:CLASS, or analyses= in atlas.render_site)"
+            if unknown
+            else ""
+        )
+        raise SiteError(f"template error: no template named {err.name!r}{hint}") from None
     except jinja2.TemplateError as err:
         raise SiteError(f"template error: {err}") from None
     except RecursionError:
@@ -508,7 +564,7 @@ def _files(atlas: Atlas, templates: Path | None) -> Iterator[tuple[str, bytes]]:
         if not raised_by_template(err):
             raise  # a bug in the atlas's chart or page code: shown as one, traceback under -v
         raise SiteError(f"template error: {type(err).__name__}: {err}") from None
-    yield from _data_files(atlas)
+    yield from _data_files(atlas, found)
     for source in sorted(_asset_files(templates)):
         yield f"{ASSETS}/{source.name}", source.read_bytes()
     yield f"{ASSETS}/{VEGA_BUNDLE}", vega_bundle().encode("utf-8")
@@ -548,18 +604,24 @@ def _config_script(atlas: Atlas) -> bytes:
     return contract.config_script(config).encode("utf-8")
 
 
-def sentence_files(atlas: Atlas, index: int, templates: Path | None = None) -> dict[str, bytes]:
+def sentence_files(
+    atlas: Atlas,
+    index: int,
+    templates: Path | None = None,
+    analyses: Iterable[Analysis | type[Analysis]] = (),
+) -> dict[str, bytes]:
     """One sentence's page and every file it may load, by path in the site (the page, its data
     scripts, assets/config.js, the assets), without rendering the rest of the site: what
     ``atlas.show`` inlines into a notebook. The sentence must have a page (``has_view``)."""
-    env = with_custom_css(environment(templates), templates)
+    found = presenters(atlas, analyses)
+    env = with_custom_css(environment(templates, found), templates)
     shared = _shared(atlas)
     with_view = [s for s in atlas.sentences if s.has_view]
     position = [s.index for s in with_view].index(index)
     path = contract.sentence_page(index, len(atlas.sentences))
     context = sentence_context(atlas, shared, with_view, position)
     files = dict([_renderer(atlas, env, shared)(path, "sentence.html", **context)])
-    files.update(_data_files(atlas, only=index))  # the page loads its own data only
+    files.update(_data_files(atlas, found, only=index))  # the page loads its own data only
     files.update(
         (f"{ASSETS}/{source.name}", source.read_bytes()) for source in _asset_files(templates)
     )
@@ -724,28 +786,14 @@ def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], po
     }
 
 
-def _data_files(atlas: Atlas, only: int | None = None) -> Iterator[tuple[str, bytes]]:
-    """data/NNNN.js of every sentence kept (or of sentence ``only``), and data/NNNN.qk.js of
-    those with vectors."""
-    total = len(atlas.sentences)
-    for view in atlas.views if only is None else [v for v in atlas.views if v.index == only]:
-        key = contract.sentence_key(view.index, total)
-        script = data_script(
-            view,
-            key=key,
-            sentence_id=atlas.sentences[view.index].id,
-            layers=atlas.model.layers,
-            heads=atlas.model.heads,
-            causal=atlas.model.causal,
-            neuron={
-                "available": atlas.model.neuron_view and bool(view.vectors),
-                "note": neuron_note(atlas, view),
-                "head_dim": atlas.model.head_dim,
-            },
-        )
-        yield contract.data_script(view.index, total), script.encode("utf-8")
-        if view.vectors:
-            yield contract.vectors_script(view.index, total), vectors_script(view, key).encode()
+def _data_files(
+    atlas: Atlas, found: Iterable[type[Analysis]], only: int | None = None
+) -> Iterator[tuple[str, bytes]]:
+    """The page data of every analysis (``Analysis.page_files``: data/NNNN.js of each sentence
+    kept and its queries and keys, from the views analysis; data/NNNN.NAME.js), of sentence
+    ``only`` if given, and, in a compare atlas, model B's attention."""
+    for presenter in found:
+        yield from presenter.page_files(atlas, only)
     yield from _compare_files(atlas)
 
 
@@ -775,25 +823,6 @@ def _compare_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
         yield contract.compare_data_script(view.index, total), script.encode("utf-8")
 
 
-def neuron_note(atlas: Atlas, view: View) -> str:
-    """Why a sentence's page has no neuron view ("" when it has one)."""
-    if not atlas.model.neuron_view:
-        return atlas.model.neuron_note
-    if view.vectors:
-        return ""
-    if atlas.options.neuron == "views" and view.index >= atlas.options.views:
-        return (
-            f"queries and keys are kept for the first {atlas.options.views} sentences "
-            "(--neuron views); build with --neuron all to keep them for every page"
-        )
-    if atlas.options.max_site_mb is None:
-        return "no queries and keys were kept for this sentence"
-    return (
-        "this sentence's queries and keys were left out to keep the site under "
-        f"--max-site-mb {atlas.options.max_site_mb:g}"
-    )
-
-
 def _asset_files(templates: Path | None) -> list[Path]:
     """Built-in assets, each replaced by the user's file of the same name if there is one."""
     found = {p.name: p for p in (BUILTIN_TEMPLATES / ASSETS).iterdir() if p.is_file()}
@@ -812,6 +841,10 @@ def with_custom_css(env: jinja2.Environment, templates: Path | None) -> jinja2.E
     return env
 
 
-def sizes(atlas: Atlas, templates: Path | None = None) -> dict[str, int]:
+def sizes(
+    atlas: Atlas,
+    templates: Path | None = None,
+    analyses: Iterable[Analysis | type[Analysis]] = (),
+) -> dict[str, int]:
     """The size in bytes of every file of the site, rendering it without keeping the files."""
-    return {path: len(content) for path, content in render(atlas, templates)}
+    return {path: len(content) for path, content in render(atlas, templates, analyses)}

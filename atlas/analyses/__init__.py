@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .base import Analysis, Column, Result, RunInfo, Table
+from .compare import Compare
 from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
     from ..options import BuildOptions
 
 __all__ = [
+    "BUILT_IN",
     "DEFAULT_ABLATION",
     "DEFAULT_SAMPLE",
     "MIN_RELATION",
@@ -31,6 +33,26 @@ __all__ = [
     "Table",
     "default_analyses",
 ]
+
+
+# Every built-in analysis, by name: the site finds an analysis's presentation (its sections,
+# charts, pages and page data) by the name its results are kept under in the Atlas.
+BUILT_IN: dict[str, type[Analysis]] = {
+    a.name: a
+    for a in (
+        HeadMetrics,
+        HeadDistances,
+        ExampleSentences,
+        WordPairs,
+        Syntax,
+        LayerEmbeddings,
+        HeadImportance,
+        Predictions,
+        LabelBreakdown,
+        ViewData,
+        Compare,
+    )
+}
 
 
 def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:

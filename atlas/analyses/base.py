@@ -17,11 +17,14 @@ worked example.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
+
+from .. import contract
 
 # What the runner can capture for an analysis (atlas/model.py): attention, queries and keys,
 # hidden states. The runner captures only what some analysis of the run asks for (queries and
@@ -31,6 +34,9 @@ from ..model import CAPTURES as CAPTURES
 from ..model import HIDDEN_STATES as HIDDEN_STATES
 from ..model import QUERIES_KEYS as QUERIES_KEYS
 from ..model import Record, stream_key
+
+if TYPE_CHECKING:
+    from ..result import Atlas
 
 # Not a capture: passes of its own through the model (head gates, gradients), offered by the
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
@@ -163,9 +169,6 @@ class Analysis:
     # EVERY (the view data keeps the sentences all the others link to).
     requires: ClassVar[tuple[str, ...]] = ()
     uses: ClassVar[tuple[str, ...]] = ()
-    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
-    # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
-    sections: ClassVar[Mapping[str, str]] = {}
     # Why ``revisit`` asks for sentences again, for the build's log ("running 38 sentences
     # again for the views analysis: ...").
     revisit_reason: ClassVar[str] = ""
@@ -225,6 +228,53 @@ class Analysis:
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         raise NotImplementedError
+
+    # -- presentation -------------------------------------------------------------------------
+    # What the site shows of it beyond its catalogue columns (which every page shows without
+    # knowing the analysis). A site is rendered from atlas.json alone (``atlas render``), with no
+    # run and no analysis object, so these are read from the class: class attributes and class
+    # methods of the Atlas (atlas/result.py), never of what ``add`` gathered. The site finds an
+    # analysis's class by the name its results are kept under (``atlas.results[name]``): the
+    # built-in ones always, one of the user's when passed again (``--analysis MODULE:CLASS``).
+
+    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
+    # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
+    sections: ClassVar[Mapping[str, str]] = {}
+    # A folder holding its templates (sections/NAME.html, and NAME.html for a page of its own,
+    # ``Result.pages``), searched after a theme's and before the built-in ones; None for the
+    # built-in analyses, whose templates are in templates/.
+    templates: ClassVar[Path | None] = None
+
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        """Chart functions its templates call as ``charts.NAME(...)``, by NAME: each returns a
+        Vega-Lite dict, from the Atlas (atlas/charts.py has the helpers); pages draw it with the
+        ``chart`` macro (templates/macros.html). Names are shared by every analysis of a site."""
+        return {}
+
+    @classmethod
+    def page_data(cls, atlas: Atlas, index: int) -> Any:
+        """JSON data for sentence ``index``'s page, or None for none: written beside
+        data/NNNN.js as data/NNNN.NAME.js (``contract.page_data_script``), which sets
+        ``window.ATLAS_PAGE_DATA[NAME]["NNNN"]``. Asked of every sentence with a page."""
+        return None
+
+    @classmethod
+    def page_files(cls, atlas: Atlas, only: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """Every data file of its own, as (path in the site, bytes); of sentence ``only`` alone
+        when given (a notebook shows one page). By default the scripts of ``page_data``; an
+        analysis whose data is not JSON (the views' attention) writes its own."""
+        total = len(atlas.sentences)
+        for sentence in atlas.sentences:
+            if not sentence.has_view or only not in (None, sentence.index):
+                continue
+            value = cls.page_data(atlas, sentence.index)
+            if value is not None:
+                key = contract.sentence_key(sentence.index, total)
+                yield (
+                    contract.page_data_script(sentence.index, total, cls.name),
+                    contract.page_data_js(cls.name, key, value).encode("utf-8"),
+                )
 
 
 def per_head(values: np.ndarray) -> list[float]:

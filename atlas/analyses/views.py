@@ -15,11 +15,16 @@ first ``limit`` are run again (``revisit``) rather than holding every sentence i
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING
 
+from .. import contract
 from ..model import Record, reproduces_attention
-from ..viewdata import View, make_view
+from ..viewdata import View, data_script, make_view, vectors_script
 from .base import ATTENTION, EVERY, QUERIES_KEYS, Analysis, Result, RunInfo
+
+if TYPE_CHECKING:
+    from ..result import Atlas
 
 NOT_REPRODUCED = (
     "the captured queries and keys do not reproduce this model's attention "
@@ -131,3 +136,46 @@ class ViewData(Analysis):
             },
             sentences=dict(sorted(self.kept.items())),
         )
+
+    @classmethod
+    def page_files(cls, atlas: Atlas, only: int | None = None) -> Iterator[tuple[str, bytes]]:
+        """data/NNNN.js of every sentence kept (or of sentence ``only``), and data/NNNN.qk.js
+        of those with queries and keys: the Atlas's views, not JSON of ``page_data``."""
+        total = len(atlas.sentences)
+        for view in atlas.views if only is None else [v for v in atlas.views if v.index == only]:
+            key = contract.sentence_key(view.index, total)
+            script = data_script(
+                view,
+                key=key,
+                sentence_id=atlas.sentences[view.index].id,
+                layers=atlas.model.layers,
+                heads=atlas.model.heads,
+                causal=atlas.model.causal,
+                neuron={
+                    "available": atlas.model.neuron_view and bool(view.vectors),
+                    "note": neuron_note(atlas, view),
+                    "head_dim": atlas.model.head_dim,
+                },
+            )
+            yield contract.data_script(view.index, total), script.encode("utf-8")
+            if view.vectors:
+                yield contract.vectors_script(view.index, total), vectors_script(view, key).encode()
+
+
+def neuron_note(atlas: Atlas, view: View) -> str:
+    """Why a sentence's page has no neuron view ("" when it has one)."""
+    if not atlas.model.neuron_view:
+        return atlas.model.neuron_note
+    if view.vectors:
+        return ""
+    if atlas.options.neuron == "views" and view.index >= atlas.options.views:
+        return (
+            f"queries and keys are kept for the first {atlas.options.views} sentences "
+            "(--neuron views); build with --neuron all to keep them for every page"
+        )
+    if atlas.options.max_site_mb is None:
+        return "no queries and keys were kept for this sentence"
+    return (
+        "this sentence's queries and keys were left out to keep the site under "
+        f"--max-site-mb {atlas.options.max_site_mb:g}"
+    )
