@@ -28,6 +28,7 @@ from .corpus import read_corpus
 from .options import BuildOptions
 from .output import claim, write
 from .pipeline import measure, order
+from .plugins import presentation_classes
 from .result import Atlas, first_non_finite, rounded
 from .running import PairedRunner, Runner
 from .site import render
@@ -49,7 +50,9 @@ def build(
     ``options``: a ``BuildOptions`` (atlas/options.py; default: the CLI's defaults);
     ``overrides`` change fields of it, so ``atlas.build(input, out, views=50)`` works as
     ``atlas.build(input, out, BuildOptions(views=50))``. ``analyses`` replace the built-in ones
-    (``atlas.analyses.default_analyses(options)``), e.g. to add one of your own. With
+    (``atlas.analyses.default_analyses(options)``), e.g. ``[*default_analyses(), Mine()]`` to
+    add one of your own (as ``analysis=("mymodule:Mine",)`` does); the site shows each one's
+    sections, charts, pages and page data (``Analysis`` presentation). With
     ``options.compare`` (a second model B, hub id or folder, with the same tokenizer and shape)
     both models run over the same sentences in one pass and the site compares them head by head
     (``atlas.analyses.compare``)."""
@@ -59,6 +62,7 @@ def build(
         if output is not None:  # checked before the model runs, not after; held until written
             held.enter_context(claim(Path(output), **options.write_options))
         examples = read_corpus(input, limit=options.limit, words=options.words)
+        analyses = list(analyses) if analyses is not None else default_analyses(options)
         log.info("read %d sentences from %s", len(examples), input)
         runner = Runner(
             options.model,
@@ -76,7 +80,7 @@ def build(
             )
             runner = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
-            analyses = order(analyses or default_analyses(options))
+            analyses = order(analyses)
             if not any(a.name == Compare.name for a in analyses):
                 analyses.append(
                     Compare(
@@ -117,6 +121,7 @@ def build(
                 atlas,
                 output,
                 templates=options.templates,
+                analyses=analyses,
                 max_site_mb=options.max_site_mb,
                 **options.write_options,
             )
@@ -129,14 +134,18 @@ def render_site(
     *,
     templates: str | Path | None = None,
     max_site_mb: float | None = None,
+    analyses: Sequence[Analysis | type[Analysis] | str] = (),
     **write_options,
 ) -> Atlas:
     """Render the Atlas's site and write it to ``output``, fitting it to ``max_site_mb`` if
-    given; returns the Atlas as written. Files are written as they are rendered, and the budget
-    measures what was written: a site over it is rendered again with less (``budget.shrink``)
-    in place of the first; the build reports the site's size, and warns near GitHub Pages'
-    limits (``budget.pages_warnings``)."""
+    given; returns the Atlas as written. ``analyses``: the user's analyses whose results the
+    Atlas holds (instances, classes or "MODULE:CLASS"), for their sections, charts, pages and
+    page data; the built-in ones are always known. Files are written as they are rendered,
+    and the budget measures what was written: a site over it is rendered again with less
+    (``budget.shrink``) in place of the first; the build reports the site's size, and warns
+    near GitHub Pages' limits (``budget.pages_warnings``)."""
     templates = Path(templates) if templates is not None else None
+    analyses = presentation_classes(analyses)
     start, written = atlas, [atlas]
 
     def again(sizes: dict[str, int]):
@@ -144,10 +153,15 @@ def render_site(
         if smaller is None:
             return None
         written.append(smaller)
-        return render(smaller, templates=templates)
+        return render(smaller, templates=templates, analyses=analyses)
 
     budget = int(max_site_mb * MB) if max_site_mb is not None else 0
-    sizes = write(render(atlas, templates=templates), Path(output), again=again, **write_options)
+    sizes = write(
+        render(atlas, templates=templates, analyses=analyses),
+        Path(output),
+        again=again,
+        **write_options,
+    )
     atlas = written[-1]
     if max_site_mb is not None:
         for line in report(start, atlas, budget, sizes):

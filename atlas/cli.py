@@ -24,6 +24,7 @@ from .loading import DEFAULT_MODEL, ModelError
 from .options import BuildOptions
 from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
+from .plugins import PluginError
 from .result import AtlasFileError, load
 from .site import SiteError, theme_folder
 
@@ -36,6 +37,7 @@ USER_ERRORS = (
     AnalysisError,
     OutputError,
     CompareError,
+    PluginError,
 )
 
 
@@ -114,6 +116,15 @@ def parser() -> argparse.ArgumentParser:
             type=Path,
             metavar="DIR",
             help="folder of Jinja templates (and assets/) that override the built-in ones",
+        )
+        p.add_argument(
+            "--analysis",
+            action="append",
+            default=[],
+            metavar="MODULE:CLASS",
+            help="an analysis of your own (a subclass of atlas.analyses.Analysis; MODULE may be "
+            "a file, path/to/mine.py), run beside the built-in ones; atlas render and atlas "
+            "compare need it again to show its sections and pages. Repeat for more.",
         )
         p.add_argument("-q", "--quiet", action="store_true", help="print errors only")
         p.add_argument("-v", "--verbose", action="store_true", help="print debugging detail")
@@ -320,6 +331,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),
+        analysis=tuple(args.analysis),
         clean=args.clean,
         force=args.force,
     )
@@ -338,6 +350,7 @@ def run_render(args: argparse.Namespace) -> None:
             load(args.atlas_json),
             args.output,
             templates=_templates(args),
+            analyses=args.analysis,
             max_site_mb=args.max_site_mb or None,
             force=args.force,
             clean=args.clean,
@@ -354,6 +367,7 @@ def run_compare(args: argparse.Namespace) -> None:
             atlas,
             args.output,
             templates=_templates(args),
+            analyses=args.analysis,
             max_site_mb=args.max_site_mb or None,
             force=args.force,
             clean=args.clean,

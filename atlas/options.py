@@ -36,7 +36,7 @@ class BuildOptions:
     page. importance: sentences for head importance (0: off); ablation: how many of them are
     ablated. title: the site's title (None: from the model and input). templates: a folder of
     templates overriding the built-in ones. progress: a progress bar on stderr. clean, force:
-    as ``atlas.output.write``'s."""
+    as ``atlas.output.write``'s. analysis: the user's analyses to run too, "MODULE:CLASS" each."""
 
     model: str | None = None
     model_name: str | None = None
@@ -56,6 +56,9 @@ class BuildOptions:
     title: str | None = None
     templates: str | Path | None = None
     progress: bool = False
+    # Analyses of the user's run beside the built-in ones: "MODULE:CLASS" or "FILE.py:CLASS"
+    # each (``--analysis``, atlas/plugins.py).
+    analysis: tuple[str, ...] = ()
     clean: bool = False
     force: bool = False
 

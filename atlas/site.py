@@ -411,6 +411,7 @@ def environment(
         vectors_script=contract.vectors_script,
         compare_key=contract.compare_key,
         compare_data_script=contract.compare_data_script,
+        page_data_script=contract.page_data_script,
         label_class=contract.label_class,
         joiner=contract.JOINER,
         shown_tokens=lambda view: pieces.shown_tokens(view.tokens, view.special),

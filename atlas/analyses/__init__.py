@@ -58,7 +58,8 @@ BUILT_IN: dict[str, type[Analysis]] = {
 def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
     """The built-in analyses, each configured from ``options`` (default: the CLI's defaults),
     in the given order; the pipeline runs them in that order where their ``requires`` leave it
-    free. Head importance is left out when ``options.importance`` is 0."""
+    free. Head importance is left out when ``options.importance`` is 0; the user's analyses of
+    ``options.analysis`` ("MODULE:CLASS", ``--analysis``) come last."""
     from ..options import BuildOptions  # atlas.options imports this package's defaults
 
     if options is None:
@@ -73,6 +74,8 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
         if options.importance
         else []
     )
+    from ..plugins import load_analysis
+
     return [
         HeadMetrics(),
         HeadDistances(),
@@ -84,4 +87,5 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
         Predictions(),
         LabelBreakdown(),
         ViewData(options.views, options.neuron),
+        *(load_analysis(spec) for spec in options.analysis),
     ]
