@@ -1,9 +1,11 @@
 """An analysis of the user's, outside the package: how peaked each head's attention is.
 
-Run it with ``atlas build sentences.txt --analysis tests/user_analysis/peak.py:Peak`` (docs/design.md,
-"What an analysis is", walks through it)."""
+    atlas build sentences.txt --analysis tests/user_analysis/peak.py:Peak
+
+docs/design.md ("What an analysis is") walks through it."""
 
 from pathlib import Path
+from typing import ClassVar
 
 import altair as alt
 import numpy as np
@@ -24,8 +26,8 @@ def layer_peak(attention: np.ndarray) -> np.ndarray:
 class Peak(Analysis):
     name = "peak"
     templates = Path(__file__).parent / "templates"
-    sections = {"overview": "sections/peak.html", "head": "sections/peak-head.html",
-                "sentence": "sections/peak-sentence.html"}  # fmt: skip
+    sections: ClassVar = {"overview": "sections/peak.html", "head": "sections/peak-head.html",
+                          "sentence": "sections/peak-sentence.html"}  # fmt: skip
 
     def start(self, run):
         super().start(run)
