@@ -15,7 +15,6 @@ import re
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
 from typing import NoReturn
@@ -55,14 +54,7 @@ CHART_FUNCTIONS = SimpleNamespace(
     metric_range=charts.metric_range,
     top_heads=charts.top_heads,
     layer_curves=charts.layer_curves,
-    head_map=charts.head_map,
-    head_map_colours=charts.head_map_colours,
-    highlighted=charts.highlighted,
-    offset_profile=charts.offset_profile,
-    relation_heatmap=charts.relation_heatmap,
     delta_heatmap=charts.delta_heatmap,
-    embedding_curves=charts.embedding_curves,
-    importance_scatter=charts.importance_scatter,
 )
 
 
@@ -541,7 +533,7 @@ def _files(
 ) -> Iterator[tuple[str, bytes]]:
     env = with_custom_css(environment(templates, found), templates)
     try:
-        yield from _pages(atlas, env)
+        yield from _pages(atlas, env, found)
     except jinja2.TemplateSyntaxError as err:
         raise SiteError(
             f"template {err.filename or err.name}:{err.lineno}: {err.message}"
@@ -616,7 +608,7 @@ def sentence_files(
     ``atlas.show`` inlines into a notebook. The sentence must have a page (``has_view``)."""
     found = presenters(atlas, analyses)
     env = with_custom_css(environment(templates, found), templates)
-    shared = _shared(atlas)
+    shared = _shared(atlas, found)
     with_view = [s for s in atlas.sentences if s.has_view]
     position = [s.index for s in with_view].index(index)
     path = contract.sentence_page(index, len(atlas.sentences))
@@ -664,20 +656,26 @@ def search_index(atlas: Atlas) -> dict:
     return contract.data_payload(index, contract.SEARCH_FIELDS)
 
 
-@dataclass(frozen=True)
-class Shared:
-    """What many pages need, computed once per site rather than once per page."""
+class Shared(SimpleNamespace):
+    """What many pages need, computed once per site rather than once per page: ``views``
+    (sentence index -> its kept attention), ``views_b`` (in a compare atlas: model B's), and
+    what each analysis's ``shared`` gives, by name (``shared.head_map``)."""
 
-    head_map: dict  # the head-map chart, unhighlighted
-    views: dict[int, View]  # sentence index -> its kept attention
-    views_b: dict[int, View]  # in a compare atlas: sentence index -> model B's attention
+    views: dict[int, View]
+    views_b: dict[int, View]
 
 
-def _shared(atlas: Atlas) -> Shared:
+def _shared(atlas: Atlas, found: Iterable[type[Analysis]]) -> Shared:
+    own: dict[str, object] = {}
+    for presenter in found:
+        for name, value in presenter.shared(atlas).items():
+            if name in own or name in ("views", "views_b"):
+                raise SiteError(f"the {presenter.name} analysis's shared {name!r} is taken")
+            own[name] = value
     return Shared(
-        head_map=charts.head_map(atlas, "../") if "distances" in atlas.results else {},
         views={v.index: v for v in atlas.views},
         views_b={v.index: v for v in atlas.views_b if atlas.sentences[v.index].has_view},
+        **own,
     )
 
 
@@ -737,9 +735,11 @@ def render_page(chunks: Iterator[str], template: str, path: str) -> bytes:
     return page
 
 
-def _pages(atlas: Atlas, env: jinja2.Environment) -> Iterator[tuple[str, bytes]]:
+def _pages(
+    atlas: Atlas, env: jinja2.Environment, found: list[type[Analysis]]
+) -> Iterator[tuple[str, bytes]]:
     """(path, bytes) of every page: one small function per kind of page."""
-    shared = _shared(atlas)
+    shared = _shared(atlas, found)
     page = _renderer(atlas, env, shared)
 
     yield page("index.html", "index.html", **overview(atlas))

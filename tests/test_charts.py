@@ -10,6 +10,7 @@ import pytest
 from conftest import ROOT, build
 
 from atlas import charts
+from atlas.analyses import distances, heads, syntax
 from atlas.result import load
 
 pytestmark = pytest.mark.slow  # the module's atlas: the UD sample, a tiny model (about 20 s)
@@ -39,12 +40,12 @@ def with_rows(monkeypatch):
         return out
 
     def offset_profile(atlas, head):
-        rows = {"offsets": charts._offset_rows(atlas, head)}
-        return charts._offset_chart(head.name, f"layer {head.layer} mean", rows)
+        rows = {"offsets": heads._offset_rows(atlas, head)}
+        return heads._offset_chart(head.name, f"layer {head.layer} mean", rows)
 
-    monkeypatch.setattr(charts, "_rows", rows)
-    monkeypatch.setattr(charts, "_spec", spec)
-    monkeypatch.setattr(charts, "offset_profile", offset_profile)
+    monkeypatch.setattr(charts, "placeholder", rows)
+    monkeypatch.setattr(charts, "to_spec", spec)
+    monkeypatch.setattr(heads, "offset_profile", offset_profile)
 
 
 def all_charts(atlas) -> dict[str, str]:
@@ -52,9 +53,9 @@ def all_charts(atlas) -> dict[str, str]:
     specs = {
         **{c.key: charts.metric_heatmap(atlas, c, "") for c in atlas.catalogue},
         "curves": charts.layer_curves(atlas, ""),
-        "map": charts.head_map(atlas, "../"),
-        "relations": charts.relation_heatmap(atlas),
-        **{h.name: charts.offset_profile(atlas, h) for h in atlas.heads},
+        "map": distances.head_map_chart(atlas, "../"),
+        "relations": syntax.relation_heatmap(atlas),
+        **{h.name: heads.offset_profile(atlas, h) for h in atlas.heads},
     }
     return {name: json.dumps(spec, sort_keys=True) for name, spec in specs.items()}
 
@@ -71,13 +72,13 @@ def test_charts_are_those_altair_builds_with_the_rows(sample_atlas, monkeypatch,
 
 def test_offset_profiles_differ_by_head_and_leave_the_template_alone(sample_atlas):
     first, second = sample_atlas.heads[0], sample_atlas.heads[-1]
-    a = charts.offset_profile(sample_atlas, first)
-    b = charts.offset_profile(sample_atlas, second)
+    a = heads.offset_profile(sample_atlas, first)
+    b = heads.offset_profile(sample_atlas, second)
     assert first.name in json.dumps(a) and second.name not in json.dumps(a)
     assert f"layer {second.layer} mean" in json.dumps(b)
     assert [row["head"] for row in a["data"]["values"]] == first.parts["offsets"]
-    template = json.dumps(charts._offset_template())
-    assert charts.HEAD_TITLE in template and charts.PLACEHOLDER in template
+    template = json.dumps(heads._offset_template())
+    assert heads.HEAD_TITLE in template and charts.PLACEHOLDER in template
 
 
 def test_metric_heatmaps_span_the_column_range_and_rank_its_heads(sample_atlas):

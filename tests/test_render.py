@@ -11,7 +11,7 @@ import pathlib
 import pytest
 from conftest import ROOT, build
 
-from atlas import charts
+from atlas.analyses.syntax import relation_heatmap
 from atlas.cli import main
 from atlas.corpus import read_corpus
 from atlas.result import load
@@ -52,7 +52,7 @@ def test_render_reproduces_a_treebank_compare_build(tiny_model, model_b, tmp_pat
     syntax = atlas.results["syntax"]
     by_count = [r["relation"] for r in syntax["relations"] if r["relation"] in syntax["matrix"]]
     assert by_count != sorted(by_count)
-    assert charts.relation_heatmap(atlas)["encoding"]["y"]["sort"] == by_count
+    assert relation_heatmap(atlas)["encoding"]["y"]["sort"] == by_count
 
 
 def test_render_reproduces_a_labelled_build(tiny_model, tmp_path):

@@ -10,6 +10,7 @@ import pytest
 from test_charts import sample_atlas  # noqa: F401 (the fixture, found by pytest here)
 
 from atlas import charts, contract
+from atlas.analyses import distances
 from atlas.site import SEARCH_TOP, render, search_index
 
 pytestmark = pytest.mark.slow  # test_charts' atlas of the UD sample (about 20 s)
@@ -58,12 +59,12 @@ def test_the_index_costs_the_text_plus_a_few_bytes_a_sentence(atlas):
 
 
 def test_the_head_map_can_be_coloured_by_the_layer_and_every_column(atlas):
-    colours = charts.head_map_colours(atlas)
+    colours = distances.head_map_colours(atlas)
     with_values = [c for c in atlas.catalogue if charts.metric_range(atlas, c)]
     assert list(colours) == ["layer", *(c.key for c in with_values)]
     assert {c.analysis for c in with_values} >= {"heads", "syntax"}  # syntax columns too
     layer = colours["layer"]
-    assert layer["encoding"] == charts.head_map(atlas)["encoding"]["color"]
+    assert layer["encoding"] == distances.head_map_chart(atlas)["encoding"]["color"]
     assert layer["range"] == f"layers 1 – {atlas.model.layers}"
     for column in with_values:
         low, high = charts.metric_range(atlas, column)

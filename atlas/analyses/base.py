@@ -253,6 +253,12 @@ class Analysis:
         return {}
 
     @classmethod
+    def shared(cls, atlas: Atlas) -> Mapping[str, Any]:
+        """What many of its pages need, computed once per site rather than once per page (the
+        head map every head page rings its head on); templates read it as ``shared.NAME``."""
+        return {}
+
+    @classmethod
     def page_data(cls, atlas: Atlas, index: int) -> Any:
         """JSON data for sentence ``index``'s page, or None for none: written beside
         data/NNNN.js as data/NNNN.NAME.js (``contract.page_data_script``), which sets

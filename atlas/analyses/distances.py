@@ -7,15 +7,19 @@ rescales). It is 0 for identical heads, symmetric, and at most ln 2.
 
 from __future__ import annotations
 
+import copy
 import functools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import altair as alt
 import numpy as np
 
+from .. import charts
 from ..exact import ExactSum
 from ..model import Record
+from ..result import Atlas
 from .base import Analysis, Result, RunInfo
 
 JS_SMOOTHING = 1e-3
@@ -278,6 +282,19 @@ class HeadDistances(Analysis):
         "head": "sections/nearest.html",
     }
 
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        return {
+            "head_map": head_map_chart,
+            "head_map_colours": head_map_colours,
+            "highlighted": highlighted,
+        }
+
+    @classmethod
+    def shared(cls, atlas: Atlas) -> Mapping[str, Any]:
+        """The head map, built once per site; each head page rings its head on a copy."""
+        return {"head_map": head_map_chart(atlas, "../")}
+
     def start(self, run: RunInfo) -> None:
         super().start(run)
         self.total = ExactSum((run.size, run.size))  # order-independent: parts merge exactly
@@ -315,3 +332,101 @@ class HeadDistances(Analysis):
             },
             data={"matrix": distance.tolist(), "stress": stress},
         )
+
+
+# The head map coloured by a catalogue column: a sequential scale that stays visible on white at
+# both ends (the heatmaps' light low end would hide points).
+MAP_COLUMN_SCHEME = charts.LAYER_SCHEME
+
+
+def head_map_chart(atlas: Atlas, prefix: str = "") -> dict:
+    """Heads placed by MDS on their Jensen-Shannon distances; colour = layer, shape = label.
+    Built once per site; ``highlighted`` rings one head for its page."""
+    rows = {"heads": charts.head_rows(atlas, prefix)}
+    points = (
+        alt.Chart(charts.placeholder("heads", rows))
+        .mark_point(size=70, filled=True, opacity=0.85)
+        .encode(
+            x=alt.X("x:Q", axis=None),
+            y=alt.Y("y:Q", axis=None),
+            color=_layer_colour(),
+            shape=alt.Shape(
+                "family:N", scale=alt.Scale(domain=list(atlas.labels)), title="pattern"
+            ),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("label:N", title="pattern"),
+                *[
+                    alt.Tooltip(f"{c.key}:Q", format=".2f", title=c.title)
+                    for c in atlas.catalogue
+                    if c.kind == "share"
+                ],
+            ],
+        )
+    )
+    chart = points.properties(
+        width=460, height=380, title=f"Head map (MDS, stress-1 {atlas.map_stress:.3f})"
+    )
+    return charts.to_spec(chart.configure_view(stroke="#ddd"), rows)
+
+
+def _layer_colour() -> alt.Color:
+    return alt.Color(
+        "layer:O", scale=alt.Scale(scheme=charts.LAYER_SCHEME), legend=alt.Legend(title="layer")
+    )
+
+
+def head_map_colours(atlas: Atlas) -> dict[str, dict]:
+    """What the overview's head map can be coloured by: the layer, then every catalogue column
+    with a value, each as {title, range (text), encoding (Vega-Lite colour), tooltip}; the page
+    puts ``encoding`` in place of the map's colour (assets/head-map.js). A column's scale spans
+    its range, and its legend is labelled at both ends."""
+    colours = {
+        "layer": {
+            "title": "layer",
+            "range": f"layers 1 – {atlas.model.layers}",
+            "encoding": _layer_colour().to_dict(),
+            "tooltip": alt.Tooltip("layer:O", title="layer").to_dict(),
+        }
+    }
+    for column in atlas.catalogue:
+        span = charts.metric_range(atlas, column)
+        if span is None:
+            continue
+        low, high = charts.colour_span(atlas, column)
+        legend = alt.Legend(
+            title=column.title, values=[low, high], format=".3f", gradientLength=160
+        )
+        colours[column.key] = {
+            "title": column.title,
+            "range": f"{column.title}: {span[0]:.3f} – {span[1]:.3f}",
+            "encoding": alt.Color(
+                f"{column.key}:Q",
+                scale=alt.Scale(scheme=MAP_COLUMN_SCHEME, domain=[low, high]),
+                legend=legend,
+            ).to_dict(),
+            "tooltip": alt.Tooltip(f"{column.key}:Q", title=column.title, format=".3f").to_dict(),
+        }
+    return colours
+
+
+def highlighted(head_map_spec: dict, name: str) -> dict:
+    """A copy of the head map with one head ringed in black (seen on every layer colour): a
+    copy, not a rebuild, so the map is built (and schema-checked) once per site, not once per
+    head page."""
+    spec = copy.deepcopy(head_map_spec)
+    points = {key: spec.pop(key) for key in ("mark", "encoding")}
+    ring = {
+        "mark": {"type": "point", "size": 300, "shape": "circle", "color": "#000000",
+                 "strokeWidth": 2.5},
+        "encoding": {key: points["encoding"][key] for key in ("x", "y")},
+        "transform": [{"filter": {"field": "name", "equal": name}}],
+    }  # fmt: skip
+    spec["layer"] = [points, ring]
+    # A head page shows it in a card beside other cards: narrower, its legends below the plot
+    # (to its right they would be cut at the card's edge).
+    spec.update(width=290, height=260)
+    legend = spec.setdefault("config", {}).setdefault("legend", {})
+    legend.update(orient="bottom", direction="horizontal", columns=3, symbolLimit=0)
+    return spec

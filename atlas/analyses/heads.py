@@ -5,13 +5,17 @@ analyses share; this analysis averages them over the corpus and labels each head
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import functools
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
+import altair as alt
 import numpy as np
 
+from .. import charts, contract
 from ..exact import ExactSum
 from ..model import Record
+from ..result import Atlas, Head
 from .base import Analysis, Result, RunInfo, per_head
 from .measures import (
     BROAD_THRESHOLD,
@@ -35,6 +39,10 @@ class HeadMetrics(Analysis):
         "overview_cards": "sections/labels.html",
         "head": "sections/offsets.html",
     }
+
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        return {"offset_profile": offset_profile}
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
@@ -94,3 +102,67 @@ class HeadMetrics(Analysis):
                 "offsets": list(OFFSETS),
             },
         )
+
+
+def offset_profile(atlas: Atlas, head: Head) -> dict:
+    """Attention at relative offsets -8..8: this head as bars, its layer's mean as ticks.
+
+    Built once per process (``_offset_template``) and filled in for each head."""
+    titles = {HEAD_TITLE: head.name, LAYER_TITLE: f"layer {head.layer} mean"}
+    rows = {"offsets": _offset_rows(atlas, head)}
+    return charts.filled(_titled(_offset_template(), titles), rows)  # copies, not changes
+
+
+# Stand-ins for a head's tooltip titles in the offset profile built once.
+HEAD_TITLE, LAYER_TITLE = "__atlas_head__", "__atlas_layer__"
+
+
+def _offset_rows(atlas: Atlas, head: Head) -> list[dict]:
+    offsets = atlas.results["heads"]["offsets"]
+    layer_heads = [h for h in atlas.heads if h.layer == head.layer]
+    return [
+        {
+            "offset": d,
+            "head": head.parts["offsets"][i],
+            "layer": sum(h.parts["offsets"][i] for h in layer_heads) / len(layer_heads),
+        }
+        for i, d in enumerate(offsets)
+    ]
+
+
+@functools.lru_cache(maxsize=1)
+def _offset_template() -> dict:
+    """The offset profile with stand-ins for its titles and rows (never changed)."""
+    return _offset_chart(HEAD_TITLE, LAYER_TITLE)
+
+
+def _offset_chart(head_title: str, layer_title: str, rows: dict | None = None) -> dict:
+    base = alt.Chart(charts.placeholder("offsets", rows)).encode(
+        x=alt.X("offset:O", title="offset (key position − query position)")
+    )
+    bars = base.mark_bar(color=contract.HEAD_COLOURS[0]).encode(
+        y=alt.Y("head:Q", title="mean attention", scale=alt.Scale(zero=True)),  # its own range
+        tooltip=[
+            "offset:O",
+            alt.Tooltip("head:Q", format=".3f", title=head_title),
+            alt.Tooltip("layer:Q", format=".3f", title=layer_title),
+        ],
+    )
+    ticks = base.mark_tick(color=contract.HEAD_COLOURS[3], thickness=2, size=14).encode(y="layer:Q")
+    chart = (bars + ticks).properties(width=290, height=180, title="Offset profile")
+    return charts.to_spec(chart, rows)
+
+
+def _titled(node, titles: dict[str, str]):
+    """A copy of ``node`` with every "title" that is one of ``titles``' keys replaced by its
+    value."""
+    if isinstance(node, dict):
+        return {
+            key: titles.get(value, value)
+            if key == "title" and isinstance(value, str)
+            else _titled(value, titles)
+            for key, value in node.items()
+        }
+    if isinstance(node, list):
+        return [_titled(value, titles) for value in node]
+    return node

@@ -23,16 +23,18 @@ sentences with a page, when the model has a loss.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
+import altair as alt
 import numpy as np
 
+from .. import charts
 from ..exact import ExactSum
 from ..model import Record
 from ..probe import ENCODER
 from ..ranking import competition_ranks, rank_rows
-from ..result import DIGITS
+from ..result import DIGITS, Atlas
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
 DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
@@ -61,6 +63,10 @@ class HeadImportance(Analysis):
         "head": "sections/importance-head.html",
         "sentence": "sections/importance-sentence.html",
     }
+
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        return {"importance_scatter": importance_scatter}
 
     def __init__(
         self, sample: int = DEFAULT_SAMPLE, ablation: int = DEFAULT_ABLATION, views: int = 200
@@ -249,3 +255,37 @@ def correlations(columns: Mapping[str, list[float]], results: Mapping[str, Resul
                 "p": None if np.isnan(p) else float(f"{p:.3g}"),
             }
     return out
+
+
+def importance_scatter(atlas: Atlas, target: str = "to_sep", prefix: str = "") -> dict:
+    """Each head's importance (by ablation) against its attention to [SEP] (or ``target``):
+    Clark et al.'s claim that heads attending to [SEP] act as no-ops, tested on this model. A
+    point links to its head's page; colour is the layer."""
+    title = next((c.title for c in atlas.catalogue if c.key == target), target)
+    rows = [
+        {
+            "name": h.name,
+            "layer": h.layer,
+            "attention": h.metrics[target],
+            "importance": h.metrics["importance"],
+            "url": charts.head_url(h, prefix),
+        }
+        for h in atlas.heads
+    ]
+    chart = (
+        alt.Chart(charts.placeholder("importance", {"importance": rows}))
+        .mark_circle(size=60, opacity=0.8)
+        .encode(
+            x=alt.X("attention:Q", title=f"attention to {title}", scale=alt.Scale(domain=[0, 1])),
+            y=alt.Y("importance:Q", title="importance (ablation)"),
+            color=alt.Color("layer:O", scale=alt.Scale(scheme=charts.LAYER_SCHEME), title="layer"),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("attention:Q", format=".3f", title=f"to {title}"),
+                alt.Tooltip("importance:Q", format=".5f"),
+            ],
+        )
+        .properties(width=320, height=260)
+    )
+    return charts.to_spec(chart, {"importance": rows})

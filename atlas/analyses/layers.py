@@ -37,13 +37,16 @@ Sentence pages show, per token and layer, 1 − cos(h_l, h_0) for the first ``vi
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
+import altair as alt
 import numpy as np
 
+from .. import charts
 from ..exact import ExactSum
 from ..model import Record
+from ..result import Atlas
 from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
 
@@ -119,6 +122,10 @@ class LayerEmbeddings(Analysis):
     name = "layers"
     needs = frozenset({ATTENTION, HIDDEN_STATES})
     sections: ClassVar[Mapping[str, str]] = {"sentence": "sections/layers-sentence.html"}
+
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        return {"embedding_curves": embedding_curves}
 
     def __init__(self, views: int = 200):
         self.views = views
@@ -468,3 +475,47 @@ def _nearest(vectors: np.ndarray, sentences: list[int]) -> list[list[list[list[f
 
 def _floats(values) -> list[float | None]:
     return [None if not np.isfinite(v) else float(v) for v in np.asarray(values, float)]
+
+
+# The layers analysis's curves, in the order of their legend, with their titles.
+EMBEDDING_CURVES = {
+    "drift": "drift: cos(h_l, h_0)",
+    "anisotropy": "anisotropy",
+    "self_similarity": "self-similarity",
+    "intra_similarity": "intra-sentence similarity",
+    "self_similarity_adjusted": "self-similarity − anisotropy",
+    "intra_similarity_adjusted": "intra-sentence − anisotropy",
+}
+
+
+def embedding_curves(atlas: Atlas) -> dict:
+    """The layers analysis's per-layer measures as lines, layer 0 (embeddings) to the last."""
+    curves = atlas.results["layers"]["curves"]
+    rows = [
+        {"layer": layer, "measure": title, "value": value}
+        for key, title in EMBEDDING_CURVES.items()
+        for layer, value in enumerate(curves[key])
+        if value is not None
+    ]
+    order = list(EMBEDDING_CURVES.values())
+    chart = (
+        alt.Chart(charts.placeholder("curves", {"curves": rows}))
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("layer:Q", axis=alt.Axis(tickMinStep=1, format="d"), title="layer"),
+            y=alt.Y("value:Q", title="mean cosine"),
+            color=alt.Color(
+                "measure:N",
+                sort=order,
+                scale=charts.CATEGORIES,
+                title=None,
+                legend=alt.Legend(orient="right"),
+            ),
+            strokeDash=alt.condition(
+                "indexof(datum.measure, '−') >= 0", alt.value([4, 3]), alt.value([1, 0])
+            ),
+            tooltip=["measure:N", "layer:Q", alt.Tooltip("value:Q", format=".3f")],
+        )
+        .properties(width=charts.WIDTH * 1.6, height=240)
+    )
+    return charts.to_spec(chart, {"curves": rows})

@@ -26,13 +26,15 @@ PROBE_BYTES of features).
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import ClassVar
 
+import altair as alt
 import numpy as np
 
-from .. import contract
+from .. import charts, contract
 from ..model import Record
+from ..result import Atlas
 from .base import Analysis, Column, Result, RunInfo
 from .measures import attended_units
 from .words import record_words
@@ -211,6 +213,10 @@ class Syntax(Analysis):
 
     name = "syntax"
     sections: ClassVar[Mapping[str, str]] = {"head": "sections/syntax-head.html"}
+
+    @classmethod
+    def charts(cls) -> Mapping[str, Callable[..., dict]]:
+        return {"relation_heatmap": relation_heatmap}
 
     def __init__(self, min_relation: int = MIN_RELATION):
         self.min_relation = min_relation
@@ -711,3 +717,44 @@ COLUMNS = [
            "syntax", "Syntax", "|MST(W + Wᵀ) ∩ gold edges| / |gold edges|",
            paper="Raganato and Tiedemann 2018 (our variant of Htut et al. 2019)"),
 ]  # fmt: skip
+
+
+def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
+    """Relation × head: each cell the head's accuracy on the relation, in the better of its two
+    directions; a cell links to its head's page. Relations in the order of the table above it
+    (``relations``, by frequency): the matrix is a dict, whose order atlas.json does not keep."""
+    syntax = atlas.results["syntax"]
+    relations = [r["relation"] for r in syntax["relations"] if r["relation"] in syntax["matrix"]]
+    rows = [
+        {
+            "relation": relation,
+            "name": h.name,
+            "flat": flat,
+            "accuracy": syntax["matrix"][relation][flat],
+            "url": charts.head_url(h, prefix),
+        }
+        for relation in relations
+        for flat, h in enumerate(atlas.heads)
+    ]
+    order = [h.name for h in atlas.heads]
+    chart = (
+        alt.Chart(charts.placeholder("relations", {"relations": rows}))
+        .mark_rect()
+        .encode(
+            x=alt.X("name:N", sort=order, title="head", axis=alt.Axis(labelAngle=-90)),
+            y=alt.Y("relation:N", sort=relations, title=None),
+            color=alt.Color(
+                "accuracy:Q",
+                scale=alt.Scale(scheme=contract.SEQUENTIAL_SCHEME, domain=[0, 1]),
+                title="accuracy",
+            ),
+            href="url:N",
+            tooltip=[
+                alt.Tooltip("relation:N"),
+                alt.Tooltip("name:N", title="head"),
+                alt.Tooltip("accuracy:Q", format=".3f"),
+            ],
+        )
+        .properties(width=max(300, 11 * len(order)), height=14 * len(relations))
+    )
+    return charts.to_spec(chart, {"relations": rows})
