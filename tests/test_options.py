@@ -45,6 +45,10 @@ def test_the_command_line_becomes_one_options_object(tmp_path):
             "11",
             "--words",
             "--clean",
+            "--analysis",
+            "mine.py:Mine",
+            "--analysis",
+            "lab.more:More",
             "-q",
         ]
     )
@@ -62,6 +66,7 @@ def test_the_command_line_becomes_one_options_object(tmp_path):
         limit=11,
         words=True,
         clean=True,
+        analysis=("mine.py:Mine", "lab.more:More"),
     )
     assert build_options(parser().parse_args(["build", "in.txt"])) == BuildOptions()
     with pytest.raises(dataclasses.FrozenInstanceError):

@@ -148,3 +148,10 @@ def test_its_pages_work_in_chromium(peak_site, tmp_path):
         page.locator("#peak-sentence").screenshot(path=str(tmp_path / "sentence-peak.png"))
     for r in (report, report_head, report_sentence):
         assert r.clean, r
+
+
+def test_the_design_notes_show_this_very_file():
+    """docs/design.md's worked example is the code of tests/user_analysis/peak.py."""
+    code = (HERE / "user_analysis" / "peak.py").read_text()
+    body = code[code.index("from pathlib import Path") :]
+    assert f"```python\n{body}```" in (HERE.parent / "docs" / "design.md").read_text()
