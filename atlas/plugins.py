@@ -30,8 +30,8 @@ def analysis_class(spec: str) -> type[Analysis]:
         raise PluginError(f"--analysis {spec}: expected MODULE:CLASS or FILE.py:CLASS")
     try:
         module = _module(where)
-    except PluginError:
-        raise
+    except PluginError as err:
+        raise PluginError(f"--analysis {spec}: {err}") from None
     except Exception as err:  # the user's module failed as it was imported
         raise PluginError(
             f"--analysis {spec}: cannot import {where} ({type(err).__name__}: {err})"
@@ -74,13 +74,13 @@ def _module(where: str):
     if where.endswith(".py") or "/" in where or "\\" in where:
         path = Path(where)
         if not path.is_file():
-            raise PluginError(f"--analysis {where}: no such file")
+            raise PluginError(f"no such file: {where}")
         name = f"atlas_user_analysis_{path.stem}"
         if name in sys.modules and getattr(sys.modules[name], "__file__", None) == str(path):
             return sys.modules[name]
         spec = importlib.util.spec_from_file_location(name, path)
         if spec is None or spec.loader is None:
-            raise PluginError(f"--analysis {where}: not a Python file")
+            raise PluginError(f"not a Python file: {where}")
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module  # dataclasses and pickling look a class's module up here
         spec.loader.exec_module(module)
@@ -90,6 +90,6 @@ def _module(where: str):
     except ModuleNotFoundError as err:
         if err.name is not None and where.startswith(err.name):
             raise PluginError(
-                f"--analysis {where}: no module named {err.name} (is its folder on PYTHONPATH?)"
+                f"no module named {err.name} (is its folder on PYTHONPATH?)"
             ) from None
         raise

@@ -159,6 +159,9 @@ CASES.update(
         "usage-unknown-option": build("in.txt", GOOD, "--frobnicate"),
         "usage-no-input": lambda c: ["build"],
         "usage-unknown-command": lambda c: ["frob", "in.txt"],
+        "analysis-not-a-spec": build("in.txt", GOOD, "--analysis", "mine.py"),
+        "analysis-no-file": build("in.txt", GOOD, "--analysis", "mine.py:Mine"),
+        "analysis-no-module": build("in.txt", GOOD, "--analysis", "mylab.peak:Peak"),
     }
 )
 

@@ -98,7 +98,7 @@ def test_the_library_takes_it_too(tiny_model, tmp_path):
     ("spec", "error"),
     [
         ("peak.py", "expected MODULE:CLASS"),
-        ("no/such/file.py:Peak", "no such file"),
+        ("no/such/file.py:Peak", "no such file: no/such/file.py"),
         ("atlas_no_such_module:Peak", "no module named atlas_no_such_module"),
         (str(HERE / "user_analysis" / "peak.py") + ":PEAK", "not a subclass"),
         (str(HERE / "user_analysis" / "peak.py") + ":Nothing", "Nothing is not found"),
