@@ -10,8 +10,12 @@ head cannot be "31st" in one place and "32nd" in another.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from .result import Atlas, Head
 
 
 def competition_ranks(values: Sequence[float | None] | np.ndarray) -> list[int | None]:
@@ -34,3 +38,17 @@ def rank_rows(values: np.ndarray) -> np.ndarray:
     from scipy.stats import rankdata
 
     return rankdata(-np.asarray(values, float), method="min", axis=-1).astype(int)
+
+
+def ranked(atlas: Atlas, key: str, head: Head) -> tuple[int, int]:
+    """(rank of ``head`` on column ``key`` among the heads with a value, 1 = largest, ties
+    sharing the best rank; 0 if it has none; count)."""
+    ranks = competition_ranks([h.metrics.get(key) for h in atlas.heads])
+    mine = ranks[[h.name for h in atlas.heads].index(head.name)]
+    return mine or 0, sum(r is not None for r in ranks)
+
+
+def ordinal(n: int) -> str:
+    """1st, 2nd, 3rd, 4th, ..., 11th, 12th, 13th, ..., 21st."""
+    suffix = "th" if 10 <= n % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(n % 10, "th")
+    return f"{n}{suffix}"

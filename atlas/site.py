@@ -25,7 +25,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
-from .analyses import BUILT_IN, Analysis
+from .analyses import Analysis, presenters
 from .result import Atlas, Sentence
 from .viewdata import View, data_script
 
@@ -362,21 +362,21 @@ class ThemeLoader(jinja2.FileSystemLoader):
 
 
 def environment(
-    templates: Path | None = None, presenters: Iterable[type[Analysis]] = ()
+    templates: Path | None = None, found: Iterable[type[Analysis]] = ()
 ) -> jinja2.Environment:
     """The one Jinja environment: the user's template folder, if any, wins over the analyses'
     own folders (``Analysis.templates``), which win over the built-in templates.
 
     Templates see the contract (head_page, sentence_page, data_script, label_class) and
-    ``charts`` (the generic chart functions and those of ``presenters``); every page gets
+    ``charts`` (the generic chart functions and those of the analyses ``found``); every page gets
     ``atlas``, ``root`` (the way back to the site's root), ``path`` and ``shared`` (what every
     page may need, computed once per site)."""
-    presenters = list(presenters)
+    found = list(found)
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(ThemeLoader(templates))
     loaders += [
-        jinja2.FileSystemLoader(str(p.templates)) for p in presenters if p.templates is not None
+        jinja2.FileSystemLoader(str(p.templates)) for p in found if p.templates is not None
     ]
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
@@ -395,7 +395,7 @@ def environment(
     )
     env.globals.update(
         atlas_version=__version__,
-        charts=chart_functions(presenters),
+        charts=chart_functions(found),
         head_page=contract.head_page,
         sentence_page=contract.sentence_page,
         sentence_row_id=contract.sentence_row_id,
@@ -407,7 +407,7 @@ def environment(
         label_class=contract.label_class,
         joiner=contract.JOINER,
         shown_tokens=lambda view: pieces.shown_tokens(view.tokens, view.special),
-        head_summary=describe.head_summary,
+        head_summary=functools.partial(describe.head_summary, analyses=found),
         later_pieces=pieces.later_pieces,
     )
     return env
@@ -426,17 +426,6 @@ def chart_functions(presenters: Iterable[type[Analysis]]) -> SimpleNamespace:
                 )
             functions[name] = function
     return SimpleNamespace(**functions)
-
-
-def presenters(
-    atlas: Atlas, analyses: Iterable[Analysis | type[Analysis]] = ()
-) -> list[type[Analysis]]:
-    """The class of each analysis whose results ``atlas`` holds, in their order: ``analyses``
-    (the user's, instances or classes) by name, else the built-in one of that name. An analysis
-    known by neither (one of the user's, not passed again) shows its columns only; its sections
-    and pages then cannot be found, and the error says how to pass it."""
-    known = {**BUILT_IN, **{a.name: a if isinstance(a, type) else type(a) for a in analyses}}
-    return [known[name] for name in atlas.results if name in known]
 
 
 def unknown_analyses(atlas: Atlas, found: Iterable[type[Analysis]]) -> list[str]:

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from atlas import describe, ranking, site
+from atlas.analyses import heads, importance
 from atlas.result import load
 
 STORED = Path(__file__).parent / "snapshots" / "stored-atlas" / "atlas.json"
@@ -21,9 +22,9 @@ def atlas():
 
 def test_the_two_largest_shares_with_their_means_and_ranks(atlas):
     head = atlas.heads[5]
-    shares = {k: head.metrics[k] for k in describe.SHARES}
+    shares = {k: head.metrics[k] for k in heads.SHARES}
     first, second = sorted(shares, key=lambda k: -shares[k])[:2]
-    top = describe.top_shares(atlas, head)
+    top = heads.top_shares(atlas, head)
     assert [s.value for s in top] == [shares[first], shares[second]]
     assert top[0].layer_mean == atlas.layer_means[first][head.layer - 1]
     assert top[0].model_mean == atlas.model_means[first]
@@ -36,9 +37,9 @@ def test_the_two_largest_shares_with_their_means_and_ranks(atlas):
 
 
 def test_spread_words_follow_the_label_thresholds():
-    assert describe.spread(0.75) == "broad"
-    assert describe.spread(0.74) == "moderately spread"
-    assert describe.spread(0.39) == "focused"
+    assert heads.spread(0.75) == "broad"
+    assert heads.spread(0.74) == "moderately spread"
+    assert heads.spread(0.39) == "focused"
 
 
 def test_word_pairs_of_rare_words_are_not_named(atlas):
@@ -56,7 +57,7 @@ def test_word_pairs_of_rare_words_are_not_named(atlas):
 
 
 def test_ordinals():
-    assert [describe._ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 72)] == [
+    assert [ranking.ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22, 72)] == [
         "1st", "2nd", "3rd", "4th", "11th", "12th", "13th", "21st", "22nd", "72nd",
     ]  # fmt: skip
 
@@ -89,10 +90,10 @@ def test_tied_heads_share_the_best_rank_in_the_summary(atlas):
     del atlas.heads[4].metrics["importance"]
     of = len(atlas.heads) - 1
     for head in atlas.heads[:3]:
-        assert describe.ranked(atlas, "importance", head) == (1, of)
+        assert ranking.ranked(atlas, "importance", head) == (1, of)
         assert f"1st of {of} heads" in " ".join(describe.head_summary(atlas, head))
-    assert describe.ranked(atlas, "importance", atlas.heads[3]) == (4, of)
-    assert describe.ranked(atlas, "importance", atlas.heads[4]) == (0, of)
+    assert ranking.ranked(atlas, "importance", atlas.heads[3]) == (4, of)
+    assert ranking.ranked(atlas, "importance", atlas.heads[4]) == (0, of)
 
 
 def test_with_trees_the_first_line_says_the_relation_it_tracks_best(atlas):
@@ -135,7 +136,7 @@ def test_with_importance_it_says_whether_the_head_is_among_the_ten_that_matter_m
     assert describe.head_summary(atlas, top)[1] == (  # after where its attention goes
         "Importance 7.000: 1st of 8 heads (how much the output changes without it)."
     )
-    monkeypatch.setattr(describe, "TOP_IMPORTANT", 3)
+    monkeypatch.setattr(importance, "TOP_IMPORTANT", 3)
     assert describe.head_summary(atlas, top)[1] == (
         "Importance 7.000: 1st of 8 heads, among the 3 that matter most"
         " (how much the output changes without it)."

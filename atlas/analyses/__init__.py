@@ -3,6 +3,7 @@ runs; a library user may pass others to ``atlas.build(..., analyses=[...])``."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from .base import Analysis, Column, Result, RunInfo, Table
@@ -20,6 +21,7 @@ from .views import ViewData
 
 if TYPE_CHECKING:
     from ..options import BuildOptions
+    from ..result import Atlas
 
 __all__ = [
     "BUILT_IN",
@@ -32,6 +34,7 @@ __all__ = [
     "RunInfo",
     "Table",
     "default_analyses",
+    "presenters",
 ]
 
 
@@ -89,3 +92,14 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
         ViewData(options.views, options.neuron),
         *(load_analysis(spec) for spec in options.analysis),
     ]
+
+
+def presenters(
+    atlas: Atlas, analyses: Iterable[Analysis | type[Analysis]] = ()
+) -> list[type[Analysis]]:
+    """The class of each analysis whose results ``atlas`` holds, in their order: ``analyses``
+    (the user's, instances or classes) by name, else the built-in one of that name. An analysis
+    known by neither (one of the user's, not passed again) shows its columns only; its sections
+    and pages then cannot be found, and the error says how to pass it."""
+    known = {**BUILT_IN, **{a.name: a if isinstance(a, type) else type(a) for a in analyses}}
+    return [known[name] for name in atlas.results if name in known]

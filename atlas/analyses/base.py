@@ -6,13 +6,13 @@ each described by a catalogue ``Column``; per-head parts (data a head page shows
 offset profile); tables; and analysis-level data. The pipeline (atlas/pipeline.py) drives the
 runner and every analysis; the Atlas (atlas/result.py) collects the results; the site
 (atlas/site.py) shows every catalogue column in the overview heatmaps, the heads table and each
-head page without knowing the analysis, and includes an analysis's own page sections, if it has
-templates for them.
+head page without knowing the analysis, and asks the analysis's class for the rest of its
+presentation: its sections and their templates, charts, summary lines and page data.
 
-Adding an analysis is one module in this folder, its entry in ``default_analyses``
-(analyses/__init__.py), and, if it shows more than columns, its section templates and a test;
-an analysis with a page of its own adds that page's template too: see docs/design.md for a
-worked example.
+Adding an analysis is one module plus, at most, its templates: a built-in one in this folder,
+with its entry in ``default_analyses`` and ``BUILT_IN`` (analyses/__init__.py); one of the
+user's anywhere, run with ``--analysis MODULE:CLASS`` (atlas/plugins.py). docs/design.md ("What
+an analysis is") lists the methods and walks through tests/user_analysis/peak.py.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..model import QUERIES_KEYS as QUERIES_KEYS
 from ..model import Record, stream_key
 
 if TYPE_CHECKING:
-    from ..result import Atlas
+    from ..result import Atlas, Head
 
 # Not a capture: passes of its own through the model (head gates, gradients), offered by the
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
@@ -153,8 +153,9 @@ class RunInfo:
 
 class Analysis:
     """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
-    ``add`` and ``finish``; ``revisit``, ``settle`` and ``sections`` are optional, and
-    ``state``, ``load_state`` and ``merge`` make it mergeable (a corpus measured in parts).
+    ``add`` and ``finish``; ``revisit`` and ``settle`` are optional; ``state``, ``load_state``
+    and ``merge`` make it mergeable (a corpus measured in parts); ``sections``, ``templates``,
+    ``charts``, ``summary``, ``shared``, ``page_data`` and ``page_files`` are its presentation.
 
     ``finish`` receives the results of the analyses finished before it, so an analysis may
     build on another's (the example sentences of a head depend on its label); it names those
@@ -251,6 +252,13 @@ class Analysis:
         Vega-Lite dict, from the Atlas (atlas/charts.py has the helpers); pages draw it with the
         ``chart`` macro (templates/macros.html). Names are shared by every analysis of a site."""
         return {}
+
+    @classmethod
+    def summary(cls, atlas: Atlas, head: Head) -> Sequence[tuple[int, str]]:
+        """Lines of the head's summary, the first lines of its page, each with its place
+        (lower first; the built-in places are in atlas/describe.py): a short claim with its
+        number and what to compare it with."""
+        return ()
 
     @classmethod
     def shared(cls, atlas: Atlas) -> Mapping[str, Any]:

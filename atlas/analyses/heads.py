@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import ClassVar
 
 import altair as alt
@@ -15,6 +16,7 @@ import numpy as np
 from .. import charts, contract
 from ..exact import ExactSum
 from ..model import Record
+from ..ranking import ordinal, ranked
 from ..result import Atlas, Head
 from .base import Analysis, Result, RunInfo, per_head
 from .measures import (
@@ -25,6 +27,7 @@ from .measures import (
     LABELS,
     METRICS,
     OFFSETS,
+    PART_NAMES,
     label_head,
     record_metrics,
     record_profile,
@@ -43,6 +46,10 @@ class HeadMetrics(Analysis):
     @classmethod
     def charts(cls) -> Mapping[str, Callable[..., dict]]:
         return {"offset_profile": offset_profile}
+
+    @classmethod
+    def summary(cls, atlas: Atlas, head: Head) -> list[tuple[int, str]]:
+        return summary_lines(atlas, head)
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
@@ -166,3 +173,71 @@ def _titled(node, titles: dict[str, str]):
     if isinstance(node, list):
         return [_titled(value, titles) for value in node]
     return node
+
+
+SHARES = tuple(LABEL_METRICS)  # the six shares a label is made of, in the rule's order
+FOCUSED_BELOW = 0.4  # entropy / max under this reads as "focused" (broad is BROAD_THRESHOLD up)
+
+
+@dataclass(frozen=True)
+class Share:
+    """One share of the head's attention, with what to compare it with."""
+
+    name: str  # previous, next, self, [CLS], [SEP], punctuation
+    value: float
+    layer_mean: float
+    model_mean: float
+    rank: int  # 1 = the largest of all heads
+    of: int  # how many heads have a value
+
+
+def top_shares(atlas: Atlas, head: Head, count: int = 2) -> list[Share]:
+    """The head's ``count`` largest shares, largest first (ties in the rule's order)."""
+    present = [k for k in SHARES if head.metrics.get(k) is not None]
+    order = sorted(present, key=lambda k: (-head.metrics[k], SHARES.index(k)))
+    return [
+        Share(
+            PART_NAMES[k],
+            head.metrics[k],
+            atlas.layer_means[k][head.layer - 1],
+            atlas.model_means[k],
+            *ranked(atlas, k, head),
+        )
+        for k in order[:count]
+    ]
+
+
+def spread(value: float) -> str:
+    """How spread its attention is, from entropy / max (the thresholds of the labels)."""
+    if value >= BROAD_THRESHOLD:
+        return "broad"
+    return "focused" if value < FOCUSED_BELOW else "moderately spread"
+
+
+def summary_lines(atlas: Atlas, head: Head) -> list[tuple[int, str]]:
+    """Where its attention goes (place 20) and how spread it is (place 40)."""
+    lines = []
+    shares = top_shares(atlas, head)
+    if shares:
+        lines.append(
+            (
+                20,
+                "Attention goes to "
+                + " and ".join(
+                    f"{s.name} {s.value:.2f} (layer mean {s.layer_mean:.2f}, model mean"
+                    f" {s.model_mean:.2f}; {ordinal(s.rank)} of {s.of} heads)"
+                    for s in shares
+                )
+                + ".",
+            )
+        )
+    if "entropy_norm" in head.metrics:
+        value = head.metrics["entropy_norm"]
+        lines.append(
+            (
+                40,
+                f"{spread(value).capitalize()}: entropy {value:.2f} of its maximum"
+                f" (model mean {atlas.model_means['entropy_norm']:.2f}).",
+            )
+        )
+    return lines

@@ -33,8 +33,8 @@ from .. import charts
 from ..exact import ExactSum
 from ..model import Record
 from ..probe import ENCODER
-from ..ranking import competition_ranks, rank_rows
-from ..result import DIGITS, Atlas
+from ..ranking import competition_ranks, ordinal, rank_rows, ranked
+from ..result import DIGITS, Atlas, Head
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
 DEFAULT_SAMPLE = 200  # --importance: sentences for the gradient measures
@@ -67,6 +67,11 @@ class HeadImportance(Analysis):
     @classmethod
     def charts(cls) -> Mapping[str, Callable[..., dict]]:
         return {"importance_scatter": importance_scatter}
+
+    @classmethod
+    def summary(cls, atlas: Atlas, head: Head) -> list[tuple[int, str]]:
+        line = importance_line(atlas, head)
+        return [(30, line)] if line else []
 
     def __init__(
         self, sample: int = DEFAULT_SAMPLE, ablation: int = DEFAULT_ABLATION, views: int = 200
@@ -289,3 +294,22 @@ def importance_scatter(atlas: Atlas, target: str = "to_sep", prefix: str = "") -
         .properties(width=320, height=260)
     )
     return charts.to_spec(chart, {"importance": rows})
+
+
+TOP_IMPORTANT = 10  # "among the ten heads that matter most"
+
+
+def importance_line(atlas: Atlas, head: Head) -> str | None:
+    """With head importance: its rank, and whether it is among the TOP_IMPORTANT that matter
+    most (where the model has more heads than that); None without."""
+    if head.metrics.get("importance") is None:
+        return None
+    rank, of = ranked(atlas, "importance", head)
+    among = ""
+    if of > TOP_IMPORTANT:
+        among = f", {'among' if rank <= TOP_IMPORTANT else 'not among'} the {TOP_IMPORTANT}"
+        among += " that matter most"
+    return (
+        f"Importance {head.metrics['importance']:.3f}: {ordinal(rank)} of {of} heads{among}"
+        " (how much the output changes without it)."
+    )

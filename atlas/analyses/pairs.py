@@ -19,6 +19,7 @@ from typing import ClassVar
 import numpy as np
 
 from ..model import Record
+from ..result import Atlas, Head
 from .base import Analysis, Result, RunInfo
 from .measures import attended_units
 from .words import record_units
@@ -128,6 +129,11 @@ class WordPairs(Analysis):
 
     name = "pairs"
     sections: ClassVar[Mapping[str, str]] = {"head": "sections/pairs.html"}
+
+    @classmethod
+    def summary(cls, atlas: Atlas, head: Head) -> list[tuple[int, str]]:
+        line = pairs_line(head)
+        return [(50, line)] if line else []
 
     def __init__(
         self,
@@ -276,3 +282,24 @@ class WordPairs(Analysis):
                 "error": int(self.counts.error.max()),
             },
         )
+
+
+SUMMARY_PAIRS = 2  # word pairs named in the summary
+MIN_PAIR_SOURCE = 5  # a pair whose from-word occurs fewer times is not named: too few to say
+
+
+def pairs_line(head: Head) -> str | None:
+    """Its most frequent word pairs whose from-word is common enough to say (None: none)."""
+    pairs = [
+        p for p in head.parts.get("pairs", []) if (p.get("source_count") or 0) >= MIN_PAIR_SOURCE
+    ][:SUMMARY_PAIRS]
+    if not pairs:
+        return None
+    return (
+        "Most frequent word pairs: "
+        + "; ".join(
+            f"“{p['source']}” → “{p['target']}” ({p['count']} of {p['source_count']})"
+            for p in pairs
+        )
+        + "."
+    )

@@ -34,7 +34,7 @@ import numpy as np
 
 from .. import charts, contract
 from ..model import Record
-from ..result import Atlas
+from ..result import Atlas, Head
 from .base import Analysis, Column, Result, RunInfo
 from .measures import attended_units
 from .words import record_words
@@ -217,6 +217,11 @@ class Syntax(Analysis):
     @classmethod
     def charts(cls) -> Mapping[str, Callable[..., dict]]:
         return {"relation_heatmap": relation_heatmap}
+
+    @classmethod
+    def summary(cls, atlas: Atlas, head: Head) -> list[tuple[int, str]]:
+        line = syntax_line(atlas, head)
+        return [(10, line)] if line else []
 
     def __init__(self, min_relation: int = MIN_RELATION):
         self.min_relation = min_relation
@@ -758,3 +763,26 @@ def relation_heatmap(atlas: Atlas, prefix: str = "../") -> dict:
         .properties(width=max(300, 11 * len(order)), height=14 * len(relations))
     )
     return charts.to_spec(chart, {"relations": rows})
+
+
+def syntax_line(atlas: Atlas, head: Head) -> str | None:
+    """With gold trees: the relation the head tracks best against the fixed-offset baseline,
+    and whether it is the atlas's best head over all relations; None without trees."""
+    relations = head.parts.get("syntax")
+    if not relations:
+        return None
+    best = relations[0]  # the syntax analysis sorts them by accuracy less baseline
+    line = (
+        f"Tracks {best['relation']} best against its baseline: {best['accuracy']:.2f}"
+        f" ({best['direction']}) where the best fixed offset gets {best['baseline']:.2f}."
+    )
+    overall = next(
+        (r for r in atlas.results.get("syntax", {}).get("relations", []) if r["relation"] == "all"),
+        None,
+    )
+    if overall and overall["head"] == head.name:
+        line += (
+            f" The best head over all relations: it gets {overall['accuracy']:.2f} of the"
+            f" {overall['count']:,} dependents right ({overall['direction']})."
+        )
+    return line
