@@ -23,11 +23,13 @@ does the same rounds without writing (the files are let go as they are measured)
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
 from . import contract
+from .analyses import Analysis, figures
 from .result import Atlas
 from .site import sizes as site_sizes
 from .viewdata import View, deflate, inflate
@@ -43,7 +45,12 @@ PAGES_FILE_BYTES = 100 * MB
 WARN_SHARE = 0.8
 
 
-def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[Atlas, list[str]]:
+def fit(
+    atlas: Atlas,
+    max_bytes: int,
+    templates: Path | None = None,
+    analyses: Iterable[Analysis | type[Analysis]] = (),
+) -> tuple[Atlas, list[str]]:
     """The Atlas whose site fits in ``max_bytes`` (or is as small as leaving out sentence data
     can make it), and what was left out, as lines fit to log.
 
@@ -52,22 +59,27 @@ def fit(atlas: Atlas, max_bytes: int, templates: Path | None = None) -> tuple[At
     until the rendered site fits or nothing is left to leave out."""
     start = atlas
     while True:
-        sizes = site_sizes(atlas, templates)  # streamed: the sizes are kept, not the files
-        smaller = shrink(atlas, sizes, max_bytes)
+        sizes = site_sizes(atlas, templates, analyses)  # streamed: the sizes, not the files
+        smaller = shrink(atlas, sizes, max_bytes, analyses)
         if smaller is None:
             break
         atlas = smaller
     return atlas, report(start, atlas, max_bytes, sizes)
 
 
-def shrink(atlas: Atlas, sizes: dict[str, int], max_bytes: int) -> Atlas | None:
+def shrink(
+    atlas: Atlas,
+    sizes: dict[str, int],
+    max_bytes: int,
+    analyses: Iterable[Analysis | type[Analysis]] = (),
+) -> Atlas | None:
     """The next, smaller Atlas to try, from the ``sizes`` of ``atlas``'s site (every file, by
     path), with the budget in its options; None when that site fits in ``max_bytes`` or there
-    is nothing left to leave out."""
+    is nothing left to leave out. ``analyses``: the user's, whose ``figures`` count too."""
     total = sum(sizes.values())
     if total <= max_bytes:
         return None
-    smaller = _trim(atlas, sizes, total, max_bytes)
+    smaller = _trim(atlas, sizes, total, max_bytes, figures(atlas, analyses))
     if smaller is atlas:
         return None
     return dataclasses.replace(
@@ -75,13 +87,19 @@ def shrink(atlas: Atlas, sizes: dict[str, int], max_bytes: int) -> Atlas | None:
     )
 
 
-def _trim(atlas: Atlas, sizes: dict[str, int], total: int, max_bytes: int) -> Atlas:
+def _trim(
+    atlas: Atlas,
+    sizes: dict[str, int],
+    total: int,
+    max_bytes: int,
+    examples: dict[int, set[int]],
+) -> Atlas:
     """The Atlas with enough left out, by ``sizes``, to bring ``total`` under ``max_bytes``:
-    queries and keys first, then sentence pages, each from the last sentence back. Returns
-    ``atlas`` itself when there is nothing left to leave out."""
+    queries and keys first, then sentence pages, each from the last sentence back; a sentence
+    that ``examples`` names keeps the attention of those heads. Returns ``atlas`` itself when
+    there is nothing left to leave out."""
     count = len(atlas.sentences)
     views = {view.index: view for view in atlas.views}
-    examples = _example_heads(atlas)
 
     def size(template: str, index: int) -> int:
         return sizes.get(template.format(key=contract.sentence_key(index, count)), 0)
@@ -115,15 +133,6 @@ def _trim(atlas: Atlas, sizes: dict[str, int], total: int, max_bytes: int) -> At
             for s in atlas.sentences
         ],
     )
-
-
-def _example_heads(atlas: Atlas) -> dict[int, set[int]]:
-    """Sentence index -> the heads (flat) whose pages draw it as an example."""
-    out: dict[int, set[int]] = {}
-    for flat, head in enumerate(atlas.heads):
-        for index in head.parts.get("examples", ()):
-            out.setdefault(index, set()).add(flat)
-    return out
 
 
 def _only_heads(view: View, heads: list[int]) -> View:

@@ -149,7 +149,7 @@ def render_site(
     start, written = atlas, [atlas]
 
     def again(sizes: dict[str, int]):
-        smaller = None if max_site_mb is None else shrink(written[-1], sizes, budget)
+        smaller = None if max_site_mb is None else shrink(written[-1], sizes, budget, analyses)
         if smaller is None:
             return None
         written.append(smaller)

@@ -25,7 +25,7 @@ from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
-from .analyses import Analysis, presenters
+from .analyses import Analysis, figures, presenters
 from .result import Atlas, Sentence
 from .viewdata import View, data_script
 
@@ -375,9 +375,7 @@ def environment(
     loaders: list[jinja2.BaseLoader] = []
     if templates is not None:
         loaders.append(ThemeLoader(templates))
-    loaders += [
-        jinja2.FileSystemLoader(str(p.templates)) for p in found if p.templates is not None
-    ]
+    loaders += [jinja2.FileSystemLoader(str(p.templates)) for p in found if p.templates is not None]
     loaders.append(jinja2.FileSystemLoader(str(BUILTIN_TEMPLATES)))
     # Sandboxed: themes are shared like stylesheets, so a template may read the Atlas and call
     # the chart functions below, and nothing else (no attribute starting with "_", no module).
@@ -647,23 +645,26 @@ def search_index(atlas: Atlas) -> dict:
 
 class Shared(SimpleNamespace):
     """What many pages need, computed once per site rather than once per page: ``views``
-    (sentence index -> its kept attention), ``views_b`` (in a compare atlas: model B's), and
-    what each analysis's ``shared`` gives, by name (``shared.head_map``)."""
+    (sentence index -> its kept attention), ``views_b`` (in a compare atlas: model B's),
+    ``figures`` (``analyses.figures``), and what each analysis's ``shared`` gives, by name
+    (``shared.head_map``)."""
 
     views: dict[int, View]
     views_b: dict[int, View]
+    figures: dict[int, set[int]]  # sentence index -> the heads whose pages draw it
 
 
 def _shared(atlas: Atlas, found: Iterable[type[Analysis]]) -> Shared:
     own: dict[str, object] = {}
     for presenter in found:
         for name, value in presenter.shared(atlas).items():
-            if name in own or name in ("views", "views_b"):
+            if name in own or name in Shared.__annotations__:
                 raise SiteError(f"the {presenter.name} analysis's shared {name!r} is taken")
             own[name] = value
     return Shared(
         views={v.index: v for v in atlas.views},
         views_b={v.index: v for v in atlas.views_b if atlas.sentences[v.index].has_view},
+        figures=figures(atlas, found),
         **own,
     )
 
@@ -766,13 +767,14 @@ def head_context(atlas: Atlas, flat: int) -> dict:
 
 def sentence_context(atlas: Atlas, shared: Shared, with_view: list[Sentence], position: int):
     sentence = with_view[position]
+    drawn_by = sorted(shared.figures.get(sentence.index, ()))
     return {
         "sentence": sentence,
         "view": shared.views[sentence.index],
         "view_b": shared.views_b.get(sentence.index),
         "previous": with_view[position - 1] if position > 0 else None,
         "next": with_view[position + 1] if position + 1 < len(with_view) else None,
-        "head_links": [h for h in atlas.heads if sentence.index in h.parts.get("examples", ())],
+        "head_links": [atlas.heads[flat] for flat in drawn_by],  # model order
     }
 
 

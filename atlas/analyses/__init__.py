@@ -34,6 +34,7 @@ __all__ = [
     "RunInfo",
     "Table",
     "default_analyses",
+    "figures",
     "presenters",
 ]
 
@@ -103,3 +104,15 @@ def presenters(
     and pages then cannot be found, and the error says how to pass it."""
     known = {**BUILT_IN, **{a.name: a if isinstance(a, type) else type(a) for a in analyses}}
     return [known[name] for name in atlas.results if name in known]
+
+
+def figures(
+    atlas: Atlas, analyses: Iterable[Analysis | type[Analysis]] = ()
+) -> dict[int, set[int]]:
+    """Sentence index -> the heads (flat) whose pages draw it as a figure, by every analysis
+    (``Analysis.figures``: the head pages' examples)."""
+    out: dict[int, set[int]] = {}
+    for presenter in presenters(atlas, analyses):
+        for index, heads in presenter.figures(atlas).items():
+            out.setdefault(index, set()).update(heads)
+    return out

@@ -17,7 +17,7 @@ an analysis is") lists the methods and walks through tests/user_analysis/peak.py
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -259,6 +259,14 @@ class Analysis:
         (lower first; the built-in places are in atlas/describe.py): a short claim with its
         number and what to compare it with."""
         return ()
+
+    @classmethod
+    def figures(cls, atlas: Atlas) -> Mapping[int, Collection[int]]:
+        """The sentences its pages draw as figures without linking to their page, from the
+        Atlas (as ``Result.figures`` says at the end of a run): sentence index -> the heads
+        (flat, model order) whose attention the figures show. A site over its budget keeps
+        those heads' attention of a sentence whose page it leaves out."""
+        return {}
 
     @classmethod
     def shared(cls, atlas: Atlas) -> Mapping[str, Any]:

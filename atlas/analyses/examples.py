@@ -6,14 +6,17 @@ records stream by; at the end each head takes the heap of its own label (docs/me
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import ClassVar
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
 from .measures import PATTERNS, label_strength, pattern, record_metrics
+
+if TYPE_CHECKING:
+    from ..result import Atlas
 
 EXAMPLES_PER_HEAD = 3
 # Example sentences shorter than this are shown only when too few longer ones exist.
@@ -93,8 +96,18 @@ class ExampleSentences(Analysis):
     def finish(self, results: Mapping[str, Result]) -> Result:
         labels = results["heads"].parts["label"]
         examples = [self.best(label, flat) for flat, label in enumerate(labels)]
-        figures: dict[int, set[int]] = {}
-        for flat, indices in enumerate(examples):
-            for index in indices:
-                figures.setdefault(index, set()).add(flat)
-        return Result(parts={"examples": examples}, figures=figures)
+        return Result(parts={"examples": examples}, figures=example_heads(examples))
+
+    @classmethod
+    def figures(cls, atlas: Atlas) -> dict[int, set[int]]:
+        """Each head page draws its examples' attention."""
+        return example_heads([h.parts.get("examples", ()) for h in atlas.heads])
+
+
+def example_heads(examples: Sequence[Sequence[int]]) -> dict[int, set[int]]:
+    """Sentence index -> the heads (flat) whose pages draw it, from each head's examples."""
+    figures: dict[int, set[int]] = {}
+    for flat, indices in enumerate(examples):
+        for index in indices:
+            figures.setdefault(index, set()).add(flat)
+    return figures
