@@ -737,7 +737,7 @@ def _pages(
     yield page(contract.DEFINITIONS_PAGE, "definitions.html")
     for flat, head in enumerate(atlas.heads):
         path = contract.head_page(head.layer, head.head)
-        yield page(path, "head.html", **head_context(atlas, flat))
+        yield page(path, "head.html", **head_context(atlas, flat, shared))
     for path, own in sorted(atlas.pages.items()):
         yield page(path, own["template"])
     yield page("sentences/index.html", "sentences.html")
@@ -755,10 +755,12 @@ def overview(atlas: Atlas) -> dict:
     }
 
 
-def head_context(atlas: Atlas, flat: int) -> dict:
+def head_context(atlas: Atlas, flat: int, shared: Shared) -> dict:
     head = atlas.heads[flat]
     return {
         "head": head,
+        # the sentences its page draws (``Analysis.figures``), whose data scripts it loads
+        "figures": [i for i, heads in sorted(shared.figures.items()) if flat in heads],
         "previous": atlas.heads[flat - 1] if flat > 0 else None,
         "next": atlas.heads[flat + 1] if flat + 1 < len(atlas.heads) else None,
         "layer_means": {k: v[head.layer - 1] for k, v in atlas.layer_means.items()},
