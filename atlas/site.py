@@ -411,11 +411,11 @@ def environment(
     return env
 
 
-def chart_functions(presenters: Iterable[type[Analysis]]) -> SimpleNamespace:
-    """``charts`` as templates see it: CHART_FUNCTIONS and every presenter's ``charts()``; a
+def chart_functions(found: Iterable[type[Analysis]]) -> SimpleNamespace:
+    """``charts`` as templates see it: CHART_FUNCTIONS and each analysis found's ``charts()``; a
     name two of them give is refused, in one line."""
     functions = dict(vars(CHART_FUNCTIONS))
-    for presenter in presenters:
+    for presenter in found:
         for name, function in presenter.charts().items():
             if name in functions:
                 raise SiteError(

@@ -13,7 +13,7 @@ import transformers
 from conftest import EXAMPLES
 from tiny_models import make_tiny_masked_lm
 
-from atlas import describe
+from atlas import ranking
 from atlas.analyses.importance import bootstrap, by_layer_norm
 from atlas.cli import main
 from atlas.corpus import read_corpus
@@ -362,11 +362,11 @@ def test_tied_heads_share_one_rank_on_every_page(tiny_model, tmp_path):
     last = len(atlas.heads) - 1
     for head in atlas.heads:
         mine = head.parts["importance"]
-        rank, of = describe.ranked(atlas, "importance", head)
+        rank, of = ranking.ranked(atlas, "importance", head)
         assert (mine["rank"], of) == (rank, len(atlas.heads))
         assert mine["rank_low"] <= rank <= mine["rank_high"] or head in tied
         page = (out / "heads" / f"{head.slug}.html").read_text()
         assert f"rank {rank} of {of} (1 = the most important" in page
-        assert f"{describe._ordinal(rank)} of {of} heads" in page
+        assert f"{ranking.ordinal(rank)} of {of} heads" in page
     assert [h.parts["importance"]["rank"] for h in tied] == [last, last]
     assert all(h.parts["importance"]["low"] == 0 == h.parts["importance"]["high"] for h in tied)
