@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from .analyses import default_analyses
+from .analyses import default_analyses, presenters
 from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import MB, pages_warnings, report, shrink
@@ -31,7 +31,7 @@ from .pipeline import measure, order
 from .plugins import presentation_classes
 from .result import Atlas, first_non_finite, rounded
 from .running import PairedRunner, Runner
-from .site import render
+from .site import render, unknown_analyses
 
 log = logging.getLogger("atlas")
 
@@ -146,6 +146,14 @@ def render_site(
     near GitHub Pages' limits (``budget.pages_warnings``)."""
     templates = Path(templates) if templates is not None else None
     analyses = presentation_classes(analyses)
+    unknown = unknown_analyses(atlas, presenters(atlas, analyses))
+    if unknown:
+        log.warning(
+            "the atlas holds results of analyses not known here (%s): only their columns are "
+            "shown; pass them again to show their sections, charts and page data "
+            "(--analysis MODULE:CLASS, or analyses=)",
+            ", ".join(unknown),
+        )
     start, written = atlas, [atlas]
 
     def again(sizes: dict[str, int]):

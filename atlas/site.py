@@ -26,6 +26,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
 from .analyses import Analysis, figures, presenters
+from .analyses.base import PLACES
 from .result import Atlas, Sentence
 from .viewdata import View, data_script
 
@@ -394,6 +395,7 @@ def environment(
     env.globals.update(
         atlas_version=__version__,
         charts=chart_functions(found),
+        sections=sections_of(found),
         head_page=contract.head_page,
         sentence_page=contract.sentence_page,
         sentence_row_id=contract.sentence_row_id,
@@ -424,6 +426,13 @@ def chart_functions(found: Iterable[type[Analysis]]) -> SimpleNamespace:
                 )
             functions[name] = function
     return SimpleNamespace(**functions)
+
+
+def sections_of(found: Iterable[type[Analysis]]) -> dict[str, list[str]]:
+    """Every place's section templates (``Analysis.sections``), in the analyses' order: what
+    the pages include as ``sections.PLACE``."""
+    found = list(found)
+    return {place: [p.sections[place] for p in found if place in p.sections] for place in PLACES}
 
 
 def unknown_analyses(atlas: Atlas, found: Iterable[type[Analysis]]) -> list[str]:

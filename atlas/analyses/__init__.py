@@ -98,12 +98,13 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
 def presenters(
     atlas: Atlas, analyses: Iterable[Analysis | type[Analysis]] = ()
 ) -> list[type[Analysis]]:
-    """The class of each analysis whose results ``atlas`` holds, in their order: ``analyses``
-    (the user's, instances or classes) by name, else the built-in one of that name. An analysis
-    known by neither (one of the user's, not passed again) shows its columns only; its sections
-    and pages then cannot be found, and the error says how to pass it."""
+    """The class of each analysis whose results ``atlas`` holds: ``analyses`` (the user's,
+    instances or classes) by name, else the built-in one of that name; in the order of
+    ``BUILT_IN``, then the user's as given (the order of their sections on a page: atlas.json
+    keeps ``results`` sorted by name). An analysis known by neither (one of the user's, not
+    passed again) shows its columns only (``render_site`` warns)."""
     known = {**BUILT_IN, **{a.name: a if isinstance(a, type) else type(a) for a in analyses}}
-    return [known[name] for name in atlas.results if name in known]
+    return [cls for name, cls in known.items() if name in atlas.results]
 
 
 def figures(

@@ -42,6 +42,11 @@ if TYPE_CHECKING:
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
 PROBE = "probe"
 
+# Where a page includes the analyses' sections (``Analysis.sections``): the overview's cards and
+# its body, a head page's cards, a sentence page under the sentence and after the views, and the
+# Definitions page.
+PLACES = ("overview_cards", "overview", "head", "sentence_top", "sentence", "definitions")
+
 # In ``Analysis.uses``: the results of every analysis that does not itself use EVERY.
 EVERY = "*"
 
@@ -238,8 +243,8 @@ class Analysis:
     # analysis's class by the name its results are kept under (``atlas.results[name]``): the
     # built-in ones always, one of the user's when passed again (``--analysis MODULE:CLASS``).
 
-    # Page sections, by place: {"overview_cards" | "overview" | "head" | "sentence_top" |
-    # "sentence": template}; sentence_top goes under the sentence, sentence after the views.
+    # Page sections, by place (PLACES): {place: template}; sentence_top goes under the
+    # sentence, sentence after the views.
     sections: ClassVar[Mapping[str, str]] = {}
     # A folder holding its templates (sections/NAME.html, and NAME.html for a page of its own,
     # ``Result.pages``), searched after a theme's and before the built-in ones; None for the

@@ -121,7 +121,10 @@ class LayerEmbeddings(Analysis):
 
     name = "layers"
     needs = frozenset({ATTENTION, HIDDEN_STATES})
-    sections: ClassVar[Mapping[str, str]] = {"sentence": "sections/layers-sentence.html"}
+    sections: ClassVar[Mapping[str, str]] = {
+        "sentence": "sections/layers-sentence.html",
+        "definitions": "sections/layers-definitions.html",
+    }
 
     @classmethod
     def charts(cls) -> Mapping[str, Callable[..., dict]]:
