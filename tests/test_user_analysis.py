@@ -161,3 +161,25 @@ def test_the_design_notes_show_this_very_file():
     code = (HERE / "user_analysis" / "peak.py").read_text()
     body = code[code.index("from pathlib import Path") :]
     assert f"```python\n{body}```" in (HERE.parent / "docs" / "design.md").read_text()
+
+
+def test_a_chart_name_is_the_sites_once():
+    """Two analyses (or an analysis and the site) cannot give one chart name."""
+
+    class Clash(atlas.analyses.Analysis):
+        name = "clash"
+
+        @classmethod
+        def charts(cls):
+            return {"metric_heatmap": lambda atlas: {}}
+
+    with pytest.raises(atlas.site.SiteError, match="clash analysis's chart 'metric_heatmap'"):
+        atlas.site.chart_functions([Clash])
+
+
+def test_page_data_has_its_place_in_the_sites_layout():
+    assert contract.page_data_script(0, 12, "peak") == "data/0001.peak.js"
+    assert contract.is_site_path("data/0001.peak.js")
+    assert not contract.is_site_path("data/0001.Peak.js")
+    with pytest.raises(ValueError, match="cannot name a data file"):
+        contract.page_data_script(0, 12, "../x")
