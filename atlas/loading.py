@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hooks
+from .scores import Scores
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class ModelInfo:
     # order (config.id2label); keyword-only, so ModelCard can add fields after them.
     task: str = field(default="", kw_only=True)
     classes: tuple[str, ...] = field(default=(), kw_only=True)
+    # How each layer turns queries and keys into attention (atlas/scores.py's JSON form: scale,
+    # soft-cap, sliding window per layer), as the neuron view computes it.
+    scores: dict = field(default_factory=dict, kw_only=True)
 
 
 def resolve_device(device: str) -> str:
@@ -316,6 +320,8 @@ def model_info(loaded: Loaded, name: str, max_length: int, causal: bool) -> Mode
     """The model card's facts about a loaded model."""
     config = loaded.model.config
     layers, heads, _key_heads, head_dim = hooks.geometry(config)
+    layout = hooks.locate(loaded.model)
+    scores = layout.scores() if layout is not None else Scores.plain(layers, head_dim)
     return ModelInfo(
         name=name,
         source=loaded.source,
@@ -330,4 +336,5 @@ def model_info(loaded: Loaded, name: str, max_length: int, causal: bool) -> Mode
         causal=causal,
         task=loaded.task,
         classes=classes_of(config) if loaded.task in (SEQUENCE, TOKENS) else (),
+        scores=scores.to_json(),
     )
