@@ -27,6 +27,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 from . import __version__, charts, contract, describe, pieces
 from .result import Atlas, Sentence
+from .scores import Scores
 from .viewdata import View, data_script, vectors_script
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -741,6 +742,9 @@ def _data_files(atlas: Atlas, only: int | None = None) -> Iterator[tuple[str, by
                 "available": atlas.model.neuron_view and bool(view.vectors),
                 "note": neuron_note(atlas, view),
                 "head_dim": atlas.model.head_dim,
+                "scores": neuron_scores(
+                    atlas.model.scores, atlas.model.layers, atlas.model.head_dim
+                ),
             },
         )
         yield contract.data_script(view.index, total), script.encode("utf-8")
@@ -770,9 +774,15 @@ def _compare_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
                 "available": False,
                 "note": model["neuron_note"],
                 "head_dim": model["head_dim"],
+                "scores": neuron_scores(model.get("scores"), model["layers"], model["head_dim"]),
             },
         )
         yield contract.compare_data_script(view.index, total), script.encode("utf-8")
+
+
+def neuron_scores(scores: dict | None, layers: int, head_dim: int) -> dict:
+    """How the model scores queries and keys (contract.SCORES_FIELDS), for the neuron view."""
+    return Scores.from_json(scores, layers, head_dim).to_json()
 
 
 def neuron_note(atlas: Atlas, view: View) -> str:
