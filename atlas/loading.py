@@ -286,6 +286,11 @@ def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
                 f"cannot use model {name!r}: encoder-decoder models are not supported "
                 "(use an encoder such as BERT or a decoder such as GPT-2)"
             )
+        if not hooks.geometry(config)[1]:
+            raise ModelError(
+                f"cannot use model {name!r}: {config.model_type} models have no attention heads "
+                "(a state-space or recurrent model such as Mamba; use a transformer)"
+            )
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         task, auto = task_of(config)
         loader = getattr(transformers, auto) if auto else AutoModel
