@@ -19,7 +19,6 @@ no window.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -39,7 +38,7 @@ class Scores:
     @classmethod
     def plain(cls, layers: int, head_dim: int) -> Scores:
         """softmax(q·k/√d) in every layer, without cap or window (BERT, most models)."""
-        scale = 1 / math.sqrt(head_dim) if head_dim else 1.0
+        scale = head_dim**-0.5 if head_dim else 1.0  # as transformers computes it
         return cls((scale,) * layers, (None,) * layers, (None,) * layers)
 
     @classmethod
