@@ -10,8 +10,9 @@
 // shared selection (state); its own layer/head menus call state.select(..., "neuron-view").
 // Needs views-common.js (AtlasViews) and atlas-data.js loaded first.
 // For tests: container.dataset.{layer, head, query, maxDiff}; every key row carries
-// data-index, data-score, data-softmax and data-attention; AtlasNeuronView.rows(container) reads
-// them back, AtlasNeuronView.compute(sentence, layer, head, query) is the arithmetic alone.
+// data-index, data-score, data-softmax, data-attention and data-masked (why: "later", "window");
+// AtlasNeuronView.rows(container) reads them back, AtlasNeuronView.compute(sentence, layer, head,
+// query) is the arithmetic alone.
 "use strict";
 (function () {
   const SOURCE = "neuron-view";
@@ -53,7 +54,8 @@
     const d = queries[0].length;
     const q = queries[i];
     const scoring = sentence.scoring(layer);
-    const { scale, softcap, window } = scoring;
+    const { scale, softcap } = scoring;
+    const span = scoring.window;
     const products = [];
     const scores = new Float64Array(n);
     const masked = [];
@@ -68,7 +70,7 @@
       const score = dot * scale;
       scores[j] = softcap ? softcap * Math.tanh(score / softcap) : score;
       const later = sentence.causal && j > i;
-      const outside = window != null && (sentence.causal ? j <= i - window : Math.abs(i - j) > window);
+      const outside = span != null && (sentence.causal ? j <= i - span : Math.abs(i - j) > span);
       masked.push(later ? "later" : outside ? "window" : "");
     }
     let top = -Infinity;
@@ -230,11 +232,12 @@
       el("span", "nv-current", `${name} · query `),
     );
     nv.toolbar.lastChild.append(window.AtlasViews.tokenText(el("b", "nv-query-name"), sentence, nv.query));
-    const { scale, softcap, window } = r.scoring;
+    const { scale, softcap } = r.scoring;
+    const span = r.scoring.window;
     const plain = Math.abs(scale * Math.sqrt(r.d) - 1) < 1e-6;
     const masks = [];
     if (sentence.causal) masks.push("keys after the query (the model is causal)");
-    if (window != null) masks.push(`keys outside layer ${layer}'s sliding window of ${window} tokens`);
+    if (span != null) masks.push(`keys outside layer ${layer}'s sliding window of ${span} tokens`);
     nv.intro.textContent =
       `Click a token to make it the query. For query token i, head ${name} scores every key ` +
       `token j by ${formula(r)} (d = ${r.d}` +
@@ -342,6 +345,7 @@
     const row = el("tr", "nv-row");
     row.dataset.index = j;
     row.dataset.score = r.masked[j] ? "masked" : r.scores[j].toFixed(6);
+    row.dataset.masked = r.masked[j];
     row.dataset.softmax = r.probs[j].toFixed(6);
     row.dataset.attention = r.attention[j].toFixed(6);
     if (j === nv.query) row.classList.add("nv-self");
@@ -352,7 +356,8 @@
     return row;
   }
 
-  /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked}]. */
+  /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked,
+   * maskedBy}]. */
   function rows(container) {
     return [...container.querySelectorAll("tr.nv-row")].map((row) => ({
       index: Number(row.dataset.index),
@@ -361,6 +366,7 @@
       softmax: Number(row.dataset.softmax),
       attention: Number(row.dataset.attention),
       masked: row.classList.contains("nv-masked"),
+      maskedBy: row.dataset.masked, // "", "later" (causal) or "window" (sliding window)
     }));
   }
 
