@@ -17,7 +17,11 @@ from conftest import build
 from tiny_models import DECODERS, FAMILIES, SHAPES
 
 from atlas import hooks
+from atlas.analyses.views import not_reproduced
+from atlas.corpus import Example
+from atlas.records import QUERIES_KEYS
 from atlas.result import load
+from atlas.running import Runner
 from atlas.scores import Scores
 from atlas.viewdata import VECTOR_TOLERANCE
 
@@ -157,3 +161,35 @@ def test_every_decoder_family_builds_end_to_end(family, tiny_model, tmp_path):
     data = (out / "data" / "0001.js").read_text(encoding="utf-8")
     neuron = json.loads(data.split("] = ", 1)[1].rstrip().removesuffix(";"))["neuron"]
     assert neuron["scores"] == atlas.model.scores and neuron["available"] is True
+
+
+def test_a_model_scored_otherwise_has_no_neuron_view_and_its_pages_say_why(
+    tiny_model, tmp_path, monkeypatch
+):
+    """Were Gemma 2's cap, scale and window unknown (scored as softmax(q·k/√d)), its vectors
+    would not give back its attention: the build keeps no vectors, and the note, which the
+    page shows in place of the view, names the head and how far off it is."""
+    folder = str(tiny_model("gemma2"))
+    runner = Runner(folder, device="cpu")
+    record = next(runner.run([Example(id="1", text=SENTENCE)], capture={QUERIES_KEYS}))
+    right = Scores.from_json(runner.info.scores, 2, 8)
+    assert not_reproduced(record, True, right) == ""
+    note = not_reproduced(record, True, Scores.plain(2, 8))
+    error = right.error(record.query, record.key, record.attention, True)
+    assert error.max() < 1e-4
+    wrong = Scores.plain(2, 8).error(record.query, record.key, record.attention, True)
+    layer, head = np.unravel_index(int(wrong.argmax()), wrong.shape)
+    assert f"in L{layer + 1}-H{head + 1} the attention they give differs" in note
+    assert f"by up to {wrong.max():.3f}" in note
+
+    monkeypatch.setattr(hooks.Layout, "scores", lambda self: Scores.plain(2, 8))
+    source = tmp_path / "in.txt"
+    source.write_text(SENTENCE + "\n", encoding="utf-8")
+    out = tmp_path / "site"
+    assert build([str(source), "-o", str(out), "--model", folder]) == 0
+    atlas = load(out)
+    assert not atlas.model.neuron_view and atlas.model.neuron_note == note
+    assert not (out / "data" / "0001.qk.js").exists()
+    data = (out / "data" / "0001.js").read_text(encoding="utf-8")
+    neuron = json.loads(data.split("] = ", 1)[1].rstrip().removesuffix(";"))["neuron"]
+    assert neuron["available"] is False and neuron["note"] == note
