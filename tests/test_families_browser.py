@@ -27,7 +27,9 @@ def gemma_site(tiny_model, tmp_path_factory):
     folder = tmp_path_factory.mktemp("gemma2-site")
     (folder / "in.txt").write_text(SENTENCE, encoding="utf-8")
     out = folder / "site"
-    assert build([str(folder / "in.txt"), "-o", str(out), "--model", str(tiny_model("gemma2"))]) == 0
+    assert (
+        build([str(folder / "in.txt"), "-o", str(out), "--model", str(tiny_model("gemma2"))]) == 0
+    )
     return out
 
 
