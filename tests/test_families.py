@@ -14,7 +14,7 @@ import pytest
 import torch
 import transformers
 from conftest import build
-from tiny_models import DECODERS, FAMILIES, SHAPES
+from tiny_models import DECODERS, FAMILIES, SHAPES, make_tiny_gemma3_multimodal
 
 from atlas import hooks
 from atlas.analyses.views import not_reproduced
@@ -193,3 +193,24 @@ def test_a_model_scored_otherwise_has_no_neuron_view_and_its_pages_say_why(
     data = (out / "data" / "0001.js").read_text(encoding="utf-8")
     neuron = json.loads(data.split("] = ", 1)[1].rstrip().removesuffix(";"))["neuron"]
     assert neuron["available"] is False and neuron["note"] == note
+
+
+@pytest.mark.slow
+def test_a_multimodal_gemma3_is_measured_through_its_text_model(tmp_path):
+    """Gemma 3 4B and larger are saved with a vision tower (model type "gemma3"): the layers are
+    its text model's, and its sentences build with the neuron view."""
+    folder = make_tiny_gemma3_multimodal(tmp_path / "gemma3-mm")
+    model = transformers.AutoModel.from_pretrained(folder, attn_implementation="eager").eval()
+    layout = hooks.locate(model)
+    assert layout is not None and layout.family.name == "gemma3"
+    assert hooks.geometry(model.config) == (2, 4, 2, 8)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(folder)
+    query, key, attention = run(model, tokenizer, layout)
+    assert layout.scores() == EXPECTED["gemma3"][1]
+    assert EXPECTED["gemma3"][1].error(query, key, attention, causal=True).max() < 1e-4
+    source = tmp_path / "in.txt"
+    source.write_text(SENTENCES, encoding="utf-8")
+    assert build([str(source), "-o", str(tmp_path / "site"), "--model", str(folder)]) == 0
+    atlas = load(tmp_path / "site")
+    assert (atlas.model.layers, atlas.model.heads, atlas.model.causal) == (2, 4, True)
+    assert atlas.model.neuron_view, atlas.model.neuron_note

@@ -364,6 +364,35 @@ def _build(
     return tokenizer, model
 
 
+def make_tiny_gemma3_multimodal(directory: pathlib.Path) -> pathlib.Path:
+    """Save a tiny random Gemma 3 with a vision tower (model type "gemma3", as the 4B and larger
+    checkpoints are), whose text model is the tiny "gemma3" one, and its tokenizer."""
+    tokenizer = _sentencepiece_tokenizer()
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = transformers.Gemma3Config(
+        text_config=_decoder("gemma3", tokenizer).to_dict(),
+        vision_config=vision.to_dict(),
+        mm_tokens_per_image=4,
+        boi_token_index=tokenizer.bos_token_id,
+        eoi_token_index=tokenizer.eos_token_id,
+        image_token_index=tokenizer.unk_token_id,
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def make_tiny_model(family: str, directory: pathlib.Path) -> pathlib.Path:
     """Save a tiny random model and its matching fast tokenizer to `directory`; return it.
 
