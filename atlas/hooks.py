@@ -167,13 +167,19 @@ def _get(module, path: str):
     return module
 
 
+def text_config(config):
+    """The config of the model's text part: a multimodal model's (Gemma 3, LLaVA) holds its
+    language model's layers and heads under ``text_config``; any other's is itself."""
+    get_text_config = getattr(config, "get_text_config", None)
+    return get_text_config() if get_text_config is not None else config
+
+
 def geometry(config) -> tuple[int, int, int, int]:
     """(layers, query heads, key heads, head size) from a model's config (its text model's, in a
     multimodal one such as Gemma 3), under the names the families spell them (n_layer and
     n_head: GPT-2; num_key_value_heads: grouped-query attention; head_dim: a head size that is
     not hidden / heads)."""
-    get_text_config = getattr(config, "get_text_config", None)
-    config = get_text_config() if get_text_config is not None else config
+    config = text_config(config)
     layers = int(getattr(config, "num_hidden_layers", 0) or getattr(config, "n_layer", 0) or 0)
     heads = int(getattr(config, "num_attention_heads", 0) or getattr(config, "n_head", 0) or 0)
     hidden = int(getattr(config, "hidden_size", 0) or getattr(config, "n_embd", 0) or 0)
@@ -193,8 +199,7 @@ class Layout:
     heads: int
     key_heads: int
     head_dim: int
-
-    config: object = None  # the model's config (``clip``, ``scores``)
+    config: object = None  # the model's (text) config: ``clip``, ``scores``
 
     def modules(self, part: str) -> list:
         """One module per layer: ``part`` is "attention", "query", "key", "output",
@@ -231,18 +236,16 @@ class Layout:
 
 def locate(model) -> Layout | None:
     """The family whose layout ``model`` has (any head on top: the base model, or a multimodal
-    model's text model, is searched):
-    the family of its ``model_type`` first, then the first of the others whose modules it has
-    (a fine-tuned or renamed type of a known layout); None for a model no family describes."""
+    model's text model, is searched): the family of its ``model_type`` first, then the first
+    of the others whose modules it has (a fine-tuned or renamed type of a known layout); None
+    for a model no family describes."""
     import torch
 
     base = getattr(model, "base_model", model)
     # a multimodal model's text model holds the layers (Gemma 3, LLaVA: ``language_model``)
     base = getattr(base, "language_model", None) or base
-    config = model.config
+    config = text_config(model.config)
     layers, heads, key_heads, head_dim = geometry(config)
-    get_text_config = getattr(config, "get_text_config", None)
-    config = get_text_config() if get_text_config is not None else config
     model_type = getattr(config, "model_type", "")
     ordered = sorted(FAMILIES, key=lambda family: model_type not in family.model_types)
     for family in ordered:

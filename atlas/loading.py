@@ -306,8 +306,7 @@ def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
 def length_limit(model, tokenizer) -> int:
     """The longest input the model takes: its position embeddings (less the offset of models
     whose positions start after the padding index), its tokenizer's limit, and at most 512."""
-    config = model.config
-    config = config.get_text_config() if hasattr(config, "get_text_config") else config
+    config = hooks.text_config(model.config)
     positions = getattr(config, "max_position_embeddings", None) or getattr(
         config, "n_positions", None
     )
