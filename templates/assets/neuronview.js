@@ -89,10 +89,15 @@
     return { d, q, keys, products, scores, masked, probs, attention, maxDiff, scoring };
   }
 
-  /** The score's formula in words, e.g. "q·k_j/√d" or "q·k_j × 0.25, capped at 50". */
+  /** Whether the layer's scale is 1/√d (atlas.json keeps 6 decimals of it). */
+  function plainScale(r) {
+    return Math.abs(r.scoring.scale * Math.sqrt(r.d) - 1) < 1e-4;
+  }
+
+  /** The score's formula in words, e.g. "q·k_j/√d" or "5·tanh(q·k_j × 0.2500 / 5)". */
   function formula(r) {
     const { scale, softcap } = r.scoring;
-    const plain = Math.abs(scale * Math.sqrt(r.d) - 1) < 1e-6;
+    const plain = plainScale(r);
     const base = plain ? "q·k_j/√d" : `q·k_j × ${fixed(scale, 4)}`;
     return softcap ? `${softcap}·tanh(${base} / ${softcap})` : base;
   }
@@ -234,7 +239,7 @@
     nv.toolbar.lastChild.append(window.AtlasViews.tokenText(el("b", "nv-query-name"), sentence, nv.query));
     const { scale, softcap } = r.scoring;
     const span = r.scoring.window;
-    const plain = Math.abs(scale * Math.sqrt(r.d) - 1) < 1e-6;
+    const plain = plainScale(r);
     const masks = [];
     if (sentence.causal) masks.push("keys after the query (the model is causal)");
     if (span != null) masks.push(`keys outside layer ${layer}'s sliding window of ${span} tokens`);
