@@ -2,13 +2,14 @@
 Gemma 2 (grouped-query attention, rotary, scale 1/√16, logit soft-capping at 5, a sliding window
 of 3 tokens in layer 1, none in layer 2). For every head and several query tokens the page's
 softmax is the one Python computes from the stored vectors (atlas/scores.py) and within 0.01 of
-the model's attention; keys outside the window are masked and the page says why."""
+the model's attention; keys outside the window are masked and the page says why; the head view
+and the model view draw beside it."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-from browser import require_chromium
+from browser import open_sentence_page, require_chromium
 from conftest import build
 
 from atlas.result import load
@@ -46,7 +47,8 @@ def test_every_head_of_gemma2_is_reproduced_in_the_page(browser, gemma_site):
     n = len(view.tokens)
     assert n > 10
 
-    page, rep = browser.open(gemma_site / "sentences" / "0001.html")
+    # the head view and the model view draw too (open_sentence_page waits for both)
+    page, rep = open_sentence_page(browser, gemma_site / "sentences" / "0001.html")
     page.wait_for_selector("#neuron-view tr.nv-row")
     worst = 0.0
     for layer in range(1, layers + 1):
