@@ -264,7 +264,7 @@ def script_json(payload: object) -> str:
 # (data/NNNN.js, data/NNNN.qk.js) and the search index carry DATA_FORMAT as "format", and
 # assets/config.js as "dataFormat"; the pages (atlas-data.js, search.js) refuse to draw data of
 # another format and say to rebuild the site. Bump it when anything below changes.
-DATA_FORMAT = 1
+DATA_FORMAT = 2
 # data/NNNN.js: one sentence (atlas/viewdata.py writes it, atlas-data.js reads it), and the
 # fields written only when there is something in them.
 DATA_FIELDS = (
@@ -272,6 +272,15 @@ DATA_FIELDS = (
     "segments", "special", "encoding", "attention", "neuron",
 )  # fmt: skip
 DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs")
+# Its "neuron" field: whether the neuron view has queries and keys, why not, the head size, and
+# how the model turns them into attention ("scores", below).
+NEURON_FIELDS = ("available", "note", "head_dim", "scores")
+# "scores" (atlas/scores.py defines the arithmetic; atlas.json's model card holds the same):
+# per layer, the factor q·k is multiplied by, the soft-cap c (scores become c·tanh(s/c); null:
+# none) and the sliding window w (a query i sees keys j with i − w < j, or |i − j| ≤ w in a
+# bidirectional model; null: none). The queries and keys are the model's own, after its q/k
+# norms and rotary position encoding, each query head paired with the key head it shares.
+SCORES_FIELDS = ("scale", "softcap", "window")
 # data/NNNN.qk.js: a sentence's queries and keys.
 VECTORS_FIELDS = ("format", "encoding", "vectors", "error")
 # The inflated bytes of "vectors", little-endian (numpy dtypes): VECTOR_BITS[2·L·H], the bits

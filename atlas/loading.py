@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import hooks
+from .scores import Scores
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,9 @@ class ModelInfo:
     # order (config.id2label); keyword-only, so ModelCard can add fields after them.
     task: str = field(default="", kw_only=True)
     classes: tuple[str, ...] = field(default=(), kw_only=True)
+    # How each layer turns queries and keys into attention (atlas/scores.py's JSON form: scale,
+    # soft-cap, sliding window per layer), as the neuron view computes it.
+    scores: dict = field(default_factory=dict, kw_only=True)
 
 
 def resolve_device(device: str) -> str:
@@ -282,6 +286,11 @@ def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
                 f"cannot use model {name!r}: encoder-decoder models are not supported "
                 "(use an encoder such as BERT or a decoder such as GPT-2)"
             )
+        if not hooks.geometry(config)[1]:
+            raise ModelError(
+                f"cannot use model {name!r}: {config.model_type} models have no attention heads "
+                "(a state-space or recurrent model such as Mamba; use a transformer)"
+            )
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         task, auto = task_of(config)
         loader = getattr(transformers, auto) if auto else AutoModel
@@ -297,7 +306,7 @@ def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
 def length_limit(model, tokenizer) -> int:
     """The longest input the model takes: its position embeddings (less the offset of models
     whose positions start after the padding index), its tokenizer's limit, and at most 512."""
-    config = model.config
+    config = hooks.text_config(model.config)
     positions = getattr(config, "max_position_embeddings", None) or getattr(
         config, "n_positions", None
     )
@@ -316,6 +325,8 @@ def model_info(loaded: Loaded, name: str, max_length: int, causal: bool) -> Mode
     """The model card's facts about a loaded model."""
     config = loaded.model.config
     layers, heads, _key_heads, head_dim = hooks.geometry(config)
+    layout = hooks.locate(loaded.model)
+    scores = layout.scores() if layout is not None else Scores.plain(layers, head_dim)
     return ModelInfo(
         name=name,
         source=loaded.source,
@@ -330,4 +341,5 @@ def model_info(loaded: Loaded, name: str, max_length: int, causal: bool) -> Mode
         causal=causal,
         task=loaded.task,
         classes=classes_of(config) if loaded.task in (SEQUENCE, TOKENS) else (),
+        scores=scores.to_json(),
     )

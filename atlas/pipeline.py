@@ -24,6 +24,7 @@ from .options import BuildOptions
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 from .running import Runner
+from .scores import Scores
 
 log = logging.getLogger(__name__)
 # Where an analysis can add a section: the overview's top cards, the overview, head pages, and
@@ -194,6 +195,7 @@ def _start(
         classes=tuple(info.classes),
         gold_labels=any(e.label is not None for e in examples),
         batch_size=batch_size,
+        scores=Scores.from_json(info.scores, info.layers, info.head_dim),
     )
     for analysis in analyses:
         analysis.start(run)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .scores import Scores
+
 # Subword markers stripped before deciding whether a token is punctuation:
 # WordPiece continuation, byte-level BPE space, SentencePiece space, end-of-word suffix.
 SUBWORD_PREFIXES = ("##", "Ġ", "▁")
@@ -86,21 +88,26 @@ def is_punctuation(token: str) -> bool:
     return bool(token) and all(unicodedata.category(ch).startswith("P") for ch in token)
 
 
-def reproduces_attention(record: Record, causal: bool, tolerance: float = 1e-3) -> bool:
-    """Whether softmax(q·k/√d) of the captured vectors is the attention the model returned.
+def attention_error(record: Record, causal: bool, scores: Scores | None = None) -> np.ndarray:
+    """[L, H]: per head, the largest difference between the attention the captured queries
+    and keys give (``scores``, default softmax(q·k/√d): atlas/scores.py) and the attention
+    the model returned."""
+    layers, d = record.query.shape[0], record.query.shape[-1]
+    scores = scores or Scores.plain(layers, d)
+    return scores.error(record.query, record.key, record.attention, causal)
 
-    Models that add position biases or scale differently fail this, and their neuron view is
+
+def reproduces_attention(
+    record: Record, causal: bool, tolerance: float = 1e-3, scores: Scores | None = None
+) -> bool:
+    """Whether the captured queries and keys give back, in every head, the attention the
+    model returned (``attention_error``).
+
+    Models that add position biases or score otherwise fail this, and their neuron view is
     switched off rather than shown wrong."""
     if record.query is None or record.key is None:
         return False
-    d = record.query.shape[-1]
-    scores = record.query.astype(np.float64) @ np.swapaxes(record.key, -1, -2) / np.sqrt(d)
-    if causal:
-        scores = np.where(np.tril(np.ones((record.n, record.n), bool)), scores, -np.inf)
-    scores -= scores.max(-1, keepdims=True)
-    probabilities = np.exp(scores)
-    probabilities /= probabilities.sum(-1, keepdims=True)
-    return bool(np.abs(probabilities - record.attention).max() < tolerance)
+    return bool(attention_error(record, causal, scores).max() < tolerance)
 
 
 def rows(layers: list[np.ndarray], row: int, n: int, last: int | None = None) -> np.ndarray:

@@ -21,7 +21,7 @@ from .analyses.base import KINDS, Column, Table
 from .loading import ModelInfo
 from .viewdata import View, read_view
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 DIGITS = 6  # numbers in atlas.json are rounded to this many decimals: stable bytes, no noise
 
 

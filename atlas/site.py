@@ -28,6 +28,7 @@ from . import __version__, charts, contract, describe, pieces
 from .analyses import Analysis, figures, presenters
 from .analyses.base import PLACES
 from .result import Atlas, Sentence
+from .scores import Scores
 from .viewdata import View, data_script
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -821,6 +822,7 @@ def _compare_files(atlas: Atlas) -> Iterator[tuple[str, bytes]]:
                 "available": False,
                 "note": model["neuron_note"],
                 "head_dim": model["head_dim"],
+                "scores": neuron_scores(model.get("scores"), model["layers"], model["head_dim"]),
             },
         )
         yield contract.compare_data_script(view.index, total), script.encode("utf-8")
@@ -851,3 +853,8 @@ def sizes(
 ) -> dict[str, int]:
     """The size in bytes of every file of the site, rendering it without keeping the files."""
     return {path: len(content) for path, content in render(atlas, templates, analyses)}
+
+
+def neuron_scores(scores: dict | None, layers: int, head_dim: int) -> dict:
+    """How the model scores queries and keys (contract.SCORES_FIELDS), for the neuron view."""
+    return Scores.from_json(scores, layers, head_dim).to_json()

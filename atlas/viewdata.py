@@ -33,6 +33,7 @@ import numpy as np
 
 from . import contract, pieces
 from .records import Record
+from .scores import Scores
 
 DATA_PREFIX = f"window.{contract.DATA_GLOBAL} = window.{contract.DATA_GLOBAL} || {{}};\n"
 VECTORS_PREFIX = f"window.{contract.VECTORS_GLOBAL} = window.{contract.VECTORS_GLOBAL} || {{}};\n"
@@ -160,20 +161,21 @@ def _dequantise(raw: np.ndarray, scale: np.ndarray, offset: np.ndarray) -> np.nd
     return raw * scale[..., None, :].astype(np.float64) + offset[..., None, :]
 
 
-def softmax_error(q: np.ndarray, k: np.ndarray, attention: np.ndarray, causal: bool):
-    """Per head [...]: the largest |softmax(q·k/√d) - attention| over all rows."""
-    n, d = q.shape[-2:]
-    scores = q @ np.swapaxes(k, -1, -2) / np.sqrt(d)
-    if causal:
-        scores = np.where(np.tril(np.ones((n, n), bool)), scores, -np.inf)
-    scores -= scores.max(-1, keepdims=True)
-    p = np.exp(scores)
-    p /= p.sum(-1, keepdims=True)
-    return np.abs(p - attention).max(axis=(-2, -1))
+def softmax_error(
+    q: np.ndarray, k: np.ndarray, attention: np.ndarray, causal: bool, scores: Scores | None = None
+) -> np.ndarray:
+    """Per head [L, H]: the largest |attention of q and k - attention| over all rows, the
+    attention of q and k as ``scores`` computes it (default softmax(q·k/√d))."""
+    scores = scores or Scores.plain(q.shape[0], q.shape[-1])
+    return scores.error(q, k, attention, causal)
 
 
 def pack_vectors(
-    query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool
+    query: np.ndarray,
+    key: np.ndarray,
+    attention: np.ndarray,
+    causal: bool,
+    scores: Scores | None = None,
 ) -> tuple[str, float]:
     """Queries and keys [L, H, n, d] in the layout of the module docstring, each head's blocks
     at the coarsest LEVELS whose softmax stays within VECTOR_TOLERANCE of ``attention``.
@@ -182,7 +184,8 @@ def pack_vectors(
     chosen: list[tuple | None] = [None] * (layers * heads)  # per head: (levels, q, k, error)
     for levels in LEVELS:
         q, k = _quantise_blocks(query, levels), _quantise_blocks(key, levels)
-        error = softmax_error(_dequantise(*q), _dequantise(*k), attention, causal).reshape(-1)
+        error = softmax_error(_dequantise(*q), _dequantise(*k), attention, causal, scores)
+        error = error.reshape(-1)
         for flat in range(layers * heads):
             if chosen[flat] is None and (error[flat] <= VECTOR_TOLERANCE or levels == LEVELS[-1]):
                 at = np.unravel_index(flat, (layers, heads))
@@ -224,10 +227,16 @@ def unpack_vectors(
 
 
 def make_view(
-    record: Record, *, vectors: bool, causal: bool, heads_kept: list[int] | None = None
+    record: Record,
+    *,
+    vectors: bool,
+    causal: bool,
+    heads_kept: list[int] | None = None,
+    scores: Scores | None = None,
 ) -> View:
     """A record's View: every head (or ``heads_kept``), and its queries and keys if
-    ``vectors`` and the record has them."""
+    ``vectors`` and the record has them (checked against the attention as ``scores``
+    computes it from them)."""
     attention = record.attention
     if heads_kept is not None:
         attention = attention.reshape(-1, record.n, record.n)[heads_kept]
@@ -251,7 +260,7 @@ def make_view(
             ]
     if vectors and heads_kept is None and record.query is not None and record.key is not None:
         view.vectors, view.vectors_error = pack_vectors(
-            record.query, record.key, record.attention, causal
+            record.query, record.key, record.attention, causal, scores
         )
     return view
 
@@ -271,9 +280,10 @@ def _read_script(path: Path, prefix: str) -> dict:
 def data_script(
     view: View, *, key: str, sentence_id: str, layers: int, heads: int, causal: bool, neuron: dict
 ) -> str:
-    """data/NNNN.js: one sentence's tokens and attention. ``neuron``: {available, note,
-    head_dim} for the neuron view. Each token also as it reads (atlas/pieces.py): ``shown``, and
-    ``joins`` (1: continues the word of the token before)."""
+    """data/NNNN.js: one sentence's tokens and attention. ``neuron``: the neuron view's fields
+    (contract.NEURON_FIELDS; the page takes softmax(q·k/√d) where "scores" is missing). Each
+    token also as it reads (atlas/pieces.py): ``shown``, and ``joins`` (1: continues the word
+    of the token before)."""
     shown = pieces.shown_tokens(view.tokens, view.special)
     payload = {
         "key": key,
@@ -299,6 +309,10 @@ def data_script(
         ("arcs", view.arcs),
     )
     payload.update({name: value for name, value in optional if value is not None})
+    unknown = set(neuron) - set(contract.NEURON_FIELDS)
+    unknown |= set(neuron.get("scores", {})) - set(contract.SCORES_FIELDS)
+    if unknown:  # a field the pages do not know is a change of format
+        raise ValueError(f"neuron view data against the contract: unknown {sorted(unknown)}")
     payload = contract.data_payload(payload, contract.DATA_FIELDS, contract.DATA_OPTIONAL_FIELDS)
     return _script(DATA_PREFIX, contract.DATA_GLOBAL, key, payload)
 

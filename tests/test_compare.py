@@ -343,7 +343,7 @@ def test_a_compare_atlas_renders_again_from_its_atlas_json(compare_site, tmp_pat
     """Schema bump and round trip: atlas.json (schema 5) and data/NNNN.b.js render the same
     site byte for byte, without the models."""
     data = json.loads((compare_site / "atlas.json").read_text())
-    assert data["schema_version"] == SCHEMA_VERSION == 8
+    assert data["schema_version"] == SCHEMA_VERSION == 9
     assert data["results"]["compare"]["sentences"] == [0, 1, 2, 3, 4]
     assert "views_b" not in data
     files = dict(render(load(compare_site)))

@@ -354,6 +354,15 @@ def _(c: Case) -> list[str]:
     return [*build("in.txt", GOOD)(c), "--model", "t5"]
 
 
+@case("model-no-attention-heads")
+def _(c: Case) -> list[str]:
+    import transformers
+
+    config = transformers.MambaConfig(vocab_size=16, hidden_size=8, num_hidden_layers=1)
+    config.save_pretrained(c.tmp / "mamba")
+    return [*build("in.txt", GOOD)(c), "--model", "mamba"]
+
+
 @case("model-no-attention")
 def _(c: Case) -> list[str]:
     """A model that gives no attention weights (one that only runs fused attention)."""

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from tiny_models import make_tiny_llama, tiny_llama
+from tiny_models import DECODERS, FAMILIES, make_tiny_llama, tiny_llama
 
 from atlas import hooks
 from atlas.corpus import Example
@@ -58,15 +58,13 @@ def test_the_hooks_are_gone_after_the_block_even_on_error():
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in modules)
 
 
-@pytest.mark.parametrize("family", ["bert", "roberta", "distilbert", "electra", "gpt2"])
+@pytest.mark.parametrize("family", FAMILIES + DECODERS)
 def test_every_family_is_located_and_its_captures_agree_with_the_model(tiny_model, family):
     model = transformers.AutoModel.from_pretrained(
         str(tiny_model(family)), attn_implementation="eager"
     ).eval()
     layout = hooks.locate(model)
     assert layout is not None
-    expected_family = {"roberta": "bert", "electra": "bert"}.get(family, family)
-    assert layout.family.name == expected_family
     assert model.config.model_type in layout.family.model_types
     ids = torch.tensor([[0, 5, 9, 13, 8, 21, 2]])
     caught: dict[str, dict[int, torch.Tensor]] = {"p": {}, "o": {}, "h": {}}
@@ -78,14 +76,18 @@ def test_every_family_is_located_and_its_captures_agree_with_the_model(tiny_mode
         hooks.hidden_states(layout, lambda i, h: caught["h"].__setitem__(i, h)),
     ):
         out = model(input_ids=ids, output_attentions=True, output_hidden_states=True)
-    causal = family == "gpt2"
+    causal = family == "gpt2" or family in DECODERS
     layers = len(out.attentions)
-    for layer, ((query, key), attention) in enumerate(zip(qk.take(), out.attentions, strict=True)):
-        assert np.abs(softmax_rows(query, key, causal) - attention.numpy()).max() < 1e-5
+    pairs = qk.take()
+    query, key = (np.stack([pair[i][0] for pair in pairs]) for i in (0, 1))
+    # scored with the model's scale, soft-cap and sliding window
+    computed = layout.scores().probabilities(query, key, causal)
+    assert np.abs(computed - np.stack([a[0].numpy() for a in out.attentions])).max() < 1e-5
+    for layer, attention in enumerate(out.attentions):
         assert torch.equal(caught["p"][layer], attention)
         # the heads' outputs are the attention-weighted values, head by head
         assert caught["o"][layer].shape == (1, layout.heads, 7, layout.head_dim)
-        if layer + 1 < layers or not causal:  # GPT-2's last hidden state is after ln_f
+        if layer + 1 < layers or not causal:  # a decoder's last hidden state is after its norm
             assert torch.equal(caught["h"][layer], out.hidden_states[layer + 1])
     assert sorted(caught["p"]) == list(range(layers))
 

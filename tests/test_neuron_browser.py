@@ -137,6 +137,9 @@ def test_a_page_opened_on_a_head_shows_it(browser, default_site):
         .first.get_attribute("title")
         .startswith("q[0] = ")
     )
+    # BERT's scale is 1/√d (atlas.json keeps it to 6 decimals), and the page says so plainly.
+    intro = page.locator("#neuron-view .nv-intro").inner_text()
+    assert "every key token j by q·k_j/√d (d = 32) and turns" in intro, intro
     assert rep.clean, rep
     page.close()
 

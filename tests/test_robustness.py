@@ -132,7 +132,7 @@ DELETE = object()
         (put("model.layers", 0), "$.model.layers: 0 is less than the minimum of 1"),
         (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),
         (put("results.distances.stress", float("nan")), "NaN is not a number JSON allows"),
-        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 8 (int)'),
+        (put("schema_version", "1"), 'schema version "1" (str), this atlas reads 9 (int)'),
         # numbers (issue 17): past float's range, and outside a column kind's range
         (put("heads.3.metrics.entropy", 10**400), "100000… (401 digits) is too large a number"),
         (put("results.distances.matrix.0.1", 10**400), "is too large a number, past ±1.8e308"),

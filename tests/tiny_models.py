@@ -17,6 +17,26 @@ from tokenizers.models import BPE, WordPiece
 from tokenizers.trainers import BpeTrainer
 
 FAMILIES: tuple[str, ...] = ("bert", "roberta", "distilbert", "electra", "gpt2")
+# Decoder families with rotary position encoding (``make_tiny_model`` makes these too): each with
+# what sets it apart in the attention (``DECODER_TRAITS``), so the neuron view is tested on it.
+DECODERS: tuple[str, ...] = (
+    "llama", "mistral", "qwen2", "qwen3", "gemma2", "gemma3", "phi3", "gpt_neox", "olmo", "olmo2",
+)  # fmt: skip
+DECODER_TRAITS = {
+    "llama": "grouped-query attention (4 query heads, 2 key heads)",
+    "mistral": "a sliding window of 4 tokens in every layer; SentencePiece tokenizer",
+    "qwen2": "a sliding window of 3 tokens in layer 2 only; q/k biases",
+    "qwen3": "q/k norms over each head's vector",
+    "gemma2": "logit soft-capping at 5, scale 1/√16 (query_pre_attn_scalar), local and global "
+    "layers; SentencePiece tokenizer",
+    "gemma3": "q/k norms, scale 1/√16, a sliding window of 3 tokens in layer 1 with its own rotary "
+    "base; SentencePiece tokenizer",
+    "phi3": "one fused q/k/v projection with grouped keys, half the dimensions rotated",
+    "gpt_neox": "one fused q/k/v projection laid out head by head, a quarter of the dimensions "
+    "rotated (Pythia)",
+    "olmo": "queries and keys clamped to ±1 (clip_qkv)",
+    "olmo2": "q/k norms over all heads' vectors at once",
+}
 
 # (layers, heads) of each family's tiny model; the two counts always differ, so tests can tell
 # the layer axis from the head axis.
@@ -26,6 +46,7 @@ SHAPES: dict[str, tuple[int, int]] = {
     "distilbert": (2, 4),
     "electra": (2, 4),
     "gpt2": (3, 2),
+    **{family: (2, 4) for family in DECODERS},
 }
 
 HIDDEN_SIZE = 32
@@ -34,6 +55,7 @@ MAX_LENGTH = 64  # the longest input (special tokens included) every tiny model 
 _WORDPIECE_SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 _ROBERTA_SPECIALS = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]  # roberta-base's ids 0-4
 _GPT2_SPECIAL = "<|endoftext|>"
+_SENTENCEPIECE_SPECIALS = ["<unk>", "<s>", "</s>"]  # Llama's and Mistral's ids 0-2
 
 # Common English words for the WordPiece vocabulary. Some frequent words ("sat", "mat", "dog",
 # "run", ...) are left out on purpose so that ordinary sentences also produce ## pieces.
@@ -184,11 +206,90 @@ def _gpt2_tokenizer() -> transformers.PreTrainedTokenizerBase:
     )
 
 
+def _sentencepiece_tokenizer() -> transformers.PreTrainedTokenizerBase:
+    """A SentencePiece-style BPE, as Llama's, Mistral's and Gemma's tokenizer.json have it:
+    "▁" marks a space, no pre-split into words but at spaces, and <s> before every text."""
+    backend = Tokenizer(BPE(unk_token="<unk>", fuse_unk=True))
+    backend.normalizer = normalizers.Replace(" ", "▁")
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="first")
+    backend.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="first")
+    trainer = BpeTrainer(
+        vocab_size=400, min_frequency=2, special_tokens=_SENTENCEPIECE_SPECIALS, show_progress=False
+    )
+    backend.train_from_iterator(_BPE_CORPUS, trainer=trainer)
+    bos = backend.token_to_id("<s>")
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", bos)]
+    )
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token="<s>",
+        eos_token="</s>",
+        unk_token="<unk>",
+        model_max_length=MAX_LENGTH,
+    )
+
+
+# Tokenizer of each decoder family: the byte-level BPE of GPT-2 or a SentencePiece-style one.
+_SENTENCEPIECE_FAMILIES = ("mistral", "gemma2", "gemma3")
+
+
+def _decoder(family: str, tokenizer) -> transformers.PretrainedConfig:
+    """The tiny config of a decoder family: 2 layers, 4 query heads of size 8, 2 key heads
+    (but GPT-NeoX, which has no grouped-query attention), weights large enough (initializer
+    range 0.2) that attention is far from uniform, so a wrong scale, cap or window shows."""
+    layers, heads = SHAPES[family]
+    special = tokenizer.eos_token_id
+    common = dict(
+        vocab_size=len(tokenizer),
+        hidden_size=HIDDEN_SIZE,
+        intermediate_size=2 * HIDDEN_SIZE,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        max_position_embeddings=MAX_LENGTH,
+        initializer_range=0.2,
+        pad_token_id=special,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=special,
+    )
+    grouped = dict(num_key_value_heads=heads // 2)
+    gemma = dict(head_dim=HIDDEN_SIZE // heads, query_pre_attn_scalar=16, **grouped)
+    configs = {
+        "llama": lambda: transformers.LlamaConfig(**common, **grouped),
+        "mistral": lambda: transformers.MistralConfig(**common, **grouped, sliding_window=4),
+        "qwen2": lambda: transformers.Qwen2Config(
+            **common, **grouped, use_sliding_window=True, sliding_window=3, max_window_layers=1
+        ),
+        "qwen3": lambda: transformers.Qwen3Config(**common, **grouped, head_dim=8),
+        "gemma2": lambda: transformers.Gemma2Config(
+            **common, **gemma, attn_logit_softcapping=5.0, sliding_window=3
+        ),
+        "gemma3": lambda: transformers.Gemma3TextConfig(
+            **common,
+            **gemma,
+            sliding_window=3,
+            layer_types=["sliding_attention", "full_attention"],
+        ),
+        "phi3": lambda: transformers.Phi3Config(**common, **grouped, partial_rotary_factor=0.5),
+        "gpt_neox": lambda: transformers.GPTNeoXConfig(**common, rotary_pct=0.25),
+        "olmo": lambda: transformers.OlmoConfig(**common, **grouped, clip_qkv=1.0),
+        "olmo2": lambda: transformers.Olmo2Config(**common, **grouped),
+    }
+    return configs[family]()
+
+
 def _build(
     family: str,
 ) -> tuple[transformers.PreTrainedTokenizerBase, transformers.PreTrainedModel]:
+    if family in DECODERS:
+        sentencepiece = family in _SENTENCEPIECE_FAMILIES
+        tokenizer = _sentencepiece_tokenizer() if sentencepiece else _gpt2_tokenizer()
+        torch.manual_seed(0)
+        config = _decoder(family, tokenizer)
+        model = transformers.AutoModel.from_config(config, attn_implementation="eager")
+        return tokenizer, model.eval()
     if family not in SHAPES:
-        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES}")
+        raise ValueError(f"unknown family {family!r}; expected one of {FAMILIES + DECODERS}")
     layers, heads = SHAPES[family]
     common = {"attention_probs_dropout_prob": 0.0, "hidden_dropout_prob": 0.0}
     if family in ("bert", "electra"):
@@ -263,10 +364,40 @@ def _build(
     return tokenizer, model
 
 
+def make_tiny_gemma3_multimodal(directory: pathlib.Path) -> pathlib.Path:
+    """Save a tiny random Gemma 3 with a vision tower (model type "gemma3", as the 4B and larger
+    checkpoints are), whose text model is the tiny "gemma3" one, and its tokenizer."""
+    tokenizer = _sentencepiece_tokenizer()
+    vision = transformers.SiglipVisionConfig(
+        hidden_size=16,
+        intermediate_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        image_size=28,
+        patch_size=14,
+    )
+    config = transformers.Gemma3Config(
+        text_config=_decoder("gemma3", tokenizer).to_dict(),
+        vision_config=vision.to_dict(),
+        mm_tokens_per_image=4,
+        boi_token_index=tokenizer.bos_token_id,
+        eoi_token_index=tokenizer.eos_token_id,
+        image_token_index=tokenizer.unk_token_id,
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModel.from_config(config, attn_implementation="eager").eval()
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
 def make_tiny_model(family: str, directory: pathlib.Path) -> pathlib.Path:
     """Save a tiny random model and its matching fast tokenizer to `directory`; return it.
 
-    `family` is one of `FAMILIES`; `SHAPES[family]` gives the model's (layers, heads).
+    `family` is one of `FAMILIES` or `DECODERS`; `SHAPES[family]` gives the model's (layers,
+    heads).
     """
     tokenizer, model = _build(family)
     directory = pathlib.Path(directory)

@@ -143,6 +143,7 @@ class RunInfo:
     task: str = ""  # the model's task head (model.TASKS), "" for none
     classes: tuple[str, ...] = ()  # its class names, in id order (config.id2label)
     gold_labels: bool = False  # some examples of the input carry a label
+    scores: Any = None  # atlas.scores.Scores: how the model scores queries and keys (None: plain)
     batch_size: int = 16  # the run's batch size: with a record's index and tokens, where it
     # comes in a one-pass run (``model.stream_key``)
 

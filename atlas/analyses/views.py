@@ -18,18 +18,45 @@ import dataclasses
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
+import numpy as np
+
 from .. import contract
-from ..model import Record, reproduces_attention
-from ..viewdata import View, data_script, make_view, vectors_script
+from ..contract import head_name
+from ..model import Record
+from ..records import attention_error
+from ..scores import Scores
+from ..viewdata import VECTOR_TOLERANCE, View, data_script, make_view, vectors_script
 from .base import ATTENTION, EVERY, QUERIES_KEYS, Analysis, Result, RunInfo
 
 if TYPE_CHECKING:
     from ..result import Atlas
 
 NOT_REPRODUCED = (
-    "the captured queries and keys do not reproduce this model's attention "
-    "(it may add position biases), so the neuron view is off"
+    "the captured queries and keys do not reproduce this model's attention (in {head} the "
+    "attention they give differs from the model's by up to {error:.3f}; the model may add "
+    "position biases or score them in a way the view does not know), so the neuron view is off"
 )
+
+
+# The queries and keys, before they are stored, must give back the model's attention this closely
+# in every head: the page's bar (viewdata.VECTOR_TOLERANCE). A model run in bfloat16 is within
+# it (its scores and attention carry 8 bits: 0.003 to 0.006 off on the tiny decoders), a scoring
+# the view does not know is not (0.05 to 0.8 off on the same models, scored as softmax(q·k/√d)).
+REPRODUCED = VECTOR_TOLERANCE
+
+
+def not_reproduced(record: Record, causal: bool, scores) -> str:
+    """Why the record's queries and keys cannot be shown ("" when every head's attention, as
+    the neuron view computes it from them, is within REPRODUCED of the model's)."""
+    if record.query is None or record.key is None:
+        return "the model's queries and keys were not captured, so the neuron view is off"
+    error = attention_error(record, causal, scores)
+    if error.max() < REPRODUCED:
+        return ""
+    layer, head = np.unravel_index(int(error.argmax()), error.shape)
+    return NOT_REPRODUCED.format(head=head_name(layer + 1, head + 1), error=float(error.max()))
+
+
 # --neuron: which sentences with a page keep queries and keys (they cost more than the
 # attention of a short sentence: 2·n·d values per head against n²).
 NEURON_MODES = ("views", "all", "none")
@@ -80,9 +107,11 @@ class ViewData(Analysis):
         if vectors and not self.checked and record.n >= 2:
             self.checked = True
             self.checked_at = self.run.stream_key(record.index, record.n)
-            if not reproduces_attention(record, self.run.causal):
-                self.note, vectors = NOT_REPRODUCED, False
-        self.kept[record.index] = make_view(record, vectors=vectors, causal=self.run.causal)
+            self.note = not_reproduced(record, self.run.causal, self.run.scores)
+            vectors = not self.note
+        self.kept[record.index] = make_view(
+            record, vectors=vectors, causal=self.run.causal, scores=self.run.scores
+        )
 
     def add(self, record: Record) -> None:
         if record.index < self.limit or record.index in self.wanted:
@@ -155,6 +184,9 @@ class ViewData(Analysis):
                     "available": atlas.model.neuron_view and bool(view.vectors),
                     "note": neuron_note(atlas, view),
                     "head_dim": atlas.model.head_dim,
+                    "scores": Scores.from_json(
+                        atlas.model.scores, atlas.model.layers, atlas.model.head_dim
+                    ).to_json(),
                 },
             )
             yield contract.data_script(view.index, total), script.encode("utf-8")

@@ -232,6 +232,7 @@
       this.neuronNote = neuron.note || "";
       this.headDim = neuron.head_dim;
       this.vectorsAvailable = Boolean(neuron.available);
+      this.scores = neuron.scores || null;
       this.hasVectors = false;
       this._inlineVectors = neuron.vectors ? neuron : null;
       this._initWords(raw);
@@ -313,6 +314,17 @@
       const out = [];
       for (let t = 0; t < this.n; t++) out.push(values.subarray((first + t) * d, (first + t + 1) * d));
       return out;
+    }
+
+    /** How a layer (1-based) turns queries and keys into attention (contract.SCORES_FIELDS,
+     * atlas/scores.py): {scale, softcap, window}, softcap and window null where the layer has
+     * none; softmax(q·k/√d) where the data does not say. */
+    scoring(layer) {
+      const at = (name) => {
+        const list = this.scores && this.scores[name];
+        return list && list[layer - 1] != null ? list[layer - 1] : null;
+      };
+      return { scale: at("scale") ?? 1 / Math.sqrt(this.headDim), softcap: at("softcap"), window: at("window") };
     }
 
     /** Query vectors of one head: an array of n Float32Array(headDim), or null if not kept. */

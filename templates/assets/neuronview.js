@@ -1,14 +1,18 @@
 // The neuron view (after BertViz, Vig 2019): how one head turns one query token's vector q and
 // every token's key vector k_j into attention. For the selected layer and head and a chosen query
-// token i it shows q, each k_j, the elementwise product q⊙k_j, the score q·k_j/√d, the softmax
-// over j (future keys masked for causal models) and, beside it, the attention the model returned.
+// token i it shows q, each k_j, the elementwise product q⊙k_j, the score q·k_j/√d (or as the model
+// scores: its own scale, soft-cap; atlas/scores.py), the softmax over j (future keys masked for
+// causal models, keys outside a sliding window for models that have one) and, beside it, the
+// attention the model returned. The queries and keys are the model's own after its q/k norms and
+// rotary position encoding, each query head paired with the key head it shares.
 //
 // AtlasNeuronView.mount(container, sentence, state) draws it into container and follows the
 // shared selection (state); its own layer/head menus call state.select(..., "neuron-view").
 // Needs views-common.js (AtlasViews) and atlas-data.js loaded first.
 // For tests: container.dataset.{layer, head, query, maxDiff}; every key row carries
-// data-index, data-score, data-softmax and data-attention; AtlasNeuronView.rows(container) reads
-// them back, AtlasNeuronView.compute(sentence, layer, head, query) is the arithmetic alone.
+// data-index, data-score, data-softmax, data-attention and data-masked (why: "later", "window");
+// AtlasNeuronView.rows(container) reads them back, AtlasNeuronView.compute(sentence, layer, head,
+// query) is the arithmetic alone.
 "use strict";
 (function () {
   const SOURCE = "neuron-view";
@@ -38,7 +42,10 @@
     return s > 0 ? s : all[all.length - 1] || 1;
   }
 
-  /** The arithmetic of one head for query token i (0-based); null without vectors. */
+  /** The arithmetic of one head for query token i (0-based), as the model does it
+   * (atlas/scores.py): score_j = q·k_j × scale, soft-capped where the layer caps, keys after
+   * the query (causal models) or outside the layer's sliding window masked; null without
+   * vectors. masked[j]: "" (visible), "later" or "window". */
   function compute(sentence, layer, head, i) {
     const queries = sentence.queries(layer, head);
     const keys = sentence.keys(layer, head);
@@ -46,7 +53,9 @@
     const n = sentence.n;
     const d = queries[0].length;
     const q = queries[i];
-    const root = Math.sqrt(d);
+    const scoring = sentence.scoring(layer);
+    const { scale, softcap } = scoring;
+    const span = scoring.window;
     const products = [];
     const scores = new Float64Array(n);
     const masked = [];
@@ -58,8 +67,11 @@
         dot += q[x] * keys[j][x];
       }
       products.push(p);
-      scores[j] = dot / root;
-      masked.push(Boolean(sentence.causal && j > i));
+      const score = dot * scale;
+      scores[j] = softcap ? softcap * Math.tanh(score / softcap) : score;
+      const later = sentence.causal && j > i;
+      const outside = span != null && (sentence.causal ? j <= i - span : Math.abs(i - j) > span);
+      masked.push(later ? "later" : outside ? "window" : "");
     }
     let top = -Infinity;
     for (let j = 0; j < n; j++) if (!masked[j]) top = Math.max(top, scores[j]);
@@ -74,7 +86,20 @@
     const attention = Array.from({ length: n }, (_, j) => matrix[i * n + j]);
     let maxDiff = 0;
     for (let j = 0; j < n; j++) maxDiff = Math.max(maxDiff, Math.abs(probs[j] - attention[j]));
-    return { d, q, keys, products, scores, masked, probs, attention, maxDiff };
+    return { d, q, keys, products, scores, masked, probs, attention, maxDiff, scoring };
+  }
+
+  /** Whether the layer's scale is 1/√d (atlas.json keeps 6 decimals of it). */
+  function plainScale(r) {
+    return Math.abs(r.scoring.scale * Math.sqrt(r.d) - 1) < 1e-4;
+  }
+
+  /** The score's formula in words, e.g. "q·k_j/√d" or "5·tanh(q·k_j × 0.2500 / 5)". */
+  function formula(r) {
+    const { scale, softcap } = r.scoring;
+    const plain = plainScale(r);
+    const base = plain ? "q·k_j/√d" : `q·k_j × ${fixed(scale, 4)}`;
+    return softcap ? `${softcap}·tanh(${base} / ${softcap})` : base;
   }
 
   const el = (...args) => window.AtlasViews.el(...args);
@@ -212,11 +237,19 @@
       el("span", "nv-current", `${name} · query `),
     );
     nv.toolbar.lastChild.append(window.AtlasViews.tokenText(el("b", "nv-query-name"), sentence, nv.query));
+    const { scale, softcap } = r.scoring;
+    const span = r.scoring.window;
+    const plain = plainScale(r);
+    const masks = [];
+    if (sentence.causal) masks.push("keys after the query (the model is causal)");
+    if (span != null) masks.push(`keys outside layer ${layer}'s sliding window of ${span} tokens`);
     nv.intro.textContent =
-      `Click a token to make it the query. For query token i, head ` +
-      `${name} scores every key token j by q·k_j/√d ` +
-      `(d = ${r.d}) and turns the scores into attention with a softmax` +
-      (sentence.causal ? "; as the model is causal, keys after the query are masked out." : ".");
+      `Click a token to make it the query. For query token i, head ${name} scores every key ` +
+      `token j by ${formula(r)} (d = ${r.d}` +
+      (plain ? "" : `; the model's scale ${fixed(scale, 4)} instead of 1/√d = ${fixed(1 / Math.sqrt(r.d), 4)}`) +
+      (softcap ? `; the model soft-caps its scores at ±${softcap}` : "") +
+      `) and turns the scores into attention with a softmax` +
+      (masks.length ? `; ${masks.join(" and ")} are masked out.` : ".");
   }
 
   function drawLegend(nv, r, scales) {
@@ -238,7 +271,7 @@
       ["token", "nv-h-token"],
       ["key vector k_j", "nv-h-vec"],
       ["q ⊙ k_j", "nv-h-vec"],
-      ["q·k_j/√d", "nv-h-num"],
+      ["score", "nv-h-num"],
       ["softmax", "nv-h-bar"],
       ["model attention", "nv-h-bar"],
     ]) {
@@ -252,7 +285,7 @@
     qLabel.append(el("span", "nv-q", "query q: "), window.AtlasViews.tokenText(el("span", "nv-qtok"), nv.sentence, nv.query));
     const qCells = el("td", "nv-vec-cell");
     qCells.append(strip(r.q, scales.q, cell, "q"));
-    const qNote = el("td", "nv-qnote", "q × k_j, dimension by dimension; the score is their sum / √d");
+    const qNote = el("td", "nv-qnote", `q × k_j, dimension by dimension; the score is ${formula(r)}, from their sum q·k_j`);
     qNote.colSpan = 4;
     queryRow.append(qLabel, qCells, qNote);
     const thead = el("thead");
@@ -296,9 +329,10 @@
     };
     const dot = r.scores[j];
     const scoreCell = el("td", "nv-score", r.masked[j] ? "masked" : fixed(dot, 2));
+    const why = r.masked[j] === "later" ? "comes after the query" : `is outside the sliding window of ${r.scoring.window} tokens`;
     scoreCell.title = r.masked[j]
-      ? `key ${j + 1} comes after the query: masked (−∞), probability 0`
-      : `q·k_${j}/√${r.d} = ${fixed(dot, 4)}`;
+      ? `key ${j + 1} ${why}: masked (−∞), probability 0`
+      : `${formula(r).replaceAll("k_j", `k_${j}`)} = ${fixed(dot, 4)}`;
     const diff = Math.abs(r.probs[j] - r.attention[j]);
     const pair = `${label(nv.query)} → ${label(j)}`;
     const model = fixed(r.attention[j], 4);
@@ -316,6 +350,7 @@
     const row = el("tr", "nv-row");
     row.dataset.index = j;
     row.dataset.score = r.masked[j] ? "masked" : r.scores[j].toFixed(6);
+    row.dataset.masked = r.masked[j];
     row.dataset.softmax = r.probs[j].toFixed(6);
     row.dataset.attention = r.attention[j].toFixed(6);
     if (j === nv.query) row.classList.add("nv-self");
@@ -326,7 +361,8 @@
     return row;
   }
 
-  /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked}]. */
+  /** The drawn key rows, for tests: [{index, token, score, softmax, attention, masked,
+   * maskedBy}]. */
   function rows(container) {
     return [...container.querySelectorAll("tr.nv-row")].map((row) => ({
       index: Number(row.dataset.index),
@@ -335,6 +371,7 @@
       softmax: Number(row.dataset.softmax),
       attention: Number(row.dataset.attention),
       masked: row.classList.contains("nv-masked"),
+      maskedBy: row.dataset.masked, // "", "later" (causal) or "window" (sliding window)
     }));
   }
 
