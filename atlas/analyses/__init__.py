@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
+from .generation import PromptGeneration
 from .heads import HeadMetrics
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .labels import LabelBreakdown
@@ -51,8 +52,11 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
         if options.importance
         else []
     )
+    # prompt rows and generated rows apart, where the model generates (--generate)
+    split: list[Analysis] = [PromptGeneration()] if options.generate else []
     return [
         HeadMetrics(),
+        *split,
         HeadDistances(),
         ExampleSentences(),
         WordPairs(),
