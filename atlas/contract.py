@@ -248,7 +248,7 @@ DATA_FIELDS = (
     "format", "key", "index", "id", "layers", "heads", "causal", "tokens", "shown", "joins",
     "segments", "special", "encoding", "attention", "neuron",
 )  # fmt: skip
-DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs")
+DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs", "generated")
 # data/NNNN.qk.js: a sentence's queries and keys.
 VECTORS_FIELDS = ("format", "encoding", "vectors", "error")
 # The inflated bytes of "vectors", little-endian (numpy dtypes): VECTOR_BITS[2·L·H], the bits
