@@ -665,6 +665,56 @@ def _(c: Case) -> list[str]:
     return ["compare", "stored/atlas.json", "other/atlas.json", "-o", "site", "-q"]
 
 
+def chat_lm(c: Case, name: str = "lm", chat: bool = True) -> list[str]:
+    """The build of GOOD by the tiny causal LM (tests/tiny_lm.py), saved as ``name``."""
+    from tiny_lm import make_tiny_chat_lm
+
+    make_tiny_chat_lm(c.tmp / name, chat=chat)
+    c.write("in.txt", GOOD)
+    return ["build", "in.txt", "-o", "site", "-q", "--importance", "0", "--model", name]
+
+
+CASES.update(
+    {
+        "usage-dtype": build("in.txt", GOOD, "--dtype", "int8"),
+        "usage-device-map": build("in.txt", GOOD, "--device-map", "balanced"),
+        "usage-generate-zero": build("in.txt", GOOD, "--generate", "0"),
+        "generate-no-room": lambda c: [*chat_lm(c), "--generate", "64"],
+        "chat-no-template": lambda c: [*chat_lm(c, "plain", chat=False), "--chat"],
+        "chat-words": lambda c: [*chat_lm(c), "--chat", "--words"],
+        "chat-too-long": lambda c: [*chat_lm(c), "--chat", "--max-length", "8"],
+    }
+)
+
+
+@case("device-map-no-accelerate")
+def _(c: Case) -> list[str]:
+    c.monkeypatch.setitem(sys.modules, "accelerate", None)  # import accelerate fails
+    return [*build("in.txt", GOOD)(c), "--device-map", "auto"]
+
+
+@case("generate-encoder")
+def _(c: Case) -> list[str]:
+    (c.tmp / "bert").symlink_to(c.tiny_model("bert"))
+    return [*build("in.txt", GOOD)(c), "--model", "bert", "--generate", "3"]
+
+
+@case("generate-task-head")
+def _(c: Case) -> list[str]:
+    from tiny_models import make_tiny_task_model
+
+    make_tiny_task_model("sequence-classification", c.tmp / "classifier")
+    return [*build("in.txt", GOOD)(c), "--model", "classifier", "--generate", "3"]
+
+
+@case("generate-no-head")
+def _(c: Case) -> list[str]:
+    from tiny_models import make_tiny_llama
+
+    make_tiny_llama(c.tmp / "llama")
+    return [*build("in.txt", GOOD)(c), "--model", "llama", "--generate", "3"]
+
+
 def add_page(name: str, template: str = "layers.html") -> Callable[[dict], None]:
     return lambda data: data["pages"].update({name: {"template": template, "title": "x"}})
 
