@@ -171,23 +171,17 @@ class Encoder:
 
     def _chat(self, example: Example, index: int | None) -> dict:
         """A single text as the user's message in the tokenizer's chat template, with the
-        template's prompt for the assistant's answer after it. A chat prompt is not cut (its
-        end is the template's): one too long for the model stops the build."""
+        template's opening of the assistant's turn after it. A message too long for the model
+        (less the room kept for the generation) is cut, as a plain text is, at the end of its
+        last token that fits: the template's own tokens are kept whole around it."""
         what = "words" if example.words is not None else "a pair" if example.text_b else ""
         if what:
             raise ModelError(f"example {example.id!r}: --chat wraps single texts, not {what}")
-        tokenizer = self.tokenizer
-        text = tokenizer.apply_chat_template(
-            [{"role": "user", "content": example.text}], tokenize=False, add_generation_prompt=True
-        )
-        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
-        limit = self.max_length - self.reserve
+        tokenizer, limit, text = self.tokenizer, self.max_length - self.reserve, example.text
+        ids, kept = self._wrap(text), None
         if len(ids) > limit:
-            raise ModelError(
-                f"--chat: example {example.id!r} is {len(ids)} tokens in the chat template, "
-                f"over the {limit} the model takes"
-                + (f" before --generate's {self.reserve}" if self.reserve else "")
-            )
+            kept = self._chat_cut(example, len(ids) - limit, limit)
+            ids = self._wrap(text[:kept])
         special = np.array(tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True),
                            dtype=bool)  # fmt: skip
         return {
@@ -196,10 +190,36 @@ class Encoder:
             "tokens": [str(t) for t in tokenizer.convert_ids_to_tokens(ids)],
             "special": special,
             "segments": np.where(special, -1, 0).astype(np.int8),
-            "truncated": False,
-            "kept_chars": None,
+            "truncated": kept is not None,
+            "kept_chars": None if kept is None else (kept, None),
             "label": example.label,
         }
+
+    def _wrap(self, text: str) -> list[int]:
+        """The token ids of ``text`` as the user's message in the chat template."""
+        wrapped = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+        return list(self.tokenizer(wrapped, add_special_tokens=False)["input_ids"])
+
+    def _chat_cut(self, example: Example, over: int, limit: int) -> int:
+        """How many characters of a message fit in ``limit`` tokens once wrapped: the end of
+        the last of its own tokens that does, found from the ``over`` tokens too many (a cut
+        can join or split tokens at the template's seams, so each cut is wrapped again)."""
+        tokenizer = self.tokenizer
+        name = f"--chat: example {example.id!r}"
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"{name} is over the {limit} tokens the model takes, and a slow "
+                             "tokenizer cannot say where to cut it")  # fmt: skip
+        offsets = tokenizer(example.text, add_special_tokens=False, return_offsets_mapping=True)
+        ends = [end for _, end in offsets["offset_mapping"]]
+        for keep in range(len(ends) - over, 0, -1):
+            if len(self._wrap(example.text[: ends[keep - 1]])) <= limit:
+                return ends[keep - 1]
+        raise ModelError(
+            f"{name}: the chat template alone does not fit in the {limit} tokens the model takes"
+            + (f" before --generate's {self.reserve}" if self.reserve else "")
+        )
 
     def extend(self, encoded: dict, ids: tuple[int, ...] | list[int]) -> dict:
         """An encoding with generated tokens ``ids`` after its own, marked in ``generated``

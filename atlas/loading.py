@@ -279,6 +279,7 @@ def _placement(dtype: str, device_map: str | None, device: str, causal_lm: bool)
     kwargs: dict = {"dtype": getattr(torch, dtype)}
     if device_map is not None:
         try:  # transformers places the layers with accelerate
+            import accelerate
             from accelerate.utils import get_max_memory
         except ImportError:
             raise ModelError(
@@ -287,6 +288,7 @@ def _placement(dtype: str, device_map: str | None, device: str, causal_lm: bool)
         # "auto" spreads the layers over every GPU (and the CPU past them); a CPU run plans
         # over the CPU's memory alone, as --device asks
         kwargs["device_map"] = "auto"
+        log.debug("placing the model with accelerate %s", accelerate.__version__)
         if not device.startswith("cuda"):
             kwargs["max_memory"] = {"cpu": get_max_memory()["cpu"]}
     return {"model": kwargs, "causal_lm": causal_lm}

@@ -682,7 +682,7 @@ CASES.update(
         "generate-no-room": lambda c: [*chat_lm(c), "--generate", "64"],
         "chat-no-template": lambda c: [*chat_lm(c, "plain", chat=False), "--chat"],
         "chat-words": lambda c: [*chat_lm(c), "--chat", "--words"],
-        "chat-too-long": lambda c: [*chat_lm(c), "--chat", "--max-length", "8"],
+        "chat-template-too-long": lambda c: [*chat_lm(c), "--chat", "--max-length", "8"],
     }
 )
 

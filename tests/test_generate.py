@@ -121,6 +121,26 @@ def test_chat_wraps_each_input_in_the_template(lm, examples):
         assert "generated" not in encoded
 
 
+def test_a_long_message_is_cut_inside_the_template(lm):
+    """A message past the room left (64 tokens less the generation's 8) is cut at the end of
+    its last token that fits; the template's tokens stay whole around it."""
+    runner = Runner(str(lm), device="cpu", chat=True, generate=8)
+    text = " ".join(["the cat sat on the mat"] * 12)
+    encoded = runner.encode(Example(id="long", text=text))
+    kept = encoded["kept_chars"][0]
+    assert encoded["truncated"] and encoded["kept_chars"] == (kept, None)
+    ends = [end for _, end in runner.tokenizer(text, return_offsets_mapping=True)["offset_mapping"]]
+    assert 0 < kept < len(text) and kept in ends  # at the end of one of the message's tokens
+    following = ends[ends.index(kept) + 1]
+    assert encoded["ids"] == runner.encoder._wrap(text[:kept])
+    assert len(encoded["ids"]) <= 64 - 8 < len(runner.encoder._wrap(text[:following]))
+    # the template's close of the message and opening of the answer, whole
+    opening = runner.encoder._wrap("")
+    eos = runner.tokenizer.eos_token_id
+    tail = opening[len(opening) - opening[::-1].index(eos) - 1 :]
+    assert encoded["ids"][-len(tail) :] == tail and len(tail) > 1
+
+
 def test_split_statistics_on_hand_made_attention():
     """One head, four tokens of a decoder, the last two generated (docs/metrics.md)."""
     a = np.array(
