@@ -153,7 +153,7 @@ def test_split_statistics_on_hand_made_attention():
     )[None]
     cls = np.array([True, False, False, False])
     generated = np.array([False, False, True, True])
-    got = dict(zip(KEYS, layer_split(a, row_entropy(a), cls, generated, causal=True)[:, 0]))
+    got = dict(zip(KEYS, layer_split(a, row_entropy(a), cls, generated, True)[:, 0], strict=True))
 
     def h(row):  # entropy of A' = 0.9999·A + 0.0001/n, in nats
         p = 0.9999 * np.array(row) + 0.0001 / 4
@@ -172,7 +172,7 @@ def test_split_statistics_on_hand_made_attention():
     }
     assert got == pytest.approx(expected, abs=1e-12)
     none = layer_split(a, row_entropy(a), cls, np.zeros(4, bool), causal=True)[:, 0]
-    assert all(np.isnan(v) for k, v in zip(KEYS, none) if k.startswith("gen_"))
+    assert all(np.isnan(v) for k, v in zip(KEYS, none, strict=True) if k.startswith("gen_"))
 
 
 def test_a_build_with_generate_and_chat(lm, tmp_path):
@@ -246,7 +246,9 @@ def test_device_map_auto_places_the_model_with_accelerate(lm, examples, monkeypa
     assert mapped.device == "cpu" and mapped.generator.device.type == "cpu"
     a, b = (continue_examples(examples, r, 2) for r in (plain, mapped))
     assert [e.generated for e in a] == [e.generated for e in b]
-    for x, y in zip(plain.run(a, capture=(ATTENTION,)), mapped.run(b, capture=(ATTENTION,))):
+    for x, y in zip(
+        plain.run(a, capture=(ATTENTION,)), mapped.run(b, capture=(ATTENTION,)), strict=True
+    ):
         np.testing.assert_array_equal(x.attention, y.attention)
 
 

@@ -54,8 +54,12 @@ def test_views_mark_the_generated_tokens(site, browser):
             marks = marks[:n]
         assert [m[0] for m in marks] == expected, where
         assert [m[1] for m in marks] == expected, where  # words for a screen reader
-        assert {m[2] for m, e in zip(marks, expected) if e} == {"rgb(161, 74, 0)"}, where
-        assert "rgb(161, 74, 0)" not in {m[2] for m, e in zip(marks, expected) if not e}
+        assert {m[2] for m, e in zip(marks, expected, strict=True) if e} == {"rgb(161, 74, 0)"}, (
+            where
+        )
+        assert "rgb(161, 74, 0)" not in {
+            m[2] for m, e in zip(marks, expected, strict=True) if not e
+        }
     assert seen["thumb"].startswith("attention of L1-H1; tokens 1 to ")
     assert f"{n - TOKENS + 1} to {n} the model's generation" in seen["thumb"]
     assert seen["prompt"] == "the cat sat on the mat"
@@ -72,5 +76,7 @@ def test_a_generated_page_has_no_serious_accessibility_problem(site, browser):
 def test_screenshot(site, browser, tmp_path_factory):
     """A picture to look at (kept under the test's temp folder)."""
     out = tmp_path_factory.mktemp("shots") / "generated.png"
-    report = browser.screenshot(site / "sentences" / "0001.html", out, wait_for="#head-view[data-lines]")
+    report = browser.screenshot(
+        site / "sentences" / "0001.html", out, wait_for="#head-view[data-lines]"
+    )
     assert out.stat().st_size > 0 and report.clean, report
