@@ -36,7 +36,7 @@ _STATISTICS = (
 SIDES = (("prompt", "prompt rows", "R = the prompt's rows"),
          ("gen", "generated rows", "R = the generated tokens' rows"))  # fmt: skip
 COLUMNS = [
-    Column(f"{side}_{key}", f"{title} ({rows})", kind, "", f"{text}, from {rows}",
+    Column(f"{side}_{key}", f"{title} ({rows})", kind, "", f"{text} (mean over the {rows})",
            "prompt-and-generation", _GROUP, f"{formula}; {where}", paper=_PAPER)
     for side, rows, where in SIDES
     for key, title, kind, text, formula in _STATISTICS
