@@ -270,3 +270,36 @@ def test_the_generation_analysis_runs_only_when_generating():
 
     assert "generation" not in {a.name for a in default_analyses(BuildOptions())}
     assert "generation" in {a.name for a in default_analyses(BuildOptions(generate=3))}
+
+
+def test_the_generation_analysis_merges_to_the_one_pass_result(runner, examples):
+    """Parts of the corpus, merged (and one part through its saved state), give to the last bit
+    the columns one pass gives."""
+    from atlas.analyses.base import RunInfo
+    from atlas.analyses.generation import PromptGeneration
+
+    continued = continue_examples(examples, runner, TOKENS)
+    records = sorted(runner.run(continued, capture=(ATTENTION,)), key=lambda r: r.index)
+    run = RunInfo(layers=3, heads=4, causal=True, sentences=len(records))
+    whole, first, second, restored = (PromptGeneration() for _ in range(4))
+    for analysis in (whole, first, second, restored):
+        analysis.start(run)
+    for record in records:
+        whole.add(record)
+        (first if record.index < 2 else second).add(record)
+    restored.load_state(second.state())
+    first.merge(restored)
+    assert first.finish({}).columns == whole.finish({}).columns
+    columns = whole.finish({}).columns
+    assert set(columns) == set(KEYS) and all(len(v) == 12 for v in columns.values())
+    assert all(0 < v < 1 for v in columns["gen_to_prompt"])
+
+
+def test_generated_tokens_belong_to_no_word(runner):
+    """Words input (--words, CoNLL-U): the generation follows the words' tokens, in no word."""
+    example = Example(id="w", text="the cat sat", words=("the", "cat", "sat"))
+    (continued,) = continue_examples([example], runner, TOKENS)
+    (record,) = runner.run([continued], capture=(ATTENTION,))
+    assert record.word_of[-TOKENS:].tolist() == [-1] * TOKENS
+    assert sorted(set(record.word_of[:-TOKENS].tolist()) - {-1}) == [0, 1, 2]
+    assert record.generated[-TOKENS:].all() and not record.generated[:-TOKENS].any()
