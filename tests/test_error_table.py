@@ -379,6 +379,17 @@ def _(c: Case) -> list[str]:
     return [*build("in.conllu", "# text = a b\n" + WORD)(c), "--model", "slow"]
 
 
+@case("chat-slow-tokenizer-too-long")
+def _(c: Case) -> list[str]:
+    """A long message, --chat, and a tokenizer with only a slow version (no offsets)."""
+    argv = CASES["model-slow-tokenizer-words"](c)
+    config = json.loads((c.tmp / "slow" / "tokenizer_config.json").read_text())
+    config["chat_template"] = "{{ messages[0]['content'] }}"
+    (c.tmp / "slow" / "tokenizer_config.json").write_text(json.dumps(config))
+    c.write("long.txt", " ".join(["word"] * 80) + "\n")
+    return ["build", "long.txt", *argv[2:], "--chat"]
+
+
 @case("device-no-cuda")
 def _(c: Case) -> list[str]:
     import torch
