@@ -22,6 +22,7 @@ from tiny_lm import make_tiny_chat_lm
 
 from atlas.analyses.generation import KEYS, layer_split
 from atlas.analyses.measures import row_entropy
+from atlas.cli import main
 from atlas.corpus import Example, read_corpus
 from atlas.generation import continue_examples
 from atlas.options import BuildOptions
@@ -203,6 +204,12 @@ def test_a_build_with_generate_and_chat(lm, tmp_path):
     assert page.count("token gen") == TOKENS and page.count("(generated)</span>") == TOKENS
     index = (sites[0] / "sentences" / "index.html").read_text()
     assert index.count('class="gen-text"') == len(PROMPTS.splitlines())
+    # the site is atlas.json's: rendered again from it, every file is the same
+    again = tmp_path / "again"
+    assert main(["render", str(sites[0] / "atlas.json"), "-o", str(again), "-q"]) == 0
+    files = sorted(p.relative_to(sites[0]) for p in sites[0].rglob("*") if p.is_file())
+    assert files == sorted(p.relative_to(again) for p in again.rglob("*") if p.is_file())
+    assert all((sites[0] / f).read_bytes() == (again / f).read_bytes() for f in files)
 
 
 def test_bfloat16_weights_give_float32_attention(lm, examples):
