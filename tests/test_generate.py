@@ -226,13 +226,16 @@ def test_bfloat16_weights_give_float32_attention(lm, examples):
 
 
 def test_a_bfloat16_build(lm, tmp_path):
+    """The whole build in bfloat16, head importance's gated passes and gradients included."""
     corpus = tmp_path / "prompts.txt"
     corpus.write_text(PROMPTS, encoding="utf-8")
-    args = [str(corpus), "-o", str(tmp_path / "site"), "--model", str(lm), "--importance", "0"]
+    args = [str(corpus), "-o", str(tmp_path / "site"), "--model", str(lm)]
     assert build([*args, "--dtype", "bfloat16", "--generate", "3"]) == 0
     atlas = json.loads((tmp_path / "site" / "atlas.json").read_text())
     assert atlas["options"]["dtype"] == "bfloat16"
     assert all(s["generated"] == 3 for s in atlas["sentences"])
+    importance = [h["metrics"]["importance"] for h in atlas["heads"]]
+    assert len(importance) == 12 and any(v > 0 for v in importance)
 
 
 def test_device_map_auto_places_the_model_with_accelerate(lm, examples, monkeypatch):
