@@ -313,3 +313,17 @@ def test_generated_tokens_belong_to_no_word(runner):
     assert record.word_of[-TOKENS:].tolist() == [-1] * TOKENS
     assert sorted(set(record.word_of[:-TOKENS].tolist()) - {-1}) == [0, 1, 2]
     assert record.generated[-TOKENS:].all() and not record.generated[:-TOKENS].any()
+
+
+def test_a_bfloat16_checkpoint_loads_in_float32_by_default(lm, tmp_path):
+    """transformers 5 alone keeps a checkpoint's type; the atlas loads float32 unless asked."""
+    import transformers
+
+    saved = tmp_path / "bf16"
+    transformers.AutoModelForCausalLM.from_pretrained(lm, dtype=torch.bfloat16).save_pretrained(
+        saved
+    )
+    transformers.AutoTokenizer.from_pretrained(lm).save_pretrained(saved)
+    assert transformers.AutoModel.from_pretrained(saved).dtype == torch.bfloat16
+    assert Runner(str(saved), device="cpu").model.dtype == torch.float32
+    assert Runner(str(saved), device="cpu", dtype="bfloat16").model.dtype == torch.bfloat16
