@@ -25,6 +25,7 @@ from .analyses.base import Analysis
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import MB, pages_warnings, report, shrink
 from .corpus import read_corpus
+from .generation import continue_examples
 from .options import BuildOptions
 from .output import claim, write
 from .pipeline import measure, order
@@ -64,11 +65,15 @@ def build(
         examples = read_corpus(input, limit=options.limit, words=options.words)
         analyses = list(analyses) if analyses is not None else default_analyses(options)
         log.info("read %d sentences from %s", len(examples), input)
+        placement = {"dtype": options.dtype, "device_map": options.device_map}
         runner = Runner(
             options.model,
             device=options.device,
             max_length=options.max_length,
             name=options.model_name,
+            generate=options.generate,
+            chat=options.chat,
+            **placement,
         )
         if options.compare is not None:
             other = Runner(
@@ -77,6 +82,7 @@ def build(
                 max_length=options.max_length,
                 name=options.compare_name,
                 option="--compare",
+                **placement,
             )
             runner = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
@@ -91,6 +97,12 @@ def build(
                         runner_b=other,
                     )
                 )
+        if options.generate:  # after a compare build's max length is settled: A generates
+            lead = runner.a if isinstance(runner, PairedRunner) else runner
+            examples = continue_examples(
+                examples, lead, options.generate, options.batch_size, options.progress
+            )
+            log.info("continued %d prompts by up to %d tokens", len(examples), options.generate)
         info = runner.info
         log.info(
             "model %s: %d layers x %d heads, on %s, max length %d",

@@ -20,7 +20,7 @@ from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
 from .corpus import FORMATS, CorpusError
-from .loading import DEFAULT_MODEL, ModelError
+from .loading import DEFAULT_MODEL, DEVICE_MAPS, DTYPES, ModelError
 from .options import BuildOptions
 from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
@@ -198,6 +198,32 @@ def parser() -> argparse.ArgumentParser:
         help="auto, cpu or cuda (default: auto = cuda if available)",
     )
     build.add_argument(
+        "--dtype",
+        choices=DTYPES,
+        default="float32",
+        help="the weights' type (default: float32); attention is analysed in float32 whatever "
+        "it is",
+    )
+    build.add_argument(
+        "--device-map",
+        choices=[m for m in DEVICE_MAPS if m],
+        help="auto: accelerate spreads a model too large for one device over the GPUs (and "
+        "the CPU past them)",
+    )
+    build.add_argument(
+        "--generate",
+        type=positive,
+        default=0,
+        metavar="N",
+        help="continue every input by N tokens, greedily (a decoder with a language-model "
+        "head); the atlas covers each prompt and its generation, marked apart",
+    )
+    build.add_argument(
+        "--chat",
+        action="store_true",
+        help="wrap each input, as the user's message, in the tokenizer's chat template",
+    )
+    build.add_argument(
         "--min-relation",
         type=positive,
         default=MIN_RELATION,
@@ -334,6 +360,10 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         analysis=tuple(args.analysis),
         clean=args.clean,
         force=args.force,
+        generate=args.generate,
+        chat=args.chat,
+        dtype=args.dtype,
+        device_map=args.device_map,
     )
 
 

@@ -271,7 +271,7 @@ DATA_FIELDS = (
     "format", "key", "index", "id", "layers", "heads", "causal", "tokens", "shown", "joins",
     "segments", "special", "encoding", "attention", "neuron",
 )  # fmt: skip
-DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs")
+DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs", "generated")
 # Its "neuron" field: whether the neuron view has queries and keys, why not, the head size, and
 # how the model turns them into attention ("scores", below).
 NEURON_FIELDS = ("available", "note", "head_dim", "scores")

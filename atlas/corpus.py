@@ -67,6 +67,10 @@ class Example:
     heads: tuple[int, ...] | None = None  # 1-based id of each word's head, 0 for the root
     deprels: tuple[str, ...] | None = None  # one relation per word, e.g. "nsubj", "nmod:poss"
     label: str | None = None  # the example's gold label (a class), when the input gives one
+    # What the model wrote after it (--generate, atlas/generation.py): the token ids the
+    # encoder appends to the prompt's, and their text, for the pages
+    generated: tuple[int, ...] = ()
+    generation: str | None = None
 
 
 def read_corpus(path: str | Path, limit: int | None = None, words: bool = False) -> list[Example]:

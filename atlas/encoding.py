@@ -57,6 +57,22 @@ class Encoder:
         )
         self.cls_ids = {i for i in cls if i is not None}
         self.sep_ids = {i for i in sep if i is not None}
+        self.chat = False  # wrap each text in the tokenizer's chat template (``prepare``)
+        self.reserve = 0  # tokens kept free after each prompt for its generation
+
+    def prepare(self, chat: bool = False, reserve: int = 0) -> None:
+        """Wrap each text in the chat template (``chat``), and keep ``reserve`` tokens free
+        after each prompt for the tokens ``--generate`` appends: a prompt is then cut to
+        ``max_length - reserve`` tokens. A tokenizer without a chat template stops the build
+        here, before any example runs."""
+        if chat and not getattr(self.tokenizer, "chat_template", None):
+            raise ModelError(f"--chat: the tokenizer of model {self.name!r} has no chat template")
+        if reserve and self.max_length - reserve < 1:
+            raise ModelError(
+                f"--generate {reserve}: leaves no room for a prompt within the model's "
+                f"{self.max_length} tokens"
+            )
+        self.chat, self.reserve = chat, reserve
 
     def marks(self, encoded: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Per token of an encoding, bool [n] each: [CLS]/BOS, [SEP]/EOS, punctuation (a
@@ -94,7 +110,17 @@ class Encoder:
         """Tokenise one example (truncated to max_length) and describe each token's role.
 
         An example with words is tokenised as pre-split words, and ``word_of`` says which word
-        each token belongs to; ``index`` (0-based, in the corpus) names it in warnings."""
+        each token belongs to; ``index`` (0-based, in the corpus) names it in warnings. The
+        tokens the model generated after it (``Example.generated``) follow the prompt's, and
+        ``generated`` marks them whenever the encoder keeps room for them (``prepare``)."""
+        encoded = self._chat(example, index) if self.chat else self._prompt(example, index)
+        if self.reserve:
+            encoded = self.extend(encoded, example.generated)
+        return encoded
+
+    def _prompt(self, example: Example, index: int | None) -> dict:
+        """The example's own encoding, cut to leave ``reserve`` tokens free."""
+        limit = self.max_length - self.reserve
         kwargs = {"return_special_tokens_mask": True, "return_token_type_ids": True}
         tokenizer, first, second = self.tokenizer, example.text, example.text_b
         if example.words is not None:
@@ -106,15 +132,15 @@ class Encoder:
         # offsets (fast tokenizers only): where the kept tokens end in the text, and where a
         # long pair can be cut before truncation (``bounded_pair``)
         full = tokenizer(first, second, truncation=False, return_offsets_mapping=fast, **kwargs)
-        truncated = len(full["input_ids"]) > self.max_length
+        truncated = len(full["input_ids"]) > limit
         if truncated and second is not None and fast:
-            first, second = bounded_pair(first, second, full, self.max_length)
+            first, second = bounded_pair(first, second, full, limit)
         enc = (
             tokenizer(
                 first,
                 second,
                 truncation="longest_first",
-                max_length=self.max_length,
+                max_length=limit,
                 return_offsets_mapping=fast,
                 **kwargs,
             )
@@ -142,6 +168,84 @@ class Encoder:
         if example.words is not None:
             encoded.update(self._align(example, index, full.word_ids(), enc.word_ids(), special))
         return encoded
+
+    def _chat(self, example: Example, index: int | None) -> dict:
+        """A single text as the user's message in the tokenizer's chat template, with the
+        template's opening of the assistant's turn after it. A message too long for the model
+        (less the room kept for the generation) is cut, as a plain text is, at the end of its
+        last token that fits: the template's own tokens are kept whole around it."""
+        what = "words" if example.words is not None else "a pair" if example.text_b else ""
+        if what:
+            raise ModelError(f"example {example.id!r}: --chat wraps single texts, not {what}")
+        tokenizer, limit, text = self.tokenizer, self.max_length - self.reserve, example.text
+        ids, kept = self._wrap(text), None
+        if len(ids) > limit:
+            kept = self._chat_cut(example, len(ids) - limit, limit)
+            ids = self._wrap(text[:kept])
+        special = np.array(tokenizer.get_special_tokens_mask(ids, already_has_special_tokens=True),
+                           dtype=bool)  # fmt: skip
+        return {
+            "ids": ids,
+            "token_type_ids": [0] * len(ids),
+            "tokens": [str(t) for t in tokenizer.convert_ids_to_tokens(ids)],
+            "special": special,
+            "segments": np.where(special, -1, 0).astype(np.int8),
+            "truncated": kept is not None,
+            "kept_chars": None if kept is None else (kept, None),
+            "label": example.label,
+        }
+
+    def _wrap(self, text: str) -> list[int]:
+        """The token ids of ``text`` as the user's message in the chat template."""
+        wrapped = self.tokenizer.apply_chat_template(
+            [{"role": "user", "content": text}], tokenize=False, add_generation_prompt=True
+        )
+        return list(self.tokenizer(wrapped, add_special_tokens=False)["input_ids"])
+
+    def _chat_cut(self, example: Example, over: int, limit: int) -> int:
+        """How many characters of a message fit in ``limit`` tokens once wrapped: the end of
+        the last of its own tokens that does, found from the ``over`` tokens too many (a cut
+        can join or split tokens at the template's seams, so each cut is wrapped again)."""
+        tokenizer = self.tokenizer
+        name = f"--chat: example {example.id!r}"
+        if not getattr(tokenizer, "is_fast", False):
+            raise ModelError(f"{name} is over the {limit} tokens the model takes, and a slow "
+                             "tokenizer cannot say where to cut it")  # fmt: skip
+        offsets = tokenizer(example.text, add_special_tokens=False, return_offsets_mapping=True)
+        ends = [end for _, end in offsets["offset_mapping"]]
+        for keep in range(len(ends) - over, 0, -1):
+            if len(self._wrap(example.text[: ends[keep - 1]])) <= limit:
+                return ends[keep - 1]
+        raise ModelError(
+            f"{name}: the chat template alone does not fit in the {limit} tokens the model takes"
+            + (f" before --generate's {self.reserve}" if self.reserve else "")
+        )
+
+    def extend(self, encoded: dict, ids: tuple[int, ...] | list[int]) -> dict:
+        """An encoding with generated tokens ``ids`` after its own, marked in ``generated``
+        (bool [n]): they continue the last side (segment) of the prompt, belong to no word, and
+        are special where the tokenizer says so (an end-of-text token)."""
+        ids = [int(i) for i in ids]
+        added = np.isin(np.array(ids, dtype=np.int64), sorted(self.tokenizer.all_special_ids))
+        sides = encoded["segments"][encoded["segments"] >= 0]
+        side = int(sides[-1]) if len(sides) else 0
+        out = dict(encoded)
+        out["ids"] = encoded["ids"] + ids
+        types = encoded["token_type_ids"]
+        out["token_type_ids"] = types + types[-1:] * len(ids)
+        out["tokens"] = encoded["tokens"] + [
+            str(t) for t in self.tokenizer.convert_ids_to_tokens(ids)
+        ]
+        out["special"] = np.concatenate([encoded["special"], added])
+        out["segments"] = np.concatenate(
+            [encoded["segments"], np.where(added, -1, side).astype(np.int8)]
+        )
+        out["generated"] = np.arange(len(out["ids"])) >= len(encoded["ids"])
+        if encoded.get("word_of") is not None:
+            out["word_of"] = np.concatenate(
+                [encoded["word_of"], np.full(len(ids), -1, dtype=np.int32)]
+            )
+        return out
 
     def _align(
         self,

@@ -26,6 +26,10 @@ OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "x
 # Run once at load time to tell causal models from bidirectional ones (see ``is_causal``).
 CAUSAL_PROBE = "the cat sat on the mat because it was warm"
 HUB_TIMEOUT_S = 3.0  # the quick check that the hub can be reached at all
+# --dtype: the weights' type (the attention is analysed in float32 whatever it is).
+DTYPES = ("float32", "bfloat16", "float16")
+# --device-map: None keeps the whole model on --device; "auto" lets accelerate spread it.
+DEVICE_MAPS = (None, "auto")
 
 
 # Task heads the runner knows, by the suffix of the architecture named in the model's config,
@@ -217,11 +221,27 @@ class Loaded:
     path: str  # what ``from_pretrained`` was given, and its keyword arguments: to load the
     kwargs: dict  # tokenizer again (words) or the checkpoint with another head (the probe)
     task: str  # the task head (TASKS), "" for none
+    # Weights the checkpoint lacks, made at random on loading: asked only of a language-model
+    # head loaded for --generate (a base model's checkpoint has none for it)
+    missing: tuple[str, ...] = ()
 
 
-def load(model: str | None, device: str, option: str = "--model") -> Loaded:
+def load(
+    model: str | None,
+    device: str,
+    option: str = "--model",
+    *,
+    dtype: str = "float32",
+    device_map: str | None = None,
+    causal_lm: bool = False,
+) -> Loaded:
     """The model named by ``model`` (a hub id, a local folder, or None: the default model) on
-    ``device``; every failure is one ModelError line naming ``option``."""
+    ``device``; every failure is one ModelError line naming ``option``.
+
+    ``dtype``: one of DTYPES. ``device_map`` "auto": accelerate places the layers on the
+    devices ``device`` allows (the GPUs, spilling to the CPU; or the CPU alone), for a model
+    larger than one device. ``causal_lm``: load the model with its causal language-model head
+    (AutoModelForCausalLM), for ``--generate``."""
     if model is None or (model == DEFAULT_MODEL and not Path(model).is_dir()):
         # the default model's hub id names the copy the pip package ships (works offline,
         # e.g. as --compare sentence-transformers/all-MiniLM-L6-v2)
@@ -238,13 +258,16 @@ def load(model: str | None, device: str, option: str = "--model") -> Loaded:
     else:
         path, shown, source = model, model, "Hugging Face hub or cache"
     typed = model or DEFAULT_MODEL  # what error messages call it: what the user typed
+    how = _placement(dtype, device_map, device, causal_lm)
     with quiet():
         if source == "Hugging Face hub or cache":
-            loaded = _load_from_hub(path, typed)
+            loaded = _load_from_hub(path, typed, how)
         else:
-            loaded = _load(path, typed)
+            loaded = _load(path, typed, how=how)
     loaded.shown, loaded.source = shown, source
-    loaded.model.eval().to(device)
+    loaded.model.eval()
+    if device_map is None:
+        loaded.model.to(device)
     tokenizer = loaded.tokenizer
     if tokenizer.pad_token_id is None:
         # Decoders such as GPT-2 have no pad token; padding is stripped again per example.
@@ -252,11 +275,34 @@ def load(model: str | None, device: str, option: str = "--model") -> Loaded:
     return loaded
 
 
-def _load_from_hub(hub_id: str, name: str) -> Loaded:
+def _placement(dtype: str, device_map: str | None, device: str, causal_lm: bool) -> dict:
+    """How ``_load`` loads the weights: the model keyword arguments for ``dtype`` and
+    ``device_map``, and whether it wants the causal language-model head."""
+    import torch
+
+    kwargs: dict = {"dtype": getattr(torch, dtype)}
+    if device_map is not None:
+        try:  # transformers places the layers with accelerate
+            import accelerate
+            from accelerate.utils import get_max_memory
+        except ImportError:
+            raise ModelError(
+                "--device-map auto needs the accelerate package (pip install accelerate)"
+            ) from None
+        # "auto" spreads the layers over every GPU (and the CPU past them); a CPU run plans
+        # over the CPU's memory alone, as --device asks
+        kwargs["device_map"] = "auto"
+        log.debug("placing the model with accelerate %s", accelerate.__version__)
+        if not device.startswith("cuda"):
+            kwargs["max_memory"] = {"cpu": get_max_memory()["cpu"]}
+    return {"model": kwargs, "causal_lm": causal_lm}
+
+
+def _load_from_hub(hub_id: str, name: str, how: dict | None = None) -> Loaded:
     """The cache first; the network only when the hub can be reached, so that a machine
     offline (or with HF_HUB_OFFLINE set) fails at once with one line."""
     try:
-        return _load(hub_id, name, local_files_only=True)
+        return _load(hub_id, name, local_files_only=True, how=how)
     except _NotLoaded as err:
         cached_error = str(err)
     if offline_mode():
@@ -270,13 +316,17 @@ def _load_from_hub(hub_id: str, name: str) -> Loaded:
             "Hugging Face hub cannot be reached (give a local model directory)"
         )
     log.debug("not loaded from the cache (%s); trying the hub", cached_error)
-    return _load(hub_id, name)
+    return _load(hub_id, name, how=how)
 
 
-def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
-    """Config, tokenizer and model; any failure becomes one ModelError line."""
+def _load(path: str, name: str, local_files_only: bool = False, how: dict | None = None) -> Loaded:
+    """Config, tokenizer and model; any failure becomes one ModelError line. ``how``: the
+    ``_placement`` of the weights (default: float32, no language-model head)."""
     import transformers
-    from transformers import AutoConfig, AutoModel, AutoTokenizer
+    from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING
+
+    how = how or {"model": {}, "causal_lm": False}
 
     kwargs = {"local_files_only": True} if local_files_only or offline_mode() else {}
     try:
@@ -294,13 +344,23 @@ def _load(path: str, name: str, local_files_only: bool = False) -> Loaded:
         tokenizer = AutoTokenizer.from_pretrained(path, **kwargs)
         task, auto = task_of(config)
         loader = getattr(transformers, auto) if auto else AutoModel
-        model = loader.from_pretrained(path, attn_implementation="eager", **kwargs)
+        if how["causal_lm"]:
+            if task or type(config) not in MODEL_FOR_CAUSAL_LM_MAPPING:
+                raise ModelError(
+                    f"--generate: model {name!r} has no causal language-model head to "
+                    "generate with" + (f" (it has a {task} head)" if task else "")
+                )
+            loader = AutoModelForCausalLM
+        model, report = loader.from_pretrained(
+            path, attn_implementation="eager", output_loading_info=True, **how["model"], **kwargs
+        )
     except ModelError:
         raise
     except Exception as err:  # transformers raises many kinds; the user needs one line
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         raise _NotLoaded(f"cannot load model {name!r}: {first}") from None
-    return Loaded(model, tokenizer, name, name, "", path, kwargs, task)
+    missing = tuple(sorted(report.get("missing_keys", ()))) if how["causal_lm"] else ()
+    return Loaded(model, tokenizer, name, name, "", path, kwargs, task, missing)
 
 
 def length_limit(model, tokenizer) -> int:

@@ -20,6 +20,7 @@ from .analyses.importance import DEFAULT_ABLATION, DEFAULT_SAMPLE
 from .analyses.syntax import MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
+from .loading import DEVICE_MAPS, DTYPES
 
 
 @dataclass(frozen=True)
@@ -36,7 +37,12 @@ class BuildOptions:
     page. importance: sentences for head importance (0: off); ablation: how many of them are
     ablated. title: the site's title (None: from the model and input). templates: a folder of
     templates overriding the built-in ones. progress: a progress bar on stderr. clean, force:
-    as ``atlas.output.write``'s. analysis: the user's analyses to run too, "MODULE:CLASS" each."""
+    as ``atlas.output.write``'s. generate: continue every input by this many tokens, greedily,
+    before the analysis pass (0: off; a decoder with a language-model head only). chat: wrap
+    each input in the tokenizer's chat template. dtype: the weights' type (attention is
+    analysed in float32 whatever it is). device_map: "auto" spreads a model too large for one
+    device over several with accelerate (None: the whole model on ``device``). analysis: the
+    user's analyses to run too, "MODULE:CLASS" each."""
 
     model: str | None = None
     model_name: str | None = None
@@ -61,6 +67,10 @@ class BuildOptions:
     analysis: tuple[str, ...] = ()
     clean: bool = False
     force: bool = False
+    generate: int = 0
+    chat: bool = False
+    dtype: str = "float32"
+    device_map: str | None = None
 
     def __post_init__(self) -> None:
         """Refuse what no build could use, in one line, before a model is loaded."""
@@ -70,7 +80,11 @@ class BuildOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}: must be at least 1, got {value}")
-        for name in ("views", "importance", "ablation"):
+        if self.dtype not in DTYPES:
+            raise ValueError(f"dtype: one of {', '.join(DTYPES)}, not {self.dtype!r}")
+        if self.device_map not in DEVICE_MAPS:
+            raise ValueError(f"device_map: 'auto' or None, not {self.device_map!r}")
+        for name in ("views", "importance", "ablation", "generate"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
 

@@ -300,6 +300,10 @@ def _atlas(
             limit=options.limit,
             views=options.views,
             neuron=views_data.get("neuron_mode", options.neuron),
+            generate=options.generate,
+            chat=options.chat,
+            dtype=options.dtype,
+            device_map=options.device_map,
         ),
         corpus=CorpusSummary(
             sentences=len(examples),
@@ -318,6 +322,8 @@ def _atlas(
                 has_view=i in kept and kept[i].heads_kept is None,
                 has_data=i in kept,
                 label=e.label,
+                generation=e.generation,
+                generated=len(e.generated),
                 **analysed_text(e, rows[i][2]),
             )
             for i, e in enumerate(examples)

@@ -41,6 +41,9 @@ class Record:
     segments: np.ndarray  # int8 [n]: 0 for sentence A, 1 for sentence B, -1 for special tokens
     attention: np.ndarray  # float32 [layers, heads, n, n]; rows (from) sum to 1
     truncated: bool = False
+    # bool [n]: the tokens the model generated after the prompt (--generate); None in a build
+    # without generation
+    generated: np.ndarray | None = None
     # Of a truncated example, per side (text, text_b): how many characters of the text the kept
     # tokens cover where truncation cut that side, None where it kept the side whole; None for
     # an example not truncated, or when the tokenizer cannot say (``kept_chars``).

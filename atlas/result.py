@@ -47,6 +47,10 @@ class Options:
     views: int
     neuron: str = "views"  # which sentences with a page keep queries and keys (--neuron)
     max_site_mb: float | None = None  # the budget the build kept the site under (--max-site-mb)
+    generate: int = 0  # tokens each input was continued by (--generate; 0: none)
+    chat: bool = False  # inputs wrapped in the chat template (--chat)
+    dtype: str = "float32"  # the weights' type (--dtype); attention is analysed in float32
+    device_map: str | None = None  # --device-map
 
 
 @dataclass
@@ -88,6 +92,10 @@ class Sentence:
     # The fields ("text", "text_b") that truncation cut: each then holds only the text its kept
     # tokens cover (pipeline.analysed_text), and the pages mark the cut.
     cut: list[str] = field(default_factory=list)
+    # What the model wrote after the prompt (--generate): its text, and how many of ``tokens``
+    # it is; the prompt stays in ``text``.
+    generation: str | None = None
+    generated: int = 0
 
 
 @dataclass

@@ -78,12 +78,28 @@ class Runner:
         max_length: int | None = None,
         name: str | None = None,
         option: str = "--model",
+        *,
+        dtype: str = "float32",
+        device_map: str | None = None,
+        generate: int = 0,
+        chat: bool = False,
     ):
         """``name`` is what the pages call the model; by default the hub id, or a local
         directory's folder name (its full path would leak the build machine's layout).
-        ``option``: the command-line option that named the model, for error messages."""
+        ``option``: the command-line option that named the model, for error messages.
+        ``dtype``, ``device_map``: as ``loading.load``'s. ``generate``: the tokens each input
+        is to be continued by (atlas/generation.py), kept free after each prompt; the model is
+        loaded with its language-model head, kept as ``generator``, and the analyses see the
+        base model under it, as without. ``chat``: wrap each input in the chat template."""
         self.device = resolve_device(device)
-        loaded = load(model, self.device, option)
+        loaded = load(
+            model, self.device, option, dtype=dtype, device_map=device_map, causal_lm=generate > 0
+        )
+        self.generator = loaded.model if generate else None
+        if generate:
+            loaded.model = loaded.model.base_model
+        if device_map is not None:  # inputs go where accelerate put the embeddings
+            self.device = str(loaded.model.device)
         self.model, self.tokenizer, self.task = loaded.model, loaded.tokenizer, loaded.task
         self._source = (loaded.path, loaded.kwargs)
         # Token types only where the tokenizer makes them: GPT-2's forward accepts them too, but
@@ -103,6 +119,17 @@ class Runner:
                 causal = is_causal(self.model, self.tokenizer, self.device)
         except ModelError as err:
             raise ModelError(f"model {loaded.typed!r}: {err}") from None
+        if generate and not causal:
+            raise ModelError(
+                f"--generate: model {loaded.typed!r} is an encoder (its tokens attend both "
+                "ways); generation needs a decoder such as GPT-2 or Llama"
+            )
+        if generate and loaded.missing:
+            raise ModelError(
+                f"--generate: the checkpoint of model {loaded.typed!r} has no language-model "
+                f"head ({loaded.missing[0]} is missing), and a head made at random writes noise"
+            )
+        self.encoder.prepare(chat=chat, reserve=generate)
         self.info = model_info(loaded, name, self.max_length, causal)
         self.layout = hooks.locate(self.model)  # None: a family the hooks do not know
         self._hidden = False  # whether the current run keeps hidden states (``run``'s capture)
@@ -321,6 +348,7 @@ class Runner:
                 segments=enc["segments"],
                 attention=rows(layers, row, n, n),  # [L, H, n, n]
                 truncated=enc["truncated"],
+                generated=enc.get("generated"),
                 kept_chars=enc["kept_chars"],
                 query=query,
                 key=key,

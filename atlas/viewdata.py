@@ -71,6 +71,8 @@ class View:
     words: list[str] | None = None
     word_of: list[int] | None = None
     arcs: list[list] | None = None
+    # 1 for each token the model generated after the prompt (--generate); None without one
+    generated: list[int] | None = None
 
     @property
     def n(self) -> int:
@@ -247,6 +249,7 @@ def make_view(
         special=[int(s) for s in record.special],
         attention=deflate(quantise(attention)),
         heads_kept=None if heads_kept is None else [int(h) for h in heads_kept],
+        generated=None if record.generated is None else [int(g) for g in record.generated],
     )
     if heads_kept is None:
         view.rollout = encode_rollout(rollout(record.attention)[-1])
@@ -307,6 +310,7 @@ def data_script(
         ("words", view.words),
         ("wordOf", view.word_of),
         ("arcs", view.arcs),
+        ("generated", view.generated),
     )
     payload.update({name: value for name, value in optional if value is not None})
     unknown = set(neuron) - set(contract.NEURON_FIELDS)
@@ -352,4 +356,5 @@ def read_view(path: Path) -> View:
         words=payload.get("words"),
         word_of=payload.get("wordOf"),
         arcs=payload.get("arcs"),
+        generated=payload.get("generated"),
     )

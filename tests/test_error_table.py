@@ -391,6 +391,17 @@ def _(c: Case) -> list[str]:
     return [*build("in.conllu", "# text = a b\n" + WORD)(c), "--model", "slow"]
 
 
+@case("chat-slow-tokenizer-too-long")
+def _(c: Case) -> list[str]:
+    """A long message, --chat, and a tokenizer with only a slow version (no offsets)."""
+    argv = CASES["model-slow-tokenizer-words"](c)
+    config = json.loads((c.tmp / "slow" / "tokenizer_config.json").read_text())
+    config["chat_template"] = "{{ messages[0]['content'] }}"
+    (c.tmp / "slow" / "tokenizer_config.json").write_text(json.dumps(config))
+    c.write("long.txt", " ".join(["word"] * 80) + "\n")
+    return ["build", "long.txt", *argv[2:], "--chat"]
+
+
 @case("device-no-cuda")
 def _(c: Case) -> list[str]:
     import torch
@@ -675,6 +686,56 @@ def _(c: Case) -> list[str]:
     path = c.tmp / "other" / "atlas.json"
     path.write_text(path.read_text().replace("1e+308", "-1e+308"))
     return ["compare", "stored/atlas.json", "other/atlas.json", "-o", "site", "-q"]
+
+
+def chat_lm(c: Case, name: str = "lm", chat: bool = True) -> list[str]:
+    """The build of GOOD by the tiny causal LM (tests/tiny_lm.py), saved as ``name``."""
+    from tiny_lm import make_tiny_chat_lm
+
+    make_tiny_chat_lm(c.tmp / name, chat=chat)
+    c.write("in.txt", GOOD)
+    return ["build", "in.txt", "-o", "site", "-q", "--importance", "0", "--model", name]
+
+
+CASES.update(
+    {
+        "usage-dtype": build("in.txt", GOOD, "--dtype", "int8"),
+        "usage-device-map": build("in.txt", GOOD, "--device-map", "balanced"),
+        "usage-generate-zero": build("in.txt", GOOD, "--generate", "0"),
+        "generate-no-room": lambda c: [*chat_lm(c), "--generate", "64"],
+        "chat-no-template": lambda c: [*chat_lm(c, "plain", chat=False), "--chat"],
+        "chat-words": lambda c: [*chat_lm(c), "--chat", "--words"],
+        "chat-template-too-long": lambda c: [*chat_lm(c), "--chat", "--max-length", "8"],
+    }
+)
+
+
+@case("device-map-no-accelerate")
+def _(c: Case) -> list[str]:
+    c.monkeypatch.setitem(sys.modules, "accelerate", None)  # import accelerate fails
+    return [*build("in.txt", GOOD)(c), "--device-map", "auto"]
+
+
+@case("generate-encoder")
+def _(c: Case) -> list[str]:
+    (c.tmp / "bert").symlink_to(c.tiny_model("bert"))
+    return [*build("in.txt", GOOD)(c), "--model", "bert", "--generate", "3"]
+
+
+@case("generate-task-head")
+def _(c: Case) -> list[str]:
+    from tiny_models import make_tiny_task_model
+
+    make_tiny_task_model("sequence-classification", c.tmp / "classifier")
+    return [*build("in.txt", GOOD)(c), "--model", "classifier", "--generate", "3"]
+
+
+@case("generate-no-head")
+def _(c: Case) -> list[str]:
+    from tiny_models import make_tiny_llama
+
+    make_tiny_llama(c.tmp / "llama")
+    return [*build("in.txt", GOOD)(c), "--model", "llama", "--generate", "3"]
 
 
 def add_page(name: str, template: str = "layers.html") -> Callable[[dict], None]:

@@ -10,6 +10,7 @@ from .base import Analysis, Column, Result, RunInfo, Table
 from .compare import Compare
 from .distances import HeadDistances
 from .examples import ExampleSentences
+from .generation import PromptGeneration
 from .heads import HeadMetrics
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .labels import LabelBreakdown
@@ -45,6 +46,7 @@ BUILT_IN: dict[str, type[Analysis]] = {
     a.name: a
     for a in (
         HeadMetrics,
+        PromptGeneration,
         HeadDistances,
         ExampleSentences,
         WordPairs,
@@ -78,10 +80,13 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
         if options.importance
         else []
     )
+    # prompt rows and generated rows apart, where the model generates (--generate)
+    split: list[Analysis] = [PromptGeneration()] if options.generate else []
     from ..plugins import load_analysis
 
     return [
         HeadMetrics(),
+        *split,
         HeadDistances(),
         ExampleSentences(),
         WordPairs(),

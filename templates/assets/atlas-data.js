@@ -207,6 +207,8 @@
       this.raw = raw.tokens;
       this.segments = raw.segments;
       this.special = raw.special;
+      // 1 for each token the model generated after the prompt (--generate); all 0 without.
+      this.generated = raw.generated || raw.tokens.map(() => 0);
       this.layers = raw.layers;
       this.heads = raw.heads;
       this.causal = raw.causal;
@@ -369,6 +371,7 @@
       joins: sentence.units.map(() => 0),
       raw: sentence.units.map((unit) => unit.tokens.map((t) => sentence.tokens[t]).join(" ")),
       special: first.map((t) => sentence.special[t]),
+      generated: first.map((t) => sentence.generated[t]),
       segments: first.map((t) => sentence.segments[t]),
       matrix: (layer, head) => sentence.unitMatrix(layer, head),
       value: (layer, head, i, j) => sentence.unitMatrix(layer, head)[i * n + j],
@@ -449,6 +452,21 @@
 
   /** The sentence whose data script set ATLAS_DATA[key] (config().globals.data), once ready()
    * has decoded it. */
+  /** The first generated token of a sentence at either level (0-based), or -1 for a sentence
+   * without a generation: the prompt is every token before it. */
+  function promptEnd(sentence) {
+    return (sentence.generated || []).indexOf(1);
+  }
+
+  /** Words a screen reader hears after a view's name: where the model's generation starts
+   * ("" for a sentence without one). */
+  function generationNote(sentence) {
+    const start = promptEnd(sentence);
+    if (start < 0) return "";
+    const unit = sentence.level === "words" ? "units" : "tokens";
+    return `; ${unit} 1 to ${start} are the prompt, ${start + 1} to ${sentence.n} the model's generation`;
+  }
+
   function get(key) {
     if (!cache.has(key)) {
       const raw = rawData(key);
@@ -464,6 +482,6 @@
   }
 
   window.AtlasData = {
-    ready, get, checkFormat, units, tokenLabel, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
+    ready, get, checkFormat, units, tokenLabel, promptEnd, generationNote, config, colourScale, headInfo, headName, headSlug, headLabel, labelClass, parseHead, url, href, headHref,
   };
 })();

@@ -11,6 +11,7 @@
 (function () {
   const THUMB = 72; // CSS pixels of a thumbnail
   const FONT = "12px system-ui, sans-serif";
+  const GENERATED = "#a14a00"; // the generated tokens' names and where they start (6:1 on white)
 
   /** [r, g, b] of an attention value: the contract's sequential scale, white (0) to dark blue
    * (1). */
@@ -183,16 +184,34 @@
     ctx.textBaseline = "middle";
     ctx.textAlign = "right";
     const named = (i) => i % every === 0 || (options.mark && (i === options.mark.row || i === options.mark.col));
+    const ink = (i) => (sentence.generated && sentence.generated[i] ? GENERATED : "#222");
     labels.forEach((t, i) => {
+      ctx.fillStyle = ink(i);
       if (named(i)) ctx.fillText(t, labelWidth - 4, labelWidth + (i + 0.5) * cell, labelWidth - 6);
     });
     ctx.save();
     ctx.rotate(-Math.PI / 2);
     ctx.textAlign = "left";
     labels.forEach((t, j) => {
+      ctx.fillStyle = ink(j);
       if (named(j)) ctx.fillText(t, -labelWidth + 4, labelWidth + (j + 0.5) * cell, labelWidth - 6);
     });
     ctx.restore();
+    const start = window.AtlasData.promptEnd(sentence);
+    if (start > 0) {
+      // Where the model's generation starts: a dashed line across and down the matrix.
+      ctx.save();
+      ctx.strokeStyle = GENERATED;
+      ctx.lineWidth = 1.5;
+      ctx.setLineDash([4, 3]);
+      ctx.beginPath();
+      ctx.moveTo(labelWidth, labelWidth + start * cell);
+      ctx.lineTo(labelWidth + n * cell, labelWidth + start * cell);
+      ctx.moveTo(labelWidth + start * cell, labelWidth);
+      ctx.lineTo(labelWidth + start * cell, labelWidth + n * cell);
+      ctx.stroke();
+      ctx.restore();
+    }
     if (options.mark) {
       const { row, col } = options.mark;
       ctx.strokeStyle = "#d62728";
@@ -217,7 +236,8 @@
       canvas.dataset.level = shown.level;
       drawLabelled(canvas, shown, layer, head, options);
     } else drawThumb(canvas, sentence, layer, head);
-    canvas.setAttribute("aria-label", `attention of ${window.AtlasData.headName(layer, head)}`);
+    const shown = canvas.dataset.labels ? sentence.at(canvas.dataset.level || "tokens") : sentence;
+    canvas.setAttribute("aria-label", `attention of ${window.AtlasData.headName(layer, head)}${window.AtlasData.generationNote(shown)}`);
   }
 
   const pageHeatmaps = () => [...document.querySelectorAll("canvas.heatmap")];

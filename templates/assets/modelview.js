@@ -51,14 +51,19 @@
     return shading;
   }
 
+  /** What a screen reader hears for a thumbnail: the head, and where the generation starts. */
+  function thumbLabel(mv, layer, head) {
+    const note = window.AtlasData.generationNote(mv.shown || mv.sentence);
+    return `attention of ${window.AtlasData.headName(layer, head)}${note}; click to select`;
+  }
+
   /** One thumbnail canvas, n × n pixels, filled later by paint(). */
   function thumbnail(mv, layer, head) {
     const canvas = window.AtlasViews.el("canvas", "thumb");
-    const name = window.AtlasData.headName(layer, head);
     canvas.dataset.layer = layer;
     canvas.dataset.head = head;
     canvas.title = headTitle(layer, head);
-    canvas.setAttribute("aria-label", `attention of ${name}; click to select`);
+    canvas.setAttribute("aria-label", thumbLabel(mv, layer, head));
     canvas.setAttribute("role", "button");
     canvas.tabIndex = -1; // the selected head's thumbnail is the grid's one tab stop (markSelected)
     return canvas;
@@ -137,6 +142,7 @@
     mv.shown = mv.sentence.at(level);
     hide(mv);
     for (const canvas of mv.thumbs.values()) {
+      canvas.setAttribute("aria-label", thumbLabel(mv, Number(canvas.dataset.layer), Number(canvas.dataset.head)));
       canvas.width = mv.shown.n;
       canvas.height = mv.shown.n;
       mv.pending.add(canvas);

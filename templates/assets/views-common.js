@@ -60,6 +60,14 @@
     node.classList.toggle("cont", Boolean(sentence.joins[i]));
     node.append(sentence.shown[i]);
     node.title = sentence.raw[i];
+    // A token the model generated (--generate): marked by the class for the eye and by words
+    // for a screen reader.
+    const generated = Boolean(sentence.generated && sentence.generated[i]);
+    node.classList.toggle("gen", generated);
+    if (generated) {
+      node.append(el("span", "visually-hidden", " (generated)"));
+      node.title += " · generated";
+    }
     return node;
   }
 
