@@ -29,6 +29,7 @@ from atlas.cli import main
 from atlas.comparison import measure_compare
 from atlas.corpus import read_corpus
 from atlas.model import PairedRunner, Record, Runner
+from atlas.pipeline import AnalysisError
 from atlas.probe import ProbeError
 from atlas.result import SCHEMA_VERSION, load
 from atlas.site import render
@@ -468,4 +469,18 @@ def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(tiny_model, p
     assert (
         "model bert-b: head importance: no attention output projection found; left out: importance"
         in caplog.text
+    )
+
+
+def test_an_analysis_named_as_the_compare_analysis_is_refused(tiny_model, perturbed):
+    class Named(FirstTokenShare):
+        name = "compare"
+
+    paired = PairedRunner(Runner(str(tiny_model("bert"))), Runner(str(perturbed)))
+    with pytest.raises(AnalysisError) as refused:
+        measure_compare(read_corpus(EXAMPLES, limit=2), paired, [HeadMetrics(), Named()],
+                        title="t", input_name="in")  # fmt: skip
+    assert str(refused.value) == (
+        "an analysis of the build is named 'compare', as the analysis that compares the two "
+        "models is"
     )
