@@ -21,7 +21,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -243,7 +243,8 @@ def _feed(
     return rows
 
 
-def _queries_keys_for(analyses: Sequence[Analysis]):
+def _queries_keys_for(analyses: Sequence[Analysis]) -> Callable[[int], bool]:
+    """Whether any of a model's analyses needs an example's queries and keys."""
     return lambda index: any(a.queries_keys_for(index) for a in analyses)
 
 
