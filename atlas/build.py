@@ -11,26 +11,24 @@ The CLI, the benchmarks and the tests all come through here.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
-import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from .analyses import default_analyses, presenters
 from .analyses.base import Analysis
-from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, mirrors_of
 from .budget import MB, pages_warnings, report, shrink
+from .comparison import CompareError as CompareError
+from .comparison import compare_atlases as compare_atlases
+from .comparison import measure_compare
 from .corpus import read_corpus
 from .generation import continue_examples
 from .options import BuildOptions
 from .output import claim, write
-from .pipeline import measure, order
+from .pipeline import measure
 from .plugins import presentation_classes
-from .result import Atlas, first_non_finite, rounded
+from .result import Atlas
 from .running import PairedRunner, Runner
 from .site import render, unknown_analyses
 
@@ -55,8 +53,8 @@ def build(
     add one of your own (as ``analysis=("mymodule:Mine",)`` does); the site shows each one's
     sections, charts, pages and page data (``Analysis`` presentation). With
     ``options.compare`` (a second model B, hub id or folder, with the same tokenizer and shape)
-    both models run over the same sentences in one pass and the site compares them head by head
-    (``atlas.analyses.compare``)."""
+    both models run the analyses over the same sentences in one pass, and the site is A's atlas
+    compared with B's head by head (atlas/comparison.py)."""
     options = (options or BuildOptions()).replace(**overrides)
     input = Path(input)
     with contextlib.ExitStack() as held:
@@ -75,6 +73,7 @@ def build(
             chat=options.chat,
             **placement,
         )
+        paired = None
         if options.compare is not None:
             other = Runner(
                 options.compare,
@@ -84,23 +83,11 @@ def build(
                 option="--compare",
                 **placement,
             )
-            runner = PairedRunner(runner, other)
+            paired = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
-            analyses = order(analyses)
-            if not any(a.name == Compare.name for a in analyses):
-                analyses.append(
-                    Compare(
-                        other.info,
-                        options.views,
-                        options.min_relation,
-                        mirrors_of(analyses),
-                        runner_b=other,
-                    )
-                )
         if options.generate:  # after a compare build's max length is settled: A generates
-            lead = runner.a if isinstance(runner, PairedRunner) else runner
             examples = continue_examples(
-                examples, lead, options.generate, options.batch_size, options.progress
+                examples, runner, options.generate, options.batch_size, options.progress
             )
             log.info("continued %d prompts by up to %d tokens", len(examples), options.generate)
         info = runner.info
@@ -112,15 +99,15 @@ def build(
             runner.device,
             runner.max_length,
         )
-        atlas = measure(
-            examples,
-            runner,
-            analyses,
-            options,
-            title=options.title
-            or _title(info.name, options.compare and runner.b.info.name, input.name),
-            input_name=input.name,
+        title = options.title or _title(
+            info.name, paired.b.info.name if paired else None, input.name
         )
+        if paired is None:
+            atlas = measure(examples, runner, analyses, options, title=title, input_name=input.name)
+        else:
+            atlas = measure_compare(
+                examples, paired, analyses, options, title=title, input_name=input.name
+            )
         if atlas.corpus.truncated:
             log.warning(
                 "%d of %d sentences were truncated to %d tokens",
@@ -202,92 +189,3 @@ def render_site(
 def _title(model: str, compare: str | None, input_name: str) -> str:
     short = [name.rstrip("/").split("/")[-1] for name in (model, compare) if name]
     return f"{' vs '.join(short)} on {input_name}"
-
-
-class CompareError(ValueError):
-    """Two atlases that cannot be compared; the message is one line."""
-
-
-def compare_atlases(a: Atlas, b: Atlas, names: tuple[str, str] = ("A", "B")) -> Atlas:
-    """Atlas ``a`` with the comparison to ``b`` (``atlas compare``): both built on the same
-    sentences by models of the same shape; without the models there is no change per head,
-    only the delta B − A of every column both have. B's attention is kept for the sentence
-    pages where both atlases hold it on the same tokens. ``names`` name the files in errors."""
-    why = _incomparable(a, b)
-    if why:
-        raise CompareError(f"cannot compare {names[0]} with {names[1]}: {why}")
-    columns_a = {c.key: [h.metrics[c.key] for h in a.heads] for c in a.catalogue}
-    columns_b = {c.key: [h.metrics[c.key] for h in b.heads] for c in b.catalogue}
-    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is refused just below
-        parts, data = compare_heads(a.catalogue, columns_a, columns_b, [h.label for h in b.heads])
-    why = _not_finite(a, parts, data)
-    if why:
-        raise CompareError(f"cannot compare {names[0]} with {names[1]}: {why}")
-    heads = [
-        dataclasses.replace(h, parts={**h.parts, "compare": part})
-        for h, part in zip(a.heads, parts, strict=True)
-    ]
-    own = {v.index: v for v in a.views if v.heads_kept is None}
-    views_b = [
-        v
-        for v in b.views
-        if v.heads_kept is None and v.index in own and v.tokens == own[v.index].tokens
-    ]
-    sections = {place: list(a.sections.get(place, [])) for place in {*a.sections, *SECTIONS}}
-    for place, template in SECTIONS.items():
-        sections[place].append(template)
-    model_b = dataclasses.asdict(b.model)
-    return rounded(
-        dataclasses.replace(
-            a,
-            heads=heads,
-            results={
-                **a.results,
-                "compare": {**data, "model": model_b, "sentences": [v.index for v in views_b]},
-            },
-            pages={**a.pages, **PAGE},
-            sections=sections,
-            views_b=views_b,
-        )
-    )
-
-
-def _not_finite(a: Atlas, parts: list[dict], data: dict) -> str:
-    """Why the comparison holds a number that is not finite ("" if none does): metrics so
-    large (each finite, as load() checks) that B − A or a mean passes float64's range."""
-    for head, part in zip(a.heads, parts, strict=True):
-        for key, delta in part["delta"].items():
-            if not math.isfinite(delta):
-                return (
-                    f"B − A of {key!r} at head {head.name} is too large a number "
-                    f"({part['b'][key]:g} − {head.metrics[key]:g})"
-                )
-    for key, mean in data["model_means_b"].items():
-        if not math.isfinite(mean):
-            return f"the mean of {key!r} over the second atlas's heads is too large a number"
-    where = first_non_finite([parts, data])
-    return f"a number of the comparison is not finite ({where})" if where else ""
-
-
-def _incomparable(a: Atlas, b: Atlas) -> str:
-    """Why two atlases cannot be compared head by head on the same sentences ("" if they can)."""
-    if "compare" in a.results or "compare" in b.results:
-        return "one of them is already a comparison; compare two plain atlases"
-    shape_a, shape_b = (a.model.layers, a.model.heads), (b.model.layers, b.model.heads)
-    if shape_a != shape_b:
-        return (
-            f"{a.model.name} has {shape_a[0]} layers × {shape_a[1]} heads and {b.model.name} "
-            f"{shape_b[0]} × {shape_b[1]}; head-by-head comparison needs the same shape"
-        )
-    if len(a.sentences) != len(b.sentences):
-        return (
-            f"built on different inputs ({len(a.sentences)} and {len(b.sentences)} sentences); "
-            "atlas compare needs two atlases of the same sentences"
-        )
-    for x, y in zip(a.sentences, b.sentences, strict=True):
-        if (x.text, x.text_b) != (y.text, y.text_b):
-            return (
-                f"sentence {x.index + 1} differs ({x.text[:40]!r} and {y.text[:40]!r}); "
-                "atlas compare needs two atlases of the same sentences"
-            )
-    return ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from .analyses import default_analyses
 from .analyses.base import EVERY, PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
 from .analyses.states import load_states, save_states
 from .corpus import Example
+from .model import Record
 from .options import BuildOptions
 from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
@@ -63,8 +64,8 @@ def measure(
     finally:
         if probe is not None:
             probe.close()
-    return _atlas(examples, runner, analyses, run, rows, results, options, title=title,
-                  input_name=input_name)  # fmt: skip
+    return rounded(_atlas(examples, runner, analyses, run, rows, results, options, title=title,
+                          input_name=input_name))  # fmt: skip
 
 
 @dataclasses.dataclass
@@ -141,25 +142,46 @@ def finish_states(
     each part."""
     options = options or BuildOptions()
     batch_size = options.batch_size
+    parts = in_order(parts, len(examples))
+    analyses, run = _merged(examples, runner, analyses, [part.states for part in parts], batch_size)
+    rows = {i: row for part in parts for i, row in part.rows.items()}
+    results = _finish(examples, runner, analyses, batch_size)
+    return rounded(_atlas(examples, runner, analyses, run, rows, results, options, title=title,
+                          input_name=input_name))  # fmt: skip
+
+
+def in_order(parts: Sequence[Part], size: int) -> list[Part]:
+    """The parts in corpus order; refuses parts that do not cover a corpus of ``size``
+    examples exactly once."""
     parts = sorted(parts, key=lambda part: part.start)
     covered = [i for part in parts for i in range(part.start, part.stop)]
-    if covered != list(range(len(examples))):
+    if covered != list(range(size)):
         raise ValueError("the parts do not cover the corpus exactly once")
+    return parts
+
+
+def _merged(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    states: Sequence[Mapping[str, dict]],
+    batch_size: int,
+) -> tuple[list[Analysis], RunInfo]:
+    """The analyses (fresh) that have a state in every part, started on the run, each holding
+    the first part's state with the others' merged into it in order (``states``: each part's,
+    by analysis name, in corpus order)."""
     blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
-    merged = [a for a in analyses if all(a.name in part.states for part in parts)]
+    merged = [a for a in analyses if all(a.name in part for part in states)]
     analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
-    first, *later = parts
+    first, *later = states
     for analysis in analyses:
-        analysis.load_state(first.states[analysis.name])
+        analysis.load_state(first[analysis.name])
         for part in later:
             piece = copy.deepcopy(blanks[analysis.name])
             piece.start(run)
-            piece.load_state(part.states[analysis.name])
+            piece.load_state(part[analysis.name])
             analysis.merge(piece)
-    rows = {i: row for part in parts for i, row in part.rows.items()}
-    results = _finish(examples, runner, analyses, batch_size)
-    return _atlas(examples, runner, analyses, run, rows, results, options, title=title,
-                  input_name=input_name)  # fmt: skip
+    return analyses, run
 
 
 def _start(
@@ -178,7 +200,10 @@ def _start(
             made = runner.probe(examples, batch_size)
         except ProbeError as err:  # a model layout the probe does not know: measure the rest
             log.warning(
-                "%s; left out: %s", err, ", ".join(a.name for a in analyses if PROBE in a.needs)
+                "model %s: %s; left out: %s",
+                runner.info.name,
+                err,
+                ", ".join(a.name for a in analyses if PROBE in a.needs),
             )
             analyses = order([a for a in analyses if PROBE not in a.needs])
     needs = frozenset().union(*(a.needs for a in analyses))
@@ -224,24 +249,38 @@ def _feed(
     ):
         for analysis in analyses:
             analysis.add(record)
-        rows[record.index] = (record.n, record.truncated, record.kept_chars)
-        if record.truncated:
-            example = examples[record.index]
-            log.warning(
-                "sentence %d (id %s, line %d) truncated to %d tokens",
-                record.index + 1,
-                example.id,
-                example.line,
-                runner.max_length,
-            )
+        rows[record.index] = row(record, examples, runner.max_length)
     return rows
 
 
+def row(
+    record: Record, examples: Sequence[Example], max_length: int
+) -> tuple[int, bool, tuple[int | None, int | None] | None]:
+    """A sentence's (tokens, truncated, kept characters), from its record; warns of a
+    truncated sentence."""
+    if record.truncated:
+        example = examples[record.index]
+        log.warning(
+            "sentence %d (id %s, line %d) truncated to %d tokens",
+            record.index + 1,
+            example.id,
+            example.line,
+            max_length,
+        )
+    return (record.n, record.truncated, record.kept_chars)
+
+
 def _finish(
-    examples: Sequence[Example], runner: Runner, analyses: Sequence[Analysis], batch_size: int
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    batch_size: int,
+    given: Mapping[str, Result] | None = None,
 ) -> dict[str, Result]:
-    """Each analysis's Result, in order, after running again the sentences it asks for."""
-    results: dict[str, Result] = {}
+    """Each analysis's Result, in order, after running again the sentences it asks for.
+    ``given``: results from outside this run that the analyses see as finished before them
+    (a compare build's sentences whose B attention its pages want); not returned."""
+    results: dict[str, Result] = dict(given or {})
     for analysis in analyses:
         again = list(analysis.revisit(results))
         if again:
@@ -258,7 +297,7 @@ def _finish(
             ):
                 analysis.add(record)
         results[analysis.name] = analysis.finish(results)
-    return results
+    return {name: result for name, result in results.items() if name not in (given or {})}
 
 
 def _atlas(
@@ -273,7 +312,7 @@ def _atlas(
     title: str,
     input_name: str,
 ) -> Atlas:
-    """The Atlas of finished results and the sentences' rows."""
+    """The Atlas of finished results and the sentences' rows, not yet ``rounded``."""
     info = runner.info
     if any(rows[i][2] for i in rows):
         log.info(
@@ -285,7 +324,7 @@ def _atlas(
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}
     token_counts = [rows[i][0] for i in range(len(examples))]
-    atlas = Atlas(
+    return Atlas(
         title=title,
         model=ModelCard(
             **dataclasses.asdict(info),
@@ -329,10 +368,8 @@ def _atlas(
             for i, e in enumerate(examples)
         ],
         views=list(kept.values()),
-        views_b=list(results["compare"].sentences.values()) if "compare" in results else [],
         **assemble(results, analyses, run),
     )
-    return rounded(atlas)
 
 
 def analysed_text(example: Example, kept: tuple[int | None, int | None] | None) -> dict:

@@ -58,9 +58,6 @@ class Record:
     word_of: np.ndarray | None = None  # int32 [n]: each token's word (0-based), -1: no word
     heads: np.ndarray | None = None  # int32 [m]: each word's gold head (0-based), -1: root
     deprels: list[str] | None = None  # each word's relation to its head, e.g. "nmod:poss"
-    # In a compare build (``PairedRunner``): model B's record of the same example, on the same
-    # tokens; None otherwise. Only the compare analysis reads it.
-    b: Record | None = None
     label: str | None = None  # the example's gold label, if the input gives one
     # The task head's raw output (ModelInfo.task): [classes] for a sequence, [n, classes] for
     # tokens, [n, 2] (start, end) for answer spans; None for a model without a task head.

@@ -363,13 +363,14 @@ class Runner:
 
 
 class PairedRunner:
-    """Two models over the same examples, batch by batch, on model A's tokens: yields A's
-    records, each carrying B's record of the same example as ``Record.b``.
+    """Two models over the same examples, batch by batch, on model A's tokens: yields each
+    example's pair of records (A's, B's), for a compare build (atlas/comparison.py), where each
+    model's analyses take their own model's record.
 
-    Only one batch of B's attention is held at a time. The models must share their tokenizer
+    One batch of each model's output is held at a time. The models must share their tokenizer
     (same vocabulary, special tokens and splits) and their shape (layers × heads), which is
-    checked here, so that every head of A has one head of B to compare with, token for token.
-    Everything else (info, device, max_length) is A's, as the pipeline expects of a Runner."""
+    checked here, so that every head of A has one head of B to compare with, token for token;
+    both truncate at the shorter of their length limits."""
 
     def __init__(self, a: Runner, b: Runner):
         why = tokenizer_difference(a, b)
@@ -386,18 +387,9 @@ class PairedRunner:
                 "the same number of layers and heads"
             )
         self.a, self.b = a, b
-        self.max_length = a.max_length = b.max_length = min(a.max_length, b.max_length)
-        a.info = dataclasses.replace(a.info, max_length=self.max_length)
-        b.info = dataclasses.replace(b.info, max_length=self.max_length)
-        self.info, self.device = a.info, a.device
-
-    @property
-    def queries_keys_note(self) -> str:
-        return self.a.queries_keys_note
-
-    def probe(self, examples: Sequence[Example], batch_size: int = 16):
-        """Model A's probe: in a compare build, head importance is measured on A."""
-        return self.a.probe(examples, batch_size)
+        a.max_length = b.max_length = min(a.max_length, b.max_length)
+        a.info = dataclasses.replace(a.info, max_length=a.max_length)
+        b.info = dataclasses.replace(b.info, max_length=b.max_length)
 
     def run(
         self,
@@ -405,17 +397,19 @@ class PairedRunner:
         indices: Iterable[int] | None = None,
         batch_size: int = 16,
         progress: bool = False,
-        capture: Iterable[str] = CAPTURES,
-        queries_keys_for: Callable[[int], bool] | None = None,
-    ) -> Iterator[Record]:
-        """A's records (as ``Runner.run``), each with ``b`` set; B keeps no queries and keys
-        and no hidden states (the analyses that read them measure A)."""
-        self.a._hidden = HIDDEN_STATES in set(capture)
+        capture: tuple[Iterable[str], Iterable[str]] = (CAPTURES, CAPTURES),
+        queries_keys_for: tuple[Callable[[int], bool] | None, ...] = (None, None),
+    ) -> Iterator[tuple[Record, Record]]:
+        """(A's record, B's record) of each example, as ``Runner.run`` yields records (the
+        same batches, from A's encoding); ``capture`` and ``queries_keys_for``: each model's,
+        as ``Runner.run`` takes them."""
+        sides = list(zip((self.a, self.b), capture, queries_keys_for, strict=True))
+        for runner, what, _ in sides:
+            runner._hidden = HIDDEN_STATES in set(what)
         own = indices if isinstance(indices, range) else None
         for batch in self.a.batches(examples, indices, batch_size, progress):
-            vectors = self.a.vectors_for(batch, capture, queries_keys_for)
-            pairs = zip(self.a._forward(batch, vectors), self.b._forward(batch), strict=True)
-            for record, other in pairs:
-                record.b = other
-                if own is None or record.index in own:
-                    yield record
+            a, b = (runner._forward(batch, runner.vectors_for(batch, what, wanted))
+                    for runner, what, wanted in sides)  # fmt: skip
+            for pair in zip(a, b, strict=True):
+                if own is None or pair[0].index in own:
+                    yield pair

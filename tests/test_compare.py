@@ -9,7 +9,6 @@ import logging
 import math
 import pathlib
 import shutil
-import types
 import warnings
 
 import numpy as np
@@ -21,13 +20,16 @@ from test_distances import make_record
 
 from atlas import contract
 from atlas.analyses.base import Analysis, Column, Result, RunInfo
-from atlas.analyses.compare import Compare, compare_heads
+from atlas.analyses.compare import B_NEURON_NOTE, Compare, compare_heads
 from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.importance import HeadImportance
 from atlas.analyses.measures import COLUMNS
 from atlas.build import build
 from atlas.cli import main
-from atlas.model import ModelInfo, Record
+from atlas.comparison import measure_compare
+from atlas.corpus import read_corpus
+from atlas.model import PairedRunner, Record, Runner
+from atlas.pipeline import AnalysisError
 from atlas.probe import ProbeError
 from atlas.result import SCHEMA_VERSION, load
 from atlas.site import render
@@ -45,23 +47,16 @@ def smoothed(row: np.ndarray) -> np.ndarray:
     return (1 - SMOOTHING) * row + SMOOTHING / len(row)
 
 
-def record(index: int, attention: np.ndarray, b: np.ndarray) -> Record:
-    """A hand-made record [L, H, n, n] carrying model B's record of the same tokens."""
-    paired = make_record(index, attention.astype(np.float32))
-    paired.b = make_record(index, b.astype(np.float32))
-    return paired
+def record(index: int, attention: np.ndarray, b: np.ndarray) -> tuple[Record, Record]:
+    """Hand-made records [L, H, n, n] of one example in model A and model B."""
+    return tuple(make_record(index, x.astype(np.float32)) for x in (attention, b))
 
 
-def info(layers: int, heads: int) -> ModelInfo:
-    return ModelInfo("B", "hand-made", "bert", "BertModel", layers, heads, 4, 0, 8, "t", False)
-
-
-def run_compare(records: list[Record], layers: int, heads: int):
-    analysis = Compare(info(layers, heads), views=0, mirrors=[])
-    analysis.start(RunInfo(layers=layers, heads=heads, causal=False, sentences=len(records)))
-    for r in records:
-        analysis.add(r)
-    analysis.revisit({})
+def run_compare(pairs: list[tuple[Record, Record]], layers: int, heads: int):
+    analysis = Compare()
+    analysis.start(RunInfo(layers=layers, heads=heads, causal=False, sentences=len(pairs)))
+    for a, b in pairs:
+        analysis.add_pair(a, b)
     return analysis.finish({})
 
 
@@ -103,7 +98,7 @@ def test_deltas_are_b_minus_a_of_every_shared_column():
     b = {"to_cls": [0.75, 0.0], "self": [0.5, 1.0]}
     columns = [c for c in COLUMNS if c.key in ("to_cls", "self")]
     parts, data = compare_heads(columns, a, b, ["x", "y"])
-    assert data["columns"] == ["to_cls", "self"] and data["change"] is False
+    assert data["columns"] == ["to_cls", "self"]
     assert [p["delta"] for p in parts] == [
         {"to_cls": 0.25, "self": 0.5},
         {"to_cls": -0.25, "self": 0.0},
@@ -278,6 +273,22 @@ def test_atlas_compare_gives_the_deltas_of_two_atlases(single_sites, compare_sit
     assert "Model A and model B" in head and "kept its role" not in head
 
 
+def test_atlas_compare_says_b_has_no_neuron_view(single_sites, tmp_path):
+    """B's own atlas has the neuron view, but a comparison's data/NNNN.b.js never carries
+    queries and keys: B's card and each B data file say so, as in a compare build (they said
+    "neuron_view": true with an empty note, so a page switched to B had no neuron view and no
+    reason)."""
+    a, b = single_sites
+    assert load(b).model.neuron_view
+    out = tmp_path / "out"
+    assert main(["compare", str(a / "atlas.json"), str(b / "atlas.json"), "-o", str(out),
+                 "-q"]) == 0  # fmt: skip
+    model = load(out).results["compare"]["model"]
+    assert (model["neuron_view"], model["neuron_note"]) == (False, B_NEURON_NOTE)
+    script = (out / "data" / "0001.b.js").read_text()
+    assert f'"note":"{B_NEURON_NOTE}"' in script and '"available":false' in script
+
+
 def test_atlas_compare_refuses_other_sentences(single_sites, tiny_model, tmp_path, capsys):
     a, _ = single_sites
     other = tmp_path / "other"
@@ -432,24 +443,44 @@ def test_a_compare_build_gives_b_minus_a_of_every_column_a_user_analysis_too(tin
     )
 
 
-def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(caplog):
-    """As the pipeline does for model A: B's importance is not compared, the rest is."""
+def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(tiny_model, perturbed, caplog):
+    """As for model A alone: B is measured without importance, with a warning that names it,
+    and the comparison leaves importance out; A keeps its own."""
+    paired = PairedRunner(Runner(str(tiny_model("bert"))), Runner(str(perturbed)))
 
-    class NoProbe:
-        def probe(self, examples, batch_size):
-            raise ProbeError("head importance: no attention output projection found")
+    def no_probe(examples, batch_size):
+        raise ProbeError("head importance: no attention output projection found")
 
-    probe_a = types.SimpleNamespace(examples=[], batch_size=16)
-    mirrors = [HeadMetrics(), HeadImportance(4, 2, 0)]
-    compare = Compare(info(1, 2), mirrors=mirrors, runner_b=NoProbe())
+    paired.b.probe = no_probe
     # the cli sets "atlas"'s level and stops it propagating: listen to the module's logger
-    logger = logging.getLogger("atlas.analyses.compare")
+    logger = logging.getLogger("atlas.pipeline")
     logger.addHandler(caplog.handler)
     logger.setLevel(logging.WARNING)
     try:
-        compare.start(RunInfo(layers=1, heads=2, causal=False, sentences=3, probe=probe_a))
+        atlas = measure_compare(
+            read_corpus(EXAMPLES, limit=4), paired, [HeadMetrics(), HeadImportance(4, 2, 0)],
+            title="t", input_name="in",
+        )  # fmt: skip
     finally:
         logger.removeHandler(caplog.handler)
         logger.setLevel(logging.NOTSET)
-    assert [m.name for m in compare.mirrors] == ["heads"]
-    assert "model B: head importance: no attention output projection found" in caplog.text
+    assert "importance" in atlas.heads[0].metrics
+    assert atlas.results["compare"]["columns"] == [c.key for c in COLUMNS]
+    assert (
+        "model bert-b: head importance: no attention output projection found; left out: importance"
+        in caplog.text
+    )
+
+
+def test_an_analysis_named_as_the_compare_analysis_is_refused(tiny_model, perturbed):
+    class Named(FirstTokenShare):
+        name = "compare"
+
+    paired = PairedRunner(Runner(str(tiny_model("bert"))), Runner(str(perturbed)))
+    with pytest.raises(AnalysisError) as refused:
+        measure_compare(read_corpus(EXAMPLES, limit=2), paired, [HeadMetrics(), Named()],
+                        title="t", input_name="in")  # fmt: skip
+    assert str(refused.value) == (
+        "an analysis of the build is named 'compare', as the analysis that compares the two "
+        "models is"
+    )

@@ -1,7 +1,7 @@
 """Mergeable analyses (issue 19, item 2): a corpus measured in parts, each part's analysis states
 written to a folder and read back, merged in corpus order and finished, gives the atlas.json of
 one pass, byte for byte, for every built-in analysis and for the user analysis of
-docs/design.md.
+docs/design.md; and so does a compare build (two models, the analysis across them).
 
 Parts are uneven, and one is empty; the corpus fits one of the runner's sorting windows, so the
 parts' records interleave in a one-pass run's order (what the syntax examples, the probe's
@@ -16,15 +16,23 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from test_compare import copy_model, perturb_queries
 from tiny_models import make_tiny_task_model
 
 from atlas.analyses import default_analyses
 from atlas.analyses.base import Analysis, Column, Result
 from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.states import StateError
+from atlas.comparison import (
+    finish_compare_states,
+    load_compare_part,
+    measure_compare,
+    measure_compare_states,
+    save_compare_part,
+)
 from atlas.corpus import read_corpus
 from atlas.exact import ExactSum
-from atlas.model import Runner
+from atlas.model import PairedRunner, Runner
 from atlas.options import BuildOptions
 from atlas.pipeline import finish_states, load_part, measure, measure_states, save_part
 
@@ -123,6 +131,38 @@ def test_a_treebank_in_parts_gives_the_one_pass_atlas(treebank, split, tmp_path)
     assert data["results"]["importance"]["ablated"] == [0, 1, 2, 3, 4]
     assert {h["metrics"]["reach"] > 0 for h in data["heads"]} == {True}
     assert in_parts(examples, runner, SPLITS[split](len(examples)), tmp_path, extra=True) == whole
+
+
+@pytest.fixture(scope="module")
+def compared(treebank, tiny_model, tmp_path_factory):
+    """The treebank's sentences through the tiny BERT (A) and a copy with layer 2's queries
+    perturbed (B), in one pass: the compare atlas."""
+    examples, _, _ = treebank
+    b = copy_model(tiny_model("bert"), tmp_path_factory.mktemp("b") / "bert-b", perturb_queries(1))
+    runner = PairedRunner(Runner(str(tiny_model("bert"))), Runner(str(b)))
+    atlas = measure_compare(examples, runner, analyses(True), OPTIONS, title="t", input_name="in")
+    return examples, runner, atlas
+
+
+@pytest.mark.parametrize("split", ["two uneven", "three, one empty"])
+def test_a_compare_build_in_parts_gives_the_one_pass_atlas(compared, split, tmp_path):
+    """Each part runs both models and keeps A's states, B's and the compare analysis's; merged,
+    they give the one-pass compare atlas.json, and B's attention of the same pages."""
+    examples, runner, whole = compared
+    data = json.loads(whole.to_json())
+    assert data["results"]["compare"]["change"] and "reach" in data["results"]["compare"]["columns"]
+    assert max(h["metrics"]["change"] for h in data["heads"]) > 1e-3
+    pages = [s["index"] for s in data["sentences"] if s["has_view"]]
+    assert data["results"]["compare"]["sentences"] == pages and len(pages) > OPTIONS.views
+    parts = []
+    for number, (start, stop) in enumerate(itertools.pairwise(SPLITS[split](len(examples)))):
+        part = measure_compare_states(examples, runner, analyses(True), start, stop, OPTIONS)
+        save_compare_part(part, tmp_path / f"part-{number}", analyses(True))
+        parts.append(load_compare_part(tmp_path / f"part-{number}", analyses(True)))
+    atlas = finish_compare_states(examples, runner, analyses(True), parts[::-1], OPTIONS,
+                                  title="t", input_name="in")  # fmt: skip
+    assert atlas.to_json() == whole.to_json()
+    assert atlas.views_b == whole.views_b
 
 
 @pytest.mark.parametrize("split", ["two uneven", "three, one empty"])

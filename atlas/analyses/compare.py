@@ -1,48 +1,38 @@
 """Two models, head by head: what changed between model A (the atlas's model) and model B.
 
-In a compare build (``atlas build --compare B``) the runner is a ``PairedRunner``: every record
-is model A's and carries model B's record of the same example, on the same tokens, as
-``Record.b``. This analysis is the only one that reads it:
+A compare build (``atlas build --compare B``, atlas/comparison.py) is two atlases and one
+analysis across them. Model A and model B each run the same analyses over the same batches,
+on the same tokens; the B − A of every catalogue column, B's labels and B's attention of the
+sentences with a page then come from the two atlases, by the code path ``atlas compare`` takes
+for two finished atlas.json files (``comparison.compare_atlases``, which calls
+``compare_heads`` here). The one number that needs both models' attention of the same example
+at once is this module's ``Compare``, the analysis across the two models:
 
 - change(h) = Σ_examples Σ_i JS(P^A_h[i,:], P^B_h[i,:]) / Σ_examples n, P = 0.999·A + 0.001/n,
   in nats: the head distance of distances.py taken across the two models (``js_sums`` with
   ``other``), so 0 when B's head attends exactly as A's;
 - B's nearest head in A: the head g of A with the smallest cross distance to B's head h; g = h
-  means the head kept its role, another g that it took that head's;
-- the delta B − A of every per-head catalogue column: ``mirrors_of`` makes fresh instances, for
-  B, of the build's analyses that give columns (head metrics, syntax, head importance, and any
-  analysis of the user's that reads attention only); they are fed B's records, and head
-  importance gets B's own probe (``runner_b``). The layers analysis has no per-head column;
-  ``change`` is this analysis's own;
-- B's attention of the sentences that have a page (``Result.sentences``), for the sentence
-  pages' A/B switch and difference map.
+  means the head kept its role, another g that it took that head's.
 
-``compare_heads`` builds the per-head comparison from columns alone; ``atlas compare`` uses it
-to compare two atlas.json files without a model (deltas only: no change, no nearest head).
+Its sums are exact (``ExactSum``), so a compare build split into parts merges to the one-pass
+atlas, as every other analysis does.
 """
 
 from __future__ import annotations
 
-import copy
 import dataclasses
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
 
 from .. import contract
+from ..exact import ExactSum
 from ..model import ModelInfo, Record
-from ..probe import ProbeError
 from ..ranking import competition_ranks
-from ..viewdata import View, make_view
-from .base import ATTENTION, EVERY, PROBE, Analysis, Column, Result, RunInfo
+from .base import Analysis, Column, Result, RunInfo
 from .distances import js_sums
-from .heads import HeadMetrics
-from .importance import HeadImportance
-from .syntax import MIN_RELATION, Syntax
 
-log = logging.getLogger(__name__)
 PAGE = {contract.COMPARE_PAGE: {"template": "compare.html", "title": "Compare"}}
 SECTIONS = {
     "overview_cards": "sections/compare-card.html",
@@ -59,13 +49,16 @@ CHANGE = Column(
     formula="Σ_i JS(P^A_h[i,:], P^B_h[i,:]) / n, P = 0.999·A + 0.001/n",
     paper="Clark et al. 2019, What Does BERT Look At?, §6: their head distance, across two models",
 )
+# B's attention files (data/NNNN.b.js) never carry queries and keys: B's card says so, whatever
+# B's own atlas kept.
 B_NEURON_NOTE = "queries and keys are kept for model A only"
-B_NEEDS = frozenset({ATTENTION, PROBE})  # what B's records (and B's probe) can give a mirror
 
 
-def model_card(info: ModelInfo) -> dict[str, Any]:
-    """Model B's card as atlas.json holds it (a ModelCard's fields)."""
-    return {**dataclasses.asdict(info), "neuron_view": False, "neuron_note": B_NEURON_NOTE}
+def model_card(card: Mapping[str, Any] | ModelInfo) -> dict[str, Any]:
+    """Model B's card as a compare atlas holds it: B's ModelCard (or ModelInfo) fields, without
+    the neuron view."""
+    fields = dataclasses.asdict(card) if dataclasses.is_dataclass(card) else dict(card)
+    return {**fields, "neuron_view": False, "neuron_note": B_NEURON_NOTE}
 
 
 def compare_heads(
@@ -73,14 +66,11 @@ def compare_heads(
     a: Mapping[str, Sequence[float]],
     b: Mapping[str, Sequence[float]],
     labels_b: Sequence[str],
-    cross: np.ndarray | None = None,
 ) -> tuple[list[dict], dict]:
     """Per head (model order): B's value and the delta B − A of each catalogue column both
-    models have, B's label, and, given the cross distances [A head, B head], the change, its
-    rank (1: the largest, ties sharing the best: atlas/ranking.py) and B's nearest head in A.
-    Returns (parts, data)."""
+    models have, and B's label. Returns (parts, data): what two atlases give, with or without
+    the models."""
     keys = [c.key for c in catalogue if c.key in a and c.key in b]
-    size = len(labels_b)
     delta = {k: np.asarray(b[k], float) - np.asarray(a[k], float) for k in keys}
     parts: list[dict] = [
         {
@@ -88,142 +78,85 @@ def compare_heads(
             "delta": {k: float(delta[k][h]) for k in keys},
             "label_b": labels_b[h],
         }
-        for h in range(size)
+        for h in range(len(labels_b))
     ]
     data: dict[str, Any] = {
         "columns": keys,
-        "change": cross is not None,
         "delta_range": {k: float(np.abs(delta[k]).max(initial=0.0)) for k in keys},
         "model_means_b": {k: float(np.mean(b[k])) for k in keys},
     }
-    if cross is not None:
-        change = np.diag(cross)
-        ranking = sorted(range(size), key=lambda h: (-change[h], h))
-        ranks = competition_ranks(change)
-        nearest = [int(np.argmin(cross[:, h])) for h in range(size)]  # first of ties
-        for h in ranking:
-            parts[h].update(
-                change=float(change[h]),
-                rank=ranks[h],
-                nearest=nearest[h],
-                nearest_distance=float(cross[nearest[h], h]),
-                kept_role=nearest[h] == h,
-            )
-        data["ranking"] = ranking
-        data["kept_role"] = sum(nearest[h] == h for h in range(size))
     return parts, data
 
 
-def mirrors_of(analyses: Sequence[Analysis]) -> list[Analysis]:
-    """Fresh copies, to run on model B, of the analyses in ``analyses`` (not yet started) that
-    give per-head columns: head metrics, syntax, head importance (without gradient × input per
-    token, which has no column), and every analysis from outside atlas that reads attention
-    only (or the probe), so that a column a user adds is compared too. The built-in analyses
-    without columns (pages, distances, examples, ...) are not run again."""
-    out: list[Analysis] = []
-    for analysis in analyses:
-        own = type(analysis).__module__.startswith("atlas.")
-        if isinstance(analysis, HeadImportance):
-            out.append(HeadImportance(analysis.sample, analysis.ablation, views=0))
-        elif isinstance(analysis, HeadMetrics | Syntax) or (
-            not own and not isinstance(analysis, Compare) and analysis.needs <= B_NEEDS
-        ):
-            out.append(copy.deepcopy(analysis))
-    return out
+def cross_heads(cross: np.ndarray) -> tuple[list[float], list[dict], dict]:
+    """From the cross distances [A head, B head]: the change per head (the diagonal), and per
+    head its rank (1: the largest, ties sharing the best: atlas/ranking.py) and B's nearest head
+    in A (the first of ties). Returns (change, parts, data)."""
+    size = len(cross)
+    change = np.diag(cross)
+    ranks = competition_ranks(change)
+    nearest = [int(np.argmin(cross[:, h])) for h in range(size)]
+    parts = [
+        {
+            "change": float(change[h]),
+            "rank": ranks[h],
+            "nearest": nearest[h],
+            "nearest_distance": float(cross[nearest[h], h]),
+            "kept_role": nearest[h] == h,
+        }
+        for h in range(size)
+    ]
+    data = {
+        "ranking": sorted(range(size), key=lambda h: (-change[h], h)),
+        "kept_role": sum(nearest[h] == h for h in range(size)),
+    }
+    return change.tolist(), parts, data
 
 
 class Compare(Analysis):
-    """Change per head between model A and model B, B's nearest head in A, B − A of every
-    column, and B's attention of the sentences with a page."""
+    """Change per head between model A and model B, and B's nearest head in A: the analysis
+    across two models. In a compare build (atlas/comparison.py) it takes model A's and model B's
+    records of the same example, on the same tokens, together (``add_pair``); it is started on
+    A's run and finished with A's results. Its ``wanted`` sentences are A's sentences with a
+    page, whose B attention the pages' A/B switch shows: B's view data keeps them."""
 
     name = "compare"
-    uses = (EVERY, "views")  # compares every column; B's attention where A has pages
-    revisit_reason = "model B's attention of sentences given a page only after the first pass"
     sections: ClassVar[Mapping[str, str]] = SECTIONS
-
-    def __init__(
-        self,
-        model: ModelInfo,
-        views: int = 200,
-        min_relation: int = MIN_RELATION,
-        mirrors: Sequence[Analysis] | None = None,
-        runner_b: Any = None,
-    ):
-        """``model``: B's info (its card); ``views``: as ViewData's limit, so B's attention of
-        the first pages is kept on the first pass; ``mirrors``: the column analyses run on B
-        (default: head metrics and syntax; ``mirrors_of`` the build's analyses); ``runner_b``:
-        B's runner, whose probe the mirrors that need one get (without it they are left out)."""
-        self.model, self.limit, self.runner_b = model, views, runner_b
-        self.mirrors = (
-            list(mirrors)
-            if mirrors is not None
-            else [
-                HeadMetrics(),
-                Syntax(min_relation),
-            ]
-        )
 
     def start(self, run: RunInfo) -> None:
         super().start(run)
-        self.cross = np.zeros((run.size, run.size))
+        self.cross = ExactSum((run.size, run.size))  # [A head, B head]; parts merge exactly
         self.tokens = 0
-        self.kept: dict[int, View] = {}
-        self.pages: frozenset[int] | None = None  # known once the view data has finished
-        self.probe_b = None
-        if any(PROBE in m.needs for m in self.mirrors):
-            if self.runner_b is not None and run.probe is not None:
-                try:
-                    self.probe_b = self.runner_b.probe(run.probe.examples, run.probe.batch_size)
-                except ProbeError as err:  # as the pipeline does for A: compare the rest
-                    log.warning("model B: %s; its importance is not compared", err)
-            if self.probe_b is None:
-                self.mirrors = [m for m in self.mirrors if PROBE not in m.needs]
-        for mirror in self.mirrors:
-            mirror.start(dataclasses.replace(run, causal=self.model.causal, probe=self.probe_b))
 
     def add(self, record: Record) -> None:
-        other = record.b
-        if other is None:
-            raise ValueError("the compare analysis needs model B's records (a PairedRunner)")
-        if self.pages is None:  # the first pass: every example, once
-            self.cross += js_sums(record.attention, device=self.run.device, other=other.attention)
-            self.tokens += record.n
-            for mirror in self.mirrors:
-                mirror.add(other)
-        if record.index < self.limit or (self.pages and record.index in self.pages):
-            self.kept[record.index] = make_view(other, vectors=False, causal=self.model.causal)
+        raise ValueError(
+            "the compare analysis compares two models' records (atlas build --compare)"
+        )
 
-    def settle(self) -> None:
-        for mirror in self.mirrors:
-            mirror.settle()
+    def add_pair(self, a: Record, b: Record) -> None:
+        """Fold in one example as model A (``a``) and model B (``b``) saw it. Every head of A
+        meets every head of B, so this takes whole records, every layer of both at once."""
+        self.cross.add(js_sums(a.attention, device=self.run.device, other=b.attention))
+        self.tokens += a.n
 
-    def revisit(self, results: Mapping[str, Result]) -> list[int]:
-        """B's attention of the sentences with a page that the first pass did not keep."""
-        kept = results["views"].sentences if "views" in results else {}
-        self.pages = frozenset(i for i, view in kept.items() if view.heads_kept is None)
-        return sorted(self.pages - set(self.kept))
+    def state(self) -> dict:
+        return {"cross": self.cross.state(), "tokens": self.tokens}
+
+    def load_state(self, state) -> None:
+        self.cross, self.tokens = ExactSum.from_state(state["cross"]), int(state["tokens"])
+
+    def merge(self, other: Compare) -> None:
+        self.cross.merge(other.cross)
+        self.tokens += other.tokens
 
     def finish(self, results: Mapping[str, Result]) -> Result:
-        mirrored: dict[str, Result] = {}
-        try:
-            for mirror in self.mirrors:
-                mirrored[mirror.name] = mirror.finish(mirrored)
-        finally:
-            if self.probe_b is not None:
-                self.probe_b.close()
-        catalogue = [c for result in results.values() for c in result.catalogue]
-        a = {key: v for result in results.values() for key, v in result.columns.items()}
-        b = {key: v for result in mirrored.values() for key, v in result.columns.items()}
-        labels = mirrored["heads"].parts["label"] if "heads" in mirrored else [""] * self.run.size
-        cross = self.cross / max(self.tokens, 1)
-        parts, data = compare_heads(catalogue, a, b, labels, cross)
-        pages = self.pages if self.pages is not None else frozenset(self.kept)
-        kept = {i: view for i, view in sorted(self.kept.items()) if i in pages}
+        """``results``: model A's, of which the view data's says which sentences have a page."""
+        change, parts, data = cross_heads(self.cross.value() / max(self.tokens, 1))
+        kept = results["views"].sentences if "views" in results else {}
         return Result(
             catalogue=[CHANGE],
-            columns={"change": np.diag(cross).tolist()},
+            columns={"change": change},
             parts={"compare": parts},
-            data={**data, "model": model_card(self.model), "sentences": sorted(kept)},
-            sentences=kept,
-            pages=dict(PAGE),
+            data=data,
+            wanted={i for i, view in kept.items() if view.heads_kept is None},
         )
