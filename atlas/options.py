@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .analyses.headtypes import DEFAULT_SEQUENCES
 from .analyses.importance import DEFAULT_ABLATION, DEFAULT_SAMPLE
 from .analyses.syntax import MIN_RELATION
 from .analyses.views import NEURON_MODES
@@ -34,9 +35,10 @@ class BuildOptions:
     neuron: which of them keep queries and keys ("views", "all", "none"). max_site_mb: the
     site's size budget (None: none). min_relation: dependents a relation needs on the Syntax
     page. importance: sentences for head importance (0: off); ablation: how many of them are
-    ablated. title: the site's title (None: from the model and input). templates: a folder of
-    templates overriding the built-in ones. progress: a progress bar on stderr. clean, force:
-    as ``atlas.output.write``'s."""
+    ablated. probe_sequences: repeated random sequences for the duplicate-token and induction
+    scores (0: off). title: the site's title (None: from the model and input). templates: a
+    folder of templates overriding the built-in ones. progress: a progress bar on stderr.
+    clean, force: as ``atlas.output.write``'s."""
 
     model: str | None = None
     model_name: str | None = None
@@ -53,6 +55,7 @@ class BuildOptions:
     min_relation: int = MIN_RELATION
     importance: int = DEFAULT_SAMPLE
     ablation: int = DEFAULT_ABLATION
+    probe_sequences: int = DEFAULT_SEQUENCES
     title: str | None = None
     templates: str | Path | None = None
     progress: bool = False
@@ -67,7 +70,7 @@ class BuildOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}: must be at least 1, got {value}")
-        for name in ("views", "importance", "ablation"):
+        for name in ("views", "importance", "ablation", "probe_sequences"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
 

@@ -9,6 +9,7 @@ from .base import Analysis, Column, Result, RunInfo, Table
 from .distances import HeadDistances
 from .examples import ExampleSentences
 from .heads import HeadMetrics
+from .headtypes import DEFAULT_SEQUENCES, HeadTypes
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .labels import LabelBreakdown
 from .layers import LayerEmbeddings
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ABLATION",
     "DEFAULT_SAMPLE",
+    "DEFAULT_SEQUENCES",
     "MIN_RELATION",
     "Analysis",
     "Column",
@@ -53,6 +55,7 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
     )
     return [
         HeadMetrics(),
+        HeadTypes(options.probe_sequences),
         HeadDistances(),
         ExampleSentences(),
         WordPairs(),
