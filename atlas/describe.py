@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .analyses.measures import BROAD_THRESHOLD, LABEL_METRICS, PART_NAMES
+from .analyses.measures import BROAD_THRESHOLD, LABEL_METRICS, PART_NAMES, decoder_label
 from .ranking import competition_ranks
 from .result import Atlas, Head
 
@@ -26,7 +26,7 @@ TOP_IMPORTANT = 10  # "among the ten heads that matter most"
 class Share:
     """One share of the head's attention, with what to compare it with."""
 
-    name: str  # previous, next, self, [CLS], [SEP], punctuation
+    name: str  # previous, next, self, [CLS], [SEP], punctuation (a decoder: BOS, EOS)
     value: float
     layer_mean: float
     model_mean: float
@@ -48,7 +48,7 @@ def top_shares(atlas: Atlas, head: Head, count: int = 2) -> list[Share]:
     order = sorted(present, key=lambda k: (-head.metrics[k], SHARES.index(k)))
     return [
         Share(
-            PART_NAMES[k],
+            decoder_label(PART_NAMES[k]) if atlas.model.causal else PART_NAMES[k],
             head.metrics[k],
             atlas.layer_means[k][head.layer - 1],
             atlas.model_means[k],

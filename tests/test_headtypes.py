@@ -216,3 +216,41 @@ def test_only_the_part_with_the_first_example_runs_the_probe_and_parts_merge():
     merged.load_state(parts[0].state())
     merged.merge(parts[1])
     assert merged.finish({}) == whole.finish({})
+
+
+def test_a_decoder_s_columns_and_labels_say_bos_and_eos():
+    """No [CLS]/[SEP] wording on a decoder's pages; its labels still rank example sentences by
+    the same rules (``pattern`` and ``label_strength`` read them as the canonical labels)."""
+    from atlas.analyses.heads import HeadMetrics
+    from atlas.analyses.measures import label_strength, pattern
+
+    n = 4
+    cls = np.zeros(n, bool)
+    cls[0] = True
+    sink = np.zeros((n, n))
+    sink[:, 0] = 1.0
+    prev = np.eye(n, k=-1)
+    prev[0, 0] = 1.0
+    attention = np.stack([[sink, prev]])  # [1, 2, n, n]
+    labels = {}
+    for causal in (True, False):
+        analysis = HeadMetrics()
+        analysis.start(RunInfo(layers=1, heads=2, causal=causal, sentences=1))
+        none = np.zeros(n, bool)
+        analysis.add(Record(0, ["<s>", "a", "b", "c"], cls, none, cls, none,
+                            np.zeros(n, np.int8), attention.astype(np.float32)))  # fmt: skip
+        result = analysis.finish({})
+        titles = {c.key: c.title for c in result.catalogue}
+        labels[causal] = result.parts["label"]
+        if causal:
+            assert (titles["to_cls"], titles["to_sep"]) == ("BOS", "EOS")
+            assert titles["cls_entropy"] == "first-row entropy"
+            assert "[CLS]" not in result.data["labels"] and "BOS" in result.data["labels"]
+            assert result.data["label_metrics"]["BOS"] == "to_cls"
+        else:
+            assert (titles["to_cls"], titles["to_sep"]) == ("[CLS]", "[SEP]")
+    assert labels == {True: ["BOS", "previous-token"], False: ["[CLS]", "previous-token"]}
+    assert pattern("BOS") == "[CLS]" and pattern("next + BOS") == "next + [CLS]"
+    metrics = {"to_cls": np.array(0.7), "next": np.array(0.2)}
+    assert label_strength("BOS", metrics) == 0.7
+    assert label_strength("BOS + next", metrics) == pytest.approx(0.9)
