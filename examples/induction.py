@@ -6,8 +6,9 @@ head, on CPU in a few minutes (3,000 steps: 3.5 minutes on a busy 2-core machine
 
 The model sees sequences of 40 random words from a 48-word vocabulary (after ``<s>``) in which
 a run x1 … xT of T = 8 to 16 words, starting anywhere, is said twice, and learns to predict the
-next word. Only the repeated run can be predicted, by copying, which a 2-layer attention-only transformer does with an induction circuit (Olsson et
-al. 2022, "In-context Learning and Induction Heads"; Elhage et al. 2021): a head of layer 1
+next word. Only the repeated run can be predicted, by copying, which a 2-layer attention-only
+transformer does with an induction circuit (Olsson et al. 2022, "In-context Learning and
+Induction Heads"; Elhage et al. 2021): a head of layer 1
 attends to the previous token and writes it into each position, and a head of layer 2 attends
 to the position whose previous token is the current one (K-composition) and copies it. The
 atlas then finds both: layer 1's previous-token head by the previous-token share of the
