@@ -254,3 +254,25 @@ def test_a_decoder_s_columns_and_labels_say_bos_and_eos():
     metrics = {"to_cls": np.array(0.7), "next": np.array(0.2)}
     assert label_strength("BOS", metrics) == 0.7
     assert label_strength("BOS + next", metrics) == pytest.approx(0.9)
+
+
+def test_probe_sequences_0_turns_the_probe_off_and_the_overview_says_so(tiny_model, tmp_path):
+    """A real tiny decoder (GPT-2: no BOS, so position 0 is the text's first token)."""
+    import json
+
+    from conftest import EXAMPLES, build
+
+    from atlas.options import BuildOptions
+
+    out = tmp_path / "site"
+    assert build([str(EXAMPLES), "-o", str(out), "--model", str(tiny_model("gpt2")),
+                  "--limit", "5", "--views", "1", "--importance", "0",
+                  "--probe-sequences", "0"]) == 0  # fmt: skip
+    atlas = json.loads((out / "atlas.json").read_text(encoding="utf-8"))
+    keys = {c["key"] for c in atlas["catalogue"]}
+    assert "first" in keys and not {"duplicate", "induction"} & keys
+    assert atlas["results"]["types"]["probe"] == {"sequences": 0, "asked": 0, "length": 0,
+                                                  "seed": 0}  # fmt: skip
+    assert "--probe-sequences 0" in (out / "index.html").read_text(encoding="utf-8")
+    with pytest.raises(ValueError, match="probe_sequences: must be 0 or more"):
+        BuildOptions(probe_sequences=-1)
