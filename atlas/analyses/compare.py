@@ -10,9 +10,10 @@ is model A's and carries model B's record of the same example, on the same token
 - B's nearest head in A: the head g of A with the smallest cross distance to B's head h; g = h
   means the head kept its role, another g that it took that head's;
 - the delta B − A of every per-head catalogue column: ``mirrors_of`` makes fresh instances, for
-  B, of the build's analyses that give columns (head metrics, syntax, head importance, and any
-  analysis of the user's that reads attention only); they are fed B's records, and head
-  importance gets B's own probe (``runner_b``). The layers analysis has no per-head column;
+  B, of the build's analyses that give columns (head metrics, head types, syntax, head
+  importance, and any analysis of the user's that reads attention only); they are fed B's
+  records, head importance gets B's own probe and the head types B's own passes of their probe
+  sequences (``runner_b``). The layers analysis has no per-head column;
   ``change`` is this analysis's own;
 - B's attention of the sentences that have a page (``Result.sentences``), for the sentence
   pages' A/B switch and difference map.
@@ -35,10 +36,12 @@ from .. import contract
 from ..model import ModelInfo, Record
 from ..probe import ProbeError
 from ..ranking import competition_ranks
+from ..sequences import TokenPasses
 from ..viewdata import View, make_view
-from .base import ATTENTION, EVERY, PROBE, Analysis, Column, Result, RunInfo
+from .base import ATTENTION, EVERY, PROBE, SEQUENCES, Analysis, Column, Result, RunInfo
 from .distances import js_sums
 from .heads import HeadMetrics
+from .headtypes import HeadTypes
 from .importance import HeadImportance
 from .syntax import MIN_RELATION, Syntax
 
@@ -116,16 +119,16 @@ def compare_heads(
 
 def mirrors_of(analyses: Sequence[Analysis]) -> list[Analysis]:
     """Fresh copies, to run on model B, of the analyses in ``analyses`` (not yet started) that
-    give per-head columns: head metrics, syntax, head importance (without gradient × input per
-    token, which has no column), and every analysis from outside atlas that reads attention
-    only (or the probe), so that a column a user adds is compared too. The built-in analyses
-    without columns (pages, distances, examples, ...) are not run again."""
+    give per-head columns: head metrics, head types, syntax, head importance (without gradient
+    × input per token, which has no column), and every analysis from outside atlas that reads
+    attention only (or the probe), so that a column a user adds is compared too. The built-in
+    analyses without columns (pages, distances, examples, ...) are not run again."""
     out: list[Analysis] = []
     for analysis in analyses:
         own = type(analysis).__module__.startswith("atlas.")
         if isinstance(analysis, HeadImportance):
             out.append(HeadImportance(analysis.sample, analysis.ablation, views=0))
-        elif isinstance(analysis, HeadMetrics | Syntax) or (
+        elif isinstance(analysis, HeadMetrics | HeadTypes | Syntax) or (
             not own and not isinstance(analysis, Compare) and analysis.needs <= B_NEEDS
         ):
             out.append(copy.deepcopy(analysis))
@@ -178,8 +181,17 @@ class Compare(Analysis):
                     log.warning("model B: %s; its importance is not compared", err)
             if self.probe_b is None:
                 self.mirrors = [m for m in self.mirrors if PROBE not in m.needs]
+        # B's own passes of the head types' probe sequences
+        sequences_b = None
+        wanted = any(SEQUENCES in m.needs for m in self.mirrors)
+        if wanted and self.runner_b is not None and run.sequences is not None:
+            sequences_b = TokenPasses(self.runner_b, run.sequences.batch_size)
         for mirror in self.mirrors:
-            mirror.start(dataclasses.replace(run, causal=self.model.causal, probe=self.probe_b))
+            mirror.start(
+                dataclasses.replace(
+                    run, causal=self.model.causal, probe=self.probe_b, sequences=sequences_b
+                )
+            )
 
     def add(self, record: Record) -> None:
         other = record.b
