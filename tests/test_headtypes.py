@@ -276,3 +276,28 @@ def test_probe_sequences_0_turns_the_probe_off_and_the_overview_says_so(tiny_mod
     assert "--probe-sequences 0" in (out / "index.html").read_text(encoding="utf-8")
     with pytest.raises(ValueError, match="probe_sequences: must be 0 or more"):
         BuildOptions(probe_sequences=-1)
+
+
+def test_token_passes_wrap_sequences_in_the_tokenizer_s_special_tokens(tiny_model):
+    """BERT: [CLS] … [SEP]; the induction model's Llama tokenizer: <s> in front; GPT-2: none.
+    The vocabulary leaves the special tokens out, and each pass is the runner's attention."""
+    from test_induction import MODEL
+
+    from atlas.model import Runner
+    from atlas.sequences import TokenPasses
+
+    for model, front, back in ((tiny_model("bert"), ["[CLS]"], ["[SEP]"]),
+                               (MODEL, ["<s>"], []), (tiny_model("gpt2"), [], [])):  # fmt: skip
+        runner = Runner(str(model))
+        passes = TokenPasses(runner, batch_size=2)
+        tokens = runner.tokenizer.convert_ids_to_tokens
+        assert (tokens(passes.prefix), tokens(passes.suffix)) == (front, back)
+        assert not set(passes.vocabulary) & set(runner.tokenizer.all_special_ids)
+        assert passes.room == runner.max_length - len(front) - len(back)
+        bodies = probe_bodies(passes.vocabulary, 3, 4)
+        out = list(passes.attention(bodies.tolist()))
+        assert [ids for ids, _ in out] == [[*passes.prefix, *b, *passes.suffix]
+                                           for b in bodies.tolist()]  # fmt: skip
+        n = 8 + len(front) + len(back)
+        assert all(a.shape == (runner.info.layers, runner.info.heads, n, n) for _, a in out)
+        assert np.allclose(out[0][1].sum(-1), 1.0, atol=1e-5)
