@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import NoReturn
 
 from . import __version__, contract
-from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, MIN_RELATION
+from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, DEFAULT_SEQUENCES, MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
@@ -260,6 +260,14 @@ def parser() -> argparse.ArgumentParser:
         "costs about layers x heads / 2 forward passes a sentence)",
     )
     build.add_argument(
+        "--probe-sequences",
+        type=non_negative,
+        default=DEFAULT_SEQUENCES,
+        metavar="N",
+        help=f"measure duplicate-token and induction heads on N sequences of repeated random "
+        f"tokens (default: {DEFAULT_SEQUENCES}; 0: off)",
+    )
+    build.add_argument(
         "--neuron",
         choices=NEURON_MODES,
         default="views",
@@ -354,6 +362,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         min_relation=args.min_relation,
         importance=args.importance,
         ablation=args.importance_ablation,
+        probe_sequences=args.probe_sequences,
         title=args.title,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),

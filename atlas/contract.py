@@ -180,12 +180,17 @@ def label_class(label: str) -> str:
 
 
 def page_config(
-    layers: int, heads: int, labels: dict[str, str], labels_b: dict[str, str] | None = None
+    layers: int,
+    heads: int,
+    labels: dict[str, str],
+    labels_b: dict[str, str] | None = None,
+    types: dict[str, list[str]] | None = None,
 ) -> dict:
     """What the scripts need to know: the contract above (colour scales included) plus every
     head's name, slug, label and label class (in model order, so head (l, h) is
     ``heads[(l - 1) * H + h - 1]``); in a compare atlas also model B's label (``labelB``,
-    ``labelClassB``), which a sentence page shows while it shows B's attention."""
+    ``labelClassB``), which a sentence page shows while it shows B's attention; with head
+    types (``types``: "sink", "induction", ...), each head's (the search finds heads by them)."""
     return {
         "dataFormat": DATA_FORMAT,
         "attentionScale": ATTENTION_SCALE,
@@ -218,6 +223,7 @@ def page_config(
                     if labels_b is not None
                     else {}
                 ),
+                **({"types": types.get(head_name(layer, head), [])} if types is not None else {}),
             }
             for layer in range(1, layers + 1)
             for head in range(1, heads + 1)

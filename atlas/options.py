@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .analyses.headtypes import DEFAULT_SEQUENCES
 from .analyses.importance import DEFAULT_ABLATION, DEFAULT_SAMPLE
 from .analyses.syntax import MIN_RELATION
 from .analyses.views import NEURON_MODES
@@ -27,21 +28,21 @@ from .loading import DEVICE_MAPS, DTYPES
 class BuildOptions:
     """How to build an atlas: the ``atlas build`` options, with the CLI's defaults.
 
-    model: hub id or folder (None: the offline default model); model_name: what the pages call
-    it. compare, compare_name: a second model B, compared head by head in the same pass.
-    device: auto, cpu or cuda. max_length: tokens per input (None: the model's limit).
-    batch_size: sentences per forward pass. limit: the first N sentences only (None: all).
-    words: split .txt lines into words. views: sentences whose attention the pages keep.
-    neuron: which of them keep queries and keys ("views", "all", "none"). max_site_mb: the
-    site's size budget (None: none). min_relation: dependents a relation needs on the Syntax
-    page. importance: sentences for head importance (0: off); ablation: how many of them are
-    ablated. title: the site's title (None: from the model and input). templates: a folder of
-    templates overriding the built-in ones. progress: a progress bar on stderr. clean, force:
-    as ``atlas.output.write``'s. generate: continue every input by this many tokens, greedily,
-    before the analysis pass (0: off; a decoder with a language-model head only). chat: wrap
-    each input in the tokenizer's chat template. dtype: the weights' type (attention is
-    analysed in float32 whatever it is). device_map: "auto" spreads a model too large for one
-    device over several with accelerate (None: the whole model on ``device``). analysis: the
+    model: hub id or folder (None: the offline default model); model_name: what the pages call it.
+    compare, compare_name: a second model B, compared head by head in the same pass. device: auto,
+    cpu or cuda. max_length: tokens per input (None: the model's limit). batch_size: sentences per
+    forward pass. limit: the first N sentences only (None: all). words: split .txt lines into words.
+    views: sentences whose attention the pages keep. neuron: which of them keep queries and keys
+    ("views", "all", "none"). max_site_mb: the site's size budget (None: none). min_relation:
+    dependents a relation needs on the Syntax page. importance: sentences for head importance (0:
+    off); ablation: how many of them are ablated. probe_sequences: repeated random sequences for the
+    duplicate-token and induction scores (0: off). title: the site's title (None: from the model and
+    input). templates: a folder of templates overriding the built-in ones. progress: a progress bar
+    on stderr. clean, force: as ``atlas.output.write``'s. generate: continue every input by this
+    many tokens, greedily, before the analysis pass (0: off; a decoder with a language-model head
+    only). chat: wrap each input in the tokenizer's chat template. dtype: the weights' type
+    (attention is analysed in float32 whatever it is). device_map: "auto" spreads a model too large
+    for one device over several with accelerate (None: the whole model on ``device``). analysis: the
     user's analyses to run too, "MODULE:CLASS" each."""
 
     model: str | None = None
@@ -59,6 +60,7 @@ class BuildOptions:
     min_relation: int = MIN_RELATION
     importance: int = DEFAULT_SAMPLE
     ablation: int = DEFAULT_ABLATION
+    probe_sequences: int = DEFAULT_SEQUENCES
     title: str | None = None
     templates: str | Path | None = None
     progress: bool = False
@@ -84,7 +86,7 @@ class BuildOptions:
             raise ValueError(f"dtype: one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.device_map not in DEVICE_MAPS:
             raise ValueError(f"device_map: 'auto' or None, not {self.device_map!r}")
-        for name in ("views", "importance", "ablation", "generate"):
+        for name in ("views", "importance", "ablation", "generate", "probe_sequences"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import contract
 from .analyses import default_analyses
-from .analyses.base import EVERY, PROBE, QUERIES_KEYS, Analysis, Result, RunInfo
+from .analyses.base import EVERY, PROBE, QUERIES_KEYS, SEQUENCES, Analysis, Result, RunInfo
 from .analyses.states import load_states, save_states
 from .corpus import Example
 from .model import Record
@@ -26,6 +26,7 @@ from .probe import ProbeError
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 from .running import Runner
 from .scores import Scores
+from .sequences import TokenPasses
 
 log = logging.getLogger(__name__)
 # Where an analysis can add a section: the overview's top cards, the overview, head pages, and
@@ -191,8 +192,9 @@ def _start(
     batch_size: int,
     probe: bool,
 ) -> tuple[list[Analysis], RunInfo, object]:
-    """Start the analyses on the run (with the runner's probe, if some need it and ``probe``);
-    those that need a probe the model cannot give are left out, with a warning."""
+    """Start the analyses on the run (with the runner's probe and token passes, if some need
+    them and ``probe``); those that need a probe the model cannot give are left out, with a
+    warning."""
     analyses = order(analyses)
     made = None
     if probe and any(PROBE in a.needs for a in analyses):
@@ -216,6 +218,7 @@ def _start(
         queries_keys_note=runner.queries_keys_note if QUERIES_KEYS in needs else "not captured",
         device=runner.device,
         probe=made,
+        sequences=TokenPasses(runner, batch_size) if probe and SEQUENCES in needs else None,
         task=info.task,
         classes=tuple(info.classes),
         gold_labels=any(e.label is not None for e in examples),

@@ -590,7 +590,8 @@ def _config_script(atlas: Atlas) -> bytes:
         if all("compare" in h.parts for h in atlas.heads) and atlas.heads
         else None
     )
-    config = contract.page_config(atlas.model.layers, atlas.model.heads, labels, labels_b)
+    types = {h.name: h.parts["types"] for h in atlas.heads} if "types" in atlas.results else None
+    config = contract.page_config(atlas.model.layers, atlas.model.heads, labels, labels_b, types)
     return contract.config_script(config).encode("utf-8")
 
 

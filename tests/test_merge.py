@@ -39,7 +39,9 @@ from atlas.pipeline import finish_states, load_part, measure, measure_states, sa
 ROOT = Path(__file__).resolve().parent.parent
 UD = ROOT / "examples" / "ud-ewt-sample.conllu"
 BATCH = 4
-OPTIONS = BuildOptions(views=6, min_relation=3, importance=12, ablation=5, batch_size=BATCH)
+OPTIONS = BuildOptions(
+    views=6, min_relation=3, importance=12, ablation=5, batch_size=BATCH, probe_sequences=5
+)
 # Cuts of a corpus of n sentences into parts [cuts[i], cuts[i + 1]).
 SPLITS = {
     "two uneven": lambda n: [0, 7, n],
@@ -129,6 +131,7 @@ def test_a_treebank_in_parts_gives_the_one_pass_atlas(treebank, split, tmp_path)
     assert data["results"]["syntax"]["probe"]["available"]  # the probe ran
     assert data["results"]["layers"]["explorer"]  # so did the layers' explorer
     assert data["results"]["importance"]["ablated"] == [0, 1, 2, 3, 4]
+    assert data["results"]["types"]["probe"]["sequences"] == OPTIONS.probe_sequences  # once
     assert {h["metrics"]["reach"] > 0 for h in data["heads"]} == {True}
     assert in_parts(examples, runner, SPLITS[split](len(examples)), tmp_path, extra=True) == whole
 
@@ -174,6 +177,17 @@ def test_labelled_sentences_in_parts_give_the_one_pass_atlas(labelled, split, tm
     assert data["results"]["importance"]["saliency"]
     assert data["results"]["predictions"]["task"]
     assert in_parts(examples, runner, SPLITS[split](len(examples)), tmp_path) == whole
+
+
+def test_a_decoder_in_parts_runs_the_head_types_probe_once(tiny_model, tmp_path):
+    """A decoder (the tiny GPT-2): the head types' probe runs in the part holding the first
+    sentence only, the first-token shares merge, and the atlas is the one-pass atlas."""
+    examples = read_corpus(ROOT / "examples" / "sentences.txt", limit=20)
+    runner = Runner(str(tiny_model("gpt2")))
+    whole = one_pass(examples, runner)
+    types = json.loads(whole)["results"]["types"]
+    assert types["probe"]["sequences"] == OPTIONS.probe_sequences
+    assert in_parts(examples, runner, [0, 9, 20], tmp_path) == whole
 
 
 def test_exact_sums_do_not_depend_on_order():

@@ -127,7 +127,7 @@ DELETE = object()
         (put("sentences.0.index", DELETE), "$.sentences[0]: 'index' is a required property"),
         (put("heads.0.layer", "1"), "$.heads[0].layer: '1' is not of type 'integer'"),
         (put("catalogue", {}), "$.catalogue: {} is not of type 'array'"),
-        (put("heads.0.metrics", {}), "$.heads[0].metrics: missing cls_entropy, entropy"),
+        (put("heads.0.metrics", {}), "$.heads[0].metrics: missing cls_entropy, duplicate, entropy"),
         (put("heads", []), "$.heads: [] should be non-empty"),
         (put("model.layers", 0), "$.model.layers: 0 is less than the minimum of 1"),
         (put("results.distances.matrix", None), "$.results.distances.matrix: None is not of"),

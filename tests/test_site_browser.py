@@ -19,9 +19,9 @@ def test_overview_draws_every_chart(browser, default_site):
         timeout=20000,
     )
     charts = page.locator("div.vega")
-    # 10 metric heatmaps (9 + importance), the layer curves, the head map, and importance
-    # against attention to [SEP] and to [CLS]
-    assert charts.count() == 14
+    # 13 metric heatmaps (9 + 3 head types + importance), the layer curves, the head map, and
+    # importance against attention to [SEP] and to [CLS]
+    assert charts.count() == 17
     # The head map has one mark per head.
     marks = page.locator("div[data-spec='spec-head-map'] path[role='graphics-symbol']")
     assert marks.count() >= 72

@@ -12,6 +12,7 @@ from .distances import HeadDistances
 from .examples import ExampleSentences
 from .generation import PromptGeneration
 from .heads import HeadMetrics
+from .headtypes import DEFAULT_SEQUENCES, HeadTypes
 from .importance import DEFAULT_ABLATION, DEFAULT_SAMPLE, HeadImportance
 from .labels import LabelBreakdown
 from .layers import LayerEmbeddings
@@ -28,6 +29,7 @@ __all__ = [
     "BUILT_IN",
     "DEFAULT_ABLATION",
     "DEFAULT_SAMPLE",
+    "DEFAULT_SEQUENCES",
     "MIN_RELATION",
     "Analysis",
     "Column",
@@ -46,6 +48,7 @@ BUILT_IN: dict[str, type[Analysis]] = {
     a.name: a
     for a in (
         HeadMetrics,
+        HeadTypes,
         PromptGeneration,
         HeadDistances,
         ExampleSentences,
@@ -86,6 +89,7 @@ def default_analyses(options: BuildOptions | None = None) -> list[Analysis]:
 
     return [
         HeadMetrics(),
+        HeadTypes(options.probe_sequences),
         *split,
         HeadDistances(),
         ExampleSentences(),

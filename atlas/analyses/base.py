@@ -41,6 +41,9 @@ if TYPE_CHECKING:
 # Not a capture: passes of its own through the model (head gates, gradients), offered by the
 # runner as a ``Probe`` (atlas/probe.py) in ``RunInfo.probe`` to the analyses that need it.
 PROBE = "probe"
+# Not a capture either: passes of token sequences the analysis makes (the head types' repeated
+# random tokens), offered as ``RunInfo.sequences`` (atlas/sequences.py's ``TokenPasses``).
+SEQUENCES = "sequences"
 
 # Where a page includes the analyses' sections (``Analysis.sections``): the overview's cards and
 # its body, a head page's cards, a sentence page under the sentence and after the views, and the
@@ -140,6 +143,7 @@ class RunInfo:
     queries_keys_note: str = ""  # why queries and keys cannot be captured ("" if they can)
     device: str = "cpu"  # the runner's torch device, for analyses that compute in torch
     probe: Any = None  # atlas.probe.Probe, for analyses that need PROBE; else None
+    sequences: Any = None  # atlas.sequences.TokenPasses, for analyses that need SEQUENCES
     task: str = ""  # the model's task head (model.TASKS), "" for none
     classes: tuple[str, ...] = ()  # its class names, in id order (config.id2label)
     gold_labels: bool = False  # some examples of the input carry a label

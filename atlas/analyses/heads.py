@@ -22,12 +22,14 @@ from .base import Analysis, Result, RunInfo, per_head
 from .measures import (
     BROAD_THRESHOLD,
     COLUMNS,
+    DECODER_COLUMNS,
     LABEL_METRICS,
     LABEL_THRESHOLD,
     LABELS,
     METRICS,
     OFFSETS,
     PART_NAMES,
+    decoder_label,
     label_head,
     record_metrics,
     record_profile,
@@ -90,20 +92,22 @@ class HeadMetrics(Analysis):
     def finish(self, results) -> Result:
         means = self.means()
         columns = {key: per_head(means[key]) for key in METRICS}
+        # a decoder's pages say BOS and EOS where an encoder's say [CLS] and [SEP]
+        shown = decoder_label if self.run.causal else str
         labels = [
-            label_head({key: columns[key][flat] for key in METRICS})
+            shown(label_head({key: columns[key][flat] for key in METRICS}))
             for flat in range(self.run.size)
         ]
         offsets = (self.offsets.value() / max(self.count, 1)).reshape(self.run.size, len(OFFSETS))
         return Result(
-            catalogue=COLUMNS,
+            catalogue=DECODER_COLUMNS if self.run.causal else COLUMNS,
             columns=columns,
             parts={"label": labels, "offsets": offsets.tolist()},
             data={
-                "labels": list(LABELS),
+                "labels": [shown(label) for label in LABELS],
                 # the share behind each one-target label: the overview's card names the heads
                 # highest on a share that no head reaches the threshold on
-                "label_metrics": {name: key for key, name in LABEL_METRICS.items()},
+                "label_metrics": {shown(name): key for key, name in LABEL_METRICS.items()},
                 "label_threshold": LABEL_THRESHOLD,
                 "broad_threshold": BROAD_THRESHOLD,
                 "offsets": list(OFFSETS),
@@ -183,7 +187,7 @@ FOCUSED_BELOW = 0.4  # entropy / max under this reads as "focused" (broad is BRO
 class Share:
     """One share of the head's attention, with what to compare it with."""
 
-    name: str  # previous, next, self, [CLS], [SEP], punctuation
+    name: str  # previous, next, self, [CLS], [SEP], punctuation (a decoder: BOS, EOS)
     value: float
     layer_mean: float
     model_mean: float
@@ -197,7 +201,7 @@ def top_shares(atlas: Atlas, head: Head, count: int = 2) -> list[Share]:
     order = sorted(present, key=lambda k: (-head.metrics[k], SHARES.index(k)))
     return [
         Share(
-            PART_NAMES[k],
+            decoder_label(PART_NAMES[k]) if atlas.model.causal else PART_NAMES[k],
             head.metrics[k],
             atlas.layer_means[k][head.layer - 1],
             atlas.model_means[k],

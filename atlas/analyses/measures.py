@@ -14,6 +14,7 @@ formulas are in docs/metrics.md and match the design notes exactly.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import itertools
 from collections.abc import Mapping
@@ -63,6 +64,23 @@ COLUMNS = [
            paper=_CLARK),
 ]  # fmt: skip
 METRICS = tuple(c.key for c in COLUMNS)
+# A decoder has no [CLS] or [SEP]: its columns and labels name what its tokenizer may add
+# instead (GPT-2's adds nothing, so its BOS and EOS shares are 0), and its first row sees only
+# itself.
+DECODER_NAMES = {"[CLS]": "BOS", "[SEP]": "EOS"}
+DECODER_COLUMNS = [
+    dataclasses.replace(column, **changes.get(column.key, {}))
+    for column in COLUMNS
+    for changes in [{
+        "to_cls": {"title": "BOS", "formula": "mean_i Σ_j A[i,j]·[j is BOS]",
+                   "description": "attention to the BOS token (0 where the tokenizer adds none)"},
+        "to_sep": {"title": "EOS", "formula": "mean_i Σ_j A[i,j]·[j is EOS]",
+                   "description": "attention to EOS tokens (0 where the tokenizer adds none)"},
+        "cls_entropy": {"title": "first-row entropy",
+                        "description": "entropy of the first token's attention (about 0 in a "
+                                       "decoder: the first token sees only itself)"},
+    }]
+]  # fmt: skip
 # Metrics an example can leave undefined (NaN): they are averaged over the examples that define
 # them. A decoder's one-token example has no row that sees two tokens, so no normalised entropy.
 LENGTH_NORMALISED = ("entropy_norm",)
@@ -209,8 +227,22 @@ def label_head(means: Mapping[str, float]) -> str:
     return "mixed"
 
 
+def decoder_label(label: str) -> str:
+    """A label as a decoder's pages say it: "[CLS] + next" -> "BOS + next"."""
+    for name, shown in DECODER_NAMES.items():
+        label = label.replace(name, shown)
+    return label
+
+
+def canonical_label(label: str) -> str:
+    """The label of ``decoder_label``'s, as the rules name it: "BOS + next" -> "[CLS] + next"."""
+    names = {shown: name for name, shown in DECODER_NAMES.items()}
+    return JOIN.join(names.get(part, part) for part in label.split(JOIN))
+
+
 def compound_parts(label: str) -> tuple[str, ...]:
     """The share keys of a compound label, in LABEL_METRICS order (() for any other label)."""
+    label = canonical_label(label)
     if JOIN not in label:
         return ()
     keys = {name: key for key, name in PART_NAMES.items()}
@@ -220,13 +252,16 @@ def compound_parts(label: str) -> tuple[str, ...]:
 
 def pattern(label: str) -> str:
     """The pattern in PATTERNS that ranks a head's example sentences: the label itself, or a
-    compound label with its shares in LABEL_METRICS order (both orders rank alike)."""
+    compound label with its shares in LABEL_METRICS order (both orders rank alike); a decoder's
+    label as its canonical one."""
+    label = canonical_label(label)
     parts = compound_parts(label)
     return JOIN.join(PART_NAMES[key] for key in parts) if parts else label
 
 
 def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
     """Per-head score of how strongly one example shows a label's pattern (NaN: undefined)."""
+    label = canonical_label(label)
     for key, name in LABEL_METRICS.items():
         if name == label:
             return metrics[key]

@@ -1,5 +1,5 @@
-// The search box in every page's header (templates/base.html). It finds heads by name ("L3-H7")
-// or pattern label ("prev", "[CLS]"), at once from the page config, the heads highest on a
+// The search box in every page's header (templates/base.html). It finds heads by name ("L3-H7"),
+// pattern label ("prev", "[CLS]") or head type ("induction", "sink"), at once from the page config, the heads highest on a
 // catalogue column named by the query ("[SEP]", "entropy") and its entry on the Definitions page,
 // and sentences containing every word
 // of the query (whole words, any case). Columns and sentences come from the search index
@@ -54,15 +54,18 @@
       detail, href: root + url(config().paths.headPage, { slug: info.slug }) };
   }
 
-  /** Heads whose name starts with the query, then heads with a label word starting with it. */
+  /** Heads whose name starts with the query, then heads with a word of their label or of a
+   * type starting with it (a type is named in the hit's detail). */
   function findHeads(root, query) {
     const q = plain(query);
     if (!q) return [];
     const list = window.AtlasData.config().headList;
     const named = list.filter((h) => plain(h.name).startsWith(q) || plain(h.slug).startsWith(q));
     named.sort((a, b) => (plain(b.name) === q) - (plain(a.name) === q));
-    const labelled = list.filter((h) => !named.includes(h) && ` ${plain(h.label)}`.includes(` ${q}`));
-    return [...named, ...labelled].map((h) => headHit(root, h, ""));
+    const types = (h) => (h.types || []).filter((type) => ` ${plain(type)}`.includes(` ${q}`));
+    const labelled = list.filter((h) => !named.includes(h)
+      && (` ${plain(h.label)}`.includes(` ${q}`) || types(h).length));
+    return [...named, ...labelled].map((h) => headHit(root, h, types(h).join(", ")));
   }
 
   /** The top heads of each catalogue column whose title starts with the query. */
