@@ -276,28 +276,6 @@ def parser() -> argparse.ArgumentParser:
     common(build)
     build.set_defaults(output=None)  # with --shard no site is written: -o is refused
 
-    merging = commands.add_parser(
-        "merge",
-        help="merge the state folders of atlas build --shard K/N and write the site",
-        description="Check that the state folders are of one build (model, options, input) and "
-        "cover its sentences once, merge them in corpus order, finish and write the site: the "
-        "one a one-process build writes. The model runs again for a few sentences some "
-        "analyses revisit as they finish.",
-    )
-    merging.add_argument("parts", type=Path, nargs="+", metavar="PART_DIR")
-    merging.add_argument(
-        "--input",
-        type=Path,
-        metavar="INPUT",
-        help="the input, where it is not at the path the shards recorded (same checksum)",
-    )
-    merging.add_argument(
-        "--model",
-        metavar="NAME_OR_DIR",
-        help="the model, where it is not where the shards recorded it (same checksum)",
-    )
-    common(merging)
-
     rerender = commands.add_parser(
         "render",
         help="re-render a site from its atlas.json, without the model",
@@ -332,6 +310,28 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep the site under MB megabytes (default: {DEFAULT_MAX_SITE_MB:g}; 0: no limit)",
     )
     common(versus)
+
+    merging = commands.add_parser(
+        "merge",
+        help="merge the state folders of atlas build --shard K/N and write the site",
+        description="Check that the state folders are of one build (model, options, input) and "
+        "cover its sentences once, merge them in corpus order, finish and write the site: the "
+        "one a one-process build writes. The model runs again for a few sentences some "
+        "analyses revisit as they finish.",
+    )
+    merging.add_argument("parts", type=Path, nargs="+", metavar="PART_DIR")
+    merging.add_argument(
+        "--input",
+        type=Path,
+        metavar="INPUT",
+        help="the input, where it is not at the path the shards recorded (same checksum)",
+    )
+    merging.add_argument(
+        "--model",
+        metavar="NAME_OR_DIR",
+        help="the model, where it is not where the shards recorded it (same checksum)",
+    )
+    common(merging)
     return top
 
 

@@ -11,6 +11,7 @@ Ray is an optional extra: ``pip install 'attention-atlas[ray]'``.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 from collections.abc import Callable
@@ -111,6 +112,9 @@ def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus
     except BaseException:  # an error, Ctrl-C: no task goes on without the build
         for ref in pending:
             ray.cancel(ref, force=True)
+        for ref in pending:  # their errors read here, else Ray prints each as a traceback
+            with contextlib.suppress(Exception):
+                ray.get(ref, timeout=10)
         raise
     finally:
         for bar in bars:
