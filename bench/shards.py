@@ -2,6 +2,7 @@
 workers at one torch thread each, against one process with 2 torch threads.
 
     .venv/bin/python bench/shards.py [CONLLU] [--sentences 2000] [--runs 1] [--model NAME]
+    .venv/bin/python bench/shards.py --driver-memory 1000,10000 [--shards 8]
     .venv/bin/python bench/shards.py --smoke
 
 The first ``--sentences`` ``# text =`` lines of a CoNLL-U file (by default the UD English EWT dev
@@ -12,6 +13,14 @@ temporary folder and times it from start to exit: one process with OMP_NUM_THREA
 thread; its local instance is started and stopped by the build, and that cost is timed on its
 own: ``ray.init`` to ``ray.shutdown``). Prints a Markdown table of the medians, sentences a
 second, and the load average (the machine may be shared: read the load with the times).
+
+Every build runs with ``--views 20 --importance 0``: head importance ablates a fixed sample of the
+first sentences (one shard's work, not throughput), and the driver renders the same site in
+every way.
+
+``--driver-memory N,M,...``: for each size, one ``atlas build --shards S`` (default 8, local
+Ray) of that many sentences, timed, with the driver process's peak resident memory
+(``getrusage``: the driver alone, not Ray's workers or daemons): is it flat in the corpus size?
 
 ``--smoke``: 40 sentences, one run, for CI: non-zero exit only if something breaks. Without
 Ray installed it says so and exits 0 (Ray is the optional extra).
@@ -55,6 +64,27 @@ def timed_build(path: Path, args: list[str], threads: int, folder: Path) -> floa
     return time.perf_counter() - started
 
 
+DRIVER = """
+import resource, sys
+from atlas.cli import main
+code = main(sys.argv[1:])
+print("driver peak RSS kB", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def driver_memory(path: Path, shards: int, folder: Path, extra: list[str]) -> tuple[float, float]:
+    """(seconds, the driver's peak resident memory in MB) of one ``atlas build --shards``."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-c", DRIVER, "build", str(path), "-q", "--clean",
+               "-o", str(folder / "site"), "--shards", str(shards), *extra]  # fmt: skip
+    started = time.perf_counter()
+    done = subprocess.run(command, env=env, check=True, capture_output=True, text=True)
+    seconds = time.perf_counter() - started
+    kb = int(re.findall(r"driver peak RSS kB (\d+)", done.stderr)[-1])
+    return seconds, kb / 1024
+
+
 def ray_start_stop() -> float:
     """Seconds to start and stop a local Ray of 2 CPUs (what each --shards build pays)."""
     code = (
@@ -73,6 +103,8 @@ def main() -> int:
     p.add_argument("--runs", type=int, default=1)
     p.add_argument("--model", help="hub id or folder (default: the default model)")
     p.add_argument("--smoke", action="store_true", help="40 sentences, one run (CI)")
+    p.add_argument("--driver-memory", metavar="N,M", help="sizes for the driver's peak memory")
+    p.add_argument("--shards", type=int, default=8, help="shards of --driver-memory (8)")
     args = p.parse_args()
     try:
         import ray  # noqa: F401
@@ -81,7 +113,11 @@ def main() -> int:
         return 0
     if args.smoke:
         args.sentences, args.runs = 40, 1
-    extra = ["--views", "20"] + (["--model", args.model] if args.model else [])
+    # importance off: its ablation is a fixed cost on the first sentences (one shard's), not
+    # throughput; views kept few: rendering is the driver's, the same in every way
+    extra = ["--views", "20", "--importance", "0"] + (["--model", args.model] if args.model else [])
+    if args.driver_memory:
+        return memory_table(args, [int(n) for n in args.driver_memory.split(",")], extra)
     ways = {
         "one process, 2 threads": (extra, 2),
         "--shards 1 (1 worker, 1 thread)": ([*extra, "--shards", "1"], 1),
@@ -107,6 +143,22 @@ def main() -> int:
     print()
     print(f"starting and stopping a local Ray (2 CPUs), part of each --shards time: "
           f"{ray_cost:.1f} s")  # fmt: skip
+    return 0
+
+
+def memory_table(args: argparse.Namespace, sizes: list[int], extra: list[str]) -> int:
+    print(f"atlas build --shards {args.shards} --views 20 --importance 0 (local Ray), "
+          f"{args.conllu.name} cycled, {os.cpu_count()} CPUs")  # fmt: skip
+    print()
+    print("| sentences | s | sentences/s | driver peak RSS MB | load average after |")
+    print("|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        for n in sizes:
+            path = corpus(args.conllu, n, folder)
+            seconds, mb = driver_memory(path, args.shards, folder, extra)
+            print(f"| {n} | {seconds:.0f} | {n / seconds:.1f} | {mb:.0f} | "
+                  f"{os.getloadavg()[0]:.2f} |", flush=True)  # fmt: skip
     return 0
 
 
