@@ -131,43 +131,62 @@ def test_a_shard_that_fails_fails_the_build_with_its_one_line(local_ray, tmp_pat
 
 
 def test_ctrl_c_stops_every_worker_and_leaves_the_old_site(tiny, tmp_path):
-    """A build that starts its own local Ray, interrupted while the shards run: exit 130, the
-    old site as it was, and no process of the build's (Ray's workers, raylet) left."""
+    """A build that starts its own local Ray, interrupted while its workers measure: exit 130,
+    the old site as it was, and no process the build started left (Ray's workers, which run in
+    process groups of their own, its raylet and daemons)."""
     args, one = tiny
     site = tmp_path / "site"
     site.mkdir()
     for relative, content in one.items():
         (site / relative).parent.mkdir(parents=True, exist_ok=True)
         (site / relative).write_bytes(content)
-    command = [sys.executable, "-m", "atlas.cli", "build", *args, "--limit", "20",
-               "--shards", "2", "-o", str(site)]  # fmt: skip
+    command = [sys.executable, "-m", "atlas.cli", "build", *args, "--shards", "2",
+               "-o", str(site)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
-                             start_new_session=True)  # fmt: skip
-    lines = []
+    child = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
     for line in child.stderr:
-        lines.append(line)
         if line.startswith("started 2 shards"):
             break
     else:
-        pytest.fail("the build did not start its shards: " + "".join(lines))
+        pytest.fail("the build did not start its shards")
+    deadline = time.monotonic() + 120
+    while not any("measure_shard" in _command(p) for p in _descendants(child.pid)):
+        assert time.monotonic() < deadline, "no worker ran a shard"
+        time.sleep(0.2)
+    started = _descendants(child.pid)
     child.send_signal(signal.SIGINT)
     rest = child.stderr.read()
     assert child.wait(60) == 130, rest
     assert rest.strip().splitlines()[-1] == "atlas: interrupted; nothing was written"
     assert files_of(site) == one
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline and _group_alive(child.pid):
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and [p for p in started if Path(f"/proc/{p}").exists()]:
         time.sleep(0.5)
-    assert not _group_alive(child.pid), "a process of the build outlived it"
+    left = [_command(p) for p in started if Path(f"/proc/{p}").exists()]
+    assert not left, f"processes of the build outlived it: {left}"
 
 
-def _group_alive(pgid: int) -> bool:
+def _descendants(pid: int) -> set[int]:
+    """Every process below ``pid`` (from /proc: each process's parent)."""
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = set(), {pid}
+    while frontier:
+        frontier = {p for p, parent in parents.items() if parent in frontier} - found
+        found |= frontier
+    return found
+
+
+def _command(pid: int) -> str:
     try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except OSError:
+        return ""
 
 
 # --- state folders ---------------------------------------------------------------------------
