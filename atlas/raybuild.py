@@ -72,11 +72,22 @@ def build_sharded(
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False)  # fmt: skip
         try:
+            _check_gpus(ray, gpus_per_shard)
             parts = _run(ray, work, input, options, spans, gpus_per_shard)
         finally:
             if own:
                 ray.shutdown()
         return finish_and_render(input, examples, options, parts, output)
+
+
+def _check_gpus(ray, wanted: float) -> None:
+    """Refuse GPUs the cluster does not have: Ray would wait for them without end."""
+    have = ray.cluster_resources().get("GPU", 0)
+    if wanted > have:
+        raise ShardError(
+            f"--gpus-per-shard {wanted:g}: the Ray cluster has {have:g} GPUs "
+            "(leave it out on a machine without one)"
+        )
 
 
 def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus: float) -> list:

@@ -130,6 +130,16 @@ def test_a_shard_that_fails_fails_the_build_with_its_one_line(local_ray, tmp_pat
     assert not out.exists()
 
 
+def test_gpus_the_cluster_lacks_are_refused_not_waited_for(local_ray, capsys, tmp_path):
+    out = tmp_path / "site"
+    assert refused(capsys, "build", str(UD), "--limit", "2", "--shards", "2",
+                   "--gpus-per-shard", "1", "-o", str(out)) == (
+        "atlas: error: --gpus-per-shard 1: the Ray cluster has 0 GPUs (leave it out on a "
+        "machine without one)"
+    )  # fmt: skip
+    assert not out.exists()
+
+
 def test_ctrl_c_stops_every_worker_and_leaves_the_old_site(tiny, tmp_path):
     """A build that starts its own local Ray, interrupted while its workers measure: exit 130,
     the old site as it was, and no process the build started left (Ray's workers, which run in
