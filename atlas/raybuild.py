@@ -68,7 +68,7 @@ def build_sharded(
         spans = ranges(len(examples), shards)
         own = not ray.is_initialized()
         if own:
-            log.info("starting Ray" + (f" at {address}" if address else " on this machine"))
+            log.info(f"joining the Ray cluster at {address}" if address else "starting a local Ray")
             ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING,
                      log_to_driver=False)  # fmt: skip
         try:
