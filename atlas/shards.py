@@ -376,10 +376,13 @@ def finish_and_render(
     options: BuildOptions,
     parts: Sequence[Part],
     output: Path,
+    input_name: str | None = None,
 ):
     """Merge the parts in corpus order, finish, and write the site as a one-process build does
     (the caller holds ``claim(output)``). The model is loaded here: a few analyses run some
-    sentences again as they finish (``Analysis.revisit``)."""
+    sentences again as they finish (``Analysis.revisit``). ``input_name``: what the site calls
+    the input (default: ``input``'s file name)."""
+    input_name = input_name or input.name
     runner = runner_for(options)
     info = runner.info
     atlas = finish_states(
@@ -388,8 +391,8 @@ def finish_and_render(
         default_analyses(options),
         parts,
         options,
-        title=options.title or _title(info.name, None, input.name),
-        input_name=input.name,
+        title=options.title or _title(info.name, None, input_name),
+        input_name=input_name,
     )
     if atlas.corpus.truncated:
         log.warning(
@@ -461,7 +464,9 @@ def merge(
         examples = read_input(input, options)
         parts = [load_part(s.folder, default_analyses(options)) for s in states]
         log.info("merging %d shard states of %d sentences", len(parts), len(examples))
-        return finish_and_render(input, examples, options, parts, output)
+        # named as the shards recorded it, wherever it is now: the site is the same
+        return finish_and_render(input, examples, options, parts, output,
+                                 Path(fingerprint.input).name)  # fmt: skip
 
 
 def refuse_compare(options: BuildOptions) -> None:

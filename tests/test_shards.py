@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -271,6 +272,31 @@ def test_merge_refuses_states_of_another_build(states, tiny, capsys, tmp_path):
         manifest = json.loads((edited / "shard.json").read_text())
         (edited / "shard.json").write_text(json.dumps({**manifest, field: value}))
         assert why in refused(capsys, "merge", str(one), str(two), str(edited), "-o", out)
+
+
+def test_merge_takes_the_input_and_model_moved_elsewhere_by_checksum(states, tiny, capsys,
+                                                                    tmp_path):  # fmt: skip
+    """Merged on another machine: the input and the model at other paths (``--input``,
+    ``--model``) give the same site; a file of other bytes is refused."""
+    args, one = tiny
+    parts = [str(states / n) for n in ("1-of-3", "2-of-3", "3-of-3")]
+    moved = tmp_path / "elsewhere.conllu"
+    moved.write_bytes(UD.read_bytes())
+    model = tmp_path / "copy" / Path(args[2]).name  # what the pages call it: its folder's name
+    shutil.copytree(args[2], model)
+    site = tmp_path / "site"
+    assert main(["merge", *parts, "--input", str(moved), "--model", str(model), "-o", str(site),
+                 "-q"]) == 0  # fmt: skip
+    assert files_of(site) == one
+    moved.write_bytes(UD.read_bytes() + b"\n")
+    assert refused(capsys, "merge", *parts, "--input", str(moved), "-o", str(site)) == (
+        f"atlas: error: {moved}: not the input the shards measured (its checksum differs)"
+    )
+    (model / "config.json").write_text("{}")
+    assert refused(capsys, "merge", *parts, "--model", str(model), "-o", str(site)) == (
+        f"atlas: error: --model {model}: not the model the shards ran (checksum differs)"
+    )
+    assert files_of(site) == one
 
 
 def test_a_state_folder_cut_short_is_recognised_and_redone(states, tiny, capsys, monkeypatch,
