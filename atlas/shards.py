@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import glob
 import hashlib
 import itertools
 import json
@@ -267,7 +268,7 @@ def stale_partials(folder: Path) -> list[Path]:
         return []
     return [
         p
-        for p in parent.glob(f".{folder.name}{PARTIAL}*")
+        for p in parent.glob(f".{glob.escape(folder.name)}{PARTIAL}*")
         if p.is_dir() and ((p / PARTIAL_MARKER).exists() or (p / MANIFEST).exists())
     ]
 
