@@ -74,6 +74,16 @@ def budget(text: str) -> float:
     return value
 
 
+def gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of GPUs: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
 class Parser(argparse.ArgumentParser):
     """A usage error is one line, like every other error; the usage itself is in --help."""
 
@@ -258,7 +268,7 @@ def parser() -> argparse.ArgumentParser:
     )
     sharding.add_argument(
         "--gpus-per-shard",
-        type=float,
+        type=gpus,
         default=0,
         metavar="G",
         help="GPUs each --shards task asks Ray for (default: 0; e.g. 1 on a GPU cluster)",
@@ -394,9 +404,10 @@ def run_build(args: argparse.Namespace) -> None:
         build_shard(args.input, args.state_out, args.shard, options)
         log.info("done in %.1f s", time.monotonic() - started)
         return
-    if args.state_out is not None or (args.ray is not None and args.shards is None):
-        raise ShardError(f"{'--state-out' if args.state_out else '--ray'} needs "
-                         f"{'--shard K/N' if args.state_out else '--shards N'}")  # fmt: skip
+    if args.state_out is not None:
+        raise ShardError("--state-out needs --shard K/N")
+    if args.shards is None and (args.ray is not None or args.gpus_per_shard):
+        raise ShardError(f"{'--ray' if args.ray else '--gpus-per-shard'} needs --shards N")
     output = args.output = args.output or Path("site")
     if args.shards is not None:
         from .raybuild import build_sharded

@@ -345,6 +345,12 @@ def test_sharding_options_are_checked_in_one_line(capsys, tmp_path):
     assert refused(capsys, "build", str(UD), "--state-out", out) == (
         "atlas: error: --state-out needs --shard K/N"
     )
+    assert refused(capsys, "build", str(UD), "--ray", "auto", "-o", out) == (
+        "atlas: error: --ray needs --shards N"
+    )
+    assert refused(capsys, "build", str(UD), "--gpus-per-shard", "1", "-o", out) == (
+        "atlas: error: --gpus-per-shard needs --shards N"
+    )
     assert refused(capsys, "build", str(UD), "--shards", "2", "--compare", "x", "-o", out) == (
         "atlas: error: --compare cannot be sharded yet (its analysis does not merge): build it in "
         "one process, or shard two builds and use atlas compare"
@@ -352,6 +358,9 @@ def test_sharding_options_are_checked_in_one_line(capsys, tmp_path):
     with pytest.raises(SystemExit, match="2"):
         main(["build", str(UD), "--shard", "3/2", "--state-out", out])
     assert "K/N needs 1 ≤ K ≤ N" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):
+        main(["build", str(UD), "--shards", "2", "--gpus-per-shard", "-1"])
+    assert "--gpus-per-shard: must be 0 or more, got -1" in capsys.readouterr().err
 
 
 def test_without_ray_shards_stop_with_one_line_naming_the_extra(monkeypatch, capsys, tmp_path):
