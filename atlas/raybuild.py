@@ -94,23 +94,28 @@ def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus
     """Each span's Part, from its Ray task; progress over shards and sentences."""
     from tqdm.auto import tqdm
 
-    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(work)
+    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(_shard)
     worker_options = options.replace(progress=False, templates=None)
+    progress = ray.remote(num_cpus=0)(Progress).remote() if options.progress else None
     pending = {
-        task.remote(str(input.absolute()), worker_options, span): (k, span)
+        task.remote(work, progress, str(input.absolute()), worker_options, span): (k, span)
         for k, span in enumerate(spans, 1)
     }
+    total = spans[-1].stop if spans else 0
     log.info("started %d shards of %s sentences", len(spans), "/".join(str(len(s)) for s in spans))
     done: dict[int, Any] = {}
     expected = Fingerprint.of(input, options, spans[-1].stop if spans else 0)
     bars = [
         tqdm(total=len(spans), unit="shard", desc="shards", disable=not options.progress),
-        tqdm(total=spans[-1].stop if spans else 0, unit="sent", desc="sentences",
-             disable=not options.progress),
-    ]  # fmt: skip
+        tqdm(total=total, unit="sent", desc="sentences", disable=not options.progress),
+    ]
     try:
         while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1)
+            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1 if progress else None)
+            if progress is not None:  # a retried shard counts again: at most the corpus
+                bars[1].update(min(total, ray.get(progress.count.remote())) - bars[1].n)
+            if not ready:
+                continue
             k, span = pending.pop(ready[0])
             part, fingerprint = _result(ray, ready[0], k, len(spans))
             why = expected.differs(fingerprint)
@@ -118,7 +123,6 @@ def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus
                 raise ShardError(f"shard {k}/{len(spans)} measured {why}")
             done[k] = part
             bars[0].update(1)
-            bars[1].update(len(span))
             log.debug("shard %d/%d done: sentences %d–%d", k, len(spans), span.start + 1, span.stop)
     except BaseException:  # an error, Ctrl-C: no task goes on without the build
         for ref in pending:
@@ -131,6 +135,26 @@ def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus
         for bar in bars:
             bar.close()
     return [done[k] for k in sorted(done)]
+
+
+class Progress:
+    """Sentences measured so far by every worker (a Ray actor the driver reads)."""
+
+    def __init__(self) -> None:
+        self.done = 0
+
+    def add(self, n: int) -> None:
+        self.done += n
+
+    def count(self) -> int:
+        return self.done
+
+
+def _shard(work: Callable[..., Any], progress, input: str, options: BuildOptions, span: range):
+    """One Ray task: ``work`` (``measure_shard``) on ``span``, telling ``progress`` (an actor,
+    or None) of each sentence."""
+    report = None if progress is None else progress.add.remote
+    return work(input, options, span, report=report)
 
 
 def _result(ray, ref, k: int, n: int):

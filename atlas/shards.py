@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -183,15 +183,38 @@ def read_input(input: Path, options: BuildOptions) -> list[Example]:
     return read_corpus(input, limit=options.limit, words=options.words)
 
 
+class Counting:
+    """A runner that calls ``report(1)`` for each record it gives (a worker's progress); the
+    rest is the runner's."""
+
+    def __init__(self, runner: Runner, report: Callable[[int], object]):
+        self._runner, self._report = runner, report
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._runner, name)
+
+    def run(self, *args: Any, **kwargs: Any) -> Iterator:
+        for record in self._runner.run(*args, **kwargs):
+            yield record
+            self._report(1)
+
+
 def measure_shard(
-    input: str | Path, options: BuildOptions, span: range, examples: Sequence[Example] | None = None
+    input: str | Path,
+    options: BuildOptions,
+    span: range,
+    examples: Sequence[Example] | None = None,
+    report: Callable[[int], object] | None = None,
 ) -> tuple[Part, Fingerprint]:
     """Measure the sentences ``span`` of ``input`` (read here: a worker reads its own input) and
-    return their unfinished states with the build's fingerprint."""
+    return their unfinished states with the build's fingerprint. ``report(n)``: told as each
+    sentence is measured."""
     input = Path(input)
     examples = read_input(input, options) if examples is None else examples
     fingerprint = Fingerprint.of(input, options, len(examples))
     runner = runner_for(options)
+    if report is not None:
+        runner = Counting(runner, report)
     part = measure_states(
         examples, runner, default_analyses(options), span.start, span.stop, options
     )

@@ -114,15 +114,18 @@ def test_a_worker_that_dies_is_run_again_with_the_same_result(local_ray, tiny, t
     marks = tmp_path / "marks"
     marks.mkdir()
 
-    def dies_once(input, options, span):
+    def dies_once(input, options, span, report):
         mark = marks / f"died-{span.start}"
         if not mark.exists():
             mark.touch()
             os._exit(1)
-        return measure_shard(input, options, span)
+        return measure_shard(input, options, span, report=report)
 
     args, one = tiny
-    options = BuildOptions(model=args[2], limit=20, views=5, importance=6, ablation=3)
+    # with progress bars: the workers report each sentence, and the results do not change
+    options = BuildOptions(
+        model=args[2], limit=20, views=5, importance=6, ablation=3, progress=True
+    )
     build_sharded(UD, tmp_path / "site", options, 2, work=dies_once)
     assert sorted(p.name for p in marks.iterdir()) == ["died-0", "died-10"]
     assert files_of(tmp_path / "site") == one
