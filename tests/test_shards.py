@@ -178,7 +178,7 @@ def test_ctrl_c_stops_every_worker_and_leaves_the_old_site(tiny, tmp_path):
     else:
         pytest.fail("the build did not start its shards")
     deadline = time.monotonic() + 120
-    while not any("measure_shard" in _command(p) for p in _descendants(child.pid)):
+    while not any("ray::_shard" in _command(p) for p in _descendants(child.pid)):
         assert time.monotonic() < deadline, "no worker ran a shard"
         time.sleep(0.2)
     started = _descendants(child.pid)
