@@ -1,5 +1,5 @@
-"""The ``atlas`` command: ``atlas build INPUT -o DIR``, ``atlas render atlas.json -o DIR`` and
-``atlas compare A/atlas.json B/atlas.json -o DIR``."""
+"""The ``atlas`` command: ``atlas build INPUT -o DIR``, ``atlas render atlas.json -o DIR``,
+``atlas compare A/atlas.json B/atlas.json -o DIR`` and ``atlas merge PART... -o DIR``."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from typing import NoReturn
 
 from . import __version__, contract
 from .analyses import DEFAULT_ABLATION, DEFAULT_SAMPLE, DEFAULT_SEQUENCES, MIN_RELATION
+from .analyses.states import StateError
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .build import CompareError, build, compare_atlases, render_site
@@ -26,6 +27,7 @@ from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
 from .plugins import PluginError
 from .result import AtlasFileError, load
+from .shards import ShardError, build_shard, merge, shard_spec
 from .site import SiteError, theme_folder
 
 log = logging.getLogger("atlas")
@@ -38,6 +40,8 @@ USER_ERRORS = (
     OutputError,
     CompareError,
     PluginError,
+    ShardError,
+    StateError,
 )
 
 
@@ -69,6 +73,16 @@ def budget(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of megabytes: {text!r}") from None
     if not value >= 0 or value == float("inf"):
         raise argparse.ArgumentTypeError(f"must be 0 (no limit) or more, got {text}")
+    return value
+
+
+def gpus(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of GPUs: {text!r}") from None
+    if not 0 <= value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
     return value
 
 
@@ -282,7 +296,40 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep the site under MB megabytes (default: {DEFAULT_MAX_SITE_MB:g}; 0: no limit) "
         "by leaving out queries and keys, then sentence pages, from the last sentence back",
     )
+    sharding = build.add_argument_group(
+        "sharding (docs/scale.md)",
+        "Measure the corpus in N contiguous ranges on several workers; the site is the one a "
+        "one-process build writes, byte for byte.",
+    )
+    sharding.add_argument(
+        "--shards",
+        type=positive,
+        metavar="N",
+        help="run N ranges as Ray tasks (pip install 'attention-atlas[ray]'), merge and write "
+        "the site; a local Ray is started and stopped unless --ray names a cluster",
+    )
+    sharding.add_argument(
+        "--ray", metavar="ADDRESS", help="join this Ray cluster (e.g. auto, or ray://HOST:10001)"
+    )
+    sharding.add_argument(
+        "--gpus-per-shard",
+        type=gpus,
+        default=0,
+        metavar="G",
+        help="GPUs each --shards task asks Ray for (default: 0; e.g. 1 on a GPU cluster)",
+    )
+    sharding.add_argument(
+        "--shard",
+        type=shard_spec,
+        metavar="K/N",
+        help="measure only range K of N (1 ≤ K ≤ N) and write its state to --state-out, for "
+        "atlas merge (Slurm job arrays, several machines)",
+    )
+    sharding.add_argument(
+        "--state-out", type=Path, metavar="PART_DIR", help="the state folder of --shard"
+    )
     common(build)
+    build.set_defaults(output=None)  # with --shard no site is written: -o is refused
 
     rerender = commands.add_parser(
         "render",
@@ -318,6 +365,28 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep the site under MB megabytes (default: {DEFAULT_MAX_SITE_MB:g}; 0: no limit)",
     )
     common(versus)
+
+    merging = commands.add_parser(
+        "merge",
+        help="merge the state folders of atlas build --shard K/N and write the site",
+        description="Check that the state folders are of one build (model, options, input) and "
+        "cover its sentences once, merge them in corpus order, finish and write the site: the "
+        "one a one-process build writes. The model runs again for a few sentences some "
+        "analyses revisit as they finish.",
+    )
+    merging.add_argument("parts", type=Path, nargs="+", metavar="PART_DIR")
+    merging.add_argument(
+        "--input",
+        type=Path,
+        metavar="INPUT",
+        help="the input, where it is not at the path the shards recorded (same checksum)",
+    )
+    merging.add_argument(
+        "--model",
+        metavar="NAME_OR_DIR",
+        help="the model, where it is not where the shards recorded it (same checksum)",
+    )
+    common(merging)
     return top
 
 
@@ -378,8 +447,41 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
 
 def run_build(args: argparse.Namespace) -> None:
     started = time.monotonic()
-    build(args.input, args.output, build_options(args))
+    options = build_options(args)
+    if args.shard is not None:
+        if args.state_out is None or args.output is not None or args.shards is not None:
+            raise ShardError("--shard K/N writes a state folder: give --state-out PART_DIR, "
+                             "not -o or --shards (atlas merge writes the site)")  # fmt: skip
+        build_shard(args.input, args.state_out, args.shard, options)
+        log.info("done in %.1f s", time.monotonic() - started)
+        return
+    if args.state_out is not None:
+        raise ShardError("--state-out needs --shard K/N")
+    if args.shards is None and (args.ray is not None or args.gpus_per_shard):
+        raise ShardError(f"{'--ray' if args.ray else '--gpus-per-shard'} needs --shards N")
+    output = args.output = args.output or Path("site")
+    if args.shards is not None:
+        from .raybuild import build_sharded
+
+        build_sharded(args.input, output, options, args.shards, address=args.ray,
+                      gpus_per_shard=args.gpus_per_shard)  # fmt: skip
+    else:
+        build(args.input, output, options)
     log.info("done in %.1f s", time.monotonic() - started)
+    log.info("open %s", output / "index.html")
+
+
+def run_merge(args: argparse.Namespace) -> None:
+    merge(
+        args.parts,
+        args.output,
+        input=args.input,
+        model=args.model,
+        templates=_templates(args),
+        progress=not args.quiet and sys.stderr.isatty(),
+        clean=args.clean,
+        force=args.force,
+    )
     log.info("open %s", args.output / "index.html")
 
 
@@ -451,6 +553,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 run_build(args)
             elif args.command == "compare":
                 run_compare(args)
+            elif args.command == "merge":
+                run_merge(args)
             else:
                 run_render(args)
     except USER_ERRORS as err:

@@ -183,6 +183,44 @@ CASES.update(
 )
 
 
+# Sharded builds: refused before a model loads.
+CASES.update(
+    {
+        "shard-no-state-out": lambda c: ["build", c.write("in.txt", GOOD), "--shard", "1/2", "-q"],
+        "shard-state-out-alone": lambda c: [
+            "build",
+            c.write("in.txt", GOOD),
+            "--state-out",
+            "part",
+            "-q",
+        ],
+        "shard-out-of-range": lambda c: [
+            "build",
+            c.write("in.txt", GOOD),
+            "--shard",
+            "3/2",
+            "--state-out",
+            "part",
+        ],
+        "shards-compare": build("in.txt", GOOD, "--shards", "2", "--compare", "b"),
+        "shards-generate": build("in.txt", GOOD, "--shards", "2", "--generate", "4"),
+        "merge-missing": lambda c: ["merge", "part", "-o", "site", "-q"],
+    }
+)
+
+
+@case("shard-state-out-taken")
+def _(c: Case) -> list[str]:
+    c.write("part/notes.txt", "mine")
+    return ["build", c.write("in.txt", GOOD), "--shard", "1/2", "--state-out", "part", "-q"]
+
+
+@case("merge-not-a-state")
+def _(c: Case) -> list[str]:
+    c.write("part/notes.txt", "mine")
+    return ["merge", "part", "-o", "site", "-q"]
+
+
 @case("input-folder")
 def _(c: Case) -> list[str]:
     (c.tmp / "x.txt").mkdir()
