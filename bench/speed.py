@@ -22,7 +22,9 @@ on its gold trees, as ``atlas build CONLLU --limit N`` does.
 (the CLI, default options, into a temporary folder) as a child process and, alternately, a child
 process that imports torch and transformers, loads the same model and runs the bare forward
 pass with attention over the same sentences and batches (``--forward-only``), and times both
-from start to exit. Prints each run's times, their ratio and the medians.
+from start to exit, in wall time and in CPU time (user + system, all threads, from the
+operating system's accounting of the finished child: the steadier figure on a shared machine).
+Prints each run's times, their ratios and the medians.
 
 ``--bert-base``: the head distances against the forward pass at BERT-base size: a random
 BertConfig(hidden 768, 12 layers × 12 heads) model saved with the default model's tokenizer,
@@ -40,6 +42,7 @@ import argparse
 import importlib
 import os
 import platform
+import resource
 import shutil
 import statistics
 import subprocess
@@ -224,16 +227,23 @@ def processes_mode(args, work: Path) -> None:
     }
     load_before = os.getloadavg()
 
-    def child(command: list[str]) -> float:
+    def child(command: list[str]) -> tuple[float, float]:
+        """Wall seconds and CPU seconds (user + system, all threads) of a child process."""
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started = time.perf_counter()
         subprocess.run(command, check=True, cwd=ROOT, env=env, stdout=subprocess.DEVNULL)
-        return time.perf_counter() - started
+        wall = time.perf_counter() - started
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+        return wall, cpu
 
     child(bare)  # warm-up: the page cache, the vega bundle's cache
     runs = []
     for number in range(args.runs):
-        seconds = child(bare)
-        runs.append({"forward": seconds, "build": child([*build, "-o", str(work / f"p{number}")])})
+        forward_wall, forward_cpu = child(bare)
+        build_wall, build_cpu = child([*build, "-o", str(work / f"p{number}")])
+        runs.append({"forward": forward_wall, "build": build_wall,
+                     "forward_cpu": forward_cpu, "build_cpu": build_cpu})  # fmt: skip
     print(f"\nprocess against process: {count} sentences of {corpus.name}, default options, batch "
           f"size {args.batch_size}, --views {args.views}, {args.runs} runs")  # fmt: skip
     print(_machine(load_before))
@@ -243,6 +253,9 @@ def processes_mode(args, work: Path) -> None:
             ("bare forward process (imports, model load, forward), s", _get("forward"), ".2f"),
             ("atlas build process, s", _get("build"), ".2f"),
             ("build / forward", lambda r: r["build"] / r["forward"], ".2f"),
+            ("bare forward process, CPU s (user + sys)", _get("forward_cpu"), ".2f"),
+            ("atlas build process, CPU s (user + sys)", _get("build_cpu"), ".2f"),
+            ("build / forward, CPU", lambda r: r["build_cpu"] / r["forward_cpu"], ".2f"),
         ],
     )
 
