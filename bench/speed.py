@@ -10,7 +10,7 @@ English EWT dev split in ../shared/data) as a .txt corpus and the default model.
 process, after a warm-up, each run times (1) the bare forward pass: the Runner's own batching
 with attention, no analyses; and (2) the whole ``atlas.build`` of the same sentences into a
 temporary folder, split into the model load, the measuring pass (forward passes and analyses)
-and rendering and writing the site, with the time spent in each analysis's ``add`` and
+and rendering and writing the site, with the time spent in each analysis's ``add``, ``settle`` and
 ``finish`` (the analyses are wrapped, not changed). The vega bundle is dropped from memory
 before each build, so that a build reads it as a new process does. Prints a Markdown table of
 each run, the medians and their ratios to the forward pass, and the load average.
@@ -92,9 +92,12 @@ def forward(runner: Runner, examples, batch_size: int) -> float:
 
 
 def timed(analyses: Sequence[Analysis], spent: dict[str, float]) -> Sequence[Analysis]:
-    """Wrap each analysis's add and finish (on the instance) to add their time to ``spent``."""
+    """Wrap each analysis's add, settle and finish (on the instance; add_layer too where an
+    analysis has one) to add their time to ``spent``."""
     for analysis in analyses:
-        for method in ("add", "finish"):
+        for method in ("add", "add_layer", "settle", "finish"):
+            if not hasattr(analysis, method):
+                continue
             setattr(analysis, method, _clocked(getattr(analysis, method), spent, analysis.name))
     return analyses
 
@@ -199,7 +202,8 @@ def _build_rows(run: dict[str, float]) -> list[tuple[str, Callable[[dict], float
         ("  measuring pass (forward + analyses), s", lambda r: r["measure"], ".2f"),
         ("  site (render + write), s", lambda r: r["site"], ".2f"),
     ]
-    rows += [(f"  analysis {name} (add + finish), s", _get(name), ".2f") for name in analyses]
+    rows += [(f"  analysis {name} (add, settle, finish), s", _get(name), ".2f")
+             for name in analyses]  # fmt: skip
     rows += [
         ("build / forward", lambda r: r["build"] / r["forward"], ".2f"),
         ("build without load / forward", lambda r: (r["build"] - r["load"]) / r["forward"], ".2f"),
