@@ -231,30 +231,33 @@ class QueriesKeys:
         """Queries and keys of the last forward pass per layer, [B, H, W, d] torch tensors
         after position encoding, keys repeated to one per query head; None when the pass did
         not reach every layer's projections. Clears what was kept."""
-        layout = self.layout
-        kept, self._outputs = self._outputs, {}
-        out = []
-        for layer in range(len(layout.layers)):
-            if layout.family.fused:
-                if (layer, "qkv") not in kept:
-                    return None
-                qkv = kept[layer, "qkv"]
-                query, key, _value = qkv.split(qkv.shape[-1] // 3, dim=-1)
-            elif (layer, "query") in kept and (layer, "key") in kept:
-                query, key = kept[layer, "query"], kept[layer, "key"]
-            else:
+        pairs = [self.pair(layer) for layer in range(len(self.layout.layers))]
+        self._outputs = {}
+        return None if any(p is None for p in pairs) else pairs
+
+    def pair(self, layer: int) -> tuple[object, object] | None:
+        """One layer's queries and keys (as ``tensors``), once the pass has gone through that
+        layer's attention; None before."""
+        layout, kept = self.layout, self._outputs
+        if layout.family.fused:
+            if (layer, "qkv") not in kept:
                 return None
-            query, key = _heads(query, layout.heads), _heads(key, layout.key_heads)
-            if layout.family.rotary:
-                positions = kept.get((layer, "positions"))
-                if positions is None:
-                    return None
-                cos, sin = positions
-                query, key = layout.rotate(query, key, cos, sin)
-            if layout.key_heads != layout.heads:
-                key = key.repeat_interleave(layout.heads // layout.key_heads, dim=1)
-            out.append((query, key))
-        return out
+            qkv = kept[layer, "qkv"]
+            query, key, _value = qkv.split(qkv.shape[-1] // 3, dim=-1)
+        elif (layer, "query") in kept and (layer, "key") in kept:
+            query, key = kept[layer, "query"], kept[layer, "key"]
+        else:
+            return None
+        query, key = _heads(query, layout.heads), _heads(key, layout.key_heads)
+        if layout.family.rotary:
+            positions = kept.get((layer, "positions"))
+            if positions is None:
+                return None
+            cos, sin = positions
+            query, key = layout.rotate(query, key, cos, sin)
+        if layout.key_heads != layout.heads:
+            key = key.repeat_interleave(layout.heads // layout.key_heads, dim=1)
+        return query, key
 
     def take(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """``tensors`` as float32 numpy arrays on the CPU (views of the model's own tensors

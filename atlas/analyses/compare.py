@@ -36,7 +36,7 @@ from ..model import ModelInfo, Record
 from ..probe import ProbeError
 from ..ranking import competition_ranks
 from ..viewdata import View, make_view
-from .base import ATTENTION, EVERY, PROBE, Analysis, Column, Result, RunInfo
+from .base import ATTENTION, EVERY, PROBE, Analysis, Column, Result, RunInfo, feed
 from .distances import js_sums
 from .heads import HeadMetrics
 from .importance import HeadImportance
@@ -186,10 +186,11 @@ class Compare(Analysis):
         if other is None:
             raise ValueError("the compare analysis needs model B's records (a PairedRunner)")
         if self.pages is None:  # the first pass: every example, once
+            # A's heads against B's: reads both models' every layer (``record.attention``)
             self.cross += js_sums(record.attention, device=self.run.device, other=other.attention)
             self.tokens += record.n
             for mirror in self.mirrors:
-                mirror.add(other)
+                feed(mirror, other)
         if record.index < self.limit or (self.pages and record.index in self.pages):
             self.kept[record.index] = make_view(other, vectors=False, causal=self.model.causal)
 

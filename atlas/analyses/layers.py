@@ -44,7 +44,7 @@ import numpy as np
 
 from ..exact import ExactSum
 from ..model import Record
-from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
+from .base import HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
 
 MIN_OCCURRENCES = 5
@@ -117,7 +117,7 @@ class LayerEmbeddings(Analysis):
     """Per-layer drift, anisotropy, self- and intra-sentence similarity; the word explorer."""
 
     name = "layers"
-    needs = frozenset({ATTENTION, HIDDEN_STATES})
+    needs = frozenset({HIDDEN_STATES})  # no attention: the layers' hidden states only
     sections: ClassVar[Mapping[str, str]] = {"sentence": "sections/layers-sentence.html"}
 
     def __init__(self, views: int = 200):

@@ -21,7 +21,7 @@ import numpy as np
 from ..model import Record
 from .base import Analysis, Result, RunInfo
 from .measures import attended_units
-from .words import record_units
+from .words import layer_units, record_units
 
 TOP_PAIRS = 10
 EXACT_SENTENCES = 10_000  # corpora up to this many sentences are counted exactly
@@ -161,22 +161,34 @@ class WordPairs(Analysis):
             raise OverflowError("more word types than a pair code holds")  # not reachable
         return numbers
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        """Each ordinary word's most attended other ordinary word, for this layer's heads: kept
+        for ``add`` as unit numbers [layers · heads, words] (a few bytes per word)."""
+        _, unit_word, _ = record_units(record)
+        ordinary = unit_word >= 0
+        if ordinary.sum() < 2:
+            return
+        units = np.flatnonzero(ordinary)
+        # a causal model's first word can attend to no other word: it has no pair
+        sources = units[1:] if self.run.causal else units
+        shape = (self.run.layers, self.run.heads, len(sources))
+        targets = record.stash(self.name, lambda: np.empty(shape, np.int64))
+        targets[layer] = attended_units(layer_units(record, layer, attention), ordinary)[:, sources]
+
     def add(self, record: Record) -> None:
         """Count (from → to) for each ordinary word and the other ordinary word it attends to
         most; special-token units are neither (they have metrics of their own). In a causal
         model the first word is not a from-word (it sees no other word)."""
         self.sentences += 1
-        words, unit_word, attention = record_units(record)
+        words, unit_word, _ = record_units(record)
         ordinary = unit_word >= 0
         if ordinary.sum() >= 2:
             k = self.run.size
             units = np.flatnonzero(ordinary)
             number = np.zeros(len(unit_word), np.int64)
             number[units] = self._numbers([words[w] for w in unit_word[units]])
-            # a causal model's first word can attend to no other word: it has no pair
             sources = units[1:] if self.run.causal else units
-            attention = attention.reshape(k, *attention.shape[-2:])
-            targets = attended_units(attention, ordinary)[:, sources]  # [K, m]
+            targets = record.stash(self.name, list).reshape(k, len(sources))  # [K, m]
             source = number[sources] << TYPE_BITS
             heads = np.arange(k + 1, dtype=np.int64)[:, None] << GROUP_SHIFT
             codes = heads[:k] | source | number[targets]

@@ -10,17 +10,25 @@ Two kinds of sentence are kept:
   heatmaps): just the attention of those heads, a few kilobytes, and no page.
 
 ``wanted`` and ``figures`` are known only at the end, so the sentences among them outside the
-first ``limit`` are run again (``revisit``) rather than holding every sentence in memory."""
+first ``limit`` are run again (``revisit``) rather than holding every sentence in memory.
+
+Each kept sentence's data is made layer by layer as the forward pass hands the layers out
+(``viewdata.ViewMaker``). A sentence whose page data would pass ``viewdata.MAX_VIEW_BYTES`` keeps
+none: it gets no page, and the build names it (``too_long`` in the result's data)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping
 
-from ..model import Record, reproduces_attention
-from ..viewdata import View, make_view
+import numpy as np
+
+from ..model import REPRODUCTION_TOLERANCE, Record
+from ..viewdata import MAX_VIEW_BYTES, View, ViewMaker, view_bytes
 from .base import ATTENTION, EVERY, QUERIES_KEYS, Analysis, Result, RunInfo
 
+log = logging.getLogger(__name__)
 NOT_REPRODUCED = (
     "the captured queries and keys do not reproduce this model's attention "
     "(it may add position biases), so the neuron view is off"
@@ -56,6 +64,7 @@ class ViewData(Analysis):
         self.checked_at: tuple[int, int, int] | None = None  # the record that decided
         self.wanted: frozenset[int] = frozenset()
         self.figures: dict[int, set[int]] = {}
+        self.too_long: set[int] = set()  # sentences whose page data would pass MAX_VIEW_BYTES
 
     def keeps_vectors(self, index: int) -> bool:
         """Whether the sentence's page gets the neuron view's queries and keys."""
@@ -68,29 +77,53 @@ class ViewData(Analysis):
         among the first ``limit``, or (in the run again at the end) those other pages link to."""
         return (index < self.limit or index in self.wanted) and self.keeps_vectors(index)
 
-    def _keep(self, record: Record) -> None:
-        vectors = self.keeps_vectors(record.index)
+    def _heads_kept(self, index: int) -> list[int] | bool | None:
+        """Which heads a sentence keeps: None for every head (it has a page), the heads its
+        figures show, or False for none."""
+        if index < self.limit or index in self.wanted:
+            return None
+        return sorted(self.figures[index]) if index in self.figures else False
+
+    def _maker(self, record: Record) -> ViewMaker | None:
+        """The view the example keeps, made layer by layer; None if it keeps none."""
+
+        def make() -> ViewMaker | None:
+            heads = self._heads_kept(record.index)
+            count = self.run.size if heads is None else len(heads or ())
+            if heads is False:
+                return None
+            if view_bytes(record.n, count) > MAX_VIEW_BYTES:
+                self.too_long.add(record.index)
+                return None
+            vectors = heads is None and self.keeps_vectors(record.index)
+            return ViewMaker(record, heads=self.run.heads, vectors=vectors,
+                             causal=self.run.causal, heads_kept=heads)  # fmt: skip
+
+        return record.stash(self.name, make)
+
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        maker = self._maker(record)
+        if maker is not None:
+            maker.layer(layer, attention)
+
+    def add(self, record: Record) -> None:
+        maker = self._maker(record)
+        if maker is None:
+            return
+        vectors = maker.heads_kept is None and self.keeps_vectors(record.index)
         # The first record of two tokens or more that keeps vectors decides for the whole run
         # (a one-token record's softmax is 1 whatever its vectors, so it proves nothing).
         if vectors and not self.checked and record.n >= 2:
             self.checked = True
             self.checked_at = self.run.stream_key(record.index, record.n)
-            if not reproduces_attention(record, self.run.causal):
+            if not (maker.vectors and maker.error < REPRODUCTION_TOLERANCE):
                 self.note, vectors = NOT_REPRODUCED, False
-        self.kept[record.index] = make_view(record, vectors=vectors, causal=self.run.causal)
-
-    def add(self, record: Record) -> None:
-        if record.index < self.limit or record.index in self.wanted:
-            self._keep(record)
-        elif record.index in self.figures:
-            heads = sorted(self.figures[record.index])
-            self.kept[record.index] = make_view(
-                record, vectors=False, causal=self.run.causal, heads_kept=heads
-            )
+        self.kept[record.index] = maker.view(vectors=vectors)
 
     def state(self) -> dict:
         return {
             "kept": {str(i): dataclasses.asdict(view) for i, view in self.kept.items()},
+            "too_long": sorted(self.too_long),
             "note": self.note,
             "checked": self.checked,
             "checked_at": list(self.checked_at) if self.checked_at else None,
@@ -98,6 +131,7 @@ class ViewData(Analysis):
 
     def load_state(self, state) -> None:
         self.kept = {int(i): View(**view) for i, view in state["kept"].items()}
+        self.too_long = {int(i) for i in state["too_long"]}
         self.note, self.checked = state["note"], state["checked"]
         self.checked_at = tuple(state["checked_at"]) if state["checked_at"] else None
 
@@ -105,6 +139,7 @@ class ViewData(Analysis):
         """The sentences of both; whether queries and keys reproduce the attention is decided,
         as in one pass, by the first record (in a one-pass run's order) that checked it."""
         self.kept.update(other.kept)
+        self.too_long |= other.too_long
         self.kept = dict(sorted(self.kept.items()))
         if other.checked_at and (self.checked_at is None or other.checked_at < self.checked_at):
             self.note, self.checked_at = other.note, other.checked_at
@@ -115,15 +150,23 @@ class ViewData(Analysis):
         for result in results.values():
             for index, heads in result.figures.items():
                 self.figures.setdefault(index, set()).update(heads)
-        return sorted((self.wanted | set(self.figures)) - set(self.kept))
+        return sorted((self.wanted | set(self.figures)) - set(self.kept) - self.too_long)
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         vectors = sum(bool(view.vectors) for view in self.kept.values())
         note = self.note
         if not note and not vectors:
             note = "no sentence with a page kept queries and keys"
+        if self.too_long:
+            log.warning(
+                "no page for %d sentence(s) too long to draw (over %d MiB of attention): %s",
+                len(self.too_long),
+                MAX_VIEW_BYTES >> 20,
+                ", ".join(str(i + 1) for i in sorted(self.too_long)),
+            )
         return Result(
             data={
+                **({"too_long": sorted(self.too_long)} if self.too_long else {}),
                 "neuron_view": not note,
                 "neuron_note": note,
                 "neuron_mode": self.neuron,
