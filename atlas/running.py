@@ -174,10 +174,11 @@ class Runner:
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
-        ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more;
-        with ATTENTION, each record carries its whole ``attention``. ``each_layer``: called
-        during the forward pass, for each example of the batch, with each layer's attention
-        [H, n, n] as the pass leaves that layer, layers in order; then the record comes out.
+        ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more.
+        ``each_layer``: called during the forward pass with each layer's attention [H, n, n] of
+        each example of the batch, as the pass leaves that layer (layer 0 of each example, then
+        layer 1 of each, ...); then the records come out. Records carry their whole
+        ``attention`` [L, H, n, n] without ``each_layer``, or when ``capture`` has ATTENTION.
         ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
@@ -190,7 +191,8 @@ class Runner:
         for batch in self.batches(examples, indices, batch_size, progress):
             vectors = self.vectors_for(batch, capture, queries_keys_for)
             kept = [i for i, _ in batch if own is None or i in own]
-            yield from self._forward(batch, vectors, each_layer, ATTENTION in capture, kept)
+            whole = each_layer is None or ATTENTION in capture
+            yield from self._forward(batch, vectors, each_layer, whole, kept)
 
     @staticmethod
     def vectors_for(
@@ -434,7 +436,8 @@ class PairedRunner:
             vectors = self.a.vectors_for(batch, capture, queries_keys_for)
             kept = [i for i, _ in batch if own is None or i in own]
             others = self.b._forward(batch, kept=kept)
-            records = self.a._forward(batch, vectors, each_layer, ATTENTION in capture, kept)
+            whole = each_layer is None or ATTENTION in capture
+            records = self.a._forward(batch, vectors, each_layer, whole, kept)
             for record, other in zip(records, others, strict=True):
                 record.b = other
                 yield record

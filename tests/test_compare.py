@@ -20,7 +20,7 @@ from conftest import EXAMPLES
 from test_distances import make_record
 
 from atlas import contract
-from atlas.analyses.base import Analysis, Column, Result, RunInfo
+from atlas.analyses.base import Analysis, Column, Result, RunInfo, feed
 from atlas.analyses.compare import Compare, compare_heads
 from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.importance import HeadImportance
@@ -60,7 +60,7 @@ def run_compare(records: list[Record], layers: int, heads: int):
     analysis = Compare(info(layers, heads), views=0, mirrors=[])
     analysis.start(RunInfo(layers=layers, heads=heads, causal=False, sentences=len(records)))
     for r in records:
-        analysis.add(r)
+        feed(analysis, r)
     analysis.revisit({})
     return analysis.finish({})
 
