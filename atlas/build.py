@@ -65,6 +65,7 @@ def build(
             device=options.device,
             max_length=options.max_length,
             name=options.model_name,
+            memory_gb=options.memory_gb,
         )
         if options.compare is not None:
             other = Runner(
@@ -73,6 +74,7 @@ def build(
                 max_length=options.max_length,
                 name=options.compare_name,
                 option="--compare",
+                memory_gb=options.memory_gb,
             )
             runner = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)

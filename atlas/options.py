@@ -20,6 +20,7 @@ from .analyses.importance import DEFAULT_ABLATION, DEFAULT_SAMPLE
 from .analyses.syntax import MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
+from .running import DEFAULT_MEMORY_GB
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,9 @@ class BuildOptions:
     model: hub id or folder (None: the offline default model); model_name: what the pages call
     it. compare, compare_name: a second model B, compared head by head in the same pass.
     device: auto, cpu or cuda. max_length: tokens per input (None: the model's limit).
-    batch_size: sentences per forward pass. limit: the first N sentences only (None: all).
+    batch_size: sentences per forward pass. memory_gb: what one layer's attention of a forward
+    pass may take (batches of long inputs are made smaller to fit it). limit: the first N
+    sentences only (None: all).
     words: split .txt lines into words. views: sentences whose attention the pages keep.
     neuron: which of them keep queries and keys ("views", "all", "none"). max_site_mb: the
     site's size budget (None: none). min_relation: dependents a relation needs on the Syntax
@@ -45,6 +48,7 @@ class BuildOptions:
     device: str = "auto"
     max_length: int | None = None
     batch_size: int = 16
+    memory_gb: float = DEFAULT_MEMORY_GB
     limit: int | None = None
     words: bool = False
     views: int = 200
@@ -67,6 +71,8 @@ class BuildOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}: must be at least 1, got {value}")
+        if not 0 < self.memory_gb < float("inf"):
+            raise ValueError(f"memory_gb: must be more than 0, got {self.memory_gb}")
         for name in ("views", "importance", "ablation"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name}: must be 0 or more, got {getattr(self, name)}")

@@ -190,7 +190,8 @@ def test_a_batch_without_queries_and_keys_runs_without_the_hooks(tiny_model, mon
     before = registered()  # transformers' own hooks, if any
     taken = []
     real_pair = hooks.QueriesKeys.pair
-    monkeypatch.setattr(hooks.QueriesKeys, "pair", lambda qk, i: taken.append(i) or real_pair(qk, i))
+    spy = lambda qk, layer: taken.append(layer) or real_pair(qk, layer)  # noqa: E731
+    monkeypatch.setattr(hooks.QueriesKeys, "pair", spy)
     records = list(
         runner.run(
             _examples(), batch_size=2, capture={QUERIES_KEYS}, queries_keys_for={0}.__contains__
