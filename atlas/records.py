@@ -89,11 +89,13 @@ class Record:
             cache[key] = compute()
         return cache[key]
 
-    def stash(self, owner: str, make: Callable[[], object]):
+    def stash(self, owner: str, make: Callable[[], object] | None = None):
         """What one analysis (``owner``) keeps of this example between its layers and its
-        ``add``, made by ``make`` on first asking: the layers of a batch's examples come in
-        turn (layer 0 of each, then layer 1 of each, ...), so an example's state lives on its
-        record, and goes with it."""
+        ``add``, made by ``make`` on first asking (without ``make``: what was made): the layers
+        of a batch's examples come in turn (layer 0 of each, then layer 1 of each, ...), so an
+        example's state lives on its record, and goes with it."""
+        if make is None:
+            return self._stash[owner]
         if owner not in self._stash:
             self._stash[owner] = make()
         return self._stash[owner]

@@ -305,8 +305,9 @@ class Runner:
                 if record.query is not None and pair is not None:
                     record.query[layer] = _numpy(pair[0][row, :, :n])
                     record.key[layer] = _numpy(pair[1][row, :, :n])
-                mine = record.attention[layer] if whole else np.empty_like(attention[0, :, :n, :n])
-                np.copyto(mine, attention[row, :, :n, :n])
+                mine = np.ascontiguousarray(attention[row, :, :n, :n])  # a view if unpadded
+                if whole:
+                    mine = record.attention[layer] = mine
                 if each_layer is not None:
                     each_layer(record, layer, mine)
 

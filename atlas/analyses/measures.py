@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -25,6 +25,9 @@ from ..model import Record
 from .base import Column, RunInfo
 
 OFFSETS = tuple(range(-8, 9))
+# The most attention values a reduction copies to float64 at once (128 MiB): a long example's
+# heads are reduced a few at a time (``by_heads``).
+CHUNK_VALUES = 1 << 24
 ENTROPY_SMOOTHING = 1e-4  # A' = (1 - s)·A + s/n, so log 0 never happens
 
 _SPECIAL = "Attention to special tokens"
@@ -123,7 +126,11 @@ def example_metrics(
     a = attention
     n = a.shape[-1]
     roles = np.tile(np.stack([cls, sep, punct], -1).astype(np.float64), (n, 1))  # [n·n, 3]
-    shares = (a.reshape(*a.shape[:-2], n * n).astype(np.float64) @ roles) / n  # [L, H, 3]
+
+    def share(part: np.ndarray) -> np.ndarray:
+        return part.reshape(*part.shape[:-2], n * n).astype(np.float64) @ roles
+
+    shares = by_heads(a, share) / n  # [L, H, 3]
     if profile is None:
         profile = offset_profile(a)
     middle = OFFSETS.index(0)
@@ -136,11 +143,29 @@ def example_metrics(
         "next": profile[..., middle + 1],
     }
     if rows is None:
-        rows = row_entropy(a)
+        rows = by_heads(a, row_entropy)
     out["entropy"] = rows.mean(-1)
     out["cls_entropy"] = rows[..., 0]
     out["entropy_norm"] = normalised_entropy(rows, causal)
     return out
+
+
+def head_chunks(heads: int, n: int) -> list[slice]:
+    """The heads of an n-token example's layer in groups of at most ``CHUNK_VALUES`` attention
+    values (one group for any example of up to 1,182 tokens at 12 heads)."""
+    step = max(1, CHUNK_VALUES // (n * n))
+    return [slice(h, min(heads, h + step)) for h in range(0, heads, step)]
+
+
+def by_heads(attention: np.ndarray, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``reduce`` of attention [..., H, n, n] that keeps the head axis (to [..., H, ...]),
+    applied to a few heads at a time (``head_chunks``), so that its float64 copies of a long
+    example stay small."""
+    chunks = head_chunks(attention.shape[-3], attention.shape[-1])
+    if len(chunks) == 1:
+        return reduce(attention)
+    axis = attention.ndim - 3
+    return np.concatenate([reduce(attention[..., c, :, :]) for c in chunks], axis=axis)
 
 
 def row_entropy(attention: np.ndarray, smoothing: float = ENTROPY_SMOOTHING) -> np.ndarray:

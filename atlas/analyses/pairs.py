@@ -20,8 +20,8 @@ import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
-from .measures import attended_units
-from .words import layer_units, record_units
+from .measures import attended_units, by_heads
+from .words import layer_units, record_units, word_level
 
 TOP_PAIRS = 10
 EXACT_SENTENCES = 10_000  # corpora up to this many sentences are counted exactly
@@ -173,7 +173,16 @@ class WordPairs(Analysis):
         sources = units[1:] if self.run.causal else units
         shape = (self.run.layers, self.run.heads, len(sources))
         targets = record.stash(self.name, lambda: np.empty(shape, np.int64))
-        targets[layer] = attended_units(layer_units(record, layer, attention), ordinary)[:, sources]
+        _, _, unit_of = record_units(record)
+
+        def most(part: np.ndarray) -> np.ndarray:
+            # the whole layer's unit attention is shared (syntax reads it too); a long
+            # example's layer is taken a few heads at a time, each group's on its own
+            whole = part is attention
+            units = layer_units(record, layer, part) if whole else word_level(part, unit_of)
+            return attended_units(units, ordinary)
+
+        targets[layer] = by_heads(attention, most)[:, sources]
 
     def add(self, record: Record) -> None:
         """Count (from → to) for each ordinary word and the other ordinary word it attends to
@@ -188,7 +197,7 @@ class WordPairs(Analysis):
             number = np.zeros(len(unit_word), np.int64)
             number[units] = self._numbers([words[w] for w in unit_word[units]])
             sources = units[1:] if self.run.causal else units
-            targets = record.stash(self.name, list).reshape(k, len(sources))  # [K, m]
+            targets = record.stash(self.name).reshape(k, len(sources))  # [K, m]
             source = number[sources] << TYPE_BITS
             heads = np.arange(k + 1, dtype=np.int64)[:, None] << GROUP_SHIFT
             codes = heads[:k] | source | number[targets]

@@ -248,7 +248,7 @@ class Syntax(Analysis):
         if record.heads is None or record.word_of is None:
             return
         _, unit_word = record_words(record)
-        words = record.stash(self.name, list)
+        words = record.stash(self.name)
         attention = words.reshape(self.run.size, *words.shape[-2:])
         unit_for = {int(w): u for u, w in enumerate(unit_word) if w >= 0}
         heads = np.asarray(record.heads)
