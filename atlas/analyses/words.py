@@ -14,6 +14,9 @@ import numpy as np
 from .. import pieces
 from ..model import Record
 
+# The longest example whose word-level attention is taken by matrix products (``word_level``).
+MATMUL_TOKENS = 512
+
 
 def units(word_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit of each token [n], word of each unit [u] with -1 for special-token units)."""
@@ -29,8 +32,17 @@ def units(word_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def word_level(attention: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
-    """[..., n, n] token attention to [..., u, u] unit attention: TO = sum, FROM = mean."""
+    """[..., n, n] token attention to [..., u, u] unit attention: TO = sum, FROM = mean.
+
+    Up to ``MATMUL_TOKENS`` tokens, two matrix products with the 0/1 membership matrix (n³
+    work, what the atlas has always computed); past it, sums over each unit's run of tokens
+    (units are runs of consecutive tokens: n² work, equal but for rounding)."""
     n = attention.shape[-1]
+    if n > MATMUL_TOKENS:
+        starts = np.flatnonzero(np.r_[True, unit_of[1:] != unit_of[:-1]])
+        to = np.add.reduceat(np.asarray(attention, dtype=np.float64), starts, axis=-1)
+        sizes = np.diff(np.r_[starts, n])
+        return np.add.reduceat(to, starts, axis=-2) / sizes[:, None]
     count = int(unit_of.max()) + 1 if n else 0
     member = np.zeros((n, count))
     member[np.arange(n), unit_of] = 1.0
