@@ -153,7 +153,7 @@ def test_a_4000_token_input_through_12_by_12_heads_builds_within_3_gb(tmp_path):
     too long for a page of its own (its attention would be 2.3 GB of page data), which the
     build says."""
     model = make_long_bert(tmp_path / "long-bert")
-    words = ("the cat sat on the mat and the bird watched the fish " * 400).split()
+    words = ("the cat and the bird of the house . " * 500).split()  # one token each
     source = tmp_path / "long.txt"
     source.write_text(" ".join(words[: LONG_TOKENS - 2]) + "\n", encoding="utf-8")
     site = tmp_path / "site"
