@@ -72,6 +72,7 @@ def build(
             generate=options.generate,
             chat=options.chat,
             **placement,
+            memory_gb=options.memory_gb,
         )
         paired = None
         if options.compare is not None:
@@ -82,6 +83,7 @@ def build(
                 name=options.compare_name,
                 option="--compare",
                 **placement,
+                memory_gb=options.memory_gb,
             )
             paired = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)

@@ -27,6 +27,7 @@ from .output import OutputError, SiteWritten, claim
 from .pipeline import AnalysisError
 from .plugins import PluginError
 from .result import AtlasFileError, load
+from .running import DEFAULT_MEMORY_GB
 from .shards import ShardError, build_shard, merge, shard_spec
 from .site import SiteError, theme_folder
 
@@ -83,6 +84,16 @@ def gpus(text: str) -> float:
         raise argparse.ArgumentTypeError(f"not a number of GPUs: {text!r}") from None
     if not 0 <= value < float("inf"):
         raise argparse.ArgumentTypeError(f"must be 0 or more, got {text}")
+    return value
+
+
+def gigabytes(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of gigabytes: {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0, got {text}")
     return value
 
 
@@ -196,7 +207,7 @@ def parser() -> argparse.ArgumentParser:
         type=positive,
         metavar="N",
         help="truncate inputs to N tokens, special tokens included (default: the model's "
-        "limit, at most 512); truncated sentences are named in a warning",
+        "limit); truncated sentences are named in a warning",
     )
     build.add_argument(
         "--batch-size",
@@ -204,6 +215,14 @@ def parser() -> argparse.ArgumentParser:
         default=16,
         metavar="N",
         help="sentences per forward pass (default: 16)",
+    )
+    build.add_argument(
+        "--memory-gb",
+        type=gigabytes,
+        default=DEFAULT_MEMORY_GB,
+        metavar="GB",
+        help="memory one layer's attention of a forward pass may take: batches of long inputs "
+        f"are made smaller to fit it (default: {DEFAULT_MEMORY_GB:g})",
     )
     build.add_argument(
         "--device",
@@ -423,6 +442,7 @@ def build_options(args: argparse.Namespace) -> BuildOptions:
         device=args.device,
         max_length=args.max_length,
         batch_size=args.batch_size,
+        memory_gb=args.memory_gb,
         limit=args.limit,
         words=args.words,
         views=args.views,

@@ -29,7 +29,7 @@ import numpy as np
 
 from . import pipeline
 from .analyses import default_analyses
-from .analyses.base import Analysis, Result, RunInfo
+from .analyses.base import Analysis, Result, RunInfo, feed
 from .analyses.compare import PAGE, SECTIONS, Compare, compare_heads, model_card
 from .corpus import Example
 from .options import BuildOptions
@@ -234,10 +234,9 @@ def _feed(
         capture=tuple(cross.needs.union(*(x.needs for x in s.analyses)) for s in sides),
         queries_keys_for=tuple(_queries_keys_for(s.analyses) for s in sides),
     ):
-        for analysis in a.analyses:
-            analysis.add(record_a)
-        for analysis in b.analyses:
-            analysis.add(record_b)
+        for side, record in ((a, record_a), (b, record_b)):
+            for analysis in side.analyses:
+                feed(analysis, record)  # its layers in order, then the record
         cross.add_pair(record_a, record_b)
         rows[record_a.index] = pipeline.row(record_a, examples, runner.a.max_length)
     return rows

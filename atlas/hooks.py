@@ -360,27 +360,30 @@ class QueriesKeys:
         as the model scores them (after q/k norms, clamping and position encoding), keys
         repeated to one per query head; None when the pass did not reach every layer's
         projections. Clears what was kept."""
-        layout, family = self.layout, self.layout.family
-        kept, self._outputs = self._outputs, {}
+        pairs = [self.pair(layer) for layer in range(len(self.layout.layers))]
+        self._outputs = {}
+        return None if any(p is None for p in pairs) else pairs
+
+    def pair(self, layer: int) -> tuple[object, object] | None:
+        """One layer's queries and keys (as ``tensors``), once the pass has gone through that
+        layer's attention; None before."""
+        layout, family, kept = self.layout, self.layout.family, self._outputs
+        split = self._split(kept, layer)
+        if split is None:
+            return None
+        query, key = split
         clip = getattr(layout.config, family.clip, None) if family.clip else None
-        out = []
-        for layer in range(len(layout.layers)):
-            split = self._split(kept, layer)
-            if split is None:
+        if clip is not None:
+            query, key = query.clamp(-clip, clip), key.clamp(-clip, clip)
+        if family.rotary:
+            positions = kept.get((layer, "positions"))
+            if positions is None:
                 return None
-            query, key = split
-            if clip is not None:
-                query, key = query.clamp(-clip, clip), key.clamp(-clip, clip)
-            if family.rotary:
-                positions = kept.get((layer, "positions"))
-                if positions is None:
-                    return None
-                cos, sin = positions
-                query, key = layout.rotate(query, key, cos, sin)
-            if key.shape[1] != query.shape[1]:
-                key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
-            out.append((query, key))
-        return out
+            cos, sin = positions
+            query, key = layout.rotate(query, key, cos, sin)
+        if key.shape[1] != query.shape[1]:
+            key = key.repeat_interleave(query.shape[1] // key.shape[1], dim=1)
+        return query, key
 
     def take(self) -> list[tuple[np.ndarray, np.ndarray]] | None:
         """``tensors`` as float32 numpy arrays on the CPU (views of the model's own tensors

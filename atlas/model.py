@@ -45,7 +45,7 @@ from .records import (
     SUBWORD_SUFFIXES,
     Record,
     is_punctuation,
-    reproduces_attention,
+    reproduction_error,
 )
 from .running import (
     PairedRunner,
@@ -90,7 +90,7 @@ __all__ = [
     "kept_chars",
     "needs_prefix_space",
     "offline_mode",
-    "reproduces_attention",
+    "reproduction_error",
     "resolve_device",
     "stream_key",
     "stream_window",

@@ -22,6 +22,7 @@ from .analyses.syntax import MIN_RELATION
 from .analyses.views import NEURON_MODES
 from .budget import DEFAULT_MAX_SITE_MB
 from .loading import DEVICE_MAPS, DTYPES
+from .running import DEFAULT_MEMORY_GB
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,20 @@ class BuildOptions:
     model: hub id or folder (None: the offline default model); model_name: what the pages call it.
     compare, compare_name: a second model B, compared head by head in the same pass. device: auto,
     cpu or cuda. max_length: tokens per input (None: the model's limit). batch_size: sentences per
-    forward pass. limit: the first N sentences only (None: all). words: split .txt lines into words.
-    views: sentences whose attention the pages keep. neuron: which of them keep queries and keys
-    ("views", "all", "none"). max_site_mb: the site's size budget (None: none). min_relation:
-    dependents a relation needs on the Syntax page. importance: sentences for head importance (0:
-    off); ablation: how many of them are ablated. probe_sequences: repeated random sequences for the
-    duplicate-token and induction scores (0: off). title: the site's title (None: from the model and
-    input). templates: a folder of templates overriding the built-in ones. progress: a progress bar
-    on stderr. clean, force: as ``atlas.output.write``'s. generate: continue every input by this
-    many tokens, greedily, before the analysis pass (0: off; a decoder with a language-model head
-    only). chat: wrap each input in the tokenizer's chat template. dtype: the weights' type
-    (attention is analysed in float32 whatever it is). device_map: "auto" spreads a model too large
-    for one device over several with accelerate (None: the whole model on ``device``). analysis: the
-    user's analyses to run too, "MODULE:CLASS" each."""
+    forward pass. memory_gb: what one layer's attention of a forward pass may take (batches of long
+    inputs are made smaller to fit it). limit: the first N sentences only (None: all). words: split
+    .txt lines into words. views: sentences whose attention the pages keep. neuron: which of them
+    keep queries and keys ("views", "all", "none"). max_site_mb: the site's size budget (None:
+    none). min_relation: dependents a relation needs on the Syntax page. importance: sentences for
+    head importance (0: off); ablation: how many of them are ablated. probe_sequences: repeated
+    random sequences for the duplicate-token and induction scores (0: off). title: the site's title
+    (None: from the model and input). templates: a folder of templates overriding the built-in ones.
+    progress: a progress bar on stderr. clean, force: as ``atlas.output.write``'s. generate:
+    continue every input by this many tokens, greedily, before the analysis pass (0: off; a decoder
+    with a language-model head only). chat: wrap each input in the tokenizer's chat template. dtype:
+    the weights' type (attention is analysed in float32 whatever it is). device_map: "auto" spreads
+    a model too large for one device over several with accelerate (None: the whole model on
+    ``device``). analysis: the user's analyses to run too, "MODULE:CLASS" each."""
 
     model: str | None = None
     model_name: str | None = None
@@ -52,6 +54,7 @@ class BuildOptions:
     device: str = "auto"
     max_length: int | None = None
     batch_size: int = 16
+    memory_gb: float = DEFAULT_MEMORY_GB
     limit: int | None = None
     words: bool = False
     views: int = 200
@@ -82,6 +85,8 @@ class BuildOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name}: must be at least 1, got {value}")
+        if not 0 < self.memory_gb < float("inf"):
+            raise ValueError(f"memory_gb: must be more than 0, got {self.memory_gb}")
         if self.dtype not in DTYPES:
             raise ValueError(f"dtype: one of {', '.join(DTYPES)}, not {self.dtype!r}")
         if self.device_map not in DEVICE_MAPS:

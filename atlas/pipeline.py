@@ -1,8 +1,11 @@
 """The pipeline: runs the model once over the corpus and feeds every record to every analysis.
 
 input → runner → analyses → Atlas. The runner captures what the analyses ask for and nothing
-more; each analysis sees each record once (and, if it asks, a few again at the end); their
-results are put together into the Atlas here, and nothing flows back.
+more; each analysis sees each example's attention layer by layer during the forward pass
+(``add_layer``), then its record (``add``); the attention of every layer at once exists only when
+an analysis of the run reads it so (``wants_whole``). Each analysis sees each example once (and,
+if it asks, a few again at the end); their results are put together into the Atlas here, and
+nothing flows back.
 """
 
 from __future__ import annotations
@@ -10,19 +13,30 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 
 from . import contract
 from .analyses import default_analyses
-from .analyses.base import EVERY, PROBE, QUERIES_KEYS, SEQUENCES, Analysis, Result, RunInfo
+from .analyses.base import (
+    ATTENTION,
+    EVERY,
+    PROBE,
+    QUERIES_KEYS,
+    SEQUENCES,
+    Analysis,
+    Result,
+    RunInfo,
+    streams,
+    wants_whole,
+)
 from .analyses.states import load_states, save_states
 from .corpus import Example
-from .model import Record
 from .options import BuildOptions
 from .probe import ProbeError
+from .records import Record
 from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
 from .running import Runner
 from .scores import Scores
@@ -240,18 +254,8 @@ def _feed(
 ) -> dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]:
     """Feed every record (of ``indices``, default all) to every analysis; return each
     sentence's (tokens, truncated, kept characters)."""
-    needs = frozenset().union(*(a.needs for a in analyses))
     rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]] = {}
-    for record in runner.run(
-        examples,
-        indices=indices,
-        batch_size=batch_size,
-        progress=progress,
-        capture=needs,
-        queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
-    ):
-        for analysis in analyses:
-            analysis.add(record)
+    for record in _run(examples, runner, analyses, indices, batch_size, progress):
         rows[record.index] = row(record, examples, runner.max_length)
     return rows
 
@@ -273,6 +277,38 @@ def row(
     return (record.n, record.truncated, record.kept_chars)
 
 
+def _run(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    indices: Sequence[int] | None,
+    batch_size: int,
+    progress: bool,
+) -> Iterator[Record]:
+    """Run the examples (of ``indices``, default all) through the model and the analyses: each
+    layer to those that stream (``add_layer``) as the pass leaves it, then each record to all
+    (``add``); yields each record after that."""
+    layered = [a for a in analyses if streams(a)]
+
+    def each_layer(record: Record, layer: int, attention: np.ndarray) -> None:
+        for analysis in layered:
+            analysis.add_layer(record, layer, attention)
+
+    needs = frozenset().union(*(a.needs for a in analyses)) - {ATTENTION}
+    for record in runner.run(
+        examples,
+        indices=indices,
+        batch_size=batch_size,
+        progress=progress,
+        capture=needs | ({ATTENTION} if wants_whole(analyses) else set()),
+        queries_keys_for=lambda index: any(a.queries_keys_for(index) for a in analyses),
+        each_layer=each_layer if layered else None,
+    ):
+        for analysis in analyses:
+            analysis.add(record)
+        yield record
+
+
 def _finish(
     examples: Sequence[Example],
     runner: Runner,
@@ -291,14 +327,8 @@ def _finish(
             log.info(
                 "running %d sentences again for the %s analysis%s", len(again), analysis.name, why
             )
-            for record in runner.run(
-                examples,
-                indices=again,
-                batch_size=batch_size,
-                capture=analysis.needs,
-                queries_keys_for=analysis.queries_keys_for,
-            ):
-                analysis.add(record)
+            for _record in _run(examples, runner, [analysis], again, batch_size, False):
+                pass
         results[analysis.name] = analysis.finish(results)
     return {name: result for name, result in results.items() if name not in (given or {})}
 

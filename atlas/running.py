@@ -31,7 +31,13 @@ from .loading import (
     resolve_device,
 )
 from .probe import ENCODER, Probe, head_kind, wants_masked_lm
-from .records import ATTENTION, CAPTURES, HIDDEN_STATES, QUERIES_KEYS, Record, rows
+from .records import ATTENTION, CAPTURES, HIDDEN_STATES, QUERIES_KEYS, Record
+
+# What one layer's attention of a batch, [B, H, W, W] float32, may take (``--memory-gb``): batches
+# of long inputs are made smaller to fit it (``Runner.batches``).
+DEFAULT_MEMORY_GB = 1.0
+# Called with one example's record, a layer number and that layer's attention [H, n, n].
+EachLayer = Callable[[Record, int, np.ndarray], None]
 
 
 def _numpy(tensor) -> np.ndarray:
@@ -78,6 +84,7 @@ class Runner:
         max_length: int | None = None,
         name: str | None = None,
         option: str = "--model",
+        memory_gb: float = DEFAULT_MEMORY_GB,
         *,
         dtype: str = "float32",
         device_map: str | None = None,
@@ -87,11 +94,13 @@ class Runner:
         """``name`` is what the pages call the model; by default the hub id, or a local
         directory's folder name (its full path would leak the build machine's layout).
         ``option``: the command-line option that named the model, for error messages.
+        ``memory_gb``: what one layer's attention of a batch may take (``batches``).
         ``dtype``, ``device_map``: as ``loading.load``'s. ``generate``: the tokens each input
         is to be continued by (atlas/generation.py), kept free after each prompt; the model is
         loaded with its language-model head, kept as ``generator``, and the analyses see the
         base model under it, as without. ``chat``: wrap each input in the chat template."""
         self.device = resolve_device(device)
+        self.memory = int(memory_gb * 2**30)
         loaded = load(
             model, self.device, option, dtype=dtype, device_map=device_map, causal_lm=generate > 0
         )
@@ -188,22 +197,29 @@ class Runner:
         progress: bool = False,
         capture: Iterable[str] = (ATTENTION, QUERIES_KEYS),
         queries_keys_for: Callable[[int], bool] | None = None,
+        each_layer: EachLayer | None = None,
     ) -> Iterator[Record]:
         """Yield one Record per example (for ``indices`` only, if given), in batches of similar
         length. Records come in batch order, not corpus order; ``Record.index`` says which.
         ``capture``: what to keep besides attention (QUERIES_KEYS, HIDDEN_STATES), nothing more.
+        ``each_layer``: called during the forward pass with each layer's attention [H, n, n] of
+        each example of the batch, as the pass leaves that layer (layer 0 of each example, then
+        layer 1 of each, ...); then the records come out. Records carry their whole
+        ``attention`` [L, H, n, n] without ``each_layer``, or when ``capture`` has ATTENTION.
         ``queries_keys_for``: which examples (by corpus index) need their queries and keys, when
         QUERIES_KEYS is captured (None: all); the others' records have ``query`` None, and a
         batch with none of them runs without the hooks. Asked once per example, just before
         its batch runs. ``indices`` a ``range`` (one part of a split build): the batches a
         one-pass run makes that hold its examples run whole (``batches``), and only its
-        examples' records come out."""
-        self._hidden = HIDDEN_STATES in set(capture)
+        examples' records come out (and reach ``each_layer``)."""
+        capture = set(capture)
+        self._hidden = HIDDEN_STATES in capture
         own = indices if isinstance(indices, range) else None
         for batch in self.batches(examples, indices, batch_size, progress):
-            for record in self._forward(batch, self.vectors_for(batch, capture, queries_keys_for)):
-                if own is None or record.index in own:
-                    yield record
+            vectors = self.vectors_for(batch, capture, queries_keys_for)
+            kept = [i for i, _ in batch if own is None or i in own]
+            whole = each_layer is None or ATTENTION in capture
+            yield from self._forward(batch, vectors, each_layer, whole, kept)
 
     @staticmethod
     def vectors_for(
@@ -244,8 +260,7 @@ class Runner:
             for part in chunks:
                 chunk = [(i, self.encode(examples[i], i)) for i in part]
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
-                for b in range(0, len(chunk), batch_size):
-                    batch = chunk[b : b + batch_size]
+                for batch in self.cut(chunk, batch_size):
                     if span is not None and not any(i in span for i, _ in batch):
                         continue
                     yield batch
@@ -253,49 +268,102 @@ class Runner:
         finally:
             bar.close()
 
+    def cut(self, chunk: list[tuple[int, dict]], batch_size: int) -> Iterator[list]:
+        """Consecutive batches of a chunk sorted by length: at most ``batch_size`` examples,
+        and fewer where one layer's attention of the batch, [B, H, W, W] float32 with W its
+        longest, would pass the runner's memory budget (never fewer than one)."""
+        start = 0
+        while start < len(chunk):
+            stop = start + 1
+            while stop < min(len(chunk), start + batch_size):
+                width = len(chunk[stop][1]["ids"])
+                if (stop + 1 - start) * self.info.heads * width * width * 4 > self.memory:
+                    break
+                stop += 1
+            yield chunk[start:stop]
+            start = stop
+
     def _forward(
-        self, batch: list[tuple[int, dict]], vectors: Container[int] = frozenset()
-    ) -> Iterator[Record]:
-        """Run one batch; yield each example's record, with queries and keys for the indices in
-        ``vectors``. Each record copies its own rows out of the model's per-layer outputs (no
-        stacked copy of the whole batch). The hooks are on the model for this pass only: each
-        layer's attention is taken from its attention module as the pass leaves it (a model no
-        family of atlas/hooks.py describes returns it with ``output_attentions``), queries and
-        keys only when an example of the batch needs them."""
+        self,
+        batch: list[tuple[int, dict]],
+        vectors: Container[int] = frozenset(),
+        each_layer: EachLayer | None = None,
+        whole: bool = True,
+        kept: Container[int] | None = None,
+    ) -> list[Record]:
+        """Run one batch; return the records of the examples in ``kept`` (default: all), with
+        queries and keys for the indices in ``vectors``. Each layer's attention is taken from its
+        attention module as the pass leaves it (a model no family of atlas/hooks.py describes
+        returns it with ``output_attentions``), and each record's rows of it go to
+        ``each_layer`` there and then, and into the record's ``attention`` if ``whole``: no
+        layer of the batch is held past its own. Queries and keys are captured only when an
+        example of the batch needs them."""
         import torch
 
-        layout = self.layout
-        # Each layer's tensor as its attention module returns it; moved to numpy after the pass,
-        # so that a GPU is not made to wait for the CPU between layers.
-        attentions: dict[int, object] = {}
-
+        layout, layers, heads = self.layout, self.info.layers, self.info.heads
+        records = [self._record(index, enc) for index, enc in batch]
+        keep = [kept is None or r.index in kept for r in records]
         wanted = layout is not None and any(index in vectors for index, _ in batch)
         capture = hooks.queries_keys(layout) if wanted else contextlib.nullcontext()
-        each_layer = (
-            hooks.probabilities(layout, attentions.__setitem__)
-            if layout is not None
-            else contextlib.nullcontext()
-        )
-        with torch.inference_mode(), quiet(), capture as qk, each_layer:
+        for record, mine in zip(records, keep, strict=True):
+            n = record.n
+            if mine and whole:
+                record.attention = np.empty((layers, heads, n, n), np.float32)
+            if mine and wanted and record.index in vectors:
+                shape = (layers, heads, n, self.info.head_dim)
+                record.query, record.key = np.empty(shape, np.float32), np.empty(shape, np.float32)
+        reached: list[int] = []
+
+        def deliver(layer: int, tensor) -> None:
+            if tensor is None:
+                raise ModelError(
+                    f"model {self.info.name!r} returned no attention weights "
+                    "(it may not support eager attention)"
+                )
+            reached.append(layer)
+            attention = _numpy(tensor)  # [B, H, W, W]; on the CPU, the model's own tensor
+            pair = qk.pair(layer) if wanted else None
+            for row, record in enumerate(records):
+                if pair is None:  # the hooks missed the projections: no neuron view
+                    record.query = record.key = None
+                if not keep[row]:
+                    continue
+                n = record.n
+                if record.query is not None and pair is not None:
+                    record.query[layer] = _numpy(pair[0][row, :, :n])
+                    record.key[layer] = _numpy(pair[1][row, :, :n])
+                mine = np.ascontiguousarray(attention[row, :, :n, :n])  # a view if unpadded
+                if whole:
+                    mine = record.attention[layer] = mine
+                if each_layer is not None:
+                    each_layer(record, layer, mine)
+
+        each = hooks.probabilities(layout, deliver) if layout else contextlib.nullcontext()
+        with torch.inference_mode(), quiet(), capture as qk, each:
             out = self.model(
                 **self.inputs(batch),
                 output_attentions=layout is None,
                 output_hidden_states=self._hidden,
                 return_dict=True,
             )
-            pairs = qk.take() if wanted else None
-        if layout is None:
-            attentions = dict(enumerate(getattr(out, "attentions", None) or ()))
-        found = [attentions.get(layer) for layer in range(self.info.layers)]
-        if any(a is None for a in found):
+            if layout is None:
+                for layer, tensor in enumerate(getattr(out, "attentions", None) or ()):
+                    deliver(layer, tensor)
+        if reached != list(range(layers)):
             raise ModelError(
                 f"model {self.info.name!r} returned no attention weights "
                 "(it may not support eager attention)"
             )
-        # [B, H, W, W] per layer; on the CPU in float32 these are the model's tensors, not copies
-        layers = [_numpy(a) for a in found]
-        del found, attentions
-        yield from self._records(batch, out, layers, pairs, vectors)
+        # [B, W, d] per layer, the embedding output first, when an analysis asks for them
+        hidden = [_numpy(h) for h in out.hidden_states] if self._hidden else None
+        logits = task_logits(out, self.task)
+        for row, record in enumerate(records):
+            n = record.n
+            if hidden is not None:
+                record.hidden = np.stack([h[row, :n] for h in hidden])
+            if logits is not None:
+                record.logits = example_logits(logits[row], n, self.task)
+        return [record for record, mine in zip(records, keep, strict=True) if mine]
 
     def inputs(self, batch: list[tuple[int, dict]]) -> dict:
         """The model inputs of encoded examples (``encode``), padded to the longest, on the
@@ -317,49 +385,26 @@ class Runner:
             inputs["token_type_ids"] = types
         return {k: v.to(self.device) for k, v in inputs.items()}
 
-    def _records(
-        self,
-        batch: list[tuple[int, dict]],
-        out,
-        layers: list[np.ndarray],
-        qk: list[tuple[np.ndarray, np.ndarray]] | None,
-        vectors: Container[int] = frozenset(),
-    ) -> Iterator[Record]:
-        """One record per example of the batch, from the pass's output and its per-layer
-        attention [B, H, W, W]."""
-        # [B, W, d] per layer, the embedding output first, when an analysis asks for them
-        hidden = [_numpy(h) for h in out.hidden_states] if self._hidden else None
-        logits = task_logits(out, self.task)
-        del out
-        for row, (index, enc) in enumerate(batch):
-            n = len(enc["ids"])
-            cls, sep, punct = self.encoder.marks(enc)
-            query = key = None
-            if qk is not None and index in vectors:
-                query = rows([q for q, _ in qk], row, n)  # [L, H, n, d]
-                key = rows([k for _, k in qk], row, n)
-            yield Record(
-                index=index,
-                tokens=enc["tokens"],
-                cls=cls,
-                sep=sep,
-                special=enc["special"],
-                punct=punct,
-                segments=enc["segments"],
-                attention=rows(layers, row, n, n),  # [L, H, n, n]
-                truncated=enc["truncated"],
-                generated=enc.get("generated"),
-                kept_chars=enc["kept_chars"],
-                query=query,
-                key=key,
-                hidden=None if hidden is None else np.stack([h[row, :n] for h in hidden]),
-                words=enc.get("words"),
-                word_of=enc.get("word_of"),
-                heads=enc.get("heads"),
-                deprels=enc.get("deprels"),
-                label=enc.get("label"),
-                logits=None if logits is None else example_logits(logits[row], n, self.task),
-            )
+    def _record(self, index: int, enc: dict) -> Record:
+        """An example's record before its pass: its tokens, their roles, its words."""
+        cls, sep, punct = self.encoder.marks(enc)
+        return Record(
+            index=index,
+            tokens=enc["tokens"],
+            cls=cls,
+            sep=sep,
+            special=enc["special"],
+            punct=punct,
+            segments=enc["segments"],
+            truncated=enc["truncated"],
+            generated=enc.get("generated"),
+            kept_chars=enc["kept_chars"],
+            words=enc.get("words"),
+            word_of=enc.get("word_of"),
+            heads=enc.get("heads"),
+            deprels=enc.get("deprels"),
+            label=enc.get("label"),
+        )
 
 
 class PairedRunner:
@@ -402,14 +447,15 @@ class PairedRunner:
     ) -> Iterator[tuple[Record, Record]]:
         """(A's record, B's record) of each example, as ``Runner.run`` yields records (the
         same batches, from A's encoding); ``capture`` and ``queries_keys_for``: each model's,
-        as ``Runner.run`` takes them."""
+        as ``Runner.run`` takes them. Both records carry their whole attention: the compare
+        analysis reads every head of both models together (``comparison`` hands each model's
+        analyses the layers in order, ``analyses.base.feed``)."""
         sides = list(zip((self.a, self.b), capture, queries_keys_for, strict=True))
         for runner, what, _ in sides:
             runner._hidden = HIDDEN_STATES in set(what)
         own = indices if isinstance(indices, range) else None
         for batch in self.a.batches(examples, indices, batch_size, progress):
-            a, b = (runner._forward(batch, runner.vectors_for(batch, what, wanted))
+            kept = [i for i, _ in batch if own is None or i in own]
+            a, b = (runner._forward(batch, runner.vectors_for(batch, what, wanted), kept=kept)
                     for runner, what, wanted in sides)  # fmt: skip
-            for pair in zip(a, b, strict=True):
-                if own is None or pair[0].index in own:
-                    yield pair
+            yield from zip(a, b, strict=True)

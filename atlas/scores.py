@@ -71,20 +71,33 @@ class Scores:
             seen = seen & ((j > i - window) if causal else (np.abs(i - j) <= window))
         return seen
 
+    def layer_probabilities(
+        self, layer: int, query: np.ndarray, key: np.ndarray, causal: bool
+    ) -> np.ndarray:
+        """The attention [..., n, n] of one layer's queries and keys [..., n, d], in float64."""
+        query, key = np.asarray(query, np.float64), np.asarray(key, np.float64)
+        scores = query @ np.swapaxes(key, -1, -2) * self.scale[layer]
+        cap = self.softcap[layer]
+        if cap:
+            scores = cap * np.tanh(scores / cap)
+        scores = np.where(self.visible(layer, scores.shape[-1], causal), scores, -np.inf)
+        scores -= scores.max(-1, keepdims=True)
+        weights = np.exp(scores)
+        return weights / weights.sum(-1, keepdims=True)
+
     def probabilities(self, query: np.ndarray, key: np.ndarray, causal: bool) -> np.ndarray:
         """The attention [L, H, n, n] of queries and keys [L, H, n, d], in float64."""
-        query, key = np.asarray(query, np.float64), np.asarray(key, np.float64)
         out = np.empty((*query.shape[:-1], query.shape[-2]))
         for layer in range(query.shape[0]):
-            scores = query[layer] @ np.swapaxes(key[layer], -1, -2) * self.scale[layer]
-            cap = self.softcap[layer]
-            if cap:
-                scores = cap * np.tanh(scores / cap)
-            scores = np.where(self.visible(layer, scores.shape[-1], causal), scores, -np.inf)
-            scores -= scores.max(-1, keepdims=True)
-            weights = np.exp(scores)
-            out[layer] = weights / weights.sum(-1, keepdims=True)
+            out[layer] = self.layer_probabilities(layer, query[layer], key[layer], causal)
         return out
+
+    def layer_error(
+        self, layer: int, query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool
+    ) -> np.ndarray:
+        """[...]: per head of one layer, the largest |``layer_probabilities`` − attention|."""
+        probabilities = self.layer_probabilities(layer, query, key, causal)
+        return np.abs(probabilities - attention).max(axis=(-2, -1))
 
     def error(
         self, query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool

@@ -121,16 +121,19 @@ def rollout(attention: np.ndarray) -> np.ndarray:
     first (R = M_L ··· M_1), Ā_l = the layer's mean over heads with rows renormalised, in
     float64. ``attention``: [L, H, n, n]; returns [L, n, n], the rollout up to each layer; row i
     of the last says how much token i's last-layer vector draws on each input token."""
-    attention = np.asarray(attention, dtype=np.float64)
-    n = attention.shape[-1]
-    mean = attention.mean(1)
-    mean = mean / mean.sum(-1, keepdims=True)
-    out = np.empty_like(mean)
-    current = np.eye(n)
-    for layer, a in enumerate(mean):
-        current = (0.5 * a + 0.5 * np.eye(n)) @ current
-        out[layer] = current
+    out = np.empty((attention.shape[0], *attention.shape[-2:]))
+    current = np.eye(attention.shape[-1])
+    for layer, heads in enumerate(attention):
+        current = out[layer] = rollout_step(current, heads)
     return out
+
+
+def rollout_step(current: np.ndarray, attention: np.ndarray) -> np.ndarray:
+    """The rollout [n, n] up to one layer, from the rollout up to the layer before (the
+    identity before the first) and the layer's attention [H, n, n]."""
+    mean = np.asarray(attention, dtype=np.float64).mean(0)
+    mean = mean / mean.sum(-1, keepdims=True)
+    return (0.5 * mean + 0.5 * np.eye(len(mean))) @ current
 
 
 def encode_rollout(matrix: np.ndarray) -> str:
@@ -172,28 +175,42 @@ def softmax_error(
     return scores.error(q, k, attention, causal)
 
 
-def pack_vectors(
+def choose_blocks(
     query: np.ndarray,
     key: np.ndarray,
     attention: np.ndarray,
     causal: bool,
     scores: Scores | None = None,
-) -> tuple[str, float]:
-    """Queries and keys [L, H, n, d] in the layout of the module docstring, each head's blocks
-    at the coarsest LEVELS whose softmax stays within VECTOR_TOLERANCE of ``attention``.
-    Returns the encoded text and the largest softmax difference of the stored vectors."""
-    layers, heads = query.shape[:2]
-    chosen: list[tuple | None] = [None] * (layers * heads)  # per head: (levels, q, k, error)
+    layer: int | None = None,
+) -> list[tuple]:
+    """Per head of queries and keys [..., n, d] (every layer's heads, or ``layer``'s alone), in
+    model order: (levels, query blocks, key blocks, error) at the coarsest LEVELS whose
+    attention, as ``scores`` computes it (default softmax(q·k/√d)), stays within
+    VECTOR_TOLERANCE of ``attention`` [..., n, n]."""
+    shape = query.shape[:-2]
+    size = int(np.prod(shape))
+    chosen: list[tuple | None] = [None] * size
     for levels in LEVELS:
         q, k = _quantise_blocks(query, levels), _quantise_blocks(key, levels)
-        error = softmax_error(_dequantise(*q), _dequantise(*k), attention, causal, scores)
+        q_, k_ = _dequantise(*q), _dequantise(*k)
+        if layer is None:
+            error = softmax_error(q_, k_, attention, causal, scores)
+        else:
+            scores = scores or Scores.plain(layer + 1, query.shape[-1])
+            error = scores.layer_error(layer, q_, k_, attention, causal)
         error = error.reshape(-1)
-        for flat in range(layers * heads):
+        for flat in range(size):
             if chosen[flat] is None and (error[flat] <= VECTOR_TOLERANCE or levels == LEVELS[-1]):
-                at = np.unravel_index(flat, (layers, heads))
+                at = np.unravel_index(flat, shape)
                 chosen[flat] = (levels, [c[at] for c in q], [c[at] for c in k], error[flat])
         if all(chosen):
             break
+    return chosen
+
+
+def pack_blocks(chosen: list[tuple]) -> tuple[str, float]:
+    """Every head's ``choose_blocks``, in model order, in the layout of the module docstring:
+    the encoded text and the largest softmax difference of the stored vectors."""
     bits = bytes(8 * _dtype(c[0]).itemsize for c in chosen)
     parts = [bits, bits]
     for which in (1, 2):  # queries, then keys
@@ -203,6 +220,20 @@ def pack_vectors(
             parts += [scale.astype(params).tobytes(), offset.astype(params).tobytes()]
             parts.append(raw.tobytes())
     return deflate(b"".join(parts)), float(max((c[3] for c in chosen), default=0.0))
+
+
+def pack_vectors(
+    query: np.ndarray,
+    key: np.ndarray,
+    attention: np.ndarray,
+    causal: bool,
+    scores: Scores | None = None,
+) -> tuple[str, float]:
+    """Queries and keys [L, H, n, d] in the layout of the module docstring, each head's blocks
+    at the coarsest LEVELS whose attention (as ``scores`` computes it) stays within
+    VECTOR_TOLERANCE of ``attention``. Returns the encoded text and the largest difference of
+    the stored vectors."""
+    return pack_blocks(choose_blocks(query, key, attention, causal, scores))
 
 
 def unpack_vectors(
@@ -228,6 +259,90 @@ def unpack_vectors(
     return out[:half].reshape(layers, heads, n, d), out[half:].reshape(layers, heads, n, d)
 
 
+# The most attention bytes (uint8, one per head and pair of tokens) a sentence's view keeps:
+# 256 MiB, 1,365 tokens at 144 heads. A longer sentence gets no page of its own (the build names
+# it), rather than one no browser could draw.
+MAX_VIEW_BYTES = 1 << 28
+
+
+def view_bytes(n: int, heads: int) -> int:
+    """The uint8 attention bytes of ``heads`` heads of an n-token sentence."""
+    return heads * n * n
+
+
+class ViewMaker:
+    """A record's View, made layer by layer as the forward pass hands them out (``layer``): each
+    layer's attention quantised and deflated as it comes, its rollout multiplied on, its queries
+    and keys chosen; ``view`` gives the View after the last. Holds the deflated bytes, the
+    rollout [n, n] and the chosen blocks, never a layer past its own."""
+
+    def __init__(
+        self,
+        record: Record,
+        *,
+        heads: int,
+        vectors: bool,
+        causal: bool,
+        heads_kept: list[int] | None = None,
+        scores: Scores | None = None,
+    ):
+        self.record, self.heads, self.causal, self.scores = record, heads, causal, scores
+        self.heads_kept = None if heads_kept is None else sorted(heads_kept)
+        self.vectors = vectors and heads_kept is None and record.query is not None
+        self._deflate = zlib.compressobj(DEFLATE_LEVEL)
+        self._parts: list[bytes] = []
+        self._rollout = np.eye(record.n) if heads_kept is None else None
+        self._blocks: list[tuple] = []
+        # The largest difference between the attention the captured vectors give (as ``scores``
+        # computes it) and the model's, and the head (flat, model order) where it is
+        self.error, self.worst = 0.0, 0
+
+    def layer(self, layer: int, attention: np.ndarray) -> None:
+        """Fold in layer ``layer`` (in order), float32 [heads, n, n]."""
+        kept = attention
+        if self.heads_kept is not None:
+            first = layer * self.heads
+            kept = attention[[h - first for h in self.heads_kept if 0 <= h - first < self.heads]]
+        self._parts.append(self._deflate.compress(quantise(kept)))
+        if self._rollout is not None:
+            self._rollout = rollout_step(self._rollout, attention)
+        if self.vectors:
+            query, key = self.record.query[layer], self.record.key[layer]
+            scores = self.scores or Scores.plain(len(self.record.query), query.shape[-1])
+            error = scores.layer_error(layer, query, key, attention, self.causal)
+            if error.max() > self.error:
+                self.error = float(error.max())
+                self.worst = layer * self.heads + int(error.argmax())
+            self._blocks += choose_blocks(query, key, attention, self.causal, scores, layer)
+
+    def view(self, vectors: bool = True) -> View:
+        """The View of every layer folded in; its queries and keys only if ``vectors``."""
+        record = self.record
+        attention = b"".join([*self._parts, self._deflate.flush()])
+        view = View(
+            index=record.index,
+            tokens=record.tokens,
+            segments=[int(s) for s in record.segments],
+            special=[int(s) for s in record.special],
+            attention=base64.b64encode(attention).decode("ascii"),
+            heads_kept=None if self.heads_kept is None else [int(h) for h in self.heads_kept],
+            generated=None if record.generated is None else [int(g) for g in record.generated],
+        )
+        if self._rollout is not None:
+            view.rollout = encode_rollout(self._rollout)
+        if record.words is not None and record.word_of is not None:
+            view.words = list(record.words)
+            view.word_of = [int(w) for w in record.word_of]
+            if record.heads is not None:
+                view.arcs = [
+                    [d, int(h), record.deprels[d] if record.deprels else ""]
+                    for d, h in enumerate(record.heads)
+                ]
+        if vectors and self.vectors:
+            view.vectors, view.vectors_error = pack_blocks(self._blocks)
+        return view
+
+
 def make_view(
     record: Record,
     *,
@@ -236,36 +351,16 @@ def make_view(
     heads_kept: list[int] | None = None,
     scores: Scores | None = None,
 ) -> View:
-    """A record's View: every head (or ``heads_kept``), and its queries and keys if
-    ``vectors`` and the record has them (checked against the attention as ``scores``
-    computes it from them)."""
-    attention = record.attention
-    if heads_kept is not None:
-        attention = attention.reshape(-1, record.n, record.n)[heads_kept]
-    view = View(
-        index=record.index,
-        tokens=record.tokens,
-        segments=[int(s) for s in record.segments],
-        special=[int(s) for s in record.special],
-        attention=deflate(quantise(attention)),
-        heads_kept=None if heads_kept is None else [int(h) for h in heads_kept],
-        generated=None if record.generated is None else [int(g) for g in record.generated],
+    """The View of a record whose ``attention`` holds every layer (``ViewMaker``): every head
+    (or ``heads_kept``), and its queries and keys if ``vectors`` and the record has them
+    (checked against the attention as ``scores`` computes it from them)."""
+    heads = record.attention.shape[1]
+    maker = ViewMaker(
+        record, heads=heads, vectors=vectors, causal=causal, heads_kept=heads_kept, scores=scores
     )
-    if heads_kept is None:
-        view.rollout = encode_rollout(rollout(record.attention)[-1])
-    if record.words is not None and record.word_of is not None:
-        view.words = list(record.words)
-        view.word_of = [int(w) for w in record.word_of]
-        if record.heads is not None:
-            view.arcs = [
-                [d, int(h), record.deprels[d] if record.deprels else ""]
-                for d, h in enumerate(record.heads)
-            ]
-    if vectors and heads_kept is None and record.query is not None and record.key is not None:
-        view.vectors, view.vectors_error = pack_vectors(
-            record.query, record.key, record.attention, causal, scores
-        )
-    return view
+    for layer, attention in enumerate(record.attention):
+        maker.layer(layer, attention)
+    return maker.view()
 
 
 def _script(prefix: str, name: str, key: str, payload: dict) -> str:

@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.pairs import WordPairs
-from atlas.analyses.words import record_units
+from atlas.analyses.words import record_units, word_level
 from atlas.corpus import Example
 from atlas.model import Record, Runner
 
@@ -49,7 +49,8 @@ def word_records(sentences: list[str]) -> tuple[list[Record], RunInfo]:
     examples = [Example(id=str(i + 1), text=t) for i, t in enumerate(sentences)]
     records: list[Record] = []
     for record in runner.run(examples, capture=()):
-        words, unit_word, attention = record_units(record)
+        words, unit_word, unit_of = record_units(record)
+        attention = word_level(record.attention, unit_of)
         special = unit_word < 0
         u = len(unit_word)
         records.append(
@@ -86,7 +87,7 @@ def run(records: list[Record], info: RunInfo, sizes: list[int], distinct: bool) 
         while done < size:
             cycle, position = divmod(done, len(records))
             record = records[position]
-            pairs.add(renamed(record, cycle if distinct else 0))
+            feed(pairs, renamed(record, cycle if distinct else 0))
             done += 1
         _, peak = tracemalloc.get_traced_memory()
         held = pairs.counts.nbytes  # with the buffer of new codes

@@ -58,7 +58,7 @@ from unittest import mock
 import atlas
 from atlas import site
 from atlas.analyses import default_analyses
-from atlas.analyses.base import ATTENTION, Analysis, RunInfo
+from atlas.analyses.base import ATTENTION, Analysis, RunInfo, feed
 from atlas.analyses.distances import HeadDistances
 from atlas.corpus import read_corpus
 from atlas.model import Runner, default_model_path
@@ -306,7 +306,7 @@ def bert_base_mode(args, work: Path) -> None:
         info = runner.info
         distances.start(RunInfo(info.layers, info.heads, info.causal, count, device=runner.device))
         for record in runner.run(examples, batch_size=args.batch_size, capture={ATTENTION}):
-            distances.add(record)
+            feed(distances, record)
         distances.finish({})
         runs.append({"forward": seconds, "distances": spent["distances"]})
     info = runner.info

@@ -30,7 +30,7 @@ from unittest import mock
 
 from atlas.analyses import default_analyses
 from atlas.analyses import syntax as syntax_module
-from atlas.analyses.base import ATTENTION, RunInfo
+from atlas.analyses.base import ATTENTION, RunInfo, feed
 from atlas.analyses.syntax import Syntax
 from atlas.corpus import read_corpus
 from atlas.model import Runner
@@ -75,7 +75,7 @@ def parts(examples, runner: Runner, runs: int) -> None:
             analysis.start(run)
             started = time.perf_counter()
             for record in records:
-                analysis.add(record)
+                feed(analysis, record)
             spent["add"] = time.perf_counter() - started
             started = time.perf_counter()
             result = analysis.finish({})

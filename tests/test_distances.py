@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.distances import HeadDistances, head_map, js_sums, nearest, smacof, stress1
 from atlas.model import Record
 
@@ -128,7 +128,7 @@ def test_head_distances_are_total_js_over_total_tokens():
     distances = HeadDistances()
     distances.start(RunInfo(layers=2, heads=2, causal=False, sentences=0))
     for record in records:
-        distances.add(record)
+        feed(distances, record)
     total = sum(reference_js_sums(r.attention) for r in records)
     expected = total / sum(r.n for r in records)
     np.testing.assert_allclose(distances.distances(), expected, rtol=0, atol=1e-6)

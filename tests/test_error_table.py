@@ -156,6 +156,7 @@ CASES.update(
         "usage-not-a-number": build("in.txt", GOOD, "--batch-size", "many"),
         "usage-negative-views": build("in.txt", GOOD, "--views", "-1"),
         "usage-max-length-zero": build("in.txt", GOOD, "--max-length", "0"),
+        "usage-memory-gb-zero": build("in.txt", GOOD, "--memory-gb", "0"),
         "usage-unknown-option": build("in.txt", GOOD, "--frobnicate"),
         "usage-no-input": lambda c: ["build"],
         "usage-unknown-command": lambda c: ["frob", "in.txt"],

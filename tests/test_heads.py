@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.examples import MIN_EXAMPLE_TOKENS, ExampleSentences
 from atlas.analyses.heads import HeadMetrics
 from atlas.analyses.measures import (
@@ -332,7 +332,7 @@ def test_head_metrics_means_are_plain_means_over_examples():
     ]
     stats = started(HeadMetrics(), layers, heads)
     for record in records:
-        stats.add(record)
+        feed(stats, record)
     expected = [example_metrics(r.attention, r.cls, r.sep, r.punct) for r in records]
     got = stats.means()
     assert stats.count == len(records)
@@ -379,8 +379,8 @@ def test_decoder_one_token_examples_leave_normalised_entropy_alone():
     uniform = np.tril(np.ones((n, n))) / np.arange(1, n + 1)[:, None]  # causal, uniform
     many = make_record(1, uniform[None, None])
     stats = started(HeadMetrics(), 1, 1, causal=True)
-    stats.add(one)
-    stats.add(many)
+    feed(stats, one)
+    feed(stats, many)
     means = stats.means()
     alone = example_metrics(many.attention, many.cls, many.sep, many.punct, causal=True)
     assert means["entropy_norm"][0, 0] == pytest.approx(alone["entropy_norm"][0, 0], abs=1e-12)
@@ -408,8 +408,8 @@ def test_best_examples_ranks_by_score_and_prefers_long_records():
         first = previous_token_head(n) if pattern == "prev" else np.full((n, n), 1 / n)
         attention = np.stack([first, np.full((n, n), 1 / n)])[None]
         record = make_record(index, attention)
-        stats3.add(record)
-        stats9.add(record)
+        feed(stats3, record)
+        feed(stats9, record)
     assert stats3.best("previous-token", 0) == [2, 5, 3]
     assert stats9.best("previous-token", 0) == [2, 5, 3, 1, 4, 0]
     # head 1 is uniform everywhere: prev share (n-1)/n² is largest for the shortest long record
@@ -442,7 +442,7 @@ def test_example_sentences_match_a_heap_per_head(keep):
     expected = {(label, flat): [] for label in PATTERNS for flat in range(layers * heads)}
     undefined = 0
     for record in records:
-        examples.add(record)
+        feed(examples, record)
         metrics = example_metrics(record.attention, record.cls, record.sep, record.punct, True)
         for label in PATTERNS:
             scores = np.asarray(label_strength(label, metrics)).reshape(-1)

@@ -12,7 +12,7 @@ from tiny_models import DECODERS, FAMILIES, make_tiny_llama, tiny_llama
 
 from atlas import hooks
 from atlas.corpus import Example
-from atlas.records import QUERIES_KEYS, reproduces_attention
+from atlas.records import QUERIES_KEYS, reproduction_error
 from atlas.running import Runner
 
 
@@ -111,4 +111,4 @@ def test_the_runner_measures_a_llama_with_its_queries_and_keys(tmp_path):
     assert sorted(r.index for r in records) == [0, 1, 2]
     for record in records:
         assert record.query.shape == record.key.shape == (3, 4, record.n, 8)
-        assert reproduces_attention(record, causal=True, tolerance=1e-4)
+        assert reproduction_error(record.query, record.key, record.attention, causal=True) < 1e-4

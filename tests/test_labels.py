@@ -20,7 +20,7 @@ from scipy import stats
 from tiny_models import TINY_LABELS, make_tiny_model, make_tiny_task_model
 
 from atlas import pieces
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.labels import LabelBreakdown, welch
 from atlas.analyses.measures import METRICS, example_metrics
 from atlas.corpus import read_corpus
@@ -276,7 +276,7 @@ def run_breakdown(records: list[Record], **run) -> dict:
     analysis = LabelBreakdown()
     analysis.start(RunInfo(layers=2, heads=3, causal=False, sentences=len(records), **run))
     for r in records:
-        analysis.add(r)
+        feed(analysis, r)
     return analysis.finish({})
 
 

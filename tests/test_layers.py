@@ -8,7 +8,7 @@ import itertools
 import numpy as np
 import pytest
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.layers import LayerEmbeddings, context_vector, pair_mean, unit
 from atlas.model import HIDDEN_STATES, Record
 
@@ -38,11 +38,11 @@ def run(records: list[Record], views: int = 10) -> dict:
     analysis = LayerEmbeddings(views)
     analysis.start(RunInfo(layers=LAYERS, heads=1, causal=False, sentences=len(records)))
     for r in records:
-        analysis.add(r)
+        feed(analysis, r)
     again = set(analysis.revisit({}))
     for r in records:
         if r.index in again:
-            analysis.add(r)
+            feed(analysis, r)
     return analysis.finish({}).data
 
 
@@ -199,7 +199,7 @@ def test_explorer_vectors_are_kept_on_the_first_pass_in_any_order():
     analysis = LayerEmbeddings(views)
     analysis.start(RunInfo(layers=LAYERS, heads=1, causal=False, sentences=len(records)))
     for r in [*records[::-1][:6], *records[:6]]:  # 11..6, then 0..5
-        analysis.add(r)
+        feed(analysis, r)
     assert not analysis.revisit({})
     data = analysis.finish({}).data
     in_order = run(records, views=views)
@@ -312,7 +312,7 @@ def test_self_similarity_of_split_words_matches_transformers_on_the_real_model()
     layers = runner.info.layers
     analysis.start(RunInfo(layers=layers, heads=1, causal=False, sentences=len(records)))
     for r in records:
-        analysis.add(r)
+        feed(analysis, r)
     data = analysis.finish({}).data
 
     found: dict[str, list[tuple[int, np.ndarray]]] = {}

@@ -189,14 +189,15 @@ def test_a_batch_without_queries_and_keys_runs_without_the_hooks(tiny_model, mon
 
     before = registered()  # transformers' own hooks, if any
     taken = []
-    real_take = hooks.QueriesKeys.take
-    monkeypatch.setattr(hooks.QueriesKeys, "take", lambda qk: taken.append(1) or real_take(qk))
+    real_pair = hooks.QueriesKeys.pair
+    spy = lambda qk, layer: taken.append(layer) or real_pair(qk, layer)  # noqa: E731
+    monkeypatch.setattr(hooks.QueriesKeys, "pair", spy)
     records = list(
         runner.run(
             _examples(), batch_size=2, capture={QUERIES_KEYS}, queries_keys_for={0}.__contains__
         )
     )
-    assert len(taken) == 1  # only the batch holding example 0
+    assert taken == list(range(runner.info.layers))  # only the batch holding example 0
     assert [r.index for r in records if r.query is not None] == [0]
     assert registered() == before
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from atlas.analyses import default_analyses
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.pairs import WordPairs
 from atlas.analyses.words import joined_pieces
 from atlas.model import Record
@@ -103,9 +103,9 @@ def test_word_pairs_count_words_exactly():
     types, for input with words and without; special units and the word itself are left out
     as targets, and [CLS]/[SEP] never count as from-words."""
     pairs = started(WordPairs(), 1, 1)
-    pairs.add(record(0, TOKENS, handmade()))  # words joined from the pieces
+    feed(pairs, record(0, TOKENS, handmade()))  # words joined from the pieces
     words, word_of = ["The", "Koerner", "sat", "."], [-1, 0, 1, 1, 1, 2, 3, -1]
-    pairs.add(record(1, TOKENS, handmade(), words, word_of))  # the input's words
+    feed(pairs, record(1, TOKENS, handmade(), words, word_of))  # the input's words
     result = pairs.finish({})
     assert result.parts["pairs"][0] == [
         {"source": ".", "target": "koerner", "count": 2, "source_count": 2},
@@ -123,8 +123,8 @@ def test_source_count_is_every_occurrence_of_the_word():
     a = np.zeros((1, 1, 5, 5))
     a[0, 0, :, 0] = 1.0  # every row to [CLS]: the other words all tie at 0, the first wins
     pairs = started(WordPairs(), 1, 1)
-    pairs.add(record(0, tokens, a))
-    pairs.add(record(1, ["[CLS]", "a", "[SEP]"], np.full((1, 1, 3, 3), 1 / 3)))
+    feed(pairs, record(0, tokens, a))
+    feed(pairs, record(1, ["[CLS]", "a", "[SEP]"], np.full((1, 1, 3, 3), 1 / 3)))
     # the second "a" attends most to the first: another word, of the same type
     assert pairs.finish({}).parts["pairs"][0] == [
         {"source": "a", "target": "a", "count": 1, "source_count": 2},
@@ -142,7 +142,7 @@ def test_a_causal_models_first_word_has_no_pair():
     a /= a.sum(-1, keepdims=True)
     pairs = WordPairs()
     pairs.start(RunInfo(layers=1, heads=1, causal=True, sentences=0))
-    pairs.add(record(0, tokens, a[None, None]))
+    feed(pairs, record(0, tokens, a[None, None]))
     assert pairs.finish({}).parts["pairs"][0] == [
         {"source": "a", "target": "b", "count": 1, "source_count": 1},
         {"source": "b", "target": "b", "count": 1, "source_count": 1},
@@ -212,7 +212,7 @@ def test_word_pairs_match_a_loop_reference_exactly():
     records = random_records(5, 60, 2, 3)
     pairs = started(WordPairs(top=1000, buffer=7), 2, 3)
     for rec in records:
-        pairs.add(rec)
+        feed(pairs, rec)
     expected, errors = reference(records, 6, exact=10_000, capacity=0)
     assert errors == [0] * 7
     assert all_counts(pairs) == [dict(c) for c in expected[:6]]
@@ -231,7 +231,7 @@ def test_past_the_threshold_the_counts_become_a_summary(exact):
     records = random_records(9, 61, 1, 2)
     pairs = started(WordPairs(exact_sentences=exact, capacity=3, top=1000, buffer=1), 1, 2)
     for rec in records:
-        pairs.add(rec)
+        feed(pairs, rec)
     result = pairs.finish({})
     expected, errors = reference(records, 2, exact=exact, capacity=3)
     truth, _ = reference(records, 2, exact=10_000, capacity=3)
@@ -253,7 +253,7 @@ def test_word_pairs_memory_is_twelve_bytes_a_distinct_pair():
     records = random_records(3, 40, 2, 2)
     pairs = started(WordPairs(top=1000), 2, 2)
     for rec in records:
-        pairs.add(rec)
+        feed(pairs, rec)
     pairs.counts.merge()
     distinct = sum(len(c) for c in all_counts(pairs)) + len(pairs.names)
     assert pairs.counts.nbytes == 12 * distinct
@@ -316,7 +316,7 @@ def test_a_summary_forgets_word_types_no_count_refers_to(monkeypatch):
         monkeypatch.setattr("atlas.analyses.pairs.GC_TYPES", prune_above)
         pairs = started(WordPairs(exact_sentences=5, capacity=2, top=1000, buffer=1), 1, 2)
         for rec in records:
-            pairs.add(rec)
+            feed(pairs, rec)
         return pairs, pairs.finish({})
 
     pruned, result = run(10)

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.syntax import (
     ALL,
     BASELINE_OFFSETS,
@@ -110,7 +110,7 @@ def run(heads_of, sentences: int = 3, min_relation: int = 1) -> Syntax:
     syntax = Syntax(min_relation)
     syntax.start(RunInfo(layers=1, heads=2, causal=False, sentences=sentences))
     for i in range(sentences):
-        syntax.add(record(i, lambda m: np.stack([f(m) for f in heads_of])))
+        feed(syntax, record(i, lambda m: np.stack([f(m) for f in heads_of])))
     return syntax
 
 
@@ -149,7 +149,7 @@ def test_no_trees_no_columns():
     syntax.start(RunInfo(layers=1, heads=2, causal=False, sentences=1))
     plain = record(0, lambda m: np.stack([gold_head(m), next_word(m)]))
     plain.heads = None
-    syntax.add(plain)
+    feed(syntax, plain)
     assert syntax.finish({}).catalogue == []
 
 
@@ -198,7 +198,7 @@ def test_offset_guesses_off_the_sentence_are_placed_as_in_clarks_code():
     # dependent: here word 1 (head 0) is right with -1 and wrong with -2 (ROOT, not word 0).
     syntax = Syntax(1)
     syntax.start(RunInfo(layers=1, heads=2, causal=False, sentences=1))
-    syntax.add(record(0, lambda m: np.stack([gold_head(m), next_word(m)])))
+    feed(syntax, record(0, lambda m: np.stack([gold_head(m), next_word(m)])))
     # heads [2, 2, 3, -1, 5, 3, 3]; offset -3 guesses ROOT for words 0..2 and 3 -> 0 (word 0,
     # not a head), 4 -> 1, 5 -> 2, 6 -> 3: only "home" → "chased" is right: 1 of 6.
     assert syntax.baseline[ALL][BASELINE_OFFSETS.index(-3)] == 1

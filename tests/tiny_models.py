@@ -502,3 +502,32 @@ def make_tiny_task_model(task: str, directory: pathlib.Path) -> pathlib.Path:
     model.save_pretrained(directory)
     tokenizer.save_pretrained(directory)
     return directory
+
+
+def make_long_bert(
+    directory: pathlib.Path, layers: int = 12, heads: int = 12, positions: int = 8192
+) -> pathlib.Path:
+    """Save a random BERT of a real model's layers and heads (12 × 12 by default), tiny
+    otherwise (2 dimensions a head), that takes ``positions`` tokens: long inputs cost what
+    attention costs, n² per head, and little else."""
+    tokenizer = _wordpiece_tokenizer(transformers.BertTokenizerFast)
+    tokenizer.model_max_length = positions
+    config = transformers.BertConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=2 * heads,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        intermediate_size=4 * heads,
+        max_position_embeddings=positions,
+        type_vocab_size=2,
+        pad_token_id=tokenizer.pad_token_id,
+        attention_probs_dropout_prob=0.0,
+        hidden_dropout_prob=0.0,
+    )
+    torch.manual_seed(0)
+    model = transformers.AutoModel.from_config(config).eval()
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory

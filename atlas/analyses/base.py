@@ -1,7 +1,8 @@
 """What an analysis is: the unit in which the atlas grows.
 
-An analysis says what the runner must capture for it (``needs``), takes the model's records one
-at a time in bounded memory (``add``), and at the end returns a ``Result``: per-head columns,
+An analysis says what the runner must capture for it (``needs``), takes each example's attention
+one layer at a time as the forward pass makes it (``add_layer``), then the example's record
+(``add``), in bounded memory, and at the end returns a ``Result``: per-head columns,
 each described by a catalogue ``Column``; per-head parts (data a head page shows, such as an
 offset profile); tables; and analysis-level data. The pipeline (atlas/pipeline.py) drives the
 runner and every analysis; the Atlas (atlas/result.py) collects the results; the site
@@ -163,9 +164,10 @@ class RunInfo:
 
 class Analysis:
     """Base class of every analysis. Subclasses set ``name`` and ``needs`` and override
-    ``add`` and ``finish``; ``revisit`` and ``settle`` are optional; ``state``, ``load_state``
-    and ``merge`` make it mergeable (a corpus measured in parts); ``sections``, ``templates``,
-    ``charts``, ``summary``, ``shared``, ``page_data`` and ``page_files`` are its presentation.
+    ``add_layer`` and/or ``add``, and ``finish``; ``revisit`` and ``settle`` are optional;
+    ``state``, ``load_state`` and ``merge`` make it mergeable (a corpus measured in parts);
+    ``sections``, ``templates``, ``charts``, ``summary``, ``shared``, ``page_data`` and
+    ``page_files`` are its presentation.
 
     ``finish`` receives the results of the analyses finished before it, so an analysis may
     build on another's (the example sentences of a head depend on its label); it names those
@@ -187,10 +189,21 @@ class Analysis:
     def start(self, run: RunInfo) -> None:
         self.run = run
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        """Fold in one layer of one example: ``attention`` float32 [heads, n, n], padding
+        stripped, rows summing to 1; layers come in order, 0 first, each during the forward
+        pass, and ``add`` follows the last. Keep what the example needs of it, reduced (sums,
+        a few heads), never the layer itself: the runner holds no more than one layer.
+
+        An analysis that does not override this reads ``record.attention``, every layer
+        [layers, heads, n, n], in ``add``: simple, and the runner then assembles that array for
+        each example of the run (memory grows with layers · heads · n²)."""
+
     def add(self, record: Record) -> None:
-        """Fold in one example. Memory must stay bounded as examples pass: fixed-size sums, or
-        a small value per example where one is needed (e.g. a prediction per sentence), never
-        an example's attention beyond the few kept for pages."""
+        """Fold in one example, after its layers (``add_layer``). Memory must stay bounded as
+        examples pass: fixed-size sums, or a small value per example where one is needed (e.g.
+        a prediction per sentence), never an example's attention beyond the few kept for
+        pages."""
 
     def queries_keys_for(self, index: int) -> bool:
         """Whether this analysis needs the queries and keys of example ``index`` (asked just
@@ -307,6 +320,26 @@ class Analysis:
                     contract.page_data_script(sentence.index, total, cls.name),
                     contract.page_data_js(cls.name, key, value).encode("utf-8"),
                 )
+
+
+def streams(analysis: Analysis) -> bool:
+    """Whether the analysis takes attention layer by layer (overrides ``add_layer``)."""
+    return type(analysis).add_layer is not Analysis.add_layer
+
+
+def wants_whole(analyses: Sequence[Analysis]) -> bool:
+    """Whether some analysis reads the attention of every layer at once (``record.attention``):
+    it needs attention and does not take it layer by layer."""
+    return any(ATTENTION in a.needs and not streams(a) for a in analyses)
+
+
+def feed(analysis: Analysis, record: Record) -> None:
+    """Hand a record whose ``attention`` holds every layer to ``analysis`` as the runner does:
+    each layer to ``add_layer``, in order, then the record to ``add``."""
+    if record.attention is not None and streams(analysis):
+        for layer, attention in enumerate(record.attention):
+            analysis.add_layer(record, layer, attention)
+    analysis.add(record)
 
 
 def per_head(values: np.ndarray) -> list[float]:

@@ -2,7 +2,9 @@
 
 D(h, g) = Σ_examples Σ_i JS(P_h[i,:], P_g[i,:]) / Σ_examples n, with P = 0.999·A + 0.001/n and JS
 in nats: the mean Jensen-Shannon divergence per token (Clark et al. 2019 §6 sum it, which only
-rescales). It is 0 for identical heads, symmetric, and at most ln 2.
+rescales). It is 0 for identical heads, symmetric, and at most ln 2. Of an example too long for
+every head's rows to be held at once (``sampled_rows``), an even sample of its rows i is summed,
+and counted in place of n.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ NEAREST_HEADS = 5
 # cache), and the most threads it uses.
 PAIR_TILE = 1 << 18
 MAX_THREADS = 4
+# What one example's rows may take while its heads are compared (``sampled_rows``), in values.
+ROW_VALUES = 1 << 26
+FLOAT32 = np.dtype(np.float32)
 
 
 def js_sums(
@@ -58,16 +63,30 @@ def js_sums(
     torch there; on the CPU in numpy, whose float32 logarithm is 3 times faster per core than
     torch's, in blocks shared among ``_threads()`` threads (docs/performance.md)."""
     dtype = np.dtype(precision)
-    layers, heads, n, _ = attention.shape
-    k = layers * heads
     u, half_kl = _scaled(attention, smoothing, dtype)
-    cross = other is not None
-    v, half_v = _scaled(other, smoothing, dtype) if cross else (u, half_kl)
+    v, half_v = _scaled(other, smoothing, dtype) if other is not None else (u, half_kl)
+    return js_totals(u, half_kl, device, v, half_v)
+
+
+def js_totals(
+    u: np.ndarray,
+    half_kl: np.ndarray,
+    device: str = "cpu",
+    v: np.ndarray | None = None,
+    half_v: np.ndarray | None = None,
+) -> np.ndarray:
+    """``js_sums`` from the heads' scaled rows (``_scaled``): u [K, r, n] and half_kl [K, r]
+    of r rows of an n-token example (every row, or a sample of them), and those of a second
+    model, v and half_v, if given (every pair [h, g], not symmetric)."""
+    cross = v is not None and v is not u
+    if not cross:
+        v, half_v = u, half_kl
+    k = u.shape[0]
     if device.startswith("cuda"):
         totals = _js_torch(u, half_kl, device, v, half_v, full=cross)
     else:
         totals = np.zeros((k, k))
-        tiles = _tiles(k, n, PAIR_TILE, full=cross)
+        tiles = _tiles(k, u.shape[-2] * u.shape[-1], PAIR_TILE, full=cross)
         threads = min(_threads(), len(tiles))
         parts = [tiles[t::threads] for t in range(threads)]
         pending = [_pool().submit(_fill, u, half_kl, totals, part, v, half_v) for part in parts[1:]]
@@ -80,22 +99,22 @@ def js_sums(
     return totals + totals.T
 
 
-def _scaled(attention: np.ndarray, smoothing: float, dtype: np.dtype):
-    """u = n·P/2 as [K, n, n] in ``dtype``, and e_h[i] = (1/n) Σ_j u ln 2u: [K, n] float64."""
-    layers, heads, n, _ = attention.shape
-    u = attention.reshape(layers * heads, n, n).astype(dtype)
+def _scaled(attention: np.ndarray, smoothing: float, dtype: np.dtype = FLOAT32):
+    """u = n·P/2 as [K, r, n] in ``dtype``, and e_h[i] = (1/n) Σ_j u ln 2u: [K, r] float64, of
+    attention [..., r, n]: every row of an n-token example's heads, or some of its rows."""
+    n = attention.shape[-1]
+    u = attention.reshape(-1, *attention.shape[-2:]).astype(dtype)
     u *= dtype.type((1.0 - smoothing) * n / 2)
     u += dtype.type(smoothing / 2)
     wide = u.astype(np.float64)
     return u, (wide * np.log(2.0 * wide)) @ np.ones(n) / n
 
 
-def _tiles(k: int, n: int, tile: int, full: bool = False) -> list[tuple[int, int, int, int]]:
+def _tiles(k: int, size: int, tile: int, full: bool = False) -> list[tuple[int, int, int, int]]:
     """Blocks (h0, h1, g0, g1) of head pairs covering every h < g (every h, g if ``full``),
     each of about ``tile`` values: rows of heads against all later heads, so short sentences
     need few blocks and long ones little memory. Blocks do not overlap; one may also hold pairs
-    with g ≤ h, which are computed like the others and not used."""
-    size = n * n
+    with g ≤ h, which are computed like the others and not used. ``size``: values per head."""
     out = []
     h0 = 0
     last = k if full else k - 1
@@ -122,15 +141,15 @@ def _fill(
     (``u`` itself within one model). Σ_j s log₂ s is summed in float64: summed in float32, a
     one-hot row's large term swallowed the rounding of its many small ones (1.5e-6 per token
     at n = 128)."""
-    n = u.shape[-1]
+    r, n = u.shape[-2:]
     ones = np.ones(n)
     scale = np.log(2.0) / n
-    largest = max((h1 - h0) * (g1 - g0) for h0, h1, g0, g1 in tiles) * n * n
+    largest = max((h1 - h0) * (g1 - g0) for h0, h1, g0, g1 in tiles) * r * n
     buffers = np.empty((2, largest), dtype=u.dtype)
     wide = np.empty(largest)
     for h0, h1, g0, g1 in tiles:
-        shape = (h1 - h0, g1 - g0, n, n)
-        size = shape[0] * shape[1] * n * n
+        shape = (h1 - h0, g1 - g0, r, n)
+        size = shape[0] * shape[1] * r * n
         s = np.add(u[h0:h1, None], v[None, g0:g1], out=buffers[0, :size].reshape(shape))
         logs = np.log2(s, out=buffers[1, :size].reshape(shape))
         logs *= s
@@ -138,7 +157,7 @@ def _fill(
         np.copyto(products, logs)
         mixed = (products.reshape(-1, n) @ ones).reshape(shape[:3])  # Σ_j s log₂ s
         js = half_kl[h0:h1, None] + half_v[None, g0:g1] - scale * mixed  # [rows, cols, n]
-        totals[h0:h1, g0:g1] = np.maximum(js, 0.0) @ ones  # clip rounding below 0, per token
+        totals[h0:h1, g0:g1] = np.maximum(js, 0.0) @ np.ones(r)  # clip rounding below 0, per token
 
 
 def _js_torch(
@@ -157,9 +176,9 @@ def _js_torch(
     half = torch.as_tensor(half_kl).to(device)
     w = t if v is None or v is u else torch.as_tensor(v).to(device)
     half_w = half if half_v is None or half_v is half_kl else torch.as_tensor(half_v).to(device)
-    k, n, _ = t.shape
+    k, r, n = t.shape
     totals = torch.zeros((k, k), dtype=torch.float64, device=t.device)
-    for h0, h1, g0, g1 in _tiles(k, n, 64 * PAIR_TILE, full=full):
+    for h0, h1, g0, g1 in _tiles(k, r * n, 64 * PAIR_TILE, full=full):
         s = t[h0:h1, None] + w[None, g0:g1]
         mixed = torch.log(s).mul_(s).sum(-1, dtype=torch.float64)
         js = half[h0:h1, None] + half_w[None, g0:g1] - mixed / n
@@ -272,9 +291,20 @@ def nearest(distances: np.ndarray, count: int = NEAREST_HEADS) -> list[list[int]
     return out
 
 
+def sampled_rows(n: int, heads: int, budget: int = ROW_VALUES) -> np.ndarray:
+    """The rows of an n-token example that head distances measure: every row while every head's
+    rows fit in ``budget`` values (float32: 256 MB by default, n ≤ 682 tokens at 144 heads),
+    else as many rows as fit, spread evenly from the first to the last."""
+    if heads * n * n <= budget:
+        return np.arange(n)
+    count = max(1, budget // (heads * n))
+    return np.unique(np.linspace(0, n - 1, count).round().astype(np.int64))
+
+
 class HeadDistances(Analysis):
     """Streaming sum of per-token JS divergences between all pairs of heads; at the end the
-    distance matrix, the head map and each head's nearest heads."""
+    distance matrix, the head map and each head's nearest heads. An example's rows are kept
+    until its last layer has passed (``sampled_rows`` bounds them for long examples)."""
 
     name = "distances"
     sections: ClassVar[Mapping[str, str]] = {
@@ -298,11 +328,31 @@ class HeadDistances(Analysis):
     def start(self, run: RunInfo) -> None:
         super().start(run)
         self.total = ExactSum((run.size, run.size))  # order-independent: parts merge exactly
-        self.tokens = 0
+        self.tokens = 0  # rows measured: every token of each example but the longest ones
+
+    def _rows(self, record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The example's rows measured (``sampled_rows``), and every head's scaled rows
+        (``_scaled``: u [K, rows, n], half_kl [K, rows]), filled layer by layer."""
+
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            rows = sampled_rows(record.n, self.run.size)
+            shape = (self.run.size, len(rows))
+            return rows, np.empty((*shape, record.n), np.float32), np.empty(shape)
+
+        return record.stash(self.name, make)
+
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        """Keep this layer's heads' scaled rows for ``add``, which compares every head with
+        every other: all rows of the example, or a sample of a long one's."""
+        rows, u, half = self._rows(record)
+        at = slice(layer * self.run.heads, (layer + 1) * self.run.heads)
+        u[at], half[at] = _scaled(attention if len(rows) == record.n else attention[:, rows],
+                                  JS_SMOOTHING)  # fmt: skip
 
     def add(self, record: Record) -> None:
-        self.total.add(js_sums(record.attention, device=self.run.device))
-        self.tokens += record.n
+        rows, u, half = self._rows(record)
+        self.total.add(js_totals(u, half, self.run.device))
+        self.tokens += len(rows)
 
     def state(self) -> dict:
         return {"total": self.total.state(), "tokens": self.tokens}

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..model import Record
 from .base import Analysis, Result, RunInfo
-from .measures import PATTERNS, label_strength, pattern, record_metrics
+from .measures import PATTERNS, label_strength, layer_metrics, pattern, record_metrics
 
 if TYPE_CHECKING:
     from ..result import Atlas
@@ -42,10 +42,13 @@ class ExampleSentences(Analysis):
         self._score = np.full(shape, -np.inf)
         self._order = np.full(shape, np.iinfo(np.int64).min, dtype=np.int64)
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        layer_metrics(record, layer, attention, self.run)
+
     def add(self, record: Record) -> None:
         """Replace the worst kept item of every (label, head) that this example beats (a
         streaming top-k for all heads at once: the same items as a heap per head)."""
-        metrics = record_metrics(record, self.run.causal)
+        metrics = record_metrics(record, self.run)
         scores = np.stack(
             [np.asarray(label_strength(label, metrics), float).reshape(-1) for label in PATTERNS]
         )  # [labels, K]; NaN: the example does not define this pattern

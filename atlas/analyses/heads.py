@@ -31,8 +31,9 @@ from .measures import (
     PART_NAMES,
     decoder_label,
     label_head,
+    layer_metrics,
+    layer_profile,
     record_metrics,
-    record_profile,
 )
 
 
@@ -61,13 +62,22 @@ class HeadMetrics(Analysis):
         self.offsets = ExactSum((run.layers, run.heads, len(OFFSETS)))
         self.count = 0
 
+    def _profile(self, record: Record) -> np.ndarray:
+        """The example's offset profiles [layers, heads, offsets], filled layer by layer."""
+        shape = (self.run.layers, self.run.heads, len(OFFSETS))
+        return record.stash(self.name, lambda: np.empty(shape))
+
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        layer_metrics(record, layer, attention, self.run)
+        self._profile(record)[layer] = layer_profile(record, layer, attention)
+
     def add(self, record: Record) -> None:
-        metrics = record_metrics(record, self.run.causal)
+        metrics = record_metrics(record, self.run)
         values = np.stack([metrics[key] for key in METRICS])
         defined = ~np.isnan(values)
         self.sums.add(np.where(defined, values, 0.0))
         self.counts += defined
-        self.offsets.add(record_profile(record))
+        self.offsets.add(self._profile(record))
         self.count += 1
 
     def state(self) -> dict:

@@ -25,7 +25,7 @@ import numpy as np
 
 from ..model import SEQUENCE, Record
 from .base import Analysis, Result, RunInfo
-from .measures import METRICS, predicted_class, record_metrics
+from .measures import METRICS, layer_metrics, predicted_class, record_metrics
 
 MAX_LABELS = 20  # labels shown (the most frequent); the rest count in "rest" comparisons only
 MIN_EXAMPLES = 2  # a label with fewer examples has no variance, and is not tested
@@ -59,11 +59,16 @@ class LabelBreakdown(Analysis):
             return self.run.classes[predicted_class(record)]
         return None
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        # the predicted class is known only after the pass: every example may need its metrics
+        if self.source == "predicted" or (self.source == "gold" and record.label is not None):
+            layer_metrics(record, layer, attention, self.run)
+
     def add(self, record: Record) -> None:
         label = self.label_of(record)
         if label is None:
             return
-        metrics = record_metrics(record, self.run.causal)
+        metrics = record_metrics(record, self.run)
         values = np.stack([np.asarray(metrics[key], np.float64).reshape(-1) for key in METRICS])
         defined = ~np.isnan(values)
         if self.shift is None:

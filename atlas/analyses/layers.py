@@ -47,7 +47,7 @@ from .. import charts
 from ..exact import ExactSum
 from ..model import Record
 from ..result import Atlas
-from .base import ATTENTION, HIDDEN_STATES, Analysis, Result, RunInfo
+from .base import HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
 
 MIN_OCCURRENCES = 5
@@ -120,7 +120,7 @@ class LayerEmbeddings(Analysis):
     """Per-layer drift, anisotropy, self- and intra-sentence similarity; the word explorer."""
 
     name = "layers"
-    needs = frozenset({ATTENTION, HIDDEN_STATES})
+    needs = frozenset({HIDDEN_STATES})  # no attention: the layers' hidden states only
     sections: ClassVar[Mapping[str, str]] = {
         "sentence": "sections/layers-sentence.html",
         "definitions": "sections/layers-definitions.html",

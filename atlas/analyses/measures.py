@@ -6,10 +6,11 @@ breakdown averages them per class) import it from here rather than from each oth
 analysis depends on another's internals, and one that reads another's *result* says so in its
 ``requires``. Word-level units are in words.py.
 
-Every per-head function takes one example's attention ``A`` of shape [layers, heads, n, n]
-whose rows (the attending token) sum to 1, and returns one number per head. The corpus value of
-a metric is the plain mean over examples of its per-example value, as in Clark et al. The
-formulas are in docs/metrics.md and match the design notes exactly.
+Every per-head function takes one example's attention ``A`` of shape [..., heads, n, n] (one
+layer, or every layer) whose rows (the attending token) sum to 1, and returns one number per
+head; analyses compute them layer by layer (``layer_metrics``), the same numbers. The corpus
+value of a metric is the plain mean over examples of its per-example value, as in Clark et al.
+The formulas are in docs/metrics.md and match the design notes exactly.
 """
 
 from __future__ import annotations
@@ -17,14 +18,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
 from ..model import Record
-from .base import Column
+from .base import Column, RunInfo
 
 OFFSETS = tuple(range(-8, 9))
+# The most attention values a reduction copies to float64 at once (128 MiB): a long example's
+# heads are reduced a few at a time (``by_heads``).
+CHUNK_VALUES = 1 << 24
 ENTROPY_SMOOTHING = 1e-4  # A' = (1 - s)·A + s/n, so log 0 never happens
 
 _SPECIAL = "Attention to special tokens"
@@ -140,7 +144,11 @@ def example_metrics(
     a = attention
     n = a.shape[-1]
     roles = np.tile(np.stack([cls, sep, punct], -1).astype(np.float64), (n, 1))  # [n·n, 3]
-    shares = (a.reshape(*a.shape[:-2], n * n).astype(np.float64) @ roles) / n  # [L, H, 3]
+
+    def share(part: np.ndarray) -> np.ndarray:
+        return part.reshape(*part.shape[:-2], n * n).astype(np.float64) @ roles
+
+    shares = by_heads(a, share) / n  # [L, H, 3]
     if profile is None:
         profile = offset_profile(a)
     middle = OFFSETS.index(0)
@@ -153,11 +161,29 @@ def example_metrics(
         "next": profile[..., middle + 1],
     }
     if rows is None:
-        rows = row_entropy(a)
+        rows = by_heads(a, row_entropy)
     out["entropy"] = rows.mean(-1)
     out["cls_entropy"] = rows[..., 0]
     out["entropy_norm"] = normalised_entropy(rows, causal)
     return out
+
+
+def head_chunks(heads: int, n: int) -> list[slice]:
+    """The heads of an n-token example's layer in groups of at most ``CHUNK_VALUES`` attention
+    values (one group for any example of up to 1,182 tokens at 12 heads)."""
+    step = max(1, CHUNK_VALUES // (n * n))
+    return [slice(h, min(heads, h + step)) for h in range(0, heads, step)]
+
+
+def by_heads(attention: np.ndarray, reduce: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``reduce`` of attention [..., H, n, n] that keeps the head axis (to [..., H, ...]),
+    applied to a few heads at a time (``head_chunks``), so that its float64 copies of a long
+    example stay small."""
+    chunks = head_chunks(attention.shape[-3], attention.shape[-1])
+    if len(chunks) == 1:
+        return reduce(attention)
+    axis = attention.ndim - 3
+    return np.concatenate([reduce(attention[..., c, :, :]) for c in chunks], axis=axis)
 
 
 def row_entropy(attention: np.ndarray, smoothing: float = ENTROPY_SMOOTHING) -> np.ndarray:
@@ -273,31 +299,35 @@ def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
     return 1.0 - metrics["entropy_norm"]
 
 
-def record_entropy(record: Record) -> np.ndarray:
-    """Row entropies of a record's attention, [L, H, n], computed once per record and shared
-    by every analysis that needs them."""
-    return record.derived("row_entropy", lambda: row_entropy(record.attention))
+def layer_metrics(
+    record: Record, layer: int, attention: np.ndarray, run: RunInfo
+) -> dict[str, np.ndarray]:
+    """``example_metrics`` of one layer of a record ({key: [heads]}), computed once per layer
+    and shared by every analysis that asks (``add_layer``); each layer's values are also filed
+    into the record's ``record_metrics``."""
+
+    def compute() -> dict[str, np.ndarray]:
+        profile = layer_profile(record, layer, attention)[None]
+        a, causal = attention[None], run.causal
+        values = example_metrics(a, record.cls, record.sep, record.punct, causal, profile=profile)
+        every = record_metrics(record, run)
+        for key, value in values.items():
+            every[key][layer] = value[0]
+        return {key: value[0] for key, value in values.items()}
+
+    return record.derived("metrics", compute, layer=layer)
 
 
-def record_profile(record: Record) -> np.ndarray:
-    """``offset_profile`` of a record's attention, computed once per record and shared."""
-    return record.derived("offset_profile", lambda: offset_profile(record.attention))
+def record_metrics(record: Record, run: RunInfo) -> dict[str, np.ndarray]:
+    """``example_metrics`` of a record, {key: [layers, heads]}, filled layer by layer by
+    ``layer_metrics``: whole in ``add`` once an analysis asked for every layer's."""
+    shape = (run.layers, run.heads)
+    return record.derived("metrics", lambda: {key: np.full(shape, np.nan) for key in METRICS})
 
 
-def record_metrics(record: Record, causal: bool) -> dict[str, np.ndarray]:
-    """``example_metrics`` of a record, computed once per record and shared."""
-    return record.derived(
-        "metrics",
-        lambda: example_metrics(
-            record.attention,
-            record.cls,
-            record.sep,
-            record.punct,
-            causal,
-            record_entropy(record),
-            record_profile(record),
-        ),
-    )
+def layer_profile(record: Record, layer: int, attention: np.ndarray) -> np.ndarray:
+    """``offset_profile`` of one layer of a record, [heads, 17], computed once and shared."""
+    return record.derived("offset_profile", lambda: offset_profile(attention), layer=layer)
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -21,8 +21,8 @@ import numpy as np
 from ..model import Record
 from ..result import Atlas, Head
 from .base import Analysis, Result, RunInfo
-from .measures import attended_units
-from .words import record_units
+from .measures import attended_units, by_heads
+from .words import layer_units, record_units, word_level
 
 TOP_PAIRS = 10
 EXACT_SENTENCES = 10_000  # corpora up to this many sentences are counted exactly
@@ -167,22 +167,43 @@ class WordPairs(Analysis):
             raise OverflowError("more word types than a pair code holds")  # not reachable
         return numbers
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        """Each ordinary word's most attended other ordinary word, for this layer's heads: kept
+        for ``add`` as unit numbers [layers · heads, words] (a few bytes per word)."""
+        _, unit_word, _ = record_units(record)
+        ordinary = unit_word >= 0
+        if ordinary.sum() < 2:
+            return
+        units = np.flatnonzero(ordinary)
+        # a causal model's first word can attend to no other word: it has no pair
+        sources = units[1:] if self.run.causal else units
+        shape = (self.run.layers, self.run.heads, len(sources))
+        targets = record.stash(self.name, lambda: np.empty(shape, np.int64))
+        _, _, unit_of = record_units(record)
+
+        def most(part: np.ndarray) -> np.ndarray:
+            # the whole layer's unit attention is shared (syntax reads it too); a long
+            # example's layer is taken a few heads at a time, each group's on its own
+            whole = part is attention
+            units = layer_units(record, layer, part) if whole else word_level(part, unit_of)
+            return attended_units(units, ordinary)
+
+        targets[layer] = by_heads(attention, most)[:, sources]
+
     def add(self, record: Record) -> None:
         """Count (from → to) for each ordinary word and the other ordinary word it attends to
         most; special-token units are neither (they have metrics of their own). In a causal
         model the first word is not a from-word (it sees no other word)."""
         self.sentences += 1
-        words, unit_word, attention = record_units(record)
+        words, unit_word, _ = record_units(record)
         ordinary = unit_word >= 0
         if ordinary.sum() >= 2:
             k = self.run.size
             units = np.flatnonzero(ordinary)
             number = np.zeros(len(unit_word), np.int64)
             number[units] = self._numbers([words[w] for w in unit_word[units]])
-            # a causal model's first word can attend to no other word: it has no pair
             sources = units[1:] if self.run.causal else units
-            attention = attention.reshape(k, *attention.shape[-2:])
-            targets = attended_units(attention, ordinary)[:, sources]  # [K, m]
+            targets = record.stash(self.name).reshape(k, len(sources))  # [K, m]
             source = number[sources] << TYPE_BITS
             heads = np.arange(k + 1, dtype=np.int64)[:, None] << GROUP_SHIFT
             codes = heads[:k] | source | number[targets]

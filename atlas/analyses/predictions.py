@@ -87,6 +87,7 @@ class Predictions(Analysis):
     """Each example's prediction by the model's task head (nothing for a model without one)."""
 
     name = "predictions"
+    needs: ClassVar[frozenset[str]] = frozenset()  # the task head's output, which every pass gives
     sections: ClassVar[Mapping[str, str]] = {"sentence_top": "sections/prediction.html"}
 
     def start(self, run: RunInfo) -> None:

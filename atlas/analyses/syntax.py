@@ -37,7 +37,7 @@ from ..model import Record
 from ..result import Atlas, Head
 from .base import Analysis, Column, Result, RunInfo
 from .measures import attended_units
-from .words import record_words
+from .words import layer_words, record_words
 
 BASELINE_OFFSETS = (-3, -2, -1, 1, 2, 3)
 HTUT, UNDIRECTED = "htut", "undirected"  # the two spanning trees: Htut et al.'s, and ours
@@ -247,11 +247,20 @@ class Syntax(Analysis):
         self.row_bytes = 4 * (2 * k + len(OFFSET_BUCKETS))
         self.tokens: dict[int, int] = {}  # tokens of the sentences kept as examples
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        """Keep a sentence's word-level attention, layer by layer, for ``add``: every head's
+        [u, u] between its words (treebank sentences are short: kilobytes per head)."""
+        if record.heads is None or record.word_of is None:
+            return
+        words = layer_words(record, layer, attention)
+        record.stash(self.name, lambda: np.empty((self.run.layers, *words.shape)))[layer] = words
+
     def add(self, record: Record) -> None:
         if record.heads is None or record.word_of is None:
             return
-        _, unit_word, attention = record_words(record)
-        attention = attention.reshape(self.run.size, *attention.shape[-2:])
+        _, unit_word = record_words(record)
+        words = record.stash(self.name)
+        attention = words.reshape(self.run.size, *words.shape[-2:])
         unit_for = {int(w): u for u, w in enumerate(unit_word) if w >= 0}
         heads = np.asarray(record.heads)
         deps = [

@@ -10,11 +10,16 @@ Two kinds of sentence are kept:
   heatmaps): just the attention of those heads, a few kilobytes, and no page.
 
 ``wanted`` and ``figures`` are known only at the end, so the sentences among them outside the
-first ``limit`` are run again (``revisit``) rather than holding every sentence in memory."""
+first ``limit`` are run again (``revisit``) rather than holding every sentence in memory.
+
+Each kept sentence's data is made layer by layer as the forward pass hands the layers out
+(``viewdata.ViewMaker``). A sentence whose page data would pass ``viewdata.MAX_VIEW_BYTES`` keeps
+none: it gets no page, and the build names it (``too_long`` in the result's data)."""
 
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING
 
@@ -23,14 +28,22 @@ import numpy as np
 from .. import contract
 from ..contract import head_name
 from ..model import Record
-from ..records import attention_error
 from ..scores import Scores
-from ..viewdata import VECTOR_TOLERANCE, View, data_script, make_view, vectors_script
+from ..viewdata import (
+    MAX_VIEW_BYTES,
+    VECTOR_TOLERANCE,
+    View,
+    ViewMaker,
+    data_script,
+    vectors_script,
+    view_bytes,
+)
 from .base import ATTENTION, EVERY, QUERIES_KEYS, Analysis, Result, RunInfo
 
 if TYPE_CHECKING:
     from ..result import Atlas
 
+log = logging.getLogger(__name__)
 NOT_REPRODUCED = (
     "the captured queries and keys do not reproduce this model's attention (in {head} the "
     "attention they give differs from the model's by up to {error:.3f}; the model may add "
@@ -45,16 +58,15 @@ NOT_REPRODUCED = (
 REPRODUCED = VECTOR_TOLERANCE
 
 
-def not_reproduced(record: Record, causal: bool, scores) -> str:
-    """Why the record's queries and keys cannot be shown ("" when every head's attention, as
+def not_reproduced(maker: ViewMaker) -> str:
+    """Why a sentence's queries and keys cannot be shown ("" when every head's attention, as
     the neuron view computes it from them, is within REPRODUCED of the model's)."""
-    if record.query is None or record.key is None:
+    if not maker.vectors:
         return "the model's queries and keys were not captured, so the neuron view is off"
-    error = attention_error(record, causal, scores)
-    if error.max() < REPRODUCED:
+    if maker.error < REPRODUCED:
         return ""
-    layer, head = np.unravel_index(int(error.argmax()), error.shape)
-    return NOT_REPRODUCED.format(head=head_name(layer + 1, head + 1), error=float(error.max()))
+    layer, head = divmod(maker.worst, maker.heads)
+    return NOT_REPRODUCED.format(head=head_name(layer + 1, head + 1), error=maker.error)
 
 
 # --neuron: which sentences with a page keep queries and keys (they cost more than the
@@ -88,6 +100,7 @@ class ViewData(Analysis):
         self.checked_at: tuple[int, int, int] | None = None  # the record that decided
         self.wanted: frozenset[int] = frozenset()
         self.figures: dict[int, set[int]] = {}
+        self.too_long: set[int] = set()  # sentences whose page data would pass MAX_VIEW_BYTES
 
     def keeps_vectors(self, index: int) -> bool:
         """Whether the sentence's page gets the neuron view's queries and keys."""
@@ -100,31 +113,54 @@ class ViewData(Analysis):
         among the first ``limit``, or (in the run again at the end) those other pages link to."""
         return (index < self.limit or index in self.wanted) and self.keeps_vectors(index)
 
-    def _keep(self, record: Record) -> None:
-        vectors = self.keeps_vectors(record.index)
+    def _heads_kept(self, index: int) -> list[int] | bool | None:
+        """Which heads a sentence keeps: None for every head (it has a page), the heads its
+        figures show, or False for none."""
+        if index < self.limit or index in self.wanted:
+            return None
+        return sorted(self.figures[index]) if index in self.figures else False
+
+    def _maker(self, record: Record) -> ViewMaker | None:
+        """The view the example keeps, made layer by layer; None if it keeps none."""
+
+        def make() -> ViewMaker | None:
+            heads = self._heads_kept(record.index)
+            count = self.run.size if heads is None else len(heads or ())
+            if heads is False:
+                return None
+            if view_bytes(record.n, count) > MAX_VIEW_BYTES:
+                self.too_long.add(record.index)
+                return None
+            vectors = heads is None and self.keeps_vectors(record.index)
+            return ViewMaker(record, heads=self.run.heads, vectors=vectors,
+                             causal=self.run.causal, heads_kept=heads,
+                             scores=self.run.scores)  # fmt: skip
+
+        return record.stash(self.name, make)
+
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        maker = self._maker(record)
+        if maker is not None:
+            maker.layer(layer, attention)
+
+    def add(self, record: Record) -> None:
+        maker = self._maker(record)
+        if maker is None:
+            return
+        vectors = maker.heads_kept is None and self.keeps_vectors(record.index)
         # The first record of two tokens or more that keeps vectors decides for the whole run
         # (a one-token record's softmax is 1 whatever its vectors, so it proves nothing).
         if vectors and not self.checked and record.n >= 2:
             self.checked = True
             self.checked_at = self.run.stream_key(record.index, record.n)
-            self.note = not_reproduced(record, self.run.causal, self.run.scores)
+            self.note = not_reproduced(maker)
             vectors = not self.note
-        self.kept[record.index] = make_view(
-            record, vectors=vectors, causal=self.run.causal, scores=self.run.scores
-        )
-
-    def add(self, record: Record) -> None:
-        if record.index < self.limit or record.index in self.wanted:
-            self._keep(record)
-        elif record.index in self.figures:
-            heads = sorted(self.figures[record.index])
-            self.kept[record.index] = make_view(
-                record, vectors=False, causal=self.run.causal, heads_kept=heads
-            )
+        self.kept[record.index] = maker.view(vectors=vectors)
 
     def state(self) -> dict:
         return {
             "kept": {str(i): dataclasses.asdict(view) for i, view in self.kept.items()},
+            "too_long": sorted(self.too_long),
             "note": self.note,
             "checked": self.checked,
             "checked_at": list(self.checked_at) if self.checked_at else None,
@@ -132,6 +168,7 @@ class ViewData(Analysis):
 
     def load_state(self, state) -> None:
         self.kept = {int(i): View(**view) for i, view in state["kept"].items()}
+        self.too_long = {int(i) for i in state["too_long"]}
         self.note, self.checked = state["note"], state["checked"]
         self.checked_at = tuple(state["checked_at"]) if state["checked_at"] else None
 
@@ -139,6 +176,7 @@ class ViewData(Analysis):
         """The sentences of both; whether queries and keys reproduce the attention is decided,
         as in one pass, by the first record (in a one-pass run's order) that checked it."""
         self.kept.update(other.kept)
+        self.too_long |= other.too_long
         self.kept = dict(sorted(self.kept.items()))
         if other.checked_at and (self.checked_at is None or other.checked_at < self.checked_at):
             self.note, self.checked_at = other.note, other.checked_at
@@ -149,15 +187,23 @@ class ViewData(Analysis):
         for result in results.values():
             for index, heads in result.figures.items():
                 self.figures.setdefault(index, set()).update(heads)
-        return sorted((self.wanted | set(self.figures)) - set(self.kept))
+        return sorted((self.wanted | set(self.figures)) - set(self.kept) - self.too_long)
 
     def finish(self, results: Mapping[str, Result]) -> Result:
         vectors = sum(bool(view.vectors) for view in self.kept.values())
         note = self.note
         if not note and not vectors:
             note = "no sentence with a page kept queries and keys"
+        if self.too_long:
+            log.warning(
+                "no page for %d sentence(s) too long to draw (over %d MiB of attention): %s",
+                len(self.too_long),
+                MAX_VIEW_BYTES >> 20,
+                ", ".join(str(i + 1) for i in sorted(self.too_long)),
+            )
         return Result(
             data={
+                **({"too_long": sorted(self.too_long)} if self.too_long else {}),
                 "neuron_view": not note,
                 "neuron_note": note,
                 "neuron_mode": self.neuron,

@@ -14,6 +14,9 @@ import numpy as np
 from .. import pieces
 from ..model import Record
 
+# The longest example whose word-level attention is taken by matrix products (``word_level``).
+MATMUL_TOKENS = 512
+
 
 def units(word_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(unit of each token [n], word of each unit [u] with -1 for special-token units)."""
@@ -29,8 +32,17 @@ def units(word_of: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def word_level(attention: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
-    """[..., n, n] token attention to [..., u, u] unit attention: TO = sum, FROM = mean."""
+    """[..., n, n] token attention to [..., u, u] unit attention: TO = sum, FROM = mean.
+
+    Up to ``MATMUL_TOKENS`` tokens, two matrix products with the 0/1 membership matrix (n³
+    work, what the atlas has always computed); past it, sums over each unit's run of tokens
+    (units are runs of consecutive tokens: n² work, equal but for rounding)."""
     n = attention.shape[-1]
+    if n > MATMUL_TOKENS:
+        starts = np.flatnonzero(np.r_[True, unit_of[1:] != unit_of[:-1]])
+        to = np.add.reduceat(np.asarray(attention, dtype=np.float64), starts, axis=-1)
+        sizes = np.diff(np.r_[starts, n])
+        return np.add.reduceat(to, starts, axis=-2) / sizes[:, None]
     count = int(unit_of.max()) + 1 if n else 0
     member = np.zeros((n, count))
     member[np.arange(n), unit_of] = 1.0
@@ -38,15 +50,17 @@ def word_level(attention: np.ndarray, unit_of: np.ndarray) -> np.ndarray:
     return mean_rows @ np.asarray(attention, dtype=np.float64) @ member
 
 
-def record_words(record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(unit of each token, word of each unit, word-level attention [L, H, u, u]) of a record
-    with words, computed once per record and shared by every analysis that asks."""
+def record_words(record: Record) -> tuple[np.ndarray, np.ndarray]:
+    """(unit of each token, word of each unit) of a record with words, computed once per record
+    and shared by every analysis that asks."""
+    return record.derived("words", lambda: units(record.word_of))
 
-    def compute():
-        unit_of, unit_word = units(record.word_of)
-        return unit_of, unit_word, word_level(record.attention, unit_of)
 
-    return record.derived("words", compute)
+def layer_words(record: Record, layer: int, attention: np.ndarray) -> np.ndarray:
+    """One layer's word-level attention [H, u, u] of a record with words (``record_words``),
+    computed once per layer and shared."""
+    unit_of, _ = record_words(record)
+    return record.derived("words", lambda: word_level(attention, unit_of), layer=layer)
 
 
 def joined_pieces(
@@ -76,16 +90,25 @@ def joined_pieces(
 
 
 def record_units(record: Record) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(words, word of each unit with -1 for special-token units, word-level attention
-    [L, H, u, u]) of any record: its given words where it has them (``record_words``),
-    otherwise words joined from its pieces (``joined_pieces``)."""
+    """(words, word of each unit with -1 for special-token units, unit of each token) of any
+    record: its given words where it has them (``record_words``), otherwise words joined from
+    its pieces (``joined_pieces``)."""
     if record.words is not None and record.word_of is not None:
-        _, unit_word, attention = record_words(record)
-        return record.words, unit_word, attention
+        unit_of, unit_word = record_words(record)
+        return record.words, unit_word, unit_of
 
     def compute():
         words, word_of = joined_pieces(record.tokens, record.special, record.punct)
         unit_of, unit_word = units(word_of)
-        return words, unit_word, word_level(record.attention, unit_of)
+        return words, unit_word, unit_of
 
     return record.derived("pieces", compute)
+
+
+def layer_units(record: Record, layer: int, attention: np.ndarray) -> np.ndarray:
+    """One layer's attention [H, u, u] between the units of ``record_units``, computed once per
+    layer and shared."""
+    if record.words is not None and record.word_of is not None:
+        return layer_words(record, layer, attention)
+    _, _, unit_of = record_units(record)
+    return record.derived("pieces", lambda: word_level(attention, unit_of), layer=layer)
