@@ -23,7 +23,7 @@ from atlas.records import QUERIES_KEYS
 from atlas.result import load
 from atlas.running import Runner
 from atlas.scores import Scores
-from atlas.viewdata import VECTOR_TOLERANCE
+from atlas.viewdata import VECTOR_TOLERANCE, ViewMaker
 
 # Longer than every tiny model's sliding window (3 or 4 tokens), so the windows matter.
 SENTENCE = "The old man saw the cat on the mat, and the dog ran to the house."
@@ -163,6 +163,15 @@ def test_every_decoder_family_builds_end_to_end(family, tiny_model, tmp_path):
     assert neuron["scores"] == atlas.model.scores and neuron["available"] is True
 
 
+def made(record, scores: Scores) -> ViewMaker:
+    """The record's view, made layer by layer as a build makes it, under ``scores``."""
+    maker = ViewMaker(record, heads=record.attention.shape[1], vectors=True, causal=True,
+                      scores=scores)  # fmt: skip
+    for layer, attention in enumerate(record.attention):
+        maker.layer(layer, attention)
+    return maker
+
+
 def test_a_model_scored_otherwise_has_no_neuron_view_and_its_pages_say_why(
     tiny_model, tmp_path, monkeypatch
 ):
@@ -173,8 +182,8 @@ def test_a_model_scored_otherwise_has_no_neuron_view_and_its_pages_say_why(
     runner = Runner(folder, device="cpu")
     record = next(runner.run([Example(id="1", text=SENTENCE)], capture={QUERIES_KEYS}))
     right = Scores.from_json(runner.info.scores, 2, 8)
-    assert not_reproduced(record, True, right) == ""
-    note = not_reproduced(record, True, Scores.plain(2, 8))
+    assert not_reproduced(made(record, right)) == ""
+    note = not_reproduced(made(record, Scores.plain(2, 8)))
     error = right.error(record.query, record.key, record.attention, True)
     assert error.max() < 1e-4
     wrong = Scores.plain(2, 8).error(record.query, record.key, record.attention, True)

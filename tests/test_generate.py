@@ -20,6 +20,7 @@ import torch
 from conftest import build
 from tiny_lm import make_tiny_chat_lm
 
+from atlas.analyses.base import feed
 from atlas.analyses.generation import KEYS, layer_split
 from atlas.analyses.measures import row_entropy
 from atlas.cli import main
@@ -295,8 +296,8 @@ def test_the_generation_analysis_merges_to_the_one_pass_result(runner, examples)
     for analysis in (whole, first, second, restored):
         analysis.start(run)
     for record in records:
-        whole.add(record)
-        (first if record.index < 2 else second).add(record)
+        feed(whole, record)
+        feed((first if record.index < 2 else second), record)
     restored.load_state(second.state())
     first.merge(restored)
     assert first.finish({}).columns == whole.finish({}).columns

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from atlas.analyses.base import RunInfo
+from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.headtypes import (
     PROBE_LENGTH,
     TYPE_THRESHOLD,
@@ -158,7 +158,7 @@ def test_the_analysis_gives_each_head_its_columns_and_types():
     analysis = HeadTypes(sequences=4)
     analysis.start(run_info(passes))
     for index, n in enumerate((3, 5)):
-        analysis.add(record(index, corpus_attention(n)))
+        feed(analysis, record(index, corpus_attention(n)))
     analysis.settle()
     result = analysis.finish({})
     first = result.columns["first"]
@@ -182,12 +182,12 @@ def test_a_short_model_probes_shorter_sequences_and_probe_off_drops_its_columns(
     passes = FakePasses(room=11)
     analysis = HeadTypes(sequences=2)
     analysis.start(run_info(passes))
-    analysis.add(record(0, corpus_attention(4)))
+    feed(analysis, record(0, corpus_attention(4)))
     analysis.settle()
     assert analysis.finish({}).data["probe"]["length"] == 5
     off = HeadTypes(sequences=0)
     off.start(run_info(FakePasses()))
-    off.add(record(0, corpus_attention(4)))
+    feed(off, record(0, corpus_attention(4)))
     off.settle()
     result = off.finish({})
     assert [c.key for c in result.catalogue] == ["first"]
@@ -201,7 +201,7 @@ def test_only_the_part_with_the_first_example_runs_the_probe_and_parts_merge():
         part = HeadTypes(sequences=3)
         part.start(run_info(passes))
         for index in indices:
-            part.add(record(index, corpus_attention(3 + index)))
+            feed(part, record(index, corpus_attention(3 + index)))
         part.settle()
         parts.append(part)
     assert passes.runs == 1
@@ -209,7 +209,7 @@ def test_only_the_part_with_the_first_example_runs_the_probe_and_parts_merge():
     whole = HeadTypes(sequences=3)
     whole.start(run_info(FakePasses()))
     for index in range(3):
-        whole.add(record(index, corpus_attention(3 + index)))
+        feed(whole, record(index, corpus_attention(3 + index)))
     whole.settle()
     merged = HeadTypes(sequences=3)
     merged.start(run_info(None))
@@ -237,7 +237,7 @@ def test_a_decoder_s_columns_and_labels_say_bos_and_eos():
         analysis = HeadMetrics()
         analysis.start(RunInfo(layers=1, heads=2, causal=causal, sentences=1))
         none = np.zeros(n, bool)
-        analysis.add(Record(0, ["<s>", "a", "b", "c"], cls, none, cls, none,
+        feed(analysis, Record(0, ["<s>", "a", "b", "c"], cls, none, cls, none,
                             np.zeros(n, np.int8), attention.astype(np.float32)))  # fmt: skip
         result = analysis.finish({})
         titles = {c.key: c.title for c in result.catalogue}

@@ -19,7 +19,7 @@ import numpy as np
 from ..exact import ExactSum
 from ..model import Record
 from .base import Analysis, Column, Result, RunInfo, per_head
-from .measures import record_entropy
+from .measures import row_entropy
 
 _GROUP = "Prompt rows and generated rows"
 _PAPER = "this atlas: Clark et al. 2019's shares and normalised entropy, over a subset of rows"
@@ -99,18 +99,21 @@ class PromptGeneration(Analysis):
         self.sums = ExactSum(shape)
         self.counts = np.zeros(shape, np.int64)
 
+    def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
+        if record.generated is None:
+            return
+        entropy = record.derived("row_entropy", lambda: row_entropy(attention), layer=layer)
+        values = record.stash(
+            self.name, lambda: np.full((len(KEYS), self.run.layers, self.run.heads), np.nan)
+        )
+        values[:, layer] = layer_split(
+            attention, entropy, record.cls, record.generated, self.run.causal
+        )
+
     def add(self, record: Record) -> None:
         if record.generated is None:
             return
-        entropies = record_entropy(record)
-        values = np.stack(
-            [
-                layer_split(record.attention[layer], entropies[layer], record.cls,
-                            record.generated, self.run.causal)
-                for layer in range(record.attention.shape[0])
-            ],
-            axis=1,
-        )  # fmt: skip
+        values = record.stash(self.name)  # [keys, layers, heads], from ``add_layer``
         defined = ~np.isnan(values)
         self.sums.add(np.where(defined, values, 0.0))
         self.counts += defined

@@ -144,10 +144,7 @@ class HeadTypes(Analysis):
         self.seen_first = False  # whether this part holds the corpus's first example
 
     def add(self, record: Record) -> None:
-        # Until the runner hands layers to ``add_layer`` itself (then this loop goes).
-        self.seen_first |= record.index == 0
-        for layer in range(self.run.layers):
-            self.add_layer(record, layer, record.attention[layer])
+        self.seen_first |= record.index == 0  # its layers came to ``add_layer`` before
 
     def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
         """One layer of one example: [heads, n, n]."""
