@@ -781,6 +781,11 @@ def neuron_note(atlas: Atlas, view: View) -> str:
         return atlas.model.neuron_note
     if view.vectors:
         return ""
+    if view.top:
+        return (
+            f"no queries and keys are kept for sentences of more than {contract.SPARSE_FROM} "
+            "tokens: their page keeps each attention row's largest values"
+        )
     if atlas.options.neuron == "views" and view.index >= atlas.options.views:
         return (
             f"queries and keys are kept for the first {atlas.options.views} sentences "
