@@ -99,6 +99,11 @@ class View:
         out[self.heads_kept] = stored
         return out.reshape(layers, heads, n, n)
 
+    @property
+    def head_bytes(self) -> int:
+        """The inflated attention bytes of one head stored: n² dense, n·(3·top + 2) sparse."""
+        return self.n * (3 * self.top + 2) if self.top else self.n * self.n
+
     def sparse(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Sparse rows as stored, per head stored: (indices [h, n, top], remainders [h, n],
         values [h, n, top]), as floats the page decodes."""

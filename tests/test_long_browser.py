@@ -78,6 +78,20 @@ def test_a_sentence_past_sparse_from_gets_sparse_rows_layer_by_layer():
     assert viewdata.make_view(short, vectors=False, causal=False).top == 0
 
 
+def test_a_sparse_view_cut_to_some_heads_keeps_their_rows():
+    """--max-site-mb keeps only the example heads of a page it drops (budget._only_heads): of a
+    sparse sentence, those heads' rows as they were."""
+    from atlas.budget import _only_heads
+
+    n = contract.SPARSE_FROM + 3
+    view = viewdata.make_view(record(np.stack([peaked(2, n), peaked(2, n, 1)])), vectors=False,
+                              causal=False)  # fmt: skip
+    cut = _only_heads(view, [1, 2])
+    assert cut.heads_kept == [1, 2] and cut.top == view.top
+    for whole, part in zip(view.sparse(), cut.sparse(), strict=True):
+        assert np.array_equal(whole[[1, 2]], part)
+
+
 def test_sparse_rows_fit_the_budget_and_past_their_indices_there_is_no_page():
     assert viewdata.sparse_top(4096, 144) == 1  # 12 × 12 heads: one value and the remainder
     assert viewdata.view_bytes(4096, 144) == 144 * 4096 * 5 < viewdata.MAX_VIEW_BYTES
