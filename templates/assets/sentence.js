@@ -69,8 +69,11 @@
     }, signal);
   }
 
-  /** The window slider of a long sentence: which tokens every view draws (Sentence.at). */
-  function bindWindow(section, sentence, state, show) {
+  /** The window slider of a long sentence: which tokens every view draws (Sentence.at), of
+   * both models' attention in a compare atlas (keys.B). */
+  function bindWindow(section, keys, shown, state, show) {
+    const { AtlasData } = window;
+    const sentence = AtlasData.get(keys.A);
     const old = document.getElementById("token-window");
     if (old) old.remove();
     if (!sentence.top) return;
@@ -91,9 +94,9 @@
       `${sentence.top} largest value(s); a dropped value is at most the smallest kept one.`);
     const say = () => { said.textContent = `${sentence.windowStart + 1}–${Math.min(sentence.n, sentence.windowStart + size)} of ${sentence.n}`; };
     slider.addEventListener("change", () => {
-      sentence.windowStart = Number(slider.value);
+      for (const key of [keys.A, keys.B].filter(Boolean)) AtlasData.get(key).windowStart = Number(slider.value);
       say();
-      mountViews(sentence, state);
+      mountViews(AtlasData.get(keys[shown.model]), state);
       show(state.get());
     });
     label.append(slider);
@@ -183,7 +186,7 @@
     followSelection(state, show, signal);
     bindLevel(sentence, state, show, signal);
     bindNavigation(state, signal);
-    bindWindow(section, sentence, state, show);
+    bindWindow(section, keys, shown, state, show);
     mountViews(sentence, state);
     bindModel(section, keys, shown, state, show);
     show(state.get());
