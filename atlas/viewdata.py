@@ -145,10 +145,12 @@ def sparse_top(n: int, heads: int) -> int:
 def sparse_rows(attention: np.ndarray, top: int) -> bytes:
     """Heads [h, n, n] of float attention as sparse rows (contract.SPARSE_FROM's layout): each
     row's ``top`` largest values, largest first, and the rest of the row's sum as a remainder."""
-    rows = torch.from_numpy(np.ascontiguousarray(attention, dtype=np.float32))
-    values, index = torch.topk(rows, top, dim=-1, sorted=True)
-    kept = values.double().sum(-1)
-    rest = (rows.double().sum(-1) - kept).clamp(0, 1).numpy()
+    rows = np.ascontiguousarray(attention, dtype=np.float32)
+    values, index = torch.topk(torch.from_numpy(rows), top, dim=-1, sorted=True)
+    # Row sums in float64 through numpy's buffered cast: no float64 copy of the layer (1.6 GB
+    # at 12 heads and 4,096 tokens).
+    totals = rows.sum(-1, dtype=np.float64)
+    rest = np.clip(totals - values.double().sum(-1).numpy(), 0, 1)
     rest_scale = contract.REST_SCALE
     parts = []
     for head in range(len(rows)):
