@@ -137,8 +137,7 @@ def _trim(
 
 def _only_heads(view: View, heads: list[int]) -> View:
     """The view with only these heads' attention kept (and no queries and keys)."""
-    n = view.n
-    stored = np.frombuffer(inflate(view.attention), dtype=np.uint8).reshape(-1, n, n)
+    stored = np.frombuffer(inflate(view.attention), np.uint8).reshape(-1, view.head_bytes)
     return dataclasses.replace(
         view, attention=deflate(stored[heads].tobytes()), heads_kept=heads, vectors="", rollout=""
     )

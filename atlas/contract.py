@@ -195,6 +195,8 @@ def page_config(
         "dataFormat": DATA_FORMAT,
         "attentionScale": ATTENTION_SCALE,
         "rolloutScale": ROLLOUT_SCALE,
+        "restScale": REST_SCALE,
+        "windowTokens": WINDOW_TOKENS,
         "joiner": JOINER,
         "paths": {
             "headPage": HEAD_PAGE,
@@ -270,14 +272,14 @@ def script_json(payload: object) -> str:
 # (data/NNNN.js, data/NNNN.qk.js) and the search index carry DATA_FORMAT as "format", and
 # assets/config.js as "dataFormat"; the pages (atlas-data.js, search.js) refuse to draw data of
 # another format and say to rebuild the site. Bump it when anything below changes.
-DATA_FORMAT = 2
+DATA_FORMAT = 3
 # data/NNNN.js: one sentence (atlas/viewdata.py writes it, atlas-data.js reads it), and the
 # fields written only when there is something in them.
 DATA_FIELDS = (
     "format", "key", "index", "id", "layers", "heads", "causal", "tokens", "shown", "joins",
     "segments", "special", "encoding", "attention", "neuron",
 )  # fmt: skip
-DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs", "generated")
+DATA_OPTIONAL_FIELDS = ("headsKept", "rollout", "words", "wordOf", "arcs", "generated", "top")
 # Its "neuron" field: whether the neuron view has queries and keys, why not, the head size, and
 # how the model turns them into attention ("scores", below).
 NEURON_FIELDS = ("available", "note", "head_dim", "scores")
@@ -287,6 +289,22 @@ NEURON_FIELDS = ("available", "note", "head_dim", "scores")
 # bidirectional model; null: none). The queries and keys are the model's own, after its q/k
 # norms and rotary position encoding, each query head paired with the key head it shares.
 SCORES_FIELDS = ("scale", "softcap", "window")
+# Long sentences (more than SPARSE_FROM tokens) keep each attention row sparsely, so that a
+# 4,096-token page stays a few megabytes: the row's "top" largest values and the rest of the row
+# as one remainder. Layout of the inflated attention, per head stored (model order, or
+# headsKept): SPARSE_INDEX indices [n, top] (each row's kept columns, largest value first), then
+# SPARSE_REST remainders [n] (value × REST_SCALE), then ATTENTION_SCALE values [n, top] (u1).
+# The bound the pages and docs state: each kept value is within 1/(2 × ATTENTION_SCALE) of the
+# model's; a dropped value is at most the row's smallest kept value (before rounding) and at most
+# the remainder; the remainder, the row's sum less its kept values, is within
+# 1/(2 × REST_SCALE) of the model's. A payload with "top" is sparse; without it, dense [n, n].
+SPARSE_FROM = 512
+SPARSE_INDEX = "<u2"  # so a sparse sentence has at most 65,536 tokens
+SPARSE_REST = "<u2"
+REST_SCALE = 65535
+# A long sentence's page draws WINDOW_TOKENS rows at a time (a slider moves them) and gathers
+# the attention outside them into one faint "other tokens" column.
+WINDOW_TOKENS = 96
 # data/NNNN.qk.js: a sentence's queries and keys.
 VECTORS_FIELDS = ("format", "encoding", "vectors", "error")
 # The inflated bytes of "vectors", little-endian (numpy dtypes): VECTOR_BITS[2·L·H], the bits

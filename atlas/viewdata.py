@@ -9,7 +9,11 @@ file://. On real text deflate shrinks the attention's bytes to under half: most 
 zero.
 
 - Attention: uint8, value × 255, [heads kept, n, n]; every head of the model, or, for a sentence
-  kept only for the figures of some head pages, just those heads (``heads_kept``).
+  kept only for the figures of some head pages, just those heads (``heads_kept``). A sentence of
+  more than ``contract.SPARSE_FROM`` tokens keeps each row sparsely instead (``sparse_rows``):
+  its ``top`` largest values and the rest of the row as one remainder, with the error bound
+  atlas/contract.py states; it has no rollout and no queries and keys (both n² or n·d per head
+  at full precision, and the rollout n³ to compute).
 - Rollout (sentences with every head kept): the attention rollout at the last layer
   (``rollout``), computed here in float64 from the model's float attention, since rolled out in
   the page from the uint8 attention its error compounds over the layers; uint16 little-endian,
@@ -30,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from . import contract, pieces
 from .records import Record
@@ -66,6 +71,8 @@ class View:
     # difference between the neuron view's softmax from them and the model's attention.
     vectors: str = ""
     vectors_error: float = 0.0
+    # Sparse rows (contract.SPARSE_FROM): the values kept per row; 0 for dense [n, n].
+    top: int = 0
     # Words, when known: the words, each token's word (-1: special), and the gold arcs
     # [dependent, head, relation] as word indices (head -1: the root).
     words: list[str] | None = None
@@ -80,15 +87,30 @@ class View:
 
     def matrix(self, layers: int, heads: int) -> np.ndarray:
         """The attention as float32 [L, H, n, n] (values to within 1/(2·scale)); the heads not
-        kept are NaN."""
+        kept are NaN. Sparse rows give their kept values and 0 elsewhere."""
         n = self.n
-        raw = np.frombuffer(inflate(self.attention), dtype=np.uint8)
-        stored = (raw.reshape(-1, n, n) / contract.ATTENTION_SCALE).astype(np.float32)
+        if self.top:
+            index, _rest, value = self.sparse()
+            stored = np.zeros((len(index), n, n), dtype=np.float32)
+            np.put_along_axis(stored, index.astype(np.int64), value.astype(np.float32), -1)
+        else:
+            raw = np.frombuffer(inflate(self.attention), dtype=np.uint8)
+            stored = (raw.reshape(-1, n, n) / contract.ATTENTION_SCALE).astype(np.float32)
         if self.heads_kept is None:
             return stored.reshape(layers, heads, n, n)
         out = np.full((layers * heads, n, n), np.nan, dtype=np.float32)
         out[self.heads_kept] = stored
         return out.reshape(layers, heads, n, n)
+
+    @property
+    def head_bytes(self) -> int:
+        """The inflated attention bytes of one head stored: n² dense, n·(3·top + 2) sparse."""
+        return self.n * (3 * self.top + 2) if self.top else self.n * self.n
+
+    def sparse(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Sparse rows as stored, per head stored: (indices [h, n, top], remainders [h, n],
+        values [h, n, top]), as floats the page decodes."""
+        return unpack_sparse(inflate(self.attention), self.n, self.top)
 
     def rollout_matrix(self) -> np.ndarray | None:
         """The stored rollout as float64 [n, n], as the page decodes it (None if not stored)."""
@@ -114,6 +136,48 @@ def quantise(attention: np.ndarray) -> bytes:
     """uint8, value × 255: error at most 1/510."""
     scale = contract.ATTENTION_SCALE
     return np.clip(np.rint(attention * scale), 0, scale).astype(np.uint8).tobytes()
+
+
+def sparse_top(n: int, heads: int) -> int:
+    """How many values each row of a long sentence keeps: as many as fit SPARSE_BUDGET bytes
+    (3 a value, 2 a row's remainder) over ``heads`` heads, at least 1, at most SPARSE_TOP."""
+    fit = (SPARSE_BUDGET // max(1, heads * n) - 2) // 3
+    return int(max(1, min(n, SPARSE_TOP, fit)))
+
+
+def sparse_rows(attention: np.ndarray, top: int) -> bytes:
+    """Heads [h, n, n] of float attention as sparse rows (contract.SPARSE_FROM's layout): each
+    row's ``top`` largest values, largest first, and the rest of the row's sum as a remainder.
+    A head at a time: the layer may be a strided view of the model's tensor, and a contiguous
+    copy of it all would be 768 MB at 12 heads and 4,000 tokens."""
+    parts = []
+    for head in attention:
+        rows = np.ascontiguousarray(head, dtype=np.float32)
+        values, index = torch.topk(torch.from_numpy(rows), top, dim=-1, sorted=True)
+        # Row sums in float64 through numpy's buffered cast, without a float64 copy.
+        rest = np.clip(rows.sum(-1, dtype=np.float64) - values.double().sum(-1).numpy(), 0, 1)
+        parts.append(index.numpy().astype(contract.SPARSE_INDEX).tobytes())
+        parts.append(np.rint(rest * contract.REST_SCALE).astype(contract.SPARSE_REST).tobytes())
+        parts.append(quantise(values.numpy()))
+    return b"".join(parts)
+
+
+def unpack_sparse(data: bytes, n: int, top: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The inverse of ``sparse_rows``: (indices [h, n, top], remainders [h, n] and values
+    [h, n, top] as floats)."""
+    size = n * top
+    per_head = size * np.dtype(contract.SPARSE_INDEX).itemsize + 2 * n + size
+    if len(data) % per_head:
+        raise ValueError(f"sparse attention: {len(data)} bytes, not whole heads of {per_head}")
+    index, rest, value = [], [], []
+    for at in range(0, len(data), per_head):
+        index.append(np.frombuffer(data, contract.SPARSE_INDEX, size, at).reshape(n, top))
+        at += 2 * size
+        rest.append(np.frombuffer(data, contract.SPARSE_REST, n, at) / contract.REST_SCALE)
+        at += 2 * n
+        value.append(np.frombuffer(data, np.uint8, size, at).reshape(n, top))
+    values = np.array(value, dtype=np.float64) / contract.ATTENTION_SCALE
+    return np.array(index), np.array(rest), values
 
 
 def rollout(attention: np.ndarray) -> np.ndarray:
@@ -259,15 +323,30 @@ def unpack_vectors(
     return out[:half].reshape(layers, heads, n, d), out[half:].reshape(layers, heads, n, d)
 
 
-# The most attention bytes (uint8, one per head and pair of tokens) a sentence's view keeps:
-# 256 MiB, 1,365 tokens at 144 heads. A longer sentence gets no page of its own (the build names
-# it), rather than one no browser could draw.
+# The most attention bytes (before deflate) a sentence's view keeps: 256 MiB. Past
+# contract.SPARSE_FROM tokens rows are sparse, so only a sentence of more tokens than the sparse
+# indices hold, or of so many heads that one value a row passes it, gets no page of its own (the
+# build names it), rather than one no browser could draw.
 MAX_VIEW_BYTES = 1 << 28
+# The bytes a sparse sentence's rows aim for (before deflate, which takes about a third off):
+# 4 MiB keeps SPARSE_TOP values a row on small models and 1 on 12 × 12 heads at 4,096 tokens.
+SPARSE_BUDGET = 4 << 20
+SPARSE_TOP = 32
+
+
+def is_sparse(n: int) -> bool:
+    """Whether an n-token sentence keeps sparse rows (contract.SPARSE_FROM)."""
+    return n > contract.SPARSE_FROM
 
 
 def view_bytes(n: int, heads: int) -> int:
-    """The uint8 attention bytes of ``heads`` heads of an n-token sentence."""
-    return heads * n * n
+    """The attention bytes of ``heads`` heads of an n-token sentence: uint8 n × n, or sparse
+    rows; past the sparse indices' reach, more than MAX_VIEW_BYTES."""
+    if not is_sparse(n):
+        return heads * n * n
+    if n > np.iinfo(contract.SPARSE_INDEX).max + 1:
+        return MAX_VIEW_BYTES + 1
+    return heads * n * (3 * sparse_top(n, heads) + 2)
 
 
 class ViewMaker:
@@ -280,6 +359,7 @@ class ViewMaker:
         self,
         record: Record,
         *,
+        layers: int,
         heads: int,
         vectors: bool,
         causal: bool,
@@ -288,10 +368,13 @@ class ViewMaker:
     ):
         self.record, self.heads, self.causal, self.scores = record, heads, causal, scores
         self.heads_kept = None if heads_kept is None else sorted(heads_kept)
-        self.vectors = vectors and heads_kept is None and record.query is not None
+        stored = layers * heads if heads_kept is None else len(self.heads_kept)
+        self.top = sparse_top(record.n, stored) if is_sparse(record.n) else 0
+        dense = not self.top
+        self.vectors = vectors and heads_kept is None and record.query is not None and dense
         self._deflate = zlib.compressobj(DEFLATE_LEVEL)
         self._parts: list[bytes] = []
-        self._rollout = np.eye(record.n) if heads_kept is None else None
+        self._rollout = np.eye(record.n) if heads_kept is None and dense else None
         self._blocks: list[tuple] = []
         # The largest difference between the attention the captured vectors give (as ``scores``
         # computes it) and the model's, and the head (flat, model order) where it is
@@ -303,7 +386,8 @@ class ViewMaker:
         if self.heads_kept is not None:
             first = layer * self.heads
             kept = attention[[h - first for h in self.heads_kept if 0 <= h - first < self.heads]]
-        self._parts.append(self._deflate.compress(quantise(kept)))
+        data = sparse_rows(kept, self.top) if self.top else quantise(kept)
+        self._parts.append(self._deflate.compress(data))
         if self._rollout is not None:
             self._rollout = rollout_step(self._rollout, attention)
         if self.vectors:
@@ -327,6 +411,7 @@ class ViewMaker:
             attention=base64.b64encode(attention).decode("ascii"),
             heads_kept=None if self.heads_kept is None else [int(h) for h in self.heads_kept],
             generated=None if record.generated is None else [int(g) for g in record.generated],
+            top=self.top,
         )
         if self._rollout is not None:
             view.rollout = encode_rollout(self._rollout)
@@ -354,10 +439,9 @@ def make_view(
     """The View of a record whose ``attention`` holds every layer (``ViewMaker``): every head
     (or ``heads_kept``), and its queries and keys if ``vectors`` and the record has them
     (checked against the attention as ``scores`` computes it from them)."""
-    heads = record.attention.shape[1]
-    maker = ViewMaker(
-        record, heads=heads, vectors=vectors, causal=causal, heads_kept=heads_kept, scores=scores
-    )
+    layers, heads = record.attention.shape[:2]
+    maker = ViewMaker(record, layers=layers, heads=heads, vectors=vectors, causal=causal,
+                      heads_kept=heads_kept, scores=scores)  # fmt: skip
     for layer, attention in enumerate(record.attention):
         maker.layer(layer, attention)
     return maker.view()
@@ -401,6 +485,7 @@ def data_script(
     }
     optional = (
         ("headsKept", view.heads_kept),
+        ("top", view.top or None),
         ("rollout", view.rollout or None),
         ("words", view.words),
         ("wordOf", view.word_of),
@@ -445,6 +530,7 @@ def read_view(path: Path) -> View:
         special=payload["special"],
         attention=payload["attention"],
         heads_kept=payload.get("headsKept"),
+        top=payload.get("top", 0),
         rollout=payload.get("rollout", ""),
         vectors=vectors.get("vectors", ""),
         vectors_error=vectors.get("error", 0.0),

@@ -1,6 +1,7 @@
 """Benchmark the sentence-page views in headless Chromium, and their data size beside BertViz's.
 
     .venv/bin/python bench/views.py [--runs 7] [--bertviz-python PATH]
+    .venv/bin/python bench/views.py --long [--tokens 4096] [--layers 12 --heads 12] [--runs 5]
 
 Builds one site with the default model from three sentences of exactly 16, 64 and 256 tokens,
 then opens each sentence page ``--runs`` times in a fresh browser context and reads the
@@ -8,6 +9,11 @@ then opens each sentence page ``--runs`` times in a fresh browser context and re
 "atlas:neuron-view": from the start of a view's mount to its first full render) and the time
 from navigation start to the end of each. Prints a Markdown table (medians, min-max) for
 docs/performance.md.
+
+--long: one sentence of ``--tokens`` tokens through a BERT of ``--layers`` × ``--heads`` heads
+(tiny otherwise, 8,192 positions: tests/tiny_models.py ``make_long_bert``), whose page keeps
+sparse rows (atlas/contract.py, SPARSE_FROM): prints the page's bytes (HTML and data script) and
+the time from navigation start to the head view's and the model view's first draw.
 
 Data size: bytes of our data/NNNN.js per attention value, beside the HTML that BertViz 1.4
 (``head_view``/``model_view`` with ``html_action="return"``) produces for the same tokens and
@@ -81,7 +87,9 @@ def median_range(values: list[float]) -> str:
     return f"{statistics.median(values):.0f} ({min(values):.0f}-{max(values):.0f})"
 
 
-def time_views(site: Path, keys: list[str], runs: int) -> dict[str, dict[str, list[float]]]:
+def time_views(
+    site: Path, keys: list[str], runs: int, views: tuple[str, ...] = VIEWS
+) -> dict[str, dict[str, list[float]]]:
     from browser import Browser
 
     results: dict[str, dict[str, list[float]]] = {}
@@ -91,7 +99,7 @@ def time_views(site: Path, keys: list[str], runs: int) -> dict[str, dict[str, li
             for _ in range(runs):
                 page, report = browser.open(site / "sentences" / f"{key}.html")
                 page.wait_for_function(
-                    "() => ['" + "','".join(VIEWS) + "'].every("
+                    "() => ['" + "','".join(views) + "'].every("
                     "v => performance.getEntriesByName('atlas:' + v, 'measure').length)",
                     timeout=60_000,
                 )
@@ -107,6 +115,39 @@ def time_views(site: Path, keys: list[str], runs: int) -> dict[str, dict[str, li
                 page.close()
             results[key] = timings
     return results
+
+
+def long_page(tokens: int, layers: int, heads: int, runs: int) -> None:
+    """Build one long sentence's site and time its page (module docstring, --long)."""
+    import time
+
+    from tiny_models import make_long_bert
+
+    import atlas
+    from atlas import contract
+
+    work = Path(tempfile.mkdtemp(prefix="atlas-bench-long-"))
+    model = make_long_bert(work / "bert", layers=layers, heads=heads)
+    corpus = work / "long.txt"
+    corpus.write_text("the cat sat on the mat and the bird watched the fish " * tokens + "\n")
+    site = work / "site"
+    started = time.perf_counter()
+    atlas.build(corpus, site, model=str(model), device="cpu", importance=0, max_length=tokens)
+    built = time.perf_counter() - started
+    data = site / contract.data_script(0, 1)
+    page = site / contract.sentence_page(0, 1)
+    payload = json.loads(data.read_text().split("] = ", 1)[1].rstrip().removesuffix(";"))
+    timings = time_views(site, ["0001"], runs, views=("head-view", "model-view"))["0001"]
+    print(f"{tokens} tokens, {layers} x {heads} heads, {payload['top']} value(s) kept a row; "
+          f"built in {built:.0f} s\n")  # fmt: skip
+    print("| page HTML bytes | data script bytes | together (MB) | head view drawn (ms) "
+          "| model view drawn (ms) |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    html, script = page.stat().st_size, data.stat().st_size
+    head = median_range(timings["atlas:head-view since navigation"])
+    model_view = median_range(timings["atlas:model-view since navigation"])
+    print(f"| {html} | {script} | {(html + script) / 1e6:.2f} | {head} | {model_view} |")
+    print(f"\n(site built in {work})")
 
 
 def bertviz_bytes(python: str, data_script: Path) -> dict[str, int]:
@@ -126,7 +167,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=7)
     parser.add_argument("--bertviz-python", help="a Python with bertviz and torch installed")
+    parser.add_argument("--long", action="store_true", help="time one long sentence's page")
+    parser.add_argument("--tokens", type=int, default=4096)
+    parser.add_argument("--layers", type=int, default=12)
+    parser.add_argument("--heads", type=int, default=12)
     args = parser.parse_args()
+    if args.long:
+        long_page(args.tokens, args.layers, args.heads, args.runs)
+        return
 
     import atlas
 

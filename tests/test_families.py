@@ -165,7 +165,8 @@ def test_every_decoder_family_builds_end_to_end(family, tiny_model, tmp_path):
 
 def made(record, scores: Scores) -> ViewMaker:
     """The record's view, made layer by layer as a build makes it, under ``scores``."""
-    maker = ViewMaker(record, heads=record.attention.shape[1], vectors=True, causal=True,
+    layers, heads = record.attention.shape[:2]
+    maker = ViewMaker(record, layers=layers, heads=heads, vectors=True, causal=True,
                       scores=scores)  # fmt: skip
     for layer, attention in enumerate(record.attention):
         maker.layer(layer, attention)

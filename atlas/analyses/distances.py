@@ -5,6 +5,13 @@ in nats: the mean Jensen-Shannon divergence per token (Clark et al. 2019 §6 sum
 rescales). It is 0 for identical heads, symmetric, and at most ln 2. Of an example too long for
 every head's rows to be held at once (``sampled_rows``), an even sample of its rows i is summed,
 and counted in place of n.
+
+Past ``EXACT_HEADS`` heads (K² pairs a row: 1,000 heads are 4 times the work of 500) the sum is
+estimated instead (``row_rate``, docs/metrics.md): each row i of each example is measured with a
+known probability p (the same for every row of a run, lower only for an example too long for
+its sampled rows to be held), drawn from a generator seeded by the example's index, so a corpus
+split into parts samples the same rows. D̂ = Σ_examples Σ_{i sampled} JS_i / p / Σ_examples n
+(Horvitz-Thompson: unbiased), with standard error √(Σ_{i sampled} (1 − p)·JS_i² / p²) / Σ n.
 """
 
 from __future__ import annotations
@@ -35,6 +42,10 @@ MAX_THREADS = 4
 # What one example's rows may take while its heads are compared (``sampled_rows``), in values.
 ROW_VALUES = 1 << 26
 FLOAT32 = np.dtype(np.float32)
+# Up to this many heads every row is measured; past it, rows are sampled at EXACT_HEADS² / K²,
+# so the work stays that of EXACT_HEADS heads (``row_rate``).
+EXACT_HEADS = 512
+ROW_SEED = 0
 
 
 def js_sums(
@@ -301,6 +312,24 @@ def sampled_rows(n: int, heads: int, budget: int = ROW_VALUES) -> np.ndarray:
     return np.unique(np.linspace(0, n - 1, count).round().astype(np.int64))
 
 
+def row_rate(heads: int, exact_heads: int = EXACT_HEADS) -> float:
+    """The probability each row is measured with: 1 up to ``exact_heads`` heads, then
+    exact_heads² / heads², which keeps the pairs' work that of ``exact_heads`` heads."""
+    return 1.0 if heads <= exact_heads else (exact_heads / heads) ** 2
+
+
+def sampled_query_rows(
+    index: int, n: int, heads: int, rate: float, budget: int = ROW_VALUES
+) -> tuple[np.ndarray, float]:
+    """The rows of example ``index`` the estimate measures and their probability p: each row
+    with probability ``rate`` (lowered so that the rows expected fit ``budget`` values), drawn
+    from a generator seeded by (ROW_SEED, index), so the same rows whatever part of a split
+    corpus the example is in."""
+    p = min(rate, max(budget // (heads * n), 1) / n)
+    draws = np.random.default_rng([ROW_SEED, index]).random(n)
+    return np.flatnonzero(draws < p), p
+
+
 class HeadDistances(Analysis):
     """Streaming sum of per-token JS divergences between all pairs of heads; at the end the
     distance matrix, the head map and each head's nearest heads. An example's rows are kept
@@ -311,6 +340,9 @@ class HeadDistances(Analysis):
         "overview": "sections/head-map.html",
         "head": "sections/nearest.html",
     }
+
+    def __init__(self, exact_heads: int = EXACT_HEADS):
+        self.exact_heads = exact_heads
 
     @classmethod
     def charts(cls) -> Mapping[str, Callable[..., dict]]:
@@ -329,47 +361,83 @@ class HeadDistances(Analysis):
         super().start(run)
         self.total = ExactSum((run.size, run.size))  # order-independent: parts merge exactly
         self.tokens = 0  # rows measured: every token of each example but the longest ones
+        # Past exact_heads heads: rows sampled at this rate, the weighted sum in ``total``,
+        # Σ (1 − p)·JS_i² / p² in ``variance``, and ``tokens`` every token (module docstring).
+        self.rate = row_rate(run.size, self.exact_heads)
+        self.variance = ExactSum((run.size, run.size))
 
-    def _rows(self, record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The example's rows measured (``sampled_rows``), and every head's scaled rows
-        (``_scaled``: u [K, rows, n], half_kl [K, rows]), filled layer by layer."""
+    def _rows(self, record: Record) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+        """The example's rows measured (``sampled_rows``, or ``sampled_query_rows`` past
+        ``exact_heads``), every head's scaled rows (``_scaled``: u [K, rows, n], half_kl
+        [K, rows]), filled layer by layer, and the rows' probability p (1: every row)."""
 
-        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-            rows = sampled_rows(record.n, self.run.size)
+        def make() -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+            if self.rate < 1:
+                rows, p = sampled_query_rows(record.index, record.n, self.run.size, self.rate)
+            else:
+                rows, p = sampled_rows(record.n, self.run.size), 1.0
             shape = (self.run.size, len(rows))
-            return rows, np.empty((*shape, record.n), np.float32), np.empty(shape)
+            return rows, np.empty((*shape, record.n), np.float32), np.empty(shape), p
 
         return record.stash(self.name, make)
 
     def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
         """Keep this layer's heads' scaled rows for ``add``, which compares every head with
         every other: all rows of the example, or a sample of a long one's."""
-        rows, u, half = self._rows(record)
+        rows, u, half, _p = self._rows(record)
+        if not len(rows):  # a sampled example none of whose rows was drawn
+            return
         at = slice(layer * self.run.heads, (layer + 1) * self.run.heads)
         u[at], half[at] = _scaled(attention if len(rows) == record.n else attention[:, rows],
                                   JS_SMOOTHING)  # fmt: skip
 
     def add(self, record: Record) -> None:
-        rows, u, half = self._rows(record)
-        self.total.add(js_totals(u, half, self.run.device))
-        self.tokens += len(rows)
+        rows, u, half, p = self._rows(record)
+        if self.rate == 1:
+            self.total.add(js_totals(u, half, self.run.device))
+            self.tokens += len(rows)
+            return
+        sums, squares = np.zeros((2, self.run.size, self.run.size))
+        for row in range(len(rows)):  # each row's JS, for the variance
+            js = js_totals(u[:, row : row + 1], half[:, row : row + 1], self.run.device)
+            sums += js
+            squares += js * js
+        self.total.add(sums / p)
+        self.variance.add(squares * (1 - p) / p**2)
+        self.tokens += record.n
 
     def state(self) -> dict:
-        return {"total": self.total.state(), "tokens": self.tokens}
+        return {"total": self.total.state(), "tokens": self.tokens,
+                "variance": self.variance.state()}  # fmt: skip
 
     def load_state(self, state) -> None:
         self.total, self.tokens = ExactSum.from_state(state["total"]), int(state["tokens"])
+        self.variance = ExactSum.from_state(state["variance"])
 
     def merge(self, other: HeadDistances) -> None:
         self.total.merge(other.total)
+        self.variance.merge(other.variance)
         self.tokens += other.tokens
 
     def distances(self) -> np.ndarray:
-        """Mean JS divergence per token, [K, K]."""
+        """Mean JS divergence per token, [K, K]: exact, or past ``exact_heads`` heads its
+        unbiased estimate from sampled rows."""
         return self.total.value() / max(self.tokens, 1)
+
+    def standard_error(self) -> np.ndarray | None:
+        """The estimate's standard error per pair [K, K]; None when every row was measured."""
+        if self.rate == 1:
+            return None
+        return np.sqrt(np.maximum(self.variance.value(), 0.0)) / max(self.tokens, 1)
 
     def finish(self, results) -> Result:
         distance = self.distances()
+        error = self.standard_error()
+        sampled = {} if error is None else {
+            "standard_error": error.tolist(),
+            "row_rate": self.rate,
+            "largest_standard_error": float(error.max(initial=0.0)),
+        }  # fmt: skip
         coords, stress = head_map(distance)
         neighbours = nearest(distance)
         return Result(
@@ -380,7 +448,7 @@ class HeadDistances(Analysis):
                     for h, row in enumerate(neighbours)
                 ],
             },
-            data={"matrix": distance.tolist(), "stress": stress},
+            data={"matrix": distance.tolist(), "stress": stress, **sampled},
         )
 
 

@@ -13,8 +13,10 @@ Two kinds of sentence are kept:
 first ``limit`` are run again (``revisit``) rather than holding every sentence in memory.
 
 Each kept sentence's data is made layer by layer as the forward pass hands the layers out
-(``viewdata.ViewMaker``). A sentence whose page data would pass ``viewdata.MAX_VIEW_BYTES`` keeps
-none: it gets no page, and the build names it (``too_long`` in the result's data)."""
+(``viewdata.ViewMaker``). A long sentence (over ``contract.SPARSE_FROM`` tokens) keeps sparse
+rows, with a stated error bound and without rollout or queries and keys, so it still gets a page;
+only one whose page data would pass ``viewdata.MAX_VIEW_BYTES`` even so keeps none: it gets no
+page, and the build names it (``too_long`` in the result's data)."""
 
 from __future__ import annotations
 
@@ -132,8 +134,8 @@ class ViewData(Analysis):
                 self.too_long.add(record.index)
                 return None
             vectors = heads is None and self.keeps_vectors(record.index)
-            return ViewMaker(record, heads=self.run.heads, vectors=vectors,
-                             causal=self.run.causal, heads_kept=heads,
+            return ViewMaker(record, layers=self.run.layers, heads=self.run.heads,
+                             vectors=vectors, causal=self.run.causal, heads_kept=heads,
                              scores=self.run.scores)  # fmt: skip
 
         return record.stash(self.name, make)
@@ -147,7 +149,7 @@ class ViewData(Analysis):
         maker = self._maker(record)
         if maker is None:
             return
-        vectors = maker.heads_kept is None and self.keeps_vectors(record.index)
+        vectors = maker.heads_kept is None and self.keeps_vectors(record.index) and not maker.top
         # The first record of two tokens or more that keeps vectors decides for the whole run
         # (a one-token record's softmax is 1 whatever its vectors, so it proves nothing).
         if vectors and not self.checked and record.n >= 2:
@@ -246,6 +248,11 @@ def neuron_note(atlas: Atlas, view: View) -> str:
         return atlas.model.neuron_note
     if view.vectors:
         return ""
+    if view.top:
+        return (
+            f"no queries and keys are kept for sentences of more than {contract.SPARSE_FROM} "
+            "tokens: their page keeps each attention row's largest values"
+        )
     if atlas.options.neuron == "views" and view.index >= atlas.options.views:
         return (
             f"queries and keys are kept for the first {atlas.options.views} sentences "

@@ -13,6 +13,12 @@
 // A sentence with every head stored also holds its attention rollout, computed in Python from
 // the float attention (rollout: uint16 little-endian [from][to], value × rolloutScale, deflated
 // and base64-encoded like the attention; Sentence.rollout, null when not stored).
+// A long sentence (more tokens than the contract's SPARSE_FROM) stores each row sparsely
+// (top: values kept a row): per head stored, uint16 indices [from][top] (largest value first),
+// uint16 remainders [from] (the rest of the row, value × restScale), uint8 values [from][top];
+// a dropped value is at most the row's smallest kept value and at most its remainder. Its views
+// draw a window of rows (Sentence.at: windowTokens rows from windowStart, and one "other tokens"
+// column that gathers the rest of each row) instead of n² lines.
 // Every payload carries the data format (format, atlas/contract.py DATA_FORMAT), which must be
 // the page config's dataFormat: data of another format is not drawn, and the page says to
 // rebuild the site (checkFormat).
@@ -156,6 +162,25 @@
     return out;
   }
 
+  /** Sparse rows from their bytes (layout above), for `count` heads: {index: Uint16Array,
+   * rest: Float32Array, value: Uint8Array}, [head][from][top] and [head][from]. */
+  function decodeSparse(bytes, count, n, top, key) {
+    const perHead = n * (3 * top + 2);
+    if (bytes.length !== count * perHead) throw new Error(`sentence ${key}: ${bytes.length} attention bytes, expected ${count * perHead}`);
+    const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    const index = new Uint16Array(count * n * top);
+    const rest = new Float32Array(count * n);
+    const value = new Uint8Array(count * n * top);
+    const restScale = config().restScale;
+    for (let h = 0; h < count; h++) {
+      let at = h * perHead;
+      for (let e = 0; e < n * top; e++, at += 2) index[h * n * top + e] = view.getUint16(at, true);
+      for (let i = 0; i < n; i++, at += 2) rest[h * n + i] = view.getUint16(at, true) / restScale;
+      value.set(bytes.subarray(at, at + n * top), h * n * top);
+    }
+    return { index, rest, value };
+  }
+
   /**
    * The units of a sentence (the contract, defined identically in Python): walk the tokens in
    * order; a token with wordOf -1 is a unit of its own (labelled with the token); a token whose
@@ -222,7 +247,11 @@
       this.block = new Int32Array(all).fill(-1);
       kept.forEach((flat, i) => { this.block[flat] = i; });
       this.allHeads = kept.length === all;
-      const expected = kept.length * this.n * this.n;
+      // Sparse rows (a long sentence): the values kept a row, 0 when stored dense [n][n].
+      this.top = raw.top || 0;
+      this.windowStart = 0;
+      if (this.top) this.sparse = decodeSparse(bytes, kept.length, this.n, this.top, this.key);
+      const expected = kept.length * (this.top ? this.n * (3 * this.top + 2) : this.n * this.n);
       if (this.bytes.length !== expected) {
         throw new Error(`sentence ${this.key}: ${this.bytes.length} attention values, expected ${expected}`);
       }
@@ -255,7 +284,9 @@
     /** hasWords, words, units (one per token when the words are unknown), unitOf (token ->
      * unit), unitOfWord (word -> its first unit) and arcs ([] without a tree). */
     _initWords(raw) {
-      this.hasWords = Array.isArray(raw.words) && Array.isArray(raw.wordOf) && raw.wordOf.length === this.n;
+      // A long sentence's views draw windows of tokens, not words (word rows would need every
+      // row at once).
+      this.hasWords = !this.top && Array.isArray(raw.words) && Array.isArray(raw.wordOf) && raw.wordOf.length === this.n;
       this.words = this.hasWords ? raw.words : [];
       this.units = this.hasWords
         ? units(this.tokens, raw.words, raw.wordOf)
@@ -284,6 +315,7 @@
      * attention interface of a Sentence (level, n, tokens: the labels, special, segments,
      * layers, heads, matrix(), value()). Without words, or for "tokens": the sentence itself. */
     at(level) {
+      if (this.top) return this.window(this.windowStart);
       if (level !== "words" || !this.hasWords) return this;
       if (!this._wordLevel) this._wordLevel = wordLevel(this);
       return this._wordLevel;
@@ -339,18 +371,80 @@
       return this.hasVectors ? this._vectors(this._k, layer, head) : null;
     }
 
-    /** Attention of one head (1-based layer and head) as Float32Array n*n, row = from. */
+    /** Attention of one head (1-based layer and head) as Float32Array n*n, row = from; sparse
+     * rows give their kept values and 0 elsewhere. */
     matrix(layer, head) {
       const size = this.n * this.n;
-      const start = this._start(layer, head);
       const out = new Float32Array(size);
+      if (this.top) {
+        for (let i = 0; i < this.n; i++) {
+          const { index, value } = this.row(layer, head, i);
+          index.forEach((j, e) => { out[i * this.n + j] = value[e]; });
+        }
+        return out;
+      }
+      const start = this._start(layer, head);
       for (let i = 0; i < size; i++) out[i] = this.bytes[start + i] / this.scale;
       return out;
     }
 
-    /** One value without building a matrix: attention from token i to token j. */
+    /** One value without building a matrix: attention from token i to token j (a dropped
+     * value of a sparse row reads 0). */
     value(layer, head, i, j) {
+      if (this.top) {
+        const { index, value } = this.row(layer, head, i);
+        const e = index.indexOf(j);
+        return e < 0 ? 0 : value[e];
+      }
       return this.bytes[this._start(layer, head) + i * this.n + j] / this.scale;
+    }
+
+    /** Row i of a sparse head as stored: {index: its kept columns, largest value first, value:
+     * their values, rest: the remainder of the row}. */
+    row(layer, head, i) {
+      const block = this._start(layer, head) / (this.n * this.n);
+      const at = (block * this.n + i) * this.top;
+      const value = Array.from(this.sparse.value.subarray(at, at + this.top), (v) => v / this.scale);
+      return { index: this.sparse.index.subarray(at, at + this.top), value, rest: this.sparse.rest[block * this.n + i] };
+    }
+
+    /** The window of a long sentence the views draw (cached by start): `windowTokens` tokens
+     * from `start` and one last "other tokens" column (its index: aggregate), each row's
+     * attention outside the window (kept values outside and the remainder); its own row is
+     * empty. */
+    window(start) {
+      if (this._window && this._window.start === start) return this._window;
+      const size = Math.min(config().windowTokens, this.n - start);
+      const end = start + size;
+      const n = size + 1;
+      const pick = (list, last) => [...list.slice(start, end), last];
+      const matrices = new Map();
+      const matrix = (layer, head) => {
+        const key = `${layer}-${head}`;
+        if (!matrices.has(key)) {
+          const out = new Float32Array(n * n);
+          for (let i = 0; i < size; i++) {
+            const { index, value, rest } = this.row(layer, head, start + i);
+            let outside = rest;
+            index.forEach((j, e) => {
+              if (j >= start && j < end) out[i * n + j - start] = value[e];
+              else outside += value[e];
+            });
+            out[i * n + size] = outside;
+          }
+          matrices.set(key, out);
+        }
+        return matrices.get(key);
+      };
+      const label = `other ${this.n - size} tokens`;
+      this._window = {
+        level: "tokens", key: this.key, layers: this.layers, heads: this.heads, causal: this.causal,
+        start, end, total: this.n, n, aggregate: size,
+        tokens: pick(this.tokens, label), shown: pick(this.shown, label), joins: pick(this.joins, 0),
+        raw: pick(this.raw, label), special: pick(this.special, 1), segments: pick(this.segments, -1),
+        matrix, value: (layer, head, i, j) => matrix(layer, head)[i * n + j],
+      };
+      return this._window;
     }
   }
 

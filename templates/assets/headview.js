@@ -343,7 +343,10 @@
         head = h;
         ctx.strokeStyle = window.AtlasViews.headColour(h);
       }
-      const b = Math.min(LEVELS - 1, Math.floor(Math.pow(w, GAMMA) * LEVELS));
+      // A long sentence's "other tokens" column (Sentence.at: its window) is one faint line a
+      // row, whatever its weight: it gathers the rows' rest, not one token's share.
+      const faint = j === hv.grid.aggregate;
+      const b = faint ? 0 : Math.min(LEVELS - 1, Math.floor(Math.pow(w, GAMMA) * LEVELS));
       const path = paths[b] || (paths[b] = new Path2D());
       path.moveTo(X0, (i + 0.5) * hv.rowH);
       path.lineTo(X1, (j + 0.5) * hv.rowH);

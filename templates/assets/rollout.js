@@ -50,7 +50,9 @@
     if (!matrix) {
       const note = document.createElement("p");
       note.className = "hint";
-      note.textContent = "No rollout is stored for this sentence (its data file is from an older atlas: build it again).";
+      note.textContent = sentence.top
+        ? `No rollout for a sentence this long (${n} tokens): it would take n³ work a layer and n² values.`
+        : "No rollout is stored for this sentence (its data file is from an older atlas: build it again).";
       bars.replaceChildren(note);
       return;
     }

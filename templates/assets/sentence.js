@@ -8,6 +8,8 @@
 // In a compare atlas (data-key-b: model B's attention of the sentence, same tokens), a switch
 // (#model-switch) mounts every view again on A's or B's attention, keeping the selection and
 // level, and the difference map (diffview.js) shows B − A of the selected head.
+// A long sentence (sparse rows, atlas-data.js) is drawn a window of tokens at a time: a slider
+// (#token-window) moves the window and mounts the views again on it.
 "use strict";
 (function () {
   const MOVES = { ArrowUp: [-1, 0], ArrowDown: [1, 0], ArrowLeft: [0, -1], ArrowRight: [0, 1] };
@@ -65,6 +67,42 @@
       press(level);
       show(state.get());
     }, signal);
+  }
+
+  /** The window slider of a long sentence: which tokens every view draws (Sentence.at), of
+   * both models' attention in a compare atlas (keys.B). */
+  function bindWindow(section, keys, shown, state, show) {
+    const { AtlasData } = window;
+    const sentence = AtlasData.get(keys.A);
+    const old = document.getElementById("token-window");
+    if (old) old.remove();
+    if (!sentence.top) return;
+    const { el } = window.AtlasViews;
+    const size = window.AtlasData.config().windowTokens;
+    const box = el("div", "token-window");
+    box.id = "token-window";
+    const label = el("label", "", "Tokens shown ");
+    const slider = el("input");
+    slider.type = "range";
+    slider.min = "0";
+    slider.max = String(Math.max(0, sentence.n - size));
+    slider.step = "1";
+    slider.value = String(sentence.windowStart);
+    const said = el("output");
+    const note = el("p", "note", `This sentence has ${sentence.n} tokens: the views draw ${size} at a time, ` +
+      "and the attention to every other token as one \"other tokens\" column. Each row keeps its " +
+      `${sentence.top} largest value(s); a dropped value is at most the smallest kept one.`);
+    const say = () => { said.textContent = `${sentence.windowStart + 1}–${Math.min(sentence.n, sentence.windowStart + size)} of ${sentence.n}`; };
+    slider.addEventListener("change", () => {
+      for (const key of [keys.A, keys.B].filter(Boolean)) AtlasData.get(key).windowStart = Number(slider.value);
+      say();
+      mountViews(AtlasData.get(keys[shown.model]), state);
+      show(state.get());
+    });
+    label.append(slider);
+    box.append(label, said, note);
+    section.prepend(box);
+    say();
   }
 
   /** Arrow keys move the selection; a new address (#L9-H6) selects that head. */
@@ -148,6 +186,7 @@
     followSelection(state, show, signal);
     bindLevel(sentence, state, show, signal);
     bindNavigation(state, signal);
+    bindWindow(section, keys, shown, state, show);
     mountViews(sentence, state);
     bindModel(section, keys, shown, state, show);
     show(state.get());
