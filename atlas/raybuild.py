@@ -77,8 +77,8 @@ def build_sharded(
             _check_gpus(ray, gpus_per_shard)
             # the driver loads the model for the finish while the workers measure, then merges
             # each shard's state as its turn comes
-            with Shards(ray, work, input, options, spans, gpus_per_shard) as shards:
-                return finish_and_render(input, examples, options, shards, output)
+            with Shards(ray, work, input, options, spans, gpus_per_shard) as parts:
+                return finish_and_render(input, examples, options, parts, output)
         finally:
             if own:
                 ray.shutdown()
