@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -155,11 +155,51 @@ def finish_states(
     others' in corpus order, then finishes as in ``measure`` (the few sentences an analysis asks
     to see again, ``revisit``, run here through ``runner``). ``analyses``: fresh, as given to
     each part."""
+    parts = in_order(parts, len(examples))
+    return finish_parts(examples, runner, analyses, parts, options, title=title,
+                        input_name=input_name)  # fmt: skip
+
+
+def finish_parts(
+    examples: Sequence[Example],
+    runner: Runner,
+    analyses: Sequence[Analysis],
+    parts: Iterable[Part],
+    options: BuildOptions | None = None,
+    *,
+    title: str,
+    input_name: str,
+) -> Atlas:
+    """``finish_states`` of parts given one at a time in corpus order (an iterator: a Ray
+    driver's shards as they finish, state folders read one by one): each is merged in and let go
+    before the next is drawn, so memory holds the merged states and one part, not every part.
+    Refuses parts that do not follow on from each other or do not reach the corpus's end."""
     options = options or BuildOptions()
     batch_size = options.batch_size
-    parts = in_order(parts, len(examples))
-    analyses, run = _merged(examples, runner, analyses, [part.states for part in parts], batch_size)
-    rows = {i: row for part in parts for i, row in part.rows.items()}
+    parts = iter(parts)
+    first = next(parts, None)
+    if first is None or first.start != 0:
+        raise ValueError("the parts do not cover the corpus exactly once")
+    blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
+    merged = [a for a in analyses if a.name in first.states]
+    analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
+    for analysis in analyses:
+        analysis.load_state(first.states[analysis.name])
+    rows, at = dict(first.rows), first.stop
+    del first
+    for part in parts:
+        if part.start != at:
+            raise ValueError("the parts do not cover the corpus exactly once")
+        lacking = [a.name for a in analyses if a.name not in part.states]
+        if lacking:
+            raise ValueError(f"the part from sentence {at + 1} has no state of {lacking}")
+        for analysis in analyses:
+            _merge_in(analysis, blanks[analysis.name], run, part.states[analysis.name])
+        rows.update(part.rows)
+        at = part.stop
+        del part  # its states are merged: let them go before the next part is drawn
+    if at != len(examples):
+        raise ValueError("the parts do not cover the corpus exactly once")
     results = _finish(examples, runner, analyses, batch_size)
     return rounded(_atlas(examples, runner, analyses, run, rows, results, options, title=title,
                           input_name=input_name))  # fmt: skip
@@ -168,7 +208,7 @@ def finish_states(
 def in_order(parts: Sequence[Part], size: int) -> list[Part]:
     """The parts in corpus order; refuses parts that do not cover a corpus of ``size``
     examples exactly once."""
-    parts = sorted(parts, key=lambda part: part.start)
+    parts = sorted(parts, key=lambda part: (part.start, part.stop))
     covered = [i for part in parts for i in range(part.start, part.stop)]
     if covered != list(range(size)):
         raise ValueError("the parts do not cover the corpus exactly once")
@@ -192,11 +232,17 @@ def _merged(
     for analysis in analyses:
         analysis.load_state(first[analysis.name])
         for part in later:
-            piece = copy.deepcopy(blanks[analysis.name])
-            piece.start(run)
-            piece.load_state(part[analysis.name])
-            analysis.merge(piece)
+            _merge_in(analysis, blanks[analysis.name], run, part[analysis.name])
     return analyses, run
+
+
+def _merge_in(analysis: Analysis, blank: Analysis, run: RunInfo, state: dict) -> None:
+    """Merge ``state`` (a later part's, of ``analysis``) into ``analysis`` through a copy of
+    ``blank`` (the analysis not started) that loads it."""
+    piece = copy.deepcopy(blank)
+    piece.start(run)
+    piece.load_state(state)
+    analysis.merge(piece)
 
 
 def _start(

@@ -2,7 +2,8 @@
 
 Each task reads its own input, loads the model (once per worker process: ``shards.runner_for``)
 and measures its range; its unfinished states come back through Ray's object store. The driver
-merges them in corpus order, finishes and renders the site as ``atlas merge`` does. A task whose
+merges each in corpus order as its turn comes (``Shards``: it never holds every shard's states),
+finishes and renders the site as ``atlas merge`` does. A task whose
 worker dies (a killed process, a lost node) is run again by Ray (``RETRIES``); an error of the
 input or the model fails the build with its one line; Ctrl-C cancels every task.
 
@@ -14,12 +15,13 @@ from __future__ import annotations
 import contextlib
 import copy
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from .options import BuildOptions
 from .output import claim
+from .pipeline import Part
 from .shards import (
     Fingerprint,
     ShardError,
@@ -73,11 +75,13 @@ def build_sharded(
                      log_to_driver=False)  # fmt: skip
         try:
             _check_gpus(ray, gpus_per_shard)
-            parts = _run(ray, work, input, options, spans, gpus_per_shard)
+            # the driver loads the model for the finish while the workers measure, then merges
+            # each shard's state as its turn comes
+            with Shards(ray, work, input, options, spans, gpus_per_shard) as parts:
+                return finish_and_render(input, examples, options, parts, output)
         finally:
             if own:
                 ray.shutdown()
-        return finish_and_render(input, examples, options, parts, output)
 
 
 def _check_gpus(ray, wanted: float) -> None:
@@ -90,51 +94,90 @@ def _check_gpus(ray, wanted: float) -> None:
         )
 
 
-def _run(ray, work, input: Path, options: BuildOptions, spans: list[range], gpus: float) -> list:
-    """Each span's Part, from its Ray task; progress over shards and sentences."""
-    from tqdm.auto import tqdm
+class Shards:
+    """The shards' Ray tasks, all started at once. Iterating gives their Parts in corpus order,
+    each taken from Ray's object store only when those before it are merged: a shard that
+    finishes early waits there (a task returns its fingerprint and its part as two objects, so
+    the driver checks the one and leaves the other), and a part's object is freed once its state
+    is copied out. The driver holds the merged states and one part, not N. Progress over shards
+    and sentences; on leaving with an error (or Ctrl-C), every task still running is cancelled."""
 
-    task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES)(_shard)
-    worker_options = options.replace(progress=False, templates=None)
-    progress = ray.remote(num_cpus=0)(Progress).remote() if options.progress else None
-    pending = {
-        task.remote(work, progress, str(input.absolute()), worker_options, span): (k, span)
-        for k, span in enumerate(spans, 1)
-    }
-    total = spans[-1].stop if spans else 0
-    log.info("started %d shards of %s sentences", len(spans), "/".join(str(len(s)) for s in spans))
-    done: dict[int, Any] = {}
-    expected = Fingerprint.of(input, options, spans[-1].stop if spans else 0)
-    bars = [
-        tqdm(total=len(spans), unit="shard", desc="shards", disable=not options.progress),
-        tqdm(total=total, unit="sent", desc="sentences", disable=not options.progress),
-    ]
-    try:
-        while pending:
-            ready, _ = ray.wait(list(pending), num_returns=1, timeout=1 if progress else None)
-            if progress is not None:  # a retried shard counts again: at most the corpus
-                bars[1].update(min(total, ray.get(progress.count.remote())) - bars[1].n)
-            if not ready:
-                continue
-            k, span = pending.pop(ready[0])
-            part, fingerprint = _result(ray, ready[0], k, len(spans))
-            why = expected.differs(fingerprint)
+    def __init__(self, ray, work, input: Path, options: BuildOptions, spans: list[range],
+                 gpus: float) -> None:  # fmt: skip
+        from tqdm.auto import tqdm
+
+        self.ray, self.spans = ray, spans
+        task = ray.remote(num_cpus=1, num_gpus=gpus, max_retries=RETRIES, num_returns=2)(_shard)
+        worker_options = options.replace(progress=False, templates=None)
+        self.progress = ray.remote(num_cpus=0)(Progress).remote() if options.progress else None
+        self.pending: dict[Any, int] = {}  # each running task's fingerprint: its shard
+        self.parts: dict[int, Any] = {}  # each shard's part, until it is merged
+        for k, span in enumerate(spans, 1):
+            part, fingerprint = task.remote(
+                work, self.progress, str(input.absolute()), worker_options, span
+            )
+            self.pending[fingerprint], self.parts[k] = k, part
+        self.done: set[int] = set()  # shards finished and checked, merged or waiting
+        self.total = spans[-1].stop if spans else 0
+        self.expected = Fingerprint.of(input, options, self.total)
+        sizes = "/".join(str(len(span)) for span in spans)
+        log.info("started %d shards of %s sentences", len(spans), sizes)
+        self.bars = [
+            tqdm(total=len(spans), unit="shard", desc="shards", disable=not options.progress),
+            tqdm(total=self.total, unit="sent", desc="sentences", disable=not options.progress),
+        ]
+
+    def __enter__(self) -> Shards:
+        return self
+
+    def __exit__(self, kind, error, trace) -> None:
+        try:
+            if error is not None:  # an error, Ctrl-C: no task goes on without the build
+                self.cancel()
+        finally:
+            for bar in self.bars:
+                bar.close()
+
+    def __iter__(self) -> Iterator[Part]:
+        for k in range(1, len(self.spans) + 1):
+            while k not in self.done:
+                self._wait()
+            yield self._take(k)  # not kept in a local: let go of it while the next is taken
+
+    def _wait(self) -> None:
+        """Wait for the next task to finish (or a second, to show progress); check its
+        fingerprint: its error, if it failed, is the build's."""
+        ray, n = self.ray, len(self.spans)
+        ready, _ = ray.wait(list(self.pending), num_returns=1,
+                            timeout=1 if self.progress else None)  # fmt: skip
+        if self.progress is not None:  # a retried shard counts again: at most the corpus
+            count = ray.get(self.progress.count.remote())
+            self.bars[1].update(min(self.total, count) - self.bars[1].n)
+        for ref in ready:
+            k = self.pending.pop(ref)
+            why = self.expected.differs(_result(ray, ref, k, n))
             if why:
-                raise ShardError(f"shard {k}/{len(spans)} measured {why}")
-            done[k] = part
-            bars[0].update(1)
-            log.debug("shard %d/%d done: sentences %d–%d", k, len(spans), span.start + 1, span.stop)
-    except BaseException:  # an error, Ctrl-C: no task goes on without the build
-        for ref in pending:
-            ray.cancel(ref, force=True)
-        for ref in pending:  # their errors read here, else Ray prints each as a traceback
+                raise ShardError(f"shard {k}/{n} measured {why}")
+            self.done.add(k)
+            self.bars[0].update(1)
+            span = self.spans[k - 1]
+            log.debug("shard %d/%d done: sentences %d–%d", k, n, span.start + 1, span.stop)
+
+    def _take(self, k: int) -> Part:
+        """Shard ``k``'s part, copied out of the object store, whose object is then freed (the
+        driver held its only reference)."""
+        return _result(self.ray, self.parts.pop(k), k, len(self.spans))
+
+    def cancel(self) -> None:
+        """Cancel every task still running and read their errors (else Ray prints each as a
+        traceback)."""
+        for ref in self.pending:
+            self.ray.cancel(ref, force=True)
+        for ref in self.pending:
             with contextlib.suppress(Exception):
-                ray.get(ref, timeout=10)
-        raise
-    finally:
-        for bar in bars:
-            bar.close()
-    return [done[k] for k in sorted(done)]
+                self.ray.get(ref, timeout=10)
+        self.pending.clear()
+        self.parts.clear()
 
 
 class Progress:

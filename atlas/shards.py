@@ -1,6 +1,6 @@
 """Sharded builds: the corpus cut into N contiguous ranges, each measured on its own (a Ray task,
 a Slurm array job, another machine), the analyses' states merged in corpus order and finished as
-one pass does (``pipeline.measure_states`` / ``finish_states``): the site is byte for byte the
+one pass does (``pipeline.measure_states`` / ``finish_parts``): the site is byte for byte the
 one-process site.
 
 Two ways, one format of work:
@@ -24,7 +24,7 @@ import itertools
 import json
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,7 +36,7 @@ from .corpus import Example, read_corpus
 from .loading import DEFAULT_MODEL, default_model_path
 from .options import BuildOptions
 from .output import claim
-from .pipeline import Part, finish_states, load_part, measure_states, save_part
+from .pipeline import Part, finish_parts, load_part, measure_states, save_part
 from .running import Runner
 
 log = logging.getLogger("atlas")
@@ -409,18 +409,19 @@ def finish_and_render(
     input: Path,
     examples: Sequence[Example],
     options: BuildOptions,
-    parts: Sequence[Part],
+    parts: Iterable[Part],
     output: Path,
     input_name: str | None = None,
 ):
-    """Merge the parts in corpus order, finish, and write the site as a one-process build does
-    (the caller holds ``claim(output)``). The model is loaded here: a few analyses run some
-    sentences again as they finish (``Analysis.revisit``). ``input_name``: what the site calls
-    the input (default: ``input``'s file name)."""
+    """Merge the parts, given in corpus order, each as it comes (``pipeline.finish_parts``:
+    an iterator is drawn one part at a time, after the model is loaded), finish, and write the
+    site as a one-process build does (the caller holds ``claim(output)``). The model is loaded
+    here: a few analyses run some sentences again as they finish (``Analysis.revisit``).
+    ``input_name``: what the site calls the input (default: ``input``'s file name)."""
     input_name = input_name or input.name
     runner = runner_for(options)
     info = runner.info
-    atlas = finish_states(
+    atlas = finish_parts(
         examples,
         runner,
         default_analyses(options),
@@ -498,8 +499,9 @@ def merge(
         if model is not None and model_checksum(model) != fingerprint.model_checksum:
             raise ShardError(f"--model {model}: not the model the shards ran (checksum differs)")
         examples = read_input(input, options)
-        parts = [load_part(s.folder, default_analyses(options)) for s in states]
-        log.info("merging %d shard states of %d sentences", len(parts), len(examples))
+        # read one at a time as the merge draws them: the driver never holds every state
+        parts = (load_part(s.folder, default_analyses(options)) for s in states)
+        log.info("merging %d shard states of %d sentences", len(states), len(examples))
         # named as the shards recorded it, wherever it is now: the site is the same
         return finish_and_render(input, examples, options, parts, output,
                                  Path(fingerprint.input).name)  # fmt: skip

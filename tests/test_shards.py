@@ -8,6 +8,7 @@ One local Ray with 2 CPUs serves the module (starting one costs seconds); the co
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -15,6 +16,7 @@ import signal
 import subprocess
 import sys
 import time
+import weakref
 from pathlib import Path
 
 import pytest
@@ -71,6 +73,37 @@ def test_merged_shard_states_give_the_one_process_site(tiny, n, tmp_path):
     assert merged(args, n, tmp_path) == one
 
 
+class OneAtATime:
+    """Watches the parts a merge draws: as each is drawn, which of those drawn before it are
+    still alive (the driver should have merged them and let them go)."""
+
+    def __init__(self) -> None:
+        self.starts: list[int] = []
+        self.held: list[list[int]] = []
+        self._refs: list[tuple[int, weakref.ref]] = []
+
+    def check(self, part):
+        gc.collect()
+        self.held.append([start for start, ref in self._refs if ref() is not None])
+        self.starts.append(part.start)
+        self._refs.append((part.start, weakref.ref(part)))
+        return part
+
+
+def test_merge_reads_and_merges_one_state_folder_at_a_time(states, tiny, monkeypatch, tmp_path):
+    """``atlas merge`` loads a state folder only once the one before it (in corpus order) is
+    merged and let go: the driver never holds every shard's states."""
+    _, one = tiny
+    drawn = OneAtATime()
+    load = shards.load_part
+    monkeypatch.setattr(shards, "load_part", lambda folder, made: drawn.check(load(folder, made)))
+    parts = [str(states / n) for n in ("3-of-3", "1-of-3", "2-of-3")]
+    assert main(["merge", *parts, "-o", str(tmp_path / "site"), "-q"]) == 0
+    assert drawn.starts == [0, 6, 13]
+    assert drawn.held == [[], [], []]
+    assert files_of(tmp_path / "site") == one
+
+
 # Ray's tests are marked slow: a quick run (-m "not slow") leaves out Ray's start-up; CI runs them.
 
 
@@ -100,6 +133,41 @@ def test_the_default_model_sharded_gives_the_one_process_site(local_ray, tmp_pat
     one = files_of(tmp_path / "one")
     assert on_ray(args, 2, tmp_path / "ray") == one
     assert merged(args, 3, tmp_path / "merged") == one
+
+
+@pytest.mark.slow
+def test_ray_shards_are_merged_in_corpus_order_as_they_come(local_ray, tiny, monkeypatch,
+                                                           tmp_path):  # fmt: skip
+    """Shard 2 finishes first: it waits in Ray's object store until shard 1 is merged, and the
+    driver takes each shard's part only once the one before it is merged and let go."""
+    from atlas import raybuild
+    from atlas.shards import measure_shard
+
+    marks = tmp_path / "marks"
+    marks.mkdir()
+
+    def second_first(input, options, span, report):
+        deadline = time.monotonic() + 120
+        while span.start == 0 and not (marks / "2").exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result = measure_shard(input, options, span, report=report)
+        (marks / ("1" if span.start == 0 else "2")).write_text(str(time.monotonic()))
+        return result
+
+    drawn = OneAtATime()
+    finish = raybuild.finish_and_render
+
+    def watched(input, examples, options, parts, output):
+        return finish(input, examples, options, (drawn.check(p) for p in parts), output)
+
+    monkeypatch.setattr(raybuild, "finish_and_render", watched)
+    args, one = tiny
+    options = BuildOptions(model=args[2], limit=20, views=5, importance=6, ablation=3)
+    raybuild.build_sharded(UD, tmp_path / "site", options, 2, work=second_first)
+    assert float((marks / "2").read_text()) < float((marks / "1").read_text())
+    assert drawn.starts == [0, 10]
+    assert drawn.held == [[], []]
+    assert files_of(tmp_path / "site") == one
 
 
 # --- faults ----------------------------------------------------------------------------------
