@@ -5,6 +5,7 @@ and the inputs in examples/:
 
     atlas build examples/sentences.txt -o site/
     atlas build examples/ud-ewt-sample.conllu -o site-ud/
+    atlas build examples/induction.txt --model examples/induction-model -o induction-site/
     atlas build examples/ud-ewt-sample.conllu -o site-ft/ --model finetuned-upos/ \
         --model-name all-MiniLM-L6-v2-upos --compare sentence-transformers/all-MiniLM-L6-v2
 
@@ -46,6 +47,7 @@ SETTLE_MS = 1500  # after load: vega charts and canvases draw asynchronously
 BUILDS: dict[str, list[str]] = {
     "site": ["examples/sentences.txt"],
     "site-ud": ["examples/ud-ewt-sample.conllu"],
+    "induction-site": ["examples/induction.txt", "--model", "examples/induction-model"],
     "site-ft": [
         "examples/ud-ewt-sample.conllu",
         "--model", "{finetuned}",
@@ -273,6 +275,12 @@ def shot_search(page: Page, site: Path, out: Path) -> None:
     clip(page, out, None, ".site-search-panel")
 
 
+def shot_head_types(page: Page, site: Path, out: Path) -> None:
+    """The induction model's Head types card: README's induction section names its heads."""
+    open_page(page, site / "index.html", 2000)
+    element(page, out, "#head-types")
+
+
 def shot_compare(page: Page, site: Path, out: Path) -> None:
     open_page(page, site / "compare.html", 3000)
     clip(page, out, "main h1", height=1000)
@@ -316,6 +324,7 @@ SHOTS: dict[str, tuple[str, Callable[[Page, Path, Path], None]]] = {
     "model-view": ("site", shot_model_view),
     "neuron-view": ("site", shot_neuron_view),
     "sentence": ("site-ud", shot_sentence),
+    "head-types": ("induction-site", shot_head_types),
     "compare": ("site-ft", shot_compare),
     "finetune-sentence": ("site-ft", shot_finetune_sentence),
     "compare-sentence": ("site-ft", shot_compare_sentence),

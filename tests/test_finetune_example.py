@@ -65,3 +65,12 @@ def test_encode_real_sentences_one_label_per_word(sentences):
         first_pieces = [t for t, label in zip(tokens, item["labels"], strict=True) if label != -100]
         assert not any(t.startswith("##") for t in first_pieces)
         assert len(first_pieces) == len(words)
+
+
+def test_a_missing_treebank_is_one_line_naming_where_to_get_it(tmp_path):
+    """A new user has no UD English EWT: one line that says where to get it, no traceback."""
+    with pytest.raises(SystemExit) as stop:
+        finetune.main(["--conllu", str(tmp_path / "none.conllu"), "-o", str(tmp_path / "out")])
+    message = str(stop.value.code)
+    assert "\n" not in message and "none.conllu" in message and finetune.UD_EWT in message
+    assert not (tmp_path / "out").exists()
