@@ -124,19 +124,6 @@ def attention_error(record: Record, causal: bool, scores: Scores | None = None) 
     return scores.error(record.query, record.key, record.attention, causal)
 
 
-def reproduces_attention(
-    record: Record, causal: bool, tolerance: float = 1e-3, scores: Scores | None = None
-) -> bool:
-    """Whether the captured queries and keys give back, in every head, the attention the
-    model returned (``attention_error``).
-
-    Models that add position biases or score otherwise fail this, and their neuron view is
-    switched off rather than shown wrong."""
-    if record.query is None or record.key is None:
-        return False
-    return bool(attention_error(record, causal, scores).max() < tolerance)
-
-
 def reproduction_error(
     query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool
 ) -> float:
