@@ -63,28 +63,10 @@ def build(
         examples = read_corpus(input, limit=options.limit, words=options.words)
         analyses = list(analyses) if analyses is not None else default_analyses(options)
         log.info("read %d sentences from %s", len(examples), input)
-        placement = {"dtype": options.dtype, "device_map": options.device_map}
-        runner = Runner(
-            options.model,
-            device=options.device,
-            max_length=options.max_length,
-            name=options.model_name,
-            generate=options.generate,
-            chat=options.chat,
-            **placement,
-            memory_gb=options.memory_gb,
-        )
+        runner = runner_of(options)
         paired = None
         if options.compare is not None:
-            other = Runner(
-                options.compare,
-                device=options.device,
-                max_length=options.max_length,
-                name=options.compare_name,
-                option="--compare",
-                **placement,
-                memory_gb=options.memory_gb,
-            )
+            other = runner_of(options, compare=True)
             paired = PairedRunner(runner, other)
             log.info("comparing with %s", other.info.name)
         if options.generate:  # after a compare build's max length is settled: A generates
@@ -127,6 +109,27 @@ def build(
                 **options.write_options,
             )
         return atlas
+
+
+def runner_of(options: BuildOptions, compare: bool = False) -> Runner:
+    """Model A's runner as the options say, or with ``compare`` model B's (which neither
+    generates nor wraps a chat template: it reads A's tokens)."""
+    shared = {
+        "device": options.device,
+        "max_length": options.max_length,
+        "memory_gb": options.memory_gb,
+        "dtype": options.dtype,
+        "device_map": options.device_map,
+    }
+    if compare:
+        return Runner(options.compare, name=options.compare_name, option="--compare", **shared)
+    return Runner(
+        options.model,
+        name=options.model_name,
+        generate=options.generate,
+        chat=options.chat,
+        **shared,
+    )
 
 
 def render_site(

@@ -31,7 +31,7 @@ from typing import Any
 from . import __version__
 from .analyses import default_analyses
 from .analyses.states import ARRAYS_NAME, JSON_NAME
-from .build import _title, render_site
+from .build import _title, render_site, runner_of
 from .corpus import Example, read_corpus
 from .loading import DEFAULT_MODEL, default_model_path
 from .options import BuildOptions
@@ -175,18 +175,11 @@ def runner_for(options: BuildOptions) -> Runner:
         options.chat,
         options.dtype,
         options.device_map,
+        options.memory_gb,
     )
     if key not in _RUNNERS:
         _RUNNERS.clear()  # one model at a time in memory
-        _RUNNERS[key] = Runner(
-            options.model,
-            device=options.device,
-            max_length=options.max_length,
-            name=options.model_name,
-            chat=options.chat,
-            dtype=options.dtype,
-            device_map=options.device_map,
-        )
+        _RUNNERS[key] = runner_of(options)
     return _RUNNERS[key]
 
 

@@ -455,3 +455,13 @@ def test_without_ray_shards_stop_with_one_line_naming_the_extra(monkeypatch, cap
         "K/N and atlas merge)"
     )
     assert not (tmp_path / "x").exists()
+
+
+def test_a_shard_s_runner_takes_every_model_option_of_the_build(tiny_model):
+    """A worker's model is loaded as a one-process build loads it (``build.runner_of``): its
+    memory budget and length limit too (the workers once ignored --memory-gb)."""
+    options = BuildOptions(model=str(tiny_model("bert")), device="cpu", memory_gb=0.25,
+                           max_length=16)  # fmt: skip
+    runner = shards.runner_for(options)
+    assert runner.memory == int(0.25 * 2**30) and runner.max_length == 16
+    assert shards.runner_for(options) is runner  # loaded once per process
