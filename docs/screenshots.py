@@ -9,9 +9,9 @@ and the inputs in examples/:
     atlas build examples/ud-ewt-sample.conllu -o site-ft/ --model finetuned-upos/ \
         --model-name all-MiniLM-L6-v2-upos --compare sentence-transformers/all-MiniLM-L6-v2
 
-The third needs the checkpoint that `examples/finetune.py -o finetuned-upos/` writes (about an
-hour on CPU; not in the repository); without it the three fine-tuning shots are skipped, with a
-message. Each shot is cropped to the card or section its README sentence is about, in a 1280 px
+The fourth needs the checkpoint that `examples/finetune.py -o finetuned-upos/` writes (12 to 55
+minutes on CPU; not in the repository); without it the three fine-tuning shots are skipped, with
+a message. Each shot is cropped to the card or section its README sentence is about, in a 1280 px
 wide window at device scale 1, so the PNGs stay small.
 
     .venv/bin/python docs/screenshots.py                     # all shots, builds in a temp folder
