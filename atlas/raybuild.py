@@ -65,7 +65,7 @@ def build_sharded(
     input, output = Path(input), Path(output)
     with claim(output, **options.write_options):
         examples = read_input(input, options)
-        spans = ranges(len(examples), shards)
+        spans = ranges(len(examples), shards, options.batch_size)
         own = not ray.is_initialized()
         if own:
             log.info(f"joining the Ray cluster at {address}" if address else "starting a local Ray")

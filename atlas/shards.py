@@ -83,11 +83,18 @@ def shard_spec(text: str) -> tuple[int, int]:
     return k, n
 
 
-def ranges(total: int, shards: int) -> list[range]:
+def ranges(total: int, shards: int, batch_size: int | None = None) -> list[range]:
     """``total`` sentences cut into ``shards`` contiguous ranges whose sizes differ by at most
-    one (later ones the larger); with more shards than sentences some are empty."""
-    cuts = [total * k // shards for k in range(shards + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(cuts)]
+    one (later ones the larger); with more shards than sentences some are empty. With the
+    build's ``batch_size``, where every shard gets at least one of the windows a run sorts by
+    length (``running.stream_window``), each cut moves to the nearest window's edge (sizes then
+    differ by up to a window): no batch then holds two shards' sentences, so none is run by
+    both, and a ``--generate`` shard continues its own prompts only (``generating``)."""
+    window = stream_window(batch_size) if batch_size else 1
+    if total < shards * window:
+        window = 1
+    cuts = [(total * k // shards + window // 2) // window * window for k in range(shards)]
+    return [range(a, b) for a, b in itertools.pairwise([*cuts, total])]
 
 
 def checksum(path: Path) -> str:
@@ -283,8 +290,9 @@ def generating(span: range, options: BuildOptions, total: int) -> list[int]:
     sorts by length (``running.stream_window``) holding one of its sentences; and, where it
     holds a sentence of head importance's sample, the whole sample (its passes batch the sample
     by length). Generation does not depend on the batch (atlas/generation.py): each prompt is
-    continued as a one-process build continues it. A shard continues at most a window more
-    than its own on each side."""
+    continued as a one-process build continues it. Where the cuts fall on windows' edges
+    (``ranges``: a corpus of at least a window a shard) a shard continues its own prompts only;
+    else at most a window more on each side."""
     if not span:
         return []
     window = stream_window(options.batch_size)
@@ -535,7 +543,7 @@ def build_shard(
     check_state_out(folder)
     examples = read_input(input, options)
     k, n = shard
-    span = ranges(len(examples), n)[k - 1]
+    span = ranges(len(examples), n, options.batch_size)[k - 1]
     log.info("shard %d/%d: sentences %d–%d of %d", k, n, span.start + 1, span.stop, len(examples))
     part, fingerprint = measure_shard(input, options, span, examples)
     write_state(part, fingerprint, shard, folder, options)

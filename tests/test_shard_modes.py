@@ -244,11 +244,25 @@ def test_a_shard_continues_the_prompts_of_the_batches_it_runs():
     assert shards.generating(range(300, 310), sampled, 600) == list(range(256, 512))
 
 
+def test_cuts_fall_on_the_sorting_windows_where_each_shard_gets_one():
+    """Then no batch holds two shards' sentences, and a --generate shard continues its own
+    prompts only; a smaller corpus is cut evenly (its shards share windows)."""
+    assert shards.ranges(600, 2, batch_size=4) == [range(0, 256), range(256, 600)]
+    assert shards.ranges(520, 3, batch_size=4) == [range(0, 173), range(173, 346),
+                                                   range(346, 520)]  # fmt: skip
+    spans = shards.ranges(100_000, 8, batch_size=16)  # windows of 512
+    assert [s.start % 512 for s in spans] == [0] * 8 and spans[-1].stop == 100_000
+    assert max(len(s) for s in spans) - min(len(s) for s in spans) <= 512
+    options = BuildOptions(generate=4, batch_size=16)  # importance's sample: 50, views 200
+    assert [shards.generating(s, options, 100_000) for s in spans] == [list(s) for s in spans]
+    assert shards.ranges(20, 3, batch_size=16) == shards.ranges(20, 3)
+
+
 @pytest.mark.slow
 def test_shards_across_a_sorting_window_continue_only_their_batches(lm, tmp_path, monkeypatch):
-    """520 prompts in 2 shards, sorted in windows of 256: shard 1 (0–259) continues the
-    windows 0–511, shard 2 (260–519) the windows 256–519, not the prompts before; the merged
-    site is the one-process one."""
+    """520 prompts in 3 shards, sorted in windows of 256 (the cuts, at 173 and 346, are inside
+    windows): shard 1 continues the window 0–255, shard 2 the windows 0–511, shard 3 the
+    windows 256–519, not the prompts before; the merged site is the one-process one."""
     corpus = tmp_path / "prompts.txt"
     corpus.write_text("\n".join(f"{PROMPTS[i % 9]} {i}" for i in range(520)) + "\n")
     args = [str(corpus), "--model", str(lm), "--generate", "2", "--views", "2", "--importance",
@@ -262,8 +276,8 @@ def test_shards_across_a_sorting_window_continue_only_their_batches(lm, tmp_path
 
     monkeypatch.setattr(shards, "continue_examples", spied)
     one = one_process(args, tmp_path / "one")
-    assert merged(args, 2, tmp_path / "merged") == one
-    assert continued == [list(range(0, 512)), list(range(256, 520))]
+    assert merged(args, 3, tmp_path / "merged") == one
+    assert continued == [list(range(0, 256)), list(range(0, 512)), list(range(256, 520))]
 
 
 @pytest.mark.slow
