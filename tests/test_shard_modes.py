@@ -206,9 +206,17 @@ def test_the_one_process_generate_site_holds_the_generations(generating):
 
 
 @pytest.mark.parametrize("n", [2, 3])
-def test_generate_shard_states_merged_give_the_one_process_site(generating, n, tmp_path):
+def test_generate_shard_states_merged_give_the_one_process_site(generating, n, monkeypatch,
+                                                                tmp_path):  # fmt: skip
+    """And the merge takes each folder's generations as it reads it, holding no folder's
+    states past its turn."""
     args, one = generating
+    drawn = OneAtATime()
+    load = shards.load_part
+    monkeypatch.setattr(shards, "load_part", lambda folder, made: drawn.check(load(folder, made)))
     assert merged(args, n, tmp_path) == one
+    assert drawn.starts == [r.start for r in shards.ranges(len(PROMPTS), n)]
+    assert drawn.held == [[]] * n
 
 
 def test_a_generate_state_folder_holds_its_own_generations(generating, tmp_path):
