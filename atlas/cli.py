@@ -405,6 +405,12 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME_OR_DIR",
         help="the model, where it is not where the shards recorded it (same checksum)",
     )
+    merging.add_argument(
+        "--compare",
+        metavar="NAME_OR_DIR",
+        help="model B of a --compare build, where it is not where the shards recorded it "
+        "(same checksum)",
+    )
     common(merging)
     return top
 
@@ -497,6 +503,7 @@ def run_merge(args: argparse.Namespace) -> None:
         args.output,
         input=args.input,
         model=args.model,
+        compare=args.compare,
         templates=_templates(args),
         progress=not args.quiet and sys.stderr.isatty(),
         clean=args.clean,

@@ -14,6 +14,8 @@ from two finished atlases, without the models, so without the change.
 A compare build splits into parts and merges as a single build does
 (``measure_compare_states``, ``finish_compare_states``; tests/test_merge.py): each part's
 states are A's (with the compare analysis's) and B's, and merging gives the one-pass atlas.
+A sharded compare build (atlas/shards.py) merges its shards' parts one at a time as they come
+(``finish_compare_parts``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -302,10 +304,23 @@ def measure_compare(
 @dataclass
 class ComparePart:
     """What one range of the corpus gave in a compare build: A's ``Part`` (its analyses'
-    states and the compare analysis's, and the rows) and B's (its analyses' states)."""
+    states and the compare analysis's, the rows, and the generations: A generates) and B's (its
+    analyses' states). Its range and generations are A's part's."""
 
     a: Part
     b: Part
+
+    @property
+    def start(self) -> int:
+        return self.a.start
+
+    @property
+    def stop(self) -> int:
+        return self.a.stop
+
+    @property
+    def generated(self) -> dict[int, tuple[int, ...]]:
+        return self.a.generated
 
 
 def measure_compare_states(
@@ -347,21 +362,59 @@ def finish_compare_states(
     title: str,
     input_name: str,
 ) -> Atlas:
-    """The compare atlas of the parts of a split compare build, as ``pipeline.finish_states``:
-    each model's analyses, and the compare analysis, merge their parts' states in corpus order
-    and finish as ``measure_compare`` does. ``analyses``: fresh, as given to each part."""
+    """The compare atlas of the parts of a split compare build, which must cover the corpus
+    once, in any order, as ``pipeline.finish_states``: ``finish_compare_parts`` of them in
+    corpus order."""
+    parts = sorted(parts, key=lambda part: (part.start, part.stop))
+    pipeline.in_order([part.a for part in parts], len(examples))
+    return finish_compare_parts(examples, runner, analyses, parts, options, title=title,
+                                input_name=input_name)  # fmt: skip
+
+
+def finish_compare_parts(
+    examples: Sequence[Example],
+    runner: PairedRunner,
+    analyses: Sequence[Analysis] | None,
+    parts: Iterable[ComparePart],
+    options: BuildOptions | None = None,
+    *,
+    title: str,
+    input_name: str,
+) -> Atlas:
+    """``finish_compare_states`` of parts given one at a time in corpus order (a sharded
+    build's, as ``pipeline.finish_parts`` takes them): each model's analyses, and the compare
+    analysis, merge each part's states as it is drawn, and the part is let go before the next;
+    then they finish as ``measure_compare`` does. ``analyses``: fresh, as given to each part."""
     options = options or BuildOptions()
     analyses, cross = _analyses(analyses, options)
     copies = [copy.deepcopy(x) for x in analyses]
-    parts = sorted(parts, key=lambda part: part.a.start)
-    pipeline.in_order([part.a for part in parts], len(examples))
+    parts = pipeline.following(parts, len(examples))
+    first = next(parts, None)
+    if first is None:
+        raise ValueError("the parts do not cover the corpus exactly once")
     batch = options.batch_size
-    states_a, states_b = [part.a.states for part in parts], [part.b.states for part in parts]
-    a = _Side(runner.a, *pipeline._merged(examples, runner.a, analyses, states_a, batch))
-    b = _Side(runner.b, *pipeline._merged(examples, runner.b, copies, states_b, batch))
-    [merged], _ = pipeline._merged(examples, runner.a, [cross], states_a, batch)
-    rows = {i: row for part in parts for i, row in part.a.rows.items()}
-    return _finish(examples, (a, b), merged, rows, options, title, input_name)
+    a = pipeline.Merging(examples, runner.a, analyses, first.a.states, batch)
+    b = pipeline.Merging(examples, runner.b, copies, first.b.states, batch)
+    crossing = pipeline.Merging(examples, runner.a, [cross], first.a.states, batch)
+    rows = dict(first.a.rows)
+    del first
+    for part in parts:
+        _merge_part(part, a, b, crossing)
+        rows.update(part.a.rows)
+        del part  # merged: let it go before the next part is drawn
+    if not crossing.analyses:
+        raise ValueError("the parts hold no state of the compare analysis")
+    sides = (_Side(runner.a, a.analyses, a.run), _Side(runner.b, b.analyses, b.run))
+    return _finish(examples, sides, crossing.analyses[0], rows, options, title, input_name)
+
+
+def _merge_part(
+    part: ComparePart, a: pipeline.Merging, b: pipeline.Merging, crossing: pipeline.Merging
+) -> None:
+    """Merge a later part's states: A's, B's and the compare analysis's."""
+    a.add(part.a.states, part.start)
+    b.add(part.b.states, part.start)
+    crossing.add(part.a.states, part.start)
 
 
 def save_compare_part(part: ComparePart, folder: str | Path, analyses: Sequence[Analysis]) -> None:

@@ -9,15 +9,18 @@ build gives the same site.
 
 Prompts of equal length run together, without padding: no padded position can change what a
 prompt's continuation is, whatever the batch size. A continuation ends early at an end-of-text
-token (kept), as the model's text ends there.
+token (kept), as the model's text ends there. So a shard of a sharded build continues only the
+prompts it needs, and they are the ones a one-process build writes (``Continued``: the driver's
+examples with the generations the shards send back).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from array import array
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any
 
 from .corpus import Example
 from .loading import quiet
@@ -43,11 +46,13 @@ def continue_examples(
     tokens: int,
     batch_size: int = 16,
     progress: bool = False,
+    indices: Iterable[int] | None = None,
 ) -> list[Example]:
     """``examples``, each with its greedy continuation of at most ``tokens`` tokens
     (``Example.generated`` and ``generation``), from the runner's language model
     (``Runner.generator``). The prompts are encoded as the analysis pass encodes them (the chat
-    template, the room kept for the generation), so the pass sees exactly these tokens."""
+    template, the room kept for the generation), so the pass sees exactly these tokens.
+    ``indices``: continue only those examples (a shard's); the others are returned as given."""
     import torch
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
@@ -64,7 +69,8 @@ def continue_examples(
         eos_token_id=sorted(ends) or None,
         pad_token_id=tokenizer.pad_token_id,
     )
-    prompts = {i: runner.encode(example, i)["ids"] for i, example in enumerate(examples)}
+    chosen = range(len(examples)) if indices is None else sorted(set(indices))
+    prompts = {i: runner.encode(examples[i], i)["ids"] for i in chosen}
     by_length: dict[int, list[int]] = defaultdict(list)
     for i, ids in prompts.items():
         by_length[len(ids)].append(i)
@@ -88,13 +94,52 @@ def continue_examples(
     finally:
         bar.close()
     return [
-        dataclasses.replace(
-            example,
-            generated=tuple(made[i]),
-            generation=tokenizer.decode(made[i], skip_special_tokens=True),
-        )
+        continued(example, made[i], tokenizer) if i in made else example
         for i, example in enumerate(examples)
     ]
+
+
+def continued(example: Example, ids: Sequence[int], tokenizer) -> Example:
+    """``example`` with the tokens ``ids`` the model wrote after it, and their text."""
+    return dataclasses.replace(
+        example,
+        generated=tuple(ids),
+        generation=tokenizer.decode(list(ids), skip_special_tokens=True),
+    )
+
+
+class Continued(Sequence[Example]):
+    """A sharded build's examples on its driver: the prompts, each continued as soon as the
+    shard that generated it has sent its generated ids (``take``), so that the sentences the
+    finish runs again and the site's sentence list are those a one-process build has. The
+    driver holds the ids only, 4 bytes a token; each example is made as it is read."""
+
+    def __init__(self, examples: Sequence[Example], tokenizer) -> None:
+        self.examples, self.tokenizer = examples, tokenizer
+        self.generated: dict[int, array] = {}
+
+    def take(self, parts: Iterable[Any]) -> Iterator[Any]:
+        """The parts as given, each one's generations (``generated``: index → ids) taken in
+        as it is drawn."""
+        for part in parts:
+            self.generated.update((i, array("i", ids)) for i, ids in part.generated.items())
+            yield part
+            del part  # merged: not held while the next is drawn
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index):  # an int, or a slice (a list)
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        example = self.examples[index]
+        ids = self.generated.get(range(len(self))[index])
+        return example if ids is None else continued(example, ids, self.tokenizer)
+
+
+def generations(examples: Sequence[Example], span: range) -> dict[int, tuple[int, ...]]:
+    """The ids generated after each example of ``span`` that has any (a shard's, to send)."""
+    return {i: examples[i].generated for i in span if examples[i].generated}
 
 
 def _until_end(ids: list[int], ends: set[int]) -> list[int]:

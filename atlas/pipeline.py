@@ -15,6 +15,7 @@ import dataclasses
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
@@ -46,6 +47,7 @@ log = logging.getLogger(__name__)
 # Where an analysis can add a section: the overview's top cards, the overview, head pages, and
 # sentence pages (under the sentence, before the views: "sentence_top"; after them: "sentence").
 PAGES = ("overview_cards", "overview", "head", "sentence_top", "sentence")
+P = TypeVar("P")  # a part of a split build: a Part, or a compare build's ComparePart
 
 
 class AnalysisError(ValueError):
@@ -86,12 +88,15 @@ def measure(
 @dataclasses.dataclass
 class Part:
     """What one range [start, stop) of the corpus gave (``measure_states``): each sentence's
-    (tokens, truncated, kept characters), and each analysis's ``state()`` by name."""
+    (tokens, truncated, kept characters), and each analysis's ``state()`` by name; in a sharded
+    ``--generate`` build, the ids the model wrote after each of its prompts (``generated``: the
+    driver needs them for the sentence list, atlas/generation.py's ``Continued``)."""
 
     start: int
     stop: int
     rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]
     states: dict[str, dict]
+    generated: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
 
 def save_part(part: Part, folder: str | Path, analyses: Sequence[Analysis]) -> None:
@@ -100,6 +105,8 @@ def save_part(part: Part, folder: str | Path, analyses: Sequence[Analysis]) -> N
     versions = {a.name: a.state_version for a in analyses}
     rows = [[i, n, truncated, kept] for i, (n, truncated, kept) in sorted(part.rows.items())]
     extra = {"start": part.start, "stop": part.stop, "rows": rows}
+    if part.generated:
+        extra["generated"] = [[i, list(ids)] for i, ids in sorted(part.generated.items())]
     save_states(folder, part.states, versions, extra)
 
 
@@ -110,7 +117,8 @@ def load_part(folder: str | Path, analyses: Sequence[Analysis]) -> Part:
         int(i): (int(n), bool(truncated), tuple(kept) if kept is not None else None)
         for i, n, truncated, kept in extra["rows"]
     }
-    return Part(int(extra["start"]), int(extra["stop"]), rows, states)
+    generated = {int(i): tuple(int(t) for t in ids) for i, ids in extra.get("generated", [])}
+    return Part(int(extra["start"]), int(extra["stop"]), rows, states, generated)
 
 
 def measure_states(
@@ -215,25 +223,48 @@ def in_order(parts: Sequence[Part], size: int) -> list[Part]:
     return parts
 
 
-def _merged(
-    examples: Sequence[Example],
-    runner: Runner,
-    analyses: Sequence[Analysis],
-    states: Sequence[Mapping[str, dict]],
-    batch_size: int,
-) -> tuple[list[Analysis], RunInfo]:
-    """The analyses (fresh) that have a state in every part, started on the run, each holding
-    the first part's state with the others' merged into it in order (``states``: each part's,
-    by analysis name, in corpus order)."""
-    blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: for each later part
-    merged = [a for a in analyses if all(a.name in part for part in states)]
-    analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
-    first, *later = states
-    for analysis in analyses:
-        analysis.load_state(first[analysis.name])
-        for part in later:
-            _merge_in(analysis, blanks[analysis.name], run, part[analysis.name])
-    return analyses, run
+def following(parts: Iterable[P], size: int) -> Iterator[P]:
+    """The parts (each with ``start`` and ``stop``), as given, one at a time; refused as they
+    come unless each follows on from the one before it, from the corpus's first sentence to its
+    last (``size``): the order a merge that draws parts one by one needs."""
+    at = 0
+    for part in parts:
+        if part.start != at:
+            raise ValueError("the parts do not cover the corpus exactly once")
+        at = part.stop
+        yield part
+        del part  # not held while the next is drawn
+    if at != size:
+        raise ValueError("the parts do not cover the corpus exactly once")
+
+
+class Merging:
+    """Analyses (fresh) merging the parts' states one part at a time, in corpus order: started
+    on the run, they take the first part's states (``states``: by analysis name; those that
+    have none there are left out), and ``add`` merges each later part's into them, so that the
+    parts can be let go as they are merged."""
+
+    def __init__(
+        self,
+        examples: Sequence[Example],
+        runner: Runner,
+        analyses: Sequence[Analysis],
+        states: Mapping[str, dict],
+        batch_size: int,
+    ) -> None:
+        self.blanks = {a.name: copy.deepcopy(a) for a in analyses}  # not started: each part's
+        merged = [a for a in analyses if a.name in states]
+        self.analyses, self.run, _ = _start(examples, runner, merged, batch_size, probe=False)
+        for analysis in self.analyses:
+            analysis.load_state(states[analysis.name])
+
+    def add(self, states: Mapping[str, dict], start: int) -> None:
+        """Merge the states of the part that starts at sentence ``start`` (0-based)."""
+        lacking = [a.name for a in self.analyses if a.name not in states]
+        if lacking:
+            raise ValueError(f"the part from sentence {start + 1} has no state of {lacking}")
+        for analysis in self.analyses:
+            _merge_in(analysis, self.blanks[analysis.name], self.run, states[analysis.name])
 
 
 def _merge_in(analysis: Analysis, blank: Analysis, run: RunInfo, state: dict) -> None:

@@ -29,7 +29,6 @@ from .shards import (
     measure_shard,
     ranges,
     read_input,
-    refuse_unsharded,
 )
 
 log = logging.getLogger("atlas")
@@ -63,11 +62,10 @@ def build_sharded(
     one this process already joined, else a local Ray started and stopped here).
     ``work``: what a task runs (``measure_shard``; tests give it a worker that dies)."""
     ray = require_ray()
-    refuse_unsharded(options)
     input, output = Path(input), Path(output)
     with claim(output, **options.write_options):
         examples = read_input(input, options)
-        spans = ranges(len(examples), shards)
+        spans = ranges(len(examples), shards, options.batch_size)
         own = not ray.is_initialized()
         if own:
             log.info(f"joining the Ray cluster at {address}" if address else "starting a local Ray")

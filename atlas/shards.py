@@ -12,6 +12,12 @@ Two ways, one format of work:
   writes the site (``merge``).
 - ``atlas build INPUT --shards N [--ray ADDRESS]`` runs the N ranges as Ray tasks and takes their
   states back through Ray's object store (atlas/raybuild.py).
+
+Both take ``--compare B`` (each shard loads both models and keeps A's states, B's and the compare
+analysis's: atlas/comparison.py's ``ComparePart``; a state folder holds B's in ``model-b/`` and
+records both models' checksums) and ``--generate N`` (each shard continues the prompts it
+measures, ``generating``, and sends their generated ids back with its states: the driver's
+examples are continued with them, atlas/generation.py's ``Continued``).
 """
 
 from __future__ import annotations
@@ -32,22 +38,32 @@ from . import __version__
 from .analyses import default_analyses
 from .analyses.states import ARRAYS_NAME, JSON_NAME
 from .build import _title, render_site, runner_of
+from .comparison import (
+    B_PART,
+    ComparePart,
+    finish_compare_parts,
+    load_compare_part,
+    measure_compare_states,
+    save_compare_part,
+)
 from .corpus import Example, read_corpus
+from .generation import Continued, continue_examples, generations
 from .loading import DEFAULT_MODEL, default_model_path
 from .options import BuildOptions
 from .output import claim
 from .pipeline import Part, finish_parts, load_part, measure_states, save_part
-from .running import Runner
+from .running import PairedRunner, Runner, stream_window
 
 log = logging.getLogger("atlas")
 
 FORMAT = "attention-atlas shard state"
-VERSION = 1
+VERSION = 2  # 2: a --compare shard's B states (model-b/), a --generate shard's generations
 MANIFEST = "shard.json"  # written last: a folder without it is not a finished shard state
 PARTIAL = ".partial-"  # a state folder being written: ``.NAME.partial-PID`` beside NAME
 PARTIAL_MARKER = ".attention-atlas-partial"  # inside it: what says the atlas made it
 # Options that do not change what is measured or rendered: not recorded, free to differ.
-UNRECORDED = ("model", "templates", "progress", "clean", "force")
+# The models are recorded apart, with their checksums (``Fingerprint``).
+UNRECORDED = ("model", "compare", "templates", "progress", "clean", "force")
 
 
 class ShardError(ValueError):
@@ -67,11 +83,18 @@ def shard_spec(text: str) -> tuple[int, int]:
     return k, n
 
 
-def ranges(total: int, shards: int) -> list[range]:
+def ranges(total: int, shards: int, batch_size: int | None = None) -> list[range]:
     """``total`` sentences cut into ``shards`` contiguous ranges whose sizes differ by at most
-    one (later ones the larger); with more shards than sentences some are empty."""
-    cuts = [total * k // shards for k in range(shards + 1)]
-    return [range(a, b) for a, b in itertools.pairwise(cuts)]
+    one (later ones the larger); with more shards than sentences some are empty. With the
+    build's ``batch_size``, where every shard gets at least one of the windows a run sorts by
+    length (``running.stream_window``), each cut moves to the nearest window's edge (sizes then
+    differ by up to a window): no batch then holds two shards' sentences, so none is run by
+    both, and a ``--generate`` shard continues its own prompts only (``generating``)."""
+    window = stream_window(batch_size) if batch_size else 1
+    if total < shards * window:
+        window = 1
+    cuts = [(total * k // shards + window // 2) // window * window for k in range(shards)]
+    return [range(a, b) for a, b in itertools.pairwise([*cuts, total])]
 
 
 def checksum(path: Path) -> str:
@@ -118,8 +141,9 @@ def recorded_options(options: BuildOptions) -> dict[str, Any]:
 
 @dataclasses.dataclass(frozen=True)
 class Fingerprint:
-    """What every shard of one build shares: the model (as typed) and its checksum, the options,
-    the input (its path, its checksum) and its number of sentences."""
+    """What every shard of one build shares: the model (as typed) and its checksum, with
+    ``--compare`` model B and its checksum too, the options, the input (its path, its checksum)
+    and its number of sentences."""
 
     model: str
     model_checksum: str
@@ -127,9 +151,12 @@ class Fingerprint:
     input: str
     input_checksum: str
     sentences: int
+    compare: str | None = None
+    compare_checksum: str | None = None
 
     @classmethod
     def of(cls, input: Path, options: BuildOptions, sentences: int) -> Fingerprint:
+        compare = options.compare
         return cls(
             model=_model_name(options.model),
             model_checksum=model_checksum(options.model),
@@ -137,11 +164,24 @@ class Fingerprint:
             input=str(Path(input).absolute()),
             input_checksum=checksum(Path(input)),
             sentences=sentences,
+            compare=None if compare is None else _model_name(compare),
+            compare_checksum=None if compare is None else model_checksum(compare),
         )
+
+    @property
+    def models(self) -> str:
+        """The model, or the model pair, as an error names it."""
+        return self.model if self.compare is None else f"{self.model} vs {self.compare}"
 
     def differs(self, other: Fingerprint) -> str:
         """How ``other`` is of another build ("" if it is not): the first difference."""
-        if self.model_checksum != other.model_checksum:
+        if (self.compare, other.compare) != (None, None):
+            if (self.model_checksum, self.compare_checksum) != (
+                other.model_checksum,
+                other.compare_checksum,
+            ):
+                return f"another model pair ({other.models}, not {self.models})"
+        elif self.model_checksum != other.model_checksum:
             return f"another model ({other.model}, not {self.model})"
         if self.options != other.options:
             changed = sorted(k for k in {*self.options, *other.options}
@@ -162,25 +202,38 @@ def _model_name(model: str | None) -> str:
 
 # --- a worker's shard ------------------------------------------------------------------------
 
-_RUNNERS: dict[tuple, Runner] = {}  # per process: a Ray worker that runs several shards loads once
+# per process: a Ray worker that runs several shards loads once
+_RUNNERS: dict[tuple, Runner | PairedRunner] = {}
 
 
-def runner_for(options: BuildOptions) -> Runner:
-    """The options' model, loaded once per process."""
+def runner_for(options: BuildOptions) -> Runner | PairedRunner:
+    """The options' model, with ``--compare`` both models (a ``PairedRunner``), loaded once
+    per process."""
     key = (
         options.model,
         options.device,
         options.max_length,
         options.model_name,
         options.chat,
+        options.generate,
         options.dtype,
         options.device_map,
         options.memory_gb,
+        options.compare,
+        options.compare_name,
     )
     if key not in _RUNNERS:
-        _RUNNERS.clear()  # one model at a time in memory
-        _RUNNERS[key] = runner_of(options)
+        _RUNNERS.clear()  # one model (or pair) at a time in memory
+        runner = runner_of(options)
+        if options.compare is not None:
+            runner = PairedRunner(runner, runner_of(options, compare=True))
+        _RUNNERS[key] = runner
     return _RUNNERS[key]
+
+
+def model_a(runner: Runner | PairedRunner) -> Runner:
+    """The runner of model A: the one that generates, and names the build."""
+    return runner.a if isinstance(runner, PairedRunner) else runner
 
 
 def read_input(input: Path, options: BuildOptions) -> list[Example]:
@@ -209,27 +262,50 @@ def measure_shard(
     span: range,
     examples: Sequence[Example] | None = None,
     report: Callable[[int], object] | None = None,
-) -> tuple[Part, Fingerprint]:
+) -> tuple[Part | ComparePart, Fingerprint]:
     """Measure the sentences ``span`` of ``input`` (read here: a worker reads its own input) and
-    return their unfinished states with the build's fingerprint. ``report(n)``: told as each
-    sentence is measured."""
+    return their unfinished states (both models' with ``--compare``; with ``--generate``, the
+    ids generated after its prompts too) with the build's fingerprint. ``report(n)``: told as
+    each sentence is measured."""
     input = Path(input)
     examples = read_input(input, options) if examples is None else examples
     fingerprint = Fingerprint.of(input, options, len(examples))
     runner = runner_for(options)
+    if options.generate:
+        needed = generating(span, options, len(examples))
+        examples = continue_examples(
+            examples, model_a(runner), options.generate, options.batch_size, indices=needed
+        )
     if report is not None:
         runner = Counting(runner, report)
-    part = measure_states(
-        examples, runner, default_analyses(options), span.start, span.stop, options
-    )
+    measure = measure_compare_states if options.compare is not None else measure_states
+    part = measure(examples, runner, default_analyses(options), span.start, span.stop, options)
+    (part.a if isinstance(part, ComparePart) else part).generated = generations(examples, span)
     return part, fingerprint
+
+
+def generating(span: range, options: BuildOptions, total: int) -> list[int]:
+    """The prompts a ``--generate`` shard of the sentences ``span`` continues: those of every
+    batch it runs, whole, as a one-pass run makes them, so those of each window that a run
+    sorts by length (``running.stream_window``) holding one of its sentences; and, where it
+    holds a sentence of head importance's sample, the whole sample (its passes batch the sample
+    by length). Generation does not depend on the batch (atlas/generation.py): each prompt is
+    continued as a one-process build continues it. Where the cuts fall on windows' edges
+    (``ranges``: a corpus of at least a window a shard) a shard continues its own prompts only;
+    else at most a window more on each side."""
+    if not span:
+        return []
+    window = stream_window(options.batch_size)
+    windows = range(span.start - span.start % window, min(total, -(-span.stop // window) * window))
+    sample = min(max(options.importance, options.views), total) if options.importance else 0
+    return sorted({*windows, *range(sample)}) if span.start < sample else list(windows)
 
 
 # --- state folders ---------------------------------------------------------------------------
 
 
 def write_state(
-    part: Part,
+    part: Part | ComparePart,
     fingerprint: Fingerprint,
     shard: tuple[int, int],
     folder: Path,
@@ -250,8 +326,9 @@ def write_state(
     temp.mkdir()
     try:
         (temp / PARTIAL_MARKER).touch()
-        save_part(part, temp, default_analyses(options))
-        files = {name: checksum(temp / name) for name in (JSON_NAME, ARRAYS_NAME)}
+        compare = isinstance(part, ComparePart)
+        (save_compare_part if compare else save_part)(part, temp, default_analyses(options))
+        files = {name: checksum(temp / name) for name in _state_files(compare)}
         manifest = {
             "format": FORMAT,
             "version": VERSION,
@@ -300,20 +377,30 @@ def stale_partials(folder: Path) -> list[Path]:
     ]
 
 
+def _state_files(compare: bool) -> list[str]:
+    """The files a part's state is written to, relative to its folder (a compare part's: B's
+    too, in ``model-b/``)."""
+    files = [JSON_NAME, ARRAYS_NAME]
+    return [*files, *(f"{B_PART}/{name}" for name in files)] if compare else files
+
+
 def _remove_state(folder: Path) -> None:
-    """Remove a state folder's own files, then the folder if nothing else is in it."""
-    for name in (PARTIAL_MARKER, JSON_NAME, ARRAYS_NAME, MANIFEST):
+    """Remove a state folder's own files, then the folder (and ``model-b/``) if nothing else
+    is in it."""
+    for name in (PARTIAL_MARKER, JSON_NAME, ARRAYS_NAME, MANIFEST, *_state_files(compare=True)):
         with contextlib.suppress(FileNotFoundError):
             (folder / name).unlink()
-    with contextlib.suppress(OSError):
-        folder.rmdir()
+    for empty in (folder / B_PART, folder):
+        with contextlib.suppress(OSError):
+            empty.rmdir()
 
 
 def _sync(folder: Path) -> None:
     """Flush the folder's files to disk before the rename makes them the state."""
-    for path in folder.iterdir():
-        with open(path, "rb") as f:
-            os.fsync(f.fileno())
+    for path in folder.rglob("*"):
+        if path.is_file():
+            with open(path, "rb") as f:
+                os.fsync(f.fileno())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -402,25 +489,32 @@ def finish_and_render(
     input: Path,
     examples: Sequence[Example],
     options: BuildOptions,
-    parts: Iterable[Part],
+    parts: Iterable[Part] | Iterable[ComparePart],
     output: Path,
     input_name: str | None = None,
 ):
-    """Merge the parts, given in corpus order, each as it comes (``pipeline.finish_parts``:
-    an iterator is drawn one part at a time, after the model is loaded), finish, and write the
-    site as a one-process build does (the caller holds ``claim(output)``). The model is loaded
-    here: a few analyses run some sentences again as they finish (``Analysis.revisit``).
+    """Merge the parts, given in corpus order, each as it comes (``pipeline.finish_parts``, or
+    for ``--compare`` ``comparison.finish_compare_parts``: an iterator is drawn one part at a
+    time, after the model is loaded), finish, and write the site as a one-process build does
+    (the caller holds ``claim(output)``). The model (both, with ``--compare``) is loaded here: a
+    few analyses run some sentences again as they finish (``Analysis.revisit``); with
+    ``--generate``, on the prompts continued by the ids each part brings (``Continued``).
     ``input_name``: what the site calls the input (default: ``input``'s file name)."""
     input_name = input_name or input.name
     runner = runner_for(options)
-    info = runner.info
-    atlas = finish_parts(
+    a = model_a(runner)
+    b = runner.b.info.name if isinstance(runner, PairedRunner) else None
+    if options.generate:
+        examples = Continued(examples, a.tokenizer)
+        parts = examples.take(parts)
+    finish = finish_compare_parts if isinstance(runner, PairedRunner) else finish_parts
+    atlas = finish(
         examples,
         runner,
         default_analyses(options),
         parts,
         options,
-        title=options.title or _title(info.name, None, input_name),
+        title=options.title or _title(a.info.name, b, input_name),
         input_name=input_name,
     )
     if atlas.corpus.truncated:
@@ -428,7 +522,7 @@ def finish_and_render(
             "%d of %d sentences were truncated to %d tokens",
             atlas.corpus.truncated,
             atlas.corpus.sentences,
-            runner.max_length,
+            a.max_length,
         )
     return render_site(
         atlas,
@@ -445,12 +539,11 @@ def build_shard(
 ) -> State:
     """``atlas build INPUT --shard K/N --state-out FOLDER``: measure range K of N and write its
     state folder."""
-    refuse_unsharded(options)
     input, folder = Path(input), Path(folder)
     check_state_out(folder)
     examples = read_input(input, options)
     k, n = shard
-    span = ranges(len(examples), n)[k - 1]
+    span = ranges(len(examples), n, options.batch_size)[k - 1]
     log.info("shard %d/%d: sentences %d–%d of %d", k, n, span.start + 1, span.stop, len(examples))
     part, fingerprint = measure_shard(input, options, span, examples)
     write_state(part, fingerprint, shard, folder, options)
@@ -464,14 +557,16 @@ def merge(
     *,
     input: str | Path | None = None,
     model: str | None = None,
+    compare: str | None = None,
     templates: str | Path | None = None,
     progress: bool = False,
     clean: bool = False,
     force: bool = False,
 ):
     """``atlas merge PART... -o DIR``: check the state folders (one build, whole, covering the
-    corpus once), merge them in corpus order, finish and write the site. ``input`` and ``model``
-    replace the recorded paths (another machine's layout); their checksums must match."""
+    corpus once), merge them in corpus order, finish and write the site. ``input``, ``model``
+    and ``compare`` (model B) replace the recorded paths (another machine's layout); their
+    checksums must match."""
     output = Path(output)
     with claim(output, force=force, clean=clean):
         states = check_states([read_state(Path(f)) for f in folders])
@@ -479,6 +574,7 @@ def merge(
         options = BuildOptions(
             **fingerprint.options,
             model=model or fingerprint.model,
+            compare=compare or fingerprint.compare,
             templates=templates,
             progress=progress,
             clean=clean,
@@ -491,23 +587,18 @@ def merge(
             raise ShardError(f"{input}: not the input the shards measured (its checksum differs)")
         if model is not None and model_checksum(model) != fingerprint.model_checksum:
             raise ShardError(f"--model {model}: not the model the shards ran (checksum differs)")
+        if compare is not None and fingerprint.compare is None:
+            raise ShardError(f"--compare {compare}: the shards compared no second model")
+        if compare is not None and model_checksum(compare) != fingerprint.compare_checksum:
+            raise ShardError(
+                f"--compare {compare}: not the model B the shards ran (checksum differs)"
+            )
         examples = read_input(input, options)
         # read one at a time as the merge draws them: the driver never holds every state
-        parts = (load_part(s.folder, default_analyses(options)) for s in states)
+        analyses = default_analyses(options)
+        load = load_compare_part if options.compare is not None else load_part
+        parts = (load(s.folder, analyses) for s in states)
         log.info("merging %d shard states of %d sentences", len(states), len(examples))
         # named as the shards recorded it, wherever it is now: the site is the same
         return finish_and_render(input, examples, options, parts, output,
                                  Path(fingerprint.input).name)  # fmt: skip
-
-
-def refuse_unsharded(options: BuildOptions) -> None:
-    """Refuse, in one line, the options a sharded build does not take yet: --compare (its
-    states merge, but the shards do not yet run two models) and --generate (the driver would
-    need every worker's generations for the site's sentence list)."""
-    if options.compare is not None:
-        raise ShardError(
-            "--compare cannot be sharded yet: build it in one process, or shard two builds "
-            "and use atlas compare"
-        )
-    if options.generate:
-        raise ShardError("--generate cannot be sharded yet: build it in one process")

@@ -203,8 +203,6 @@ CASES.update(
             "--state-out",
             "part",
         ],
-        "shards-compare": build("in.txt", GOOD, "--shards", "2", "--compare", "b"),
-        "shards-generate": build("in.txt", GOOD, "--shards", "2", "--generate", "4"),
         "merge-missing": lambda c: ["merge", "part", "-o", "site", "-q"],
     }
 )

@@ -436,10 +436,6 @@ def test_sharding_options_are_checked_in_one_line(capsys, tmp_path):
     assert refused(capsys, "build", str(UD), "--gpus-per-shard", "1", "-o", out) == (
         "atlas: error: --gpus-per-shard needs --shards N"
     )
-    assert refused(capsys, "build", str(UD), "--shards", "2", "--compare", "x", "-o", out) == (
-        "atlas: error: --compare cannot be sharded yet: build it in "
-        "one process, or shard two builds and use atlas compare"
-    )
     with pytest.raises(SystemExit, match="2"):
         main(["build", str(UD), "--shard", "3/2", "--state-out", out])
     assert "K/N needs 1 ≤ K ≤ N" in capsys.readouterr().err
