@@ -214,12 +214,25 @@ class Runner:
         examples' records come out (and reach ``each_layer``)."""
         capture = set(capture)
         self._hidden = HIDDEN_STATES in capture
-        own = indices if isinstance(indices, range) else None
-        for batch in self.batches(examples, indices, batch_size, progress):
+        for batch, kept in self.planned(examples, indices, batch_size, progress):
             vectors = self.vectors_for(batch, capture, queries_keys_for)
-            kept = [i for i, _ in batch if own is None or i in own]
             whole = each_layer is None or ATTENTION in capture
             yield from self._forward(batch, vectors, each_layer, whole, kept)
+
+    def planned(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+    ) -> Iterator[tuple[list[tuple[int, dict]], list[int]]]:
+        """``batches``, each with the corpus indices of the examples whose records come out:
+        all of them, or, for ``indices`` a ``range`` (one part of a split build), those in it
+        (the batch runs whole all the same, so that each example is computed as in one pass).
+        ``run`` and ``PairedRunner.run`` both keep what this says."""
+        own = indices if isinstance(indices, range) else None
+        for batch in self.batches(examples, indices, batch_size, progress):
+            yield batch, [i for i, _ in batch if own is None or i in own]
 
     @staticmethod
     def vectors_for(
@@ -453,9 +466,7 @@ class PairedRunner:
         sides = list(zip((self.a, self.b), capture, queries_keys_for, strict=True))
         for runner, what, _ in sides:
             runner._hidden = HIDDEN_STATES in set(what)
-        own = indices if isinstance(indices, range) else None
-        for batch in self.a.batches(examples, indices, batch_size, progress):
-            kept = [i for i, _ in batch if own is None or i in own]
+        for batch, kept in self.a.planned(examples, indices, batch_size, progress):
             a, b = (runner._forward(batch, runner.vectors_for(batch, what, wanted), kept=kept)
                     for runner, what, wanted in sides)  # fmt: skip
             yield from zip(a, b, strict=True)
