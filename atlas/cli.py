@@ -221,8 +221,9 @@ def parser() -> argparse.ArgumentParser:
         type=gigabytes,
         default=DEFAULT_MEMORY_GB,
         metavar="GB",
-        help="memory one layer's attention of a forward pass may take: batches of long inputs "
-        f"are made smaller to fit it (default: {DEFAULT_MEMORY_GB:g})",
+        help="memory one layer's attention of a forward pass may take (with --compare: both "
+        "models' every layer, which the build holds until it compares them): batches of long "
+        f"inputs are made smaller to fit it (default: {DEFAULT_MEMORY_GB:g})",
     )
     build.add_argument(
         "--device",

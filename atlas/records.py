@@ -115,20 +115,12 @@ def is_punctuation(token: str) -> bool:
     return bool(token) and all(unicodedata.category(ch).startswith("P") for ch in token)
 
 
-def attention_error(record: Record, causal: bool, scores: Scores | None = None) -> np.ndarray:
-    """[L, H]: per head, the largest difference between the attention the captured queries
-    and keys give (``scores``, default softmax(q·k/√d): atlas/scores.py) and the attention
-    the model returned."""
-    layers, d = record.query.shape[0], record.query.shape[-1]
-    scores = scores or Scores.plain(layers, d)
-    return scores.error(record.query, record.key, record.attention, causal)
-
-
 def reproduction_error(
     query: np.ndarray, key: np.ndarray, attention: np.ndarray, causal: bool
 ) -> float:
     """The largest |softmax(q·k/√d) − attention| of captured vectors [L, H, n, d] and the
-    attention [L, H, n, n] the model returned, in float64 (``attention_error`` of plain scores)."""
+    attention [L, H, n, n] the model returned, in float64 (``Scores.error`` of plain scores, at
+    its largest)."""
     layers, d = query.shape[0], query.shape[-1]
     return float(Scores.plain(layers, d).error(query, key, attention, causal).max())
 

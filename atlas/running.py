@@ -34,7 +34,8 @@ from .probe import ENCODER, Probe, head_kind, wants_masked_lm
 from .records import ATTENTION, CAPTURES, HIDDEN_STATES, QUERIES_KEYS, Record
 
 # What one layer's attention of a batch, [B, H, W, W] float32, may take (``--memory-gb``): batches
-# of long inputs are made smaller to fit it (``Runner.batches``).
+# of long inputs are made smaller to fit it (``Runner.cut``). A compare run holds both models'
+# every layer of its batch, and fits those to it (``PairedRunner``).
 DEFAULT_MEMORY_GB = 1.0
 # Called with one example's record, a layer number and that layer's attention [H, n, n].
 EachLayer = Callable[[Record, int, np.ndarray], None]
@@ -100,7 +101,7 @@ class Runner:
         loaded with its language-model head, kept as ``generator``, and the analyses see the
         base model under it, as without. ``chat``: wrap each input in the chat template."""
         self.device = resolve_device(device)
-        self.memory = int(memory_gb * 2**30)
+        self.memory_gb, self.memory = memory_gb, int(memory_gb * 2**30)
         loaded = load(
             model, self.device, option, dtype=dtype, device_map=device_map, causal_lm=generate > 0
         )
@@ -214,12 +215,26 @@ class Runner:
         examples' records come out (and reach ``each_layer``)."""
         capture = set(capture)
         self._hidden = HIDDEN_STATES in capture
-        own = indices if isinstance(indices, range) else None
-        for batch in self.batches(examples, indices, batch_size, progress):
+        for batch, kept in self.planned(examples, indices, batch_size, progress):
             vectors = self.vectors_for(batch, capture, queries_keys_for)
-            kept = [i for i, _ in batch if own is None or i in own]
             whole = each_layer is None or ATTENTION in capture
             yield from self._forward(batch, vectors, each_layer, whole, kept)
+
+    def planned(
+        self,
+        examples: Sequence[Example],
+        indices: Iterable[int] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        held: int = 1,
+    ) -> Iterator[tuple[list[tuple[int, dict]], list[int]]]:
+        """``batches``, each with the corpus indices of the examples whose records come out:
+        all of them, or, for ``indices`` a ``range`` (one part of a split build), those in it
+        (the batch runs whole all the same, so that each example is computed as in one pass).
+        ``run`` and ``PairedRunner.run`` both keep what this says."""
+        own = indices if isinstance(indices, range) else None
+        for batch in self.batches(examples, indices, batch_size, progress, held):
+            yield batch, [i for i, _ in batch if own is None or i in own]
 
     @staticmethod
     def vectors_for(
@@ -239,9 +254,11 @@ class Runner:
         indices: Iterable[int] | None = None,
         batch_size: int = 16,
         progress: bool = False,
+        held: int = 1,
     ) -> Iterator[list[tuple[int, dict]]]:
         """The encoded batches ``run`` feeds through the model: (index, encoding) pairs of
-        similar length (a ``PairedRunner`` feeds the same batches through two models)."""
+        similar length (a ``PairedRunner`` feeds the same batches through two models), cut to
+        the memory budget (``cut``; ``held`` as there)."""
         from tqdm.auto import tqdm
 
         order = list(range(len(examples))) if indices is None else list(indices)
@@ -260,7 +277,7 @@ class Runner:
             for part in chunks:
                 chunk = [(i, self.encode(examples[i], i)) for i in part]
                 chunk.sort(key=lambda item: (len(item[1]["ids"]), item[0]))
-                for batch in self.cut(chunk, batch_size):
+                for batch in self.cut(chunk, batch_size, held):
                     if span is not None and not any(i in span for i, _ in batch):
                         continue
                     yield batch
@@ -268,20 +285,26 @@ class Runner:
         finally:
             bar.close()
 
-    def cut(self, chunk: list[tuple[int, dict]], batch_size: int) -> Iterator[list]:
+    def cut(self, chunk: list[tuple[int, dict]], batch_size: int, held: int = 1) -> Iterator[list]:
         """Consecutive batches of a chunk sorted by length: at most ``batch_size`` examples,
-        and fewer where one layer's attention of the batch, [B, H, W, W] float32 with W its
-        longest, would pass the runner's memory budget (never fewer than one)."""
+        and fewer where the attention the batch holds at once, ``held`` layers [B, H, W, W]
+        float32 with W its longest (one layer for a plain run), would pass the runner's memory
+        budget (never fewer than one)."""
         start = 0
         while start < len(chunk):
             stop = start + 1
             while stop < min(len(chunk), start + batch_size):
                 width = len(chunk[stop][1]["ids"])
-                if (stop + 1 - start) * self.info.heads * width * width * 4 > self.memory:
+                if self.attention_bytes(stop + 1 - start, width, held) > self.memory:
                     break
                 stop += 1
             yield chunk[start:stop]
             start = stop
+
+    def attention_bytes(self, examples: int, width: int, held: int = 1) -> int:
+        """What ``held`` layers of attention of ``examples`` examples padded to ``width``
+        tokens take, float32 [B, H, W, W] each."""
+        return held * examples * self.info.heads * width * width * 4
 
     def _forward(
         self,
@@ -449,13 +472,29 @@ class PairedRunner:
         same batches, from A's encoding); ``capture`` and ``queries_keys_for``: each model's,
         as ``Runner.run`` takes them. Both records carry their whole attention: the compare
         analysis reads every head of both models together (``comparison`` hands each model's
-        analyses the layers in order, ``analyses.base.feed``)."""
+        analyses the layers in order, ``analyses.base.feed``), so a batch is cut to fit both
+        models' every layer in the memory budget, and an example that alone does not stops the
+        run (``ModelError``) before its pass."""
         sides = list(zip((self.a, self.b), capture, queries_keys_for, strict=True))
         for runner, what, _ in sides:
             runner._hidden = HIDDEN_STATES in set(what)
-        own = indices if isinstance(indices, range) else None
-        for batch in self.a.batches(examples, indices, batch_size, progress):
-            kept = [i for i, _ in batch if own is None or i in own]
+        held = 2 * self.a.info.layers
+        for batch, kept in self.a.planned(examples, indices, batch_size, progress, held):
+            self._fits(batch, held)
             a, b = (runner._forward(batch, runner.vectors_for(batch, what, wanted), kept=kept)
                     for runner, what, wanted in sides)  # fmt: skip
             yield from zip(a, b, strict=True)
+
+    def _fits(self, batch: list[tuple[int, dict]], held: int) -> None:
+        """Stop before a batch of one example whose attention in both models, every layer,
+        is more than ``--memory-gb`` lets the run hold (a batch of more fits: ``Runner.cut``)."""
+        (index, enc), *more = batch
+        need = self.a.attention_bytes(1, len(enc["ids"]), held)
+        if more or need <= self.a.memory:
+            return
+        raise ModelError(
+            f"--compare: sentence {index + 1} ({len(enc['ids'])} tokens) needs {need / 2**30:.3g}"
+            f" GB for both models' attention ({self.a.info.layers} layers × "
+            f"{self.a.info.heads} heads each), over --memory-gb {self.a.memory_gb:g}; "
+            "raise --memory-gb or cut the inputs with --max-length"
+        )

@@ -34,6 +34,15 @@ slower). Compared:
 - head importance: ablation by zeroing each head's context vector with a forward pre-hook on the
   attention output projection, 1 − cos of the mean-pooled last layer; its percentile bootstrap
   (intervals of score and rank) and ranks;
+- head types: the duplicate-token and induction scores of the probe (Olsson et al. 2022), each
+  sequence drawn from docs/metrics.md's definition and scored with TransformerLens's head
+  detector (transformer_lens/head_detector.py: its detection patterns and "mul" score, rescaled
+  to the rows with a target as docs/metrics.md says ours is); and, for a decoder (the
+  held-out texts through examples/induction-model, a 2-layer Llama, each continued by 8 tokens
+  with ``generate=8``), the first-token share of Xiao et al. 2023 with those two (an encoder has
+  no first-token column: its position 0 is [CLS]), and the prompt/generation split: each text
+  continued greedily here, token by token, and its prompt's rows and generated rows measured
+  apart;
 - compare: each head's change (JS across the two models), B's nearest head in A and its
   distance, and B − A of the head metrics.
 
@@ -69,6 +78,8 @@ TREEBANK = next(
     (p for p in (ROOT.parent / _DEV, Path("/work") / _DEV) if p.is_file()), ROOT.parent / _DEV
 )
 SEEN = ROOT / "examples" / "ud-ewt-sample.conllu"
+DECODER = ROOT / "examples" / "induction-model"  # a real decoder, for its head types
+GENERATE = 8  # tokens the decoder continues each text by
 OFFSETS = range(-8, 9)
 BASELINE_OFFSETS = [o for o in range(-3, 4) if o != 0]
 ROLLOUT_SCALE = 65535  # the page's decoding: uint16 / 65535 (docs/metrics.md)
@@ -363,9 +374,9 @@ class Report:
         old, count = self.rows.get(name, (0.0, 0))
         self.rows[name] = (max(old, float(diff.max(initial=0.0))), count + a.size)
 
-    def show(self, title: str, runs: list[Run], tolerance: float) -> bool:
+    def show(self, title: str, tokens: int, tolerance: float) -> bool:
         """Print the table; True when a quantity is off by more than ``tolerance``."""
-        print(f"\n### {title}, {sum(len(r.tokens) for r in runs)} tokens\n")
+        print(f"\n### {title}, {tokens} tokens\n")
         print("| quantity | values | max abs difference |\n| --- | ---: | ---: |")
         for quantity, (diff, size) in self.rows.items():
             flag = "" if diff <= tolerance else "  **FAIL**"
@@ -442,6 +453,7 @@ def check(
     check_layers(atlas, runs, report)
     check_rollout(site, runs, report)
     check_importance(atlas, runs, model, report, flat)
+    check_types(atlas, tokenizer, model, report, flat)
 
 
 def check_pairs(atlas, runs, report) -> None:
@@ -768,6 +780,158 @@ def check_bootstrap(atlas, per_sentence: np.ndarray, report) -> None:
     report.add("importance bootstrap: rank interval", [p["rank_high"] for p in parts], rank_high)
 
 
+# ---------------------------------------------------------------------------- head types
+
+
+def wrapping(tokenizer) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after a text's ordinary tokens."""
+    enc = tokenizer("a", return_special_tokens_mask=True)
+    ids, special = enc["input_ids"], enc["special_tokens_mask"]
+    ordinary = [i for i, s in enumerate(special) if not s]
+    return ids[: ordinary[0]], ids[ordinary[-1] + 1 :]
+
+
+def probe_ids(tokenizer, model, count: int, length: int, seed: int = 0) -> list[list[int]]:
+    """docs/metrics.md, "Head types": ``count`` sequences of ``length`` ids drawn uniformly with
+    replacement (``default_rng(seed).integers``) from the vocabulary without its special tokens,
+    each repeated once and wrapped in the special tokens the tokenizer adds."""
+    size = min(len(tokenizer), model.get_input_embeddings().num_embeddings)
+    vocabulary = np.setdiff1d(np.arange(size), tokenizer.all_special_ids)
+    half = vocabulary[np.random.default_rng(seed).integers(0, len(vocabulary), (count, length))]
+    before, after = wrapping(tokenizer)
+    return [[*before, *h, *h, *after] for h in half.tolist()]
+
+
+def detection_patterns(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """TransformerLens's head detector (transformer_lens/head_detector.py), from its
+    definitions: duplicate[i, j] = 1 where token j is token i and j < i (the token's own
+    position left out); induction = the duplicate pattern moved one column right, its first
+    column 0, lower-triangular."""
+    t = np.asarray(ids)
+    duplicate = (t[:, None] == t[None, :]).astype(float)
+    np.fill_diagonal(duplicate, 0)
+    duplicate = np.tril(duplicate)
+    induction = np.zeros_like(duplicate)
+    induction[:, 1:] = duplicate[:, :-1]
+    return duplicate, np.tril(induction)
+
+
+def head_detector_scores(attention: np.ndarray, pattern: np.ndarray) -> np.ndarray:
+    """[L, H]: TransformerLens's "mul" score, Σ A·P / Σ A over the whole matrix, rescaled as
+    docs/metrics.md says ours is (× Σ A / |R|, R the rows the pattern gives a target): the
+    attention on the pattern averaged over R, not over every row."""
+    mul = (attention * pattern).sum((-2, -1)) / attention.sum((-2, -1))
+    rows = pattern.any(-1).sum()
+    return mul * attention.sum((-2, -1)) / rows
+
+
+def probe_scores(tokenizer, model, count: int, length: int) -> dict[str, np.ndarray]:
+    """Duplicate-token and induction scores per head, [L, H] each: the mean over the probe's
+    sequences, each run alone through the model (eager attention)."""
+    scores: dict[str, list] = {"duplicate": [], "induction": []}
+    for ids in probe_ids(tokenizer, model, count, length):
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ids]), output_attentions=True)
+        attention = torch.stack(out.attentions)[:, 0].double().numpy()
+        for key, pattern in zip(scores, detection_patterns(ids), strict=True):
+            scores[key].append(head_detector_scores(attention, pattern))
+    return {key: np.mean(values, 0) for key, values in scores.items()}
+
+
+def check_types(atlas, tokenizer, model, report, flat) -> None:
+    """The probe's duplicate-token and induction columns, from the probe's size as atlas.json
+    records it (``results.types.probe``)."""
+    probe = atlas["results"]["types"]["probe"]
+    if not probe["sequences"]:
+        return
+    mine = probe_scores(tokenizer, model, probe["sequences"], probe["length"])
+    for key, value in mine.items():
+        report.add(f"head type {key} (probe)", [h["metrics"][key] for h in atlas["heads"]],
+                   flat(value))  # fmt: skip
+
+
+def first_token_share(attention: np.ndarray) -> np.ndarray:
+    """[L, H]: Xiao et al.'s sink, a decoder's mean attention to position 0 over rows 1..n−1
+    (row 0 sees only itself)."""
+    return attention[..., 1:, 0].mean(-1)
+
+
+def greedy(lm, ids: list[int], steps: int, eos: int | None) -> list[int]:
+    """docs/metrics.md, "Prompt and generation": ``steps`` tokens, the most likely each step,
+    fewer after an end-of-text token (kept)."""
+    out = list(ids)
+    for _ in range(steps):
+        with torch.no_grad():
+            logits = lm(input_ids=torch.tensor([out])).logits[0, -1]
+        out.append(int(logits.argmax()))
+        if out[-1] == eos:
+            break
+    return out
+
+
+def split_columns(a: np.ndarray, cls: np.ndarray, generated: np.ndarray) -> dict[str, np.ndarray]:
+    """The prompt/generation columns of one example, [L, H] each (NaN where it defines none):
+    shares and normalised entropy over the prompt's rows P and the generated rows G, and G's
+    share on P (docs/metrics.md, "Prompt and generation"; a decoder: v_i = i + 1)."""
+    n = a.shape[-1]
+    h = entropy(0.9999 * a + 0.0001 / n)  # [L, H, n]
+    visible = np.arange(1, n + 1)
+    nan = np.full(a.shape[:2], np.nan)
+    out = {}
+    for side, rows in (("prompt", ~generated), ("gen", generated)):
+        index = np.flatnonzero(rows)
+        if not len(index):
+            out.update({f"{side}_{k}": nan for k in ("to_cls", "prev", "self", "entropy_norm")})
+            continue
+        out[f"{side}_to_cls"] = a[..., index, :][..., cls].sum(-1).mean(-1)
+        out[f"{side}_prev"] = np.mean(
+            [a[..., i, i - 1] if i else np.zeros(a.shape[:2]) for i in index], 0
+        )
+        out[f"{side}_self"] = np.mean([a[..., i, i] for i in index], 0)
+        keep = rows & (visible >= 2)
+        ratio = np.minimum(1, h[..., keep] / np.log(visible[keep])).mean(-1)
+        out[f"{side}_entropy_norm"] = ratio if keep.any() else nan
+    out["gen_to_prompt"] = (
+        a[..., generated, :][..., ~generated].sum(-1).mean(-1) if generated.any() else nan
+    )
+    return out
+
+
+def check_decoder(atlas, texts: list[str], tokenizer, model, lm, report) -> None:
+    """A decoder's head types and prompt/generation split: each text, cut to the model's limit
+    less the generation as the atlas cuts it, continued greedily by ``lm`` (the model with its
+    language-model head), then through ``model``: the first-token share over every sequence of
+    two tokens or more, the split columns, and the probe's columns."""
+    heads = atlas["heads"]
+    order = [(h["layer"] - 1, h["head"] - 1) for h in heads]
+
+    def flat(x: np.ndarray) -> np.ndarray:
+        return np.array([x[lay, hd] for lay, hd in order])
+
+    steps = atlas["options"]["generate"]
+    limit = atlas["model"]["max_length"]
+    bos = {tokenizer.bos_token_id, tokenizer.cls_token_id} - {None}
+    shares, split = [], []
+    for text in texts:
+        prompt = tokenizer(text, truncation=True, max_length=limit - steps)["input_ids"]
+        ids = greedy(lm, prompt, steps, tokenizer.eos_token_id)
+        with torch.no_grad():
+            out = model(input_ids=torch.tensor([ids]), output_attentions=True)
+        attention = torch.stack(out.attentions)[:, 0].double().numpy()
+        if len(ids) >= 2:
+            shares.append(first_token_share(attention))
+        cls = np.isin(ids, list(bos)) & (np.arange(len(ids)) < len(prompt))
+        split.append(split_columns(attention, cls, np.arange(len(ids)) >= len(prompt)))
+    report.add("first-token share (sink)", [h["metrics"]["first"] for h in heads],
+               flat(np.mean(shares, 0)))  # fmt: skip
+    for key in split[0]:
+        values = np.stack([s[key] for s in split])
+        defined = ~np.isnan(values)
+        corpus = np.where(defined, values, 0).sum(0) / np.maximum(defined.sum(0), 1)
+        report.add(f"prompt/generation {key}", [h["metrics"][key] for h in heads], flat(corpus))
+    check_types(atlas, tokenizer, model, report, flat)
+
+
 def perturbed_copy(source: str, target: Path) -> Path:
     """Model B: the model with the query weights of its last two layers perturbed (seed 0),
     saved with its tokenizer (a stand-in for a fine-tuned checkpoint)."""
@@ -839,7 +1003,7 @@ def main() -> int:
         print(f"no treebank at {args.conllu}", file=sys.stderr)
         return 2
 
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
 
     import atlas as library
     from atlas.model import default_model_path
@@ -875,7 +1039,7 @@ def main() -> int:
             report = Report()
             check(atlas, site, runs, sentences, model, tokenizer, report, gold)
             title = f"{name}: {len(sentences)} held-out sentences (seed {args.seed})"
-            failed |= report.show(title, runs, args.tolerance)
+            failed |= report.show(title, sum(len(r.tokens) for r in runs), args.tolerance)
             probe = (atlas["results"].get("syntax") or {}).get("probe") or {}
             if probe.get("available"):
                 print(
@@ -883,6 +1047,21 @@ def main() -> int:
                     f"attention + offsets {probe['uas_offsets']}, best head {probe['best_head']} "
                     f"{probe['best_head_uas']}, best offset {probe['best_offset_uas']}"
                 )
+        # a decoder: the texts through examples/induction-model (a 2-layer Llama that copies)
+        site = work / "site-decoder"
+        library.build(work / "heldout.txt", site, model=str(DECODER), generate=GENERATE,
+                      views=0, importance=0, max_site_mb=None, device="cpu")  # fmt: skip
+        atlas = json.loads((site / "atlas.json").read_text(encoding="utf-8"))
+        decoder_tokenizer = AutoTokenizer.from_pretrained(DECODER)
+        decoder = AutoModel.from_pretrained(DECODER, attn_implementation="eager").eval()
+        lm = AutoModelForCausalLM.from_pretrained(DECODER, attn_implementation="eager").eval()
+        report = Report()
+        texts = [s.text for s in sentences]
+        check_decoder(atlas, texts, decoder_tokenizer, decoder, lm, report)
+        tokens = atlas["corpus"]["tokens"]
+        title = (f"heldout.txt through {DECODER.name} (a decoder), --generate {GENERATE}: "
+                 "head types and prompt/generation")  # fmt: skip
+        failed |= report.show(title, tokens, args.tolerance)
         # compare: model B, the first --compare sentences of the .txt
         if args.compare:
             model_b = perturbed_copy(path, work / "model-b")
@@ -907,7 +1086,7 @@ def main() -> int:
             report = Report()
             check_compare(atlas, runs_a, runs_b, tokenizer, report)
             title = f"compare.txt: the first {len(chosen)} of them, against a perturbed copy"
-            failed |= report.show(title, runs_a, args.tolerance)
+            failed |= report.show(title, sum(len(r.tokens) for r in runs_a), args.tolerance)
     if failed:
         print(f"\nFAIL: some quantity differs by more than {args.tolerance}", file=sys.stderr)
         return 1

@@ -20,6 +20,7 @@ SLOW_FIXTURES = {
     "default_site",  # the example corpus built with the real model (about 30 s)
     "compare_site",  # test_compare: a --compare build of two tiny models
     "single_sites",  # test_compare: two builds to compare
+    "default_treebank",  # test_pages_browser: the default model over 40 UD sentences
 }
 
 

@@ -472,6 +472,40 @@ def test_a_model_b_the_probe_cannot_open_leaves_its_importance_out(tiny_model, p
     )
 
 
+def test_a_compare_run_cuts_its_batches_to_both_models_every_layer(tiny_model):
+    """A compare batch holds both models' every layer of attention until the compare analysis
+    reads it: the batches fit that to --memory-gb, not one layer of one model (with a budget
+    for 2 examples' 2 × L layers, the old cut made batches of 16); an example that alone needs
+    more stops the run, before its pass, with one line naming the options."""
+    from atlas.loading import ModelError
+
+    model = str(tiny_model("bert"))
+    corpus = read_corpus(EXAMPLES, limit=12)
+    probe = Runner(model)
+    widest = max(len(probe.encode(e, i)["ids"]) for i, e in enumerate(corpus))
+    layers = 2 * probe.info.layers  # both models' every layer
+    both = probe.attention_bytes(2, widest, layers)
+    paired = PairedRunner(Runner(model, memory_gb=both / 2**30), Runner(model))
+    batches = []
+    forward = paired.b._forward
+    paired.b._forward = lambda batch, *args, **kw: (
+        batches.append(batch) or forward(batch, *args, **kw)
+    )
+    pairs = list(paired.run(corpus, batch_size=16))
+    assert sorted(a.index for a, _ in pairs) == list(range(12))
+    held = [
+        probe.attention_bytes(len(batch), max(len(e["ids"]) for _, e in batch), layers)
+        for batch in batches
+    ]
+    assert max(held) <= both and len(batches) > 2  # one layer of 12 fits: one batch before
+    one = probe.attention_bytes(1, 9, layers) - 1  # one byte short of a 9-token sentence's
+    tight = PairedRunner(Runner(model, memory_gb=one / 2**30), Runner(model))
+    with pytest.raises(ModelError) as stopped:
+        list(tight.run(read_corpus(EXAMPLES, limit=2)))
+    assert str(stopped.value).startswith("--compare: sentence ")
+    assert "raise --memory-gb or cut the inputs with --max-length" in str(stopped.value)
+
+
 def test_an_analysis_named_as_the_compare_analysis_is_refused(tiny_model, perturbed):
     class Named(FirstTokenShare):
         name = "compare"

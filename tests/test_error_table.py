@@ -818,6 +818,11 @@ CASES.update(
         "compare-tokenizer": compare_with(lambda c: c.tiny_model("roberta")),
         "compare-tokenizer-splits": compare_with(cased),
         "compare-shape": compare_with(deeper),
+        "compare-memory": lambda c: [
+            *compare_with(lambda c: c.tiny_model("bert"))(c),
+            "--memory-gb",
+            "0.000001",
+        ],
     }
 )
 

@@ -32,12 +32,9 @@ def uniform_causal(n: int) -> np.ndarray:
 
 def test_first_token_share_of_a_decoder_leaves_out_the_row_that_sees_only_itself():
     a = rows([1, 0, 0], [0.5, 0.5, 0], [0.25, 0.25, 0.5])
-    assert first_token_share(a, causal=True).tolist() == [(0.5 + 0.25) / 2]
-    # an encoder's every row sees every token
-    b = rows([0.2, 0.8, 0], [1, 0, 0], [0.3, 0.3, 0.4])
-    assert first_token_share(b, causal=False).tolist() == pytest.approx([1.5 / 3], abs=1e-15)
-    # a decoder's one-token example defines no share
-    assert np.isnan(first_token_share(rows([1.0]), causal=True)).all()
+    assert first_token_share(a).tolist() == [(0.5 + 0.25) / 2]
+    # a one-token example defines no share
+    assert np.isnan(first_token_share(rows([1.0]))).all()
 
 
 def test_the_patterns_are_transformer_lens_s():
@@ -176,6 +173,26 @@ def test_the_analysis_gives_each_head_its_columns_and_types():
                                     "seed": 0}  # fmt: skip
     assert result.data["threshold"] == TYPE_THRESHOLD
     assert [c.key for c in result.catalogue] == ["first", "duplicate", "induction"]
+
+
+def test_an_encoder_has_no_first_token_column_its_cls_column_says_it():
+    """Position 0 of an encoder is always [CLS], and every row sees it: the first-token share
+    would repeat the [CLS] column to the last bit, so an encoder's atlas has neither it nor the
+    sink type (its [CLS] heads have their pattern label); the probe's columns stay."""
+    analysis = HeadTypes(sequences=2)
+    analysis.start(run_info(FakePasses(), causal=False))
+    feed(analysis, record(0, corpus_attention(4)))  # L1-H2 all on position 0
+    analysis.settle()
+    result = analysis.finish({})
+    assert [c.key for c in result.catalogue] == ["duplicate", "induction"]
+    assert "first" not in result.columns
+    assert result.data["types"] == ["duplicate-token", "induction"]
+    assert "sink" not in result.data["heads"] and result.parts["types"][1] == []
+    off = HeadTypes(sequences=0)
+    off.start(run_info(FakePasses(), causal=False))
+    feed(off, record(0, corpus_attention(4)))
+    off.settle()
+    assert off.finish({}).catalogue == [] and off.finish({}).data["types"] == []
 
 
 def test_a_short_model_probes_shorter_sequences_and_probe_off_drops_its_columns():

@@ -2,11 +2,14 @@
 
 Three per-head columns (exact definitions in docs/metrics.md, "Head types"):
 
-- ``first``, the first-token share: attention to position 0, the first token the model sees
-  (Xiao et al. 2023, "Efficient Streaming Language Models with Attention Sinks": models dump
-  attention there whatever the token). Measured on the corpus, over the rows that see more than
-  one token. Where the tokenizer puts a BOS in front, position 0 is that BOS; the BOS column
-  ([CLS]/BOS share) counts BOS tokens wherever they are, over every row, and stays apart.
+- ``first``, a decoder's first-token share: attention to position 0, the first token the
+  model sees (Xiao et al. 2023, "Efficient Streaming Language Models with Attention Sinks":
+  models dump attention there whatever the token). Measured on the corpus, over the rows that
+  see more than one token. Where the tokenizer puts a BOS in front, position 0 is that BOS; the
+  BOS column ([CLS]/BOS share) counts BOS tokens wherever they are, over every row, and stays
+  apart. An encoder has no such column: its position 0 is always [CLS], and over every row (an
+  encoder's row 0 sees every token) the share would be the [CLS] column to the last bit; its
+  [CLS] heads have their pattern label.
 - ``duplicate`` and ``induction``: the share of attention to the earlier copies of the current
   token, and to the tokens right after them (Olsson et al. 2022, "In-context Learning and
   Induction Heads"; the detection patterns of TransformerLens's head detector,
@@ -73,11 +76,11 @@ TYPES = {"first": "sink", "duplicate": "duplicate-token", "induction": "inductio
 # -- per-layer measures: one layer's attention [heads, n, n], rows summing to 1 ---------------
 
 
-def first_token_share(attention: np.ndarray, causal: bool) -> np.ndarray:
-    """Per head, the mean over rows that see two tokens or more of the attention to position 0
-    (a decoder's row 0 sees only itself, and puts all of it there): [heads], NaN when no row
-    qualifies (a decoder's one-token example)."""
-    rows = attention[:, 1:, 0] if causal else attention[:, :, 0]
+def first_token_share(attention: np.ndarray) -> np.ndarray:
+    """Per head of a decoder, the mean over rows 1..n−1 (those that see two tokens or more) of
+    the attention to position 0 (row 0 sees only itself, and puts all of it there): [heads],
+    NaN for a one-token example."""
+    rows = attention[:, 1:, 0]
     if rows.shape[-1] == 0:
         return np.full(attention.shape[0], np.nan)
     return rows.astype(np.float64).mean(-1)
@@ -120,8 +123,8 @@ def probe_bodies(vocabulary: np.ndarray, sequences: int, length: int, seed: int 
 
 
 class HeadTypes(Analysis):
-    """First-token share over the corpus; duplicate-token and induction scores over a probe of
-    repeated random tokens; and each head's types."""
+    """A decoder's first-token share over the corpus; duplicate-token and induction scores
+    over a probe of repeated random tokens; and each head's types."""
 
     name = "types"
     needs: ClassVar[frozenset[str]] = frozenset({ATTENTION, SEQUENCES})
@@ -147,8 +150,10 @@ class HeadTypes(Analysis):
         self.seen_first |= record.index == 0  # its layers came to ``add_layer`` before
 
     def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
-        """One layer of one example: [heads, n, n]."""
-        share = first_token_share(attention, self.run.causal)
+        """One layer of one example: [heads, n, n] (a decoder's first-token share)."""
+        if not self.run.causal:
+            return
+        share = first_token_share(attention)
         defined = ~np.isnan(share)
         row = np.zeros(self.first.shape)
         row[layer] = np.where(defined, share, 0.0)
@@ -203,8 +208,10 @@ class HeadTypes(Analysis):
         self.seen_first |= other.seen_first
 
     def finish(self, results: Mapping[str, Result]) -> Result:
-        columns = {"first": per_head(self.first.value() / np.maximum(self.counts, 1))}
-        catalogue = [COLUMNS[0]]
+        columns, catalogue = {}, []
+        if self.run.causal:
+            columns["first"] = per_head(self.first.value() / np.maximum(self.counts, 1))
+            catalogue.append(COLUMNS[0])
         if self.probed:
             scores = self.scores.value() / np.maximum(self.defined, 1)
             columns["duplicate"], columns["induction"] = per_head(scores[0]), per_head(scores[1])
