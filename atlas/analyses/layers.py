@@ -46,6 +46,7 @@ import numpy as np
 from .. import charts
 from ..exact import ExactSum
 from ..model import Record
+from ..ranking import rank_data
 from ..result import Atlas
 from .base import HIDDEN_STATES, Analysis, Result, RunInfo
 from .words import joined_pieces
@@ -440,11 +441,9 @@ def spearman_rows(rows: np.ndarray, target: np.ndarray) -> np.ndarray:
     Pearson correlation of their ranks (ties get their mean rank), as scipy.stats.spearmanr,
     for all rows in one call (spearmanr, called per row, was most of the analysis's finish).
     NaN for a constant row."""
-    from scipy.stats import rankdata
-
-    ranks = rankdata(rows, axis=1)
+    ranks = rank_data(rows)
     ranks -= ranks.mean(1, keepdims=True)
-    own = rankdata(target)
+    own = rank_data(target)
     own -= own.mean()
     with np.errstate(divide="ignore", invalid="ignore"):
         return (ranks @ own) / np.sqrt((ranks * ranks).sum(1) * (own @ own))
