@@ -145,12 +145,43 @@ class Atlas:
     def to_json(self) -> str:
         """atlas.json: everything but the per-sentence attention, which the site keeps in
         data/NNNN.js (see viewdata.py) rather than twice."""
-        data = dataclasses.asdict(self)
-        del data["views"], data["views_b"]
-        where = first_non_finite(data)
-        if where is not None:  # JSON has no NaN or Infinity, and load() would refuse them
-            raise ValueError(f"atlas.json would hold a number that is not finite, at {where}")
+        return _dumps(self.tree())
+
+    def tree(self, digits: int | None = None) -> dict[str, Any]:
+        """What atlas.json holds, as ``dataclasses.asdict`` gives it less the views, floats
+        rounded to ``digits`` decimals if given (``plain``)."""
+        return {
+            f.name: plain(getattr(self, f.name), digits)
+            for f in dataclasses.fields(self)
+            if f.name not in ("views", "views_b")
+        }
+
+
+def plain(value: Any, digits: int | None = None) -> Any:
+    """``value`` as ``dataclasses.asdict`` would give it, dataclasses as dicts, tuples as
+    lists, with floats rounded to ``digits`` decimals if given (-0.0 as 0.0): one walk, where
+    asdict deep-copies every leaf and a second walk rounded them (most of ``rounded``'s time)."""
+    if isinstance(value, float):
+        return value if digits is None else round(value, digits) + 0.0
+    if isinstance(value, list | tuple):
+        return [plain(v, digits) for v in value]
+    if isinstance(value, dict):
+        return {k: plain(v, digits) for k, v in value.items()}
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: plain(getattr(value, f.name), digits) for f in dataclasses.fields(value)}
+    return value
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """atlas.json's text of ``Atlas.tree``: keys sorted, no NaN or Infinity (JSON has none,
+    and load() would refuse them: the error names where the first one is)."""
+    try:
         return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+    except ValueError:
+        where = first_non_finite(data)
+        if where is None:
+            raise
+        raise ValueError(f"atlas.json would hold a number that is not finite, at {where}") from None
 
 
 def first_non_finite(value: Any, where: str = "$") -> str | None:
@@ -173,19 +204,7 @@ def rounded(atlas: Atlas) -> Atlas:
     sorted and strings, tuples lists. The site is rendered from this, so the build's pages are
     those ``atlas render`` makes from atlas.json; an order that matters must be a list, since a
     dict's order is not kept."""
-
-    def walk(value):
-        if isinstance(value, float):
-            return round(value, DIGITS) + 0.0  # + 0.0 turns -0.0 into 0.0
-        if isinstance(value, list | tuple):
-            return [walk(v) for v in value]
-        if isinstance(value, dict):
-            return {k: walk(v) for k, v in value.items()}
-        return value
-
-    data = walk(dataclasses.asdict(atlas))
-    data["views"] = data["views_b"] = []  # kept as they are, in data/, not in atlas.json
-    stored = json.loads(from_dict(data).to_json())
+    stored = json.loads(_dumps(atlas.tree(DIGITS)))
     return from_dict(stored, views=atlas.views, views_b=atlas.views_b)
 
 

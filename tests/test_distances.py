@@ -376,3 +376,36 @@ def test_the_head_map_says_when_distances_are_estimated():
     page = dict(render(stored))["index.html"].decode()
     assert "estimated from a\n  25.0% sample of token rows" in page
     assert "the largest standard error of a\n  distance is 0.0123" in page
+
+
+def test_a_head_page_map_rings_its_head_and_leaves_the_shared_map_as_it_was():
+    """``highlighted`` copies only what it changes (the map's rows are shared, not deep-copied
+    once per head page), so the map every head page starts from is never changed."""
+    import copy
+    import json
+
+    from atlas.analyses.distances import highlighted
+
+    rows = [{"name": "L1H1", "x": 0.0, "y": 1.0}, {"name": "L1H2", "x": 1.0, "y": 0.0}]
+    shared = {
+        "data": {"values": rows},
+        "mark": {"type": "point"},
+        "encoding": {"x": {"field": "x"}, "y": {"field": "y"}, "color": {"field": "layer"}},
+        "config": {"legend": {"orient": "right"}, "view": {"stroke": "#ddd"}},
+        "width": 460,
+    }
+    before = copy.deepcopy(shared)
+    spec = highlighted(shared, "L1H2")
+    again = highlighted(shared, "L1H1")
+    assert json.dumps(shared) == json.dumps(before)
+    assert spec["data"]["values"] is rows  # shared, not copied
+    points, ring = spec["layer"]
+    assert points == {"mark": before["mark"], "encoding": before["encoding"]}
+    assert ring["transform"] == [{"filter": {"field": "name", "equal": "L1H2"}}]
+    assert ring["encoding"] == {"x": {"field": "x"}, "y": {"field": "y"}}
+    assert again["layer"][1]["transform"][0]["filter"]["equal"] == "L1H1"
+    assert (spec["width"], spec["height"]) == (290, 260)
+    assert spec["config"]["view"] == {"stroke": "#ddd"}
+    assert spec["config"]["legend"] == {
+        "orient": "bottom", "direction": "horizontal", "columns": 3, "symbolLimit": 0
+    }  # fmt: skip

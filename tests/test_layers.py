@@ -335,3 +335,25 @@ def test_self_similarity_of_split_words_matches_transformers_on_the_real_model()
     explorer = {word["word"]: word["self_similarity"] for word in data["explorer"]}
     for word in ("koerner", "ethayarajh", "tokenizer"):
         np.testing.assert_allclose(explorer[word], expected[word], atol=1e-5)
+
+
+def test_occurrence_vectors_are_the_weighted_sum_of_their_pieces_to_the_bit():
+    """A word's vector is Σ (1/k)·piece over its k pieces in token order, as the matrix of
+    weights (einsum) gave it, bit for bit: words of 1 to 3 pieces, in any order of tokens."""
+    from atlas.analyses.layers import occurrences
+
+    rng = np.random.default_rng(3)
+    word_of = [-1, 2, 0, 0, 1, 2, 0, -1, 3, 3]  # word 0: 3 pieces, not adjacent; word 2: 2
+    rec = record(0, [f"t{i}" for i in range(len(word_of))], rng.normal(size=(4, 10, 8)))
+    rec.words, rec.word_of = ["Ab", "c", "DE", "f"], np.array(word_of)
+    hidden = rec.hidden.astype(np.float64)
+    types, vectors = occurrences(rec, hidden)
+    member = np.zeros((4, 10))
+    for t, w in enumerate(word_of):
+        if w >= 0:
+            member[w, t] = 1.0
+    member /= member.sum(1, keepdims=True)
+    assert types == ["ab", "c", "de", "f"]
+    assert np.array_equal(vectors, np.einsum("mn,lnd->lmd", member, hidden))
+    rec.word_of = np.full(10, -1)
+    assert occurrences(rec, hidden)[1].shape == (4, 0, 8)

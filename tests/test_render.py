@@ -70,3 +70,42 @@ def test_render_reproduces_a_labelled_build(tiny_model, tmp_path):
                   "--views", "4"]) == 0  # fmt: skip
     built = assert_render_reproduces(site, tmp_path / "again")
     assert json.loads(built["atlas.json"])["results"]["by_label"]["available"]
+
+
+def test_atlas_json_and_rounding_are_those_of_dataclasses_asdict():
+    """``Atlas.tree`` walks the dataclasses once (``dataclasses.asdict`` deep-copied every leaf,
+    most of the build's time in ``rounded``): atlas.json and the rounded Atlas are still
+    exactly those of asdict, then rounding each float to DIGITS decimals (-0.0 as 0.0)."""
+    import dataclasses
+    import math
+
+    from atlas.result import DIGITS, from_dict, rounded
+
+    atlas = load(ROOT / "tests" / "snapshots" / "stored-atlas")
+    atlas.heads[0].metrics["entropy"] = 0.123456789123
+    atlas.heads[1].metrics["entropy"] = -0.0000000001  # rounds to -0.0, kept as 0.0
+    atlas.results["extra"] = {"pairs": [(1, 2.5), (3, -4.0000004)], "at": {7: [math.pi]}}
+
+    def asdict_json(value) -> str:  # the definition, as atlas.json was written before
+        data = dataclasses.asdict(value)
+        del data["views"], data["views_b"]
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+    def walk(value):
+        if isinstance(value, float):
+            return round(value, DIGITS) + 0.0
+        if isinstance(value, list | tuple):
+            return [walk(v) for v in value]
+        if isinstance(value, dict):
+            return {k: walk(v) for k, v in value.items()}
+        return value
+
+    assert atlas.to_json() == asdict_json(atlas)
+    expected = walk(dataclasses.asdict(atlas))
+    expected["views"] = expected["views_b"] = []
+    stored = rounded(atlas)
+    assert stored.to_json() == asdict_json(from_dict(expected))
+    assert stored.heads[1].metrics["entropy"] == 0.0
+    assert math.copysign(1.0, stored.heads[1].metrics["entropy"]) == 1.0
+    assert stored.results["extra"] == {"pairs": [[1, 2.5], [3, -4.0]], "at": {"7": [3.141593]}}
+    assert stored.views is atlas.views

@@ -16,7 +16,6 @@ split into parts samples the same rows. D̂ = Σ_examples Σ_{i sampled} JS_i / 
 
 from __future__ import annotations
 
-import copy
 import functools
 from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -35,9 +34,12 @@ JS_SMOOTHING = 1e-3
 MAP_SEED = 0
 MAP_RANDOM_STARTS = 4  # besides the classical start; the best stress wins
 NEAREST_HEADS = 5
-# Values per block of head pairs in js_sums on the CPU (a block and its logarithms stay in
-# cache), and the most threads it uses.
-PAIR_TILE = 1 << 18
+# Values per block of head pairs in js_sums on the CPU, and the most threads it uses: a block's
+# sums, logarithms (float32) and products (float64), 1 MB at 2¹⁶ values, stay in a core's L2
+# cache (2¹⁸ did not: 20% slower on the UD sentences, docs/performance.md); on a GPU, blocks of
+# GPU_PAIR_TILE.
+PAIR_TILE = 1 << 16
+GPU_PAIR_TILE = 1 << 24
 MAX_THREADS = 4
 # What one example's rows may take while its heads are compared (``sampled_rows``), in values.
 ROW_VALUES = 1 << 26
@@ -189,7 +191,7 @@ def _js_torch(
     half_w = half if half_v is None or half_v is half_kl else torch.as_tensor(half_v).to(device)
     k, r, n = t.shape
     totals = torch.zeros((k, k), dtype=torch.float64, device=t.device)
-    for h0, h1, g0, g1 in _tiles(k, r * n, 64 * PAIR_TILE, full=full):
+    for h0, h1, g0, g1 in _tiles(k, r * n, GPU_PAIR_TILE, full=full):
         s = t[h0:h1, None] + w[None, g0:g1]
         mixed = torch.log(s).mul_(s).sum(-1, dtype=torch.float64)
         js = half[h0:h1, None] + half_w[None, g0:g1] - mixed / n
@@ -532,8 +534,9 @@ def head_map_colours(atlas: Atlas) -> dict[str, dict]:
 def highlighted(head_map_spec: dict, name: str) -> dict:
     """A copy of the head map with one head ringed in black (seen on every layer colour): a
     copy, not a rebuild, so the map is built (and schema-checked) once per site, not once per
-    head page."""
-    spec = copy.deepcopy(head_map_spec)
+    head page. Only what changes is copied (the spec's top level and its legend's config): the
+    heads' rows and the encodings are shared with the map, which nothing changes."""
+    spec = dict(head_map_spec)
     points = {key: spec.pop(key) for key in ("mark", "encoding")}
     ring = {
         "mark": {"type": "point", "size": 300, "shape": "circle", "color": "#000000",
@@ -545,6 +548,7 @@ def highlighted(head_map_spec: dict, name: str) -> dict:
     # A head page shows it in a card beside other cards: narrower, its legends below the plot
     # (to its right they would be cut at the card's edge).
     spec.update(width=290, height=260)
-    legend = spec.setdefault("config", {}).setdefault("legend", {})
+    config = spec["config"] = dict(spec.get("config", {}))
+    legend = config["legend"] = dict(config.get("legend", {}))
     legend.update(orient="bottom", direction="horizontal", columns=3, symbolLimit=0)
     return spec

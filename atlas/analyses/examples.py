@@ -41,6 +41,7 @@ class ExampleSentences(Analysis):
         self._long = np.full(shape, -1, dtype=np.int64)
         self._score = np.full(shape, -np.inf)
         self._order = np.full(shape, np.iinfo(np.int64).min, dtype=np.int64)
+        self._worst_slots: np.ndarray | None = None  # ``_worst``
 
     def add_layer(self, record: Record, layer: int, attention: np.ndarray) -> None:
         layer_metrics(record, layer, attention, self.run)
@@ -53,7 +54,7 @@ class ExampleSentences(Analysis):
             [np.asarray(label_strength(label, metrics), float).reshape(-1) for label in PATTERNS]
         )  # [labels, K]; NaN: the example does not define this pattern
         long, order = int(record.n >= MIN_EXAMPLE_TOKENS), -record.index
-        worst = np.lexsort((self._order, self._score, self._long), axis=-1)[..., :1]
+        worst = self._worst()
         kept_long, kept_score, kept_order = (
             np.take_along_axis(x, worst, -1)[..., 0] for x in (self._long, self._score, self._order)
         )
@@ -66,6 +67,22 @@ class ExampleSentences(Analysis):
         self._long[labels, heads, slots] = long
         self._score[labels, heads, slots] = scores[labels, heads]
         self._order[labels, heads, slots] = order
+        if len(labels):  # the worst slot of the (label, head)s that changed, found again
+            worst[labels, heads] = self._lowest(labels, heads)
+
+    def _worst(self) -> np.ndarray:
+        """The slot of the worst kept item of each (label, head), [labels, K, 1]: found once,
+        then kept up to date by ``add`` for what changed (a sort of every slot per record was
+        most of the analysis's time; late in a corpus few (label, head)s change)."""
+        if self._worst_slots is None:
+            keys = (self._order, self._score, self._long)
+            self._worst_slots = np.lexsort(keys, axis=-1)[..., :1]
+        return self._worst_slots
+
+    def _lowest(self, labels: np.ndarray, heads: np.ndarray) -> np.ndarray:
+        """The worst slot of each (label, head) given, [m, 1], as ``_worst`` finds it."""
+        kept = (self._order[labels, heads], self._score[labels, heads], self._long[labels, heads])
+        return np.lexsort(kept, axis=-1)[..., :1]
 
     def state(self) -> dict:
         return {"long": self._long, "score": self._score, "order": self._order}
@@ -74,6 +91,7 @@ class ExampleSentences(Analysis):
         self._long = np.array(state["long"], np.int64)
         self._score = np.array(state["score"], np.float64)
         self._order = np.array(state["order"], np.int64)
+        self._worst_slots = None
 
     def merge(self, other: ExampleSentences) -> None:
         """The ``keep`` best of both parts' kept items: items are ordered by (long enough,
@@ -84,6 +102,7 @@ class ExampleSentences(Analysis):
                  (self._order, other._order))]  # fmt: skip
         top = np.lexsort((both[2], both[1], both[0]), axis=-1)[..., -self.keep :]
         self._long, self._score, self._order = (np.take_along_axis(x, top, -1) for x in both)
+        self._worst_slots = None
 
     def best(self, label: str, flat: int) -> list[int]:
         """Corpus indices of the examples where head ``flat`` shows ``label`` most, best first."""

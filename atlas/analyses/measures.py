@@ -287,16 +287,25 @@ def pattern(label: str) -> str:
 
 def label_strength(label: str, metrics: Mapping[str, np.ndarray]) -> np.ndarray:
     """Per-head score of how strongly one example shows a label's pattern (NaN: undefined)."""
-    label = canonical_label(label)
-    for key, name in LABEL_METRICS.items():
-        if name == label:
-            return metrics[key]
-    parts = compound_parts(label)
-    if parts:
-        return metrics[parts[0]] + metrics[parts[1]]  # the two shares together
+    keys = _strength_keys(label)
+    if len(keys) == 1:
+        return metrics[keys[0]]
+    if keys:
+        return metrics[keys[0]] + metrics[keys[1]]  # the two shares together
     # broad and mixed: where the head is most focused. A broad head's broadest sentences are
     # near-uniform heatmaps that show nothing; where it does focus is what a reader wants.
     return 1.0 - metrics["entropy_norm"]
+
+
+@functools.lru_cache(maxsize=256)
+def _strength_keys(label: str) -> tuple[str, ...]:
+    """The metrics ``label_strength`` reads for a label: its share, its compound's two shares,
+    or none (broad, mixed). Cached: the examples analysis asks for every pattern per record."""
+    label = canonical_label(label)
+    for key, name in LABEL_METRICS.items():
+        if name == label:
+            return (key,)
+    return compound_parts(label)
 
 
 def layer_metrics(
