@@ -3,6 +3,7 @@
     .venv/bin/python bench/importance.py cost [--sentences 1000] [--runs 1]
     .venv/bin/python bench/importance.py report [--sentences 200]
     .venv/bin/python bench/importance.py subsets [--sentences 300]
+    .venv/bin/python bench/importance.py ablation [--sentences 32] [--runs 3] [--save out.npy]
 
 ``cost``: in one process, after a warm-up, the whole ``atlas.build`` of the first
 ``--sentences`` `# text = ` lines of the UD English EWT dev split (default model, default
@@ -16,6 +17,12 @@ drawn at random from the UD dev split; as many sentences of licence prose from
 /usr/share/common-licenses; examples/sentences.txt): every sentence ablated once, then for
 each size the mean over 100 random subsets against the mean over the whole corpus (Spearman ρ
 over the heads, its spread, the share of subsets reaching ρ ≥ 0.95, top ten shared).
+
+``ablation``: the ablation alone, as the build runs it on its default sample (the first
+``--sentences`` UD dev sentences, or the sentences of a .conllu/.txt ``--corpus``), timed in CPU
+seconds after a warm-up, ``--runs`` times; ``--save`` writes the per-sentence values [N, L, H]
+(to compare two versions of the code: run this file with the other version's atlas on
+PYTHONPATH).
 
 ``report``: head importance by ablation on the first ``--sentences`` sentences (every one
 ablated), with the per-head metrics it is compared with; prints the three most and least
@@ -266,14 +273,41 @@ def subsets(sentences: int) -> None:
         subset_table(name, each)
 
 
+def ablation(sentences: int, runs: int, source: Path | None, save: Path | None) -> None:
+    from atlas.corpus import read_corpus
+    from atlas.model import Runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = read_corpus(source or corpus(sentences, Path(tmp)))[:sentences]
+    probe = Runner(None, device="cpu").probe(examples)
+    try:
+        probe.ablation_per_example(range(min(2, len(examples))))  # warm-up
+        spent = []
+        for _ in range(runs):
+            started = time.process_time()
+            values = probe.ablation_per_example(range(len(examples)))
+            spent.append(time.process_time() - started)
+    finally:
+        probe.close()
+    runs_text = ", ".join(f"{s:.2f}" for s in spent)
+    print(f"ablation of {len(examples)} sentences: median {statistics.median(spent):.2f} s CPU "
+          f"(runs {runs_text})")  # fmt: skip
+    if save:
+        np.save(save, values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("cost", "report", "subsets"))
+    parser.add_argument("mode", choices=("cost", "report", "subsets", "ablation"))
+    parser.add_argument("--corpus", type=Path, help="ablation: a .conllu or .txt corpus")
+    parser.add_argument("--save", type=Path, help="ablation: where to save the values (.npy)")
     parser.add_argument("--sentences", type=int)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     if args.mode == "cost":
         cost(args.sentences or 1000, args.runs)
+    elif args.mode == "ablation":
+        ablation(args.sentences or DEFAULT_ABLATION, args.runs, args.corpus, args.save)
     elif args.mode == "subsets":
         subsets(args.sentences or 300)
     else:
