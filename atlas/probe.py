@@ -63,7 +63,9 @@ def wants_masked_lm(config) -> bool:
     return any(str(a).endswith("ForMaskedLM") for a in getattr(config, "architectures", None) or ())
 
 
-ABLATION_ROWS = 24  # rows (sentence × ablated head) per ablation pass
+# rows (sentence × ablated head) per ablation pass, at least one sentence: with 12 heads, one
+# sentence a pass, so no row is padded
+ABLATION_ROWS = 12
 
 
 @dataclass
@@ -309,7 +311,9 @@ class Probe:
         values = np.zeros((len(kept), self.layers, self.heads))
         # Each sentence becomes one row per head; rows of about ABLATION_ROWS at a time run
         # faster than the run's batches times the heads (192 rows for 16 × 12 ran 1.5 times
-        # slower per row on 2 CPU cores, with the same results).
+        # slower per row on 2 CPU cores, with the same results), and 12 (one sentence of the
+        # default model, unpadded) no slower per row than 24 (two, the shorter one padded),
+        # with 3.4% fewer operations on the first 32 UD sentences.
         size = max(1, ABLATION_ROWS // self.heads)
         with torch.no_grad():
             for batch in self.batches(indices, size, only):

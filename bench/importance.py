@@ -4,6 +4,7 @@
     .venv/bin/python bench/importance.py report [--sentences 200]
     .venv/bin/python bench/importance.py subsets [--sentences 300]
     .venv/bin/python bench/importance.py ablation [--sentences 32] [--runs 3] [--save out.npy]
+        [--flops]
 
 ``cost``: in one process, after a warm-up, the whole ``atlas.build`` of the first
 ``--sentences`` `# text = ` lines of the UD English EWT dev split (default model, default
@@ -22,7 +23,8 @@ over the heads, its spread, the share of subsets reaching ρ ≥ 0.95, top ten s
 ``--sentences`` UD dev sentences, or the sentences of a .conllu/.txt ``--corpus``), timed in CPU
 seconds after a warm-up, ``--runs`` times; ``--save`` writes the per-sentence values [N, L, H]
 (to compare two versions of the code: run this file with the other version's atlas on
-PYTHONPATH).
+PYTHONPATH); ``--flops`` also counts its floating-point operations (torch's count of the
+matrix products), a measure of the work that the machine's load does not blur.
 
 ``report``: head importance by ablation on the first ``--sentences`` sentences (every one
 ablated), with the per-head metrics it is compared with; prints the three most and least
@@ -273,7 +275,9 @@ def subsets(sentences: int) -> None:
         subset_table(name, each)
 
 
-def ablation(sentences: int, runs: int, source: Path | None, save: Path | None) -> None:
+def ablation(
+    sentences: int, runs: int, source: Path | None, save: Path | None, flops: bool = False
+) -> None:
     from atlas.corpus import read_corpus
     from atlas.model import Runner
 
@@ -292,6 +296,16 @@ def ablation(sentences: int, runs: int, source: Path | None, save: Path | None) 
     runs_text = ", ".join(f"{s:.2f}" for s in spent)
     print(f"ablation of {len(examples)} sentences: median {statistics.median(spent):.2f} s CPU "
           f"(runs {runs_text})")  # fmt: skip
+    if flops:  # the work done, which the machine's load does not change
+        from torch.utils.flop_counter import FlopCounterMode
+
+        probe = Runner(None, device="cpu").probe(examples)
+        try:
+            with FlopCounterMode(display=False) as counter:
+                probe.ablation_per_example(range(len(examples)))
+        finally:
+            probe.close()
+        print(f"floating-point operations (torch's count): {counter.get_total_flops() / 1e9:.1f} G")
     if save:
         np.save(save, values)
 
@@ -301,13 +315,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("mode", choices=("cost", "report", "subsets", "ablation"))
     parser.add_argument("--corpus", type=Path, help="ablation: a .conllu or .txt corpus")
     parser.add_argument("--save", type=Path, help="ablation: where to save the values (.npy)")
+    parser.add_argument("--flops", action="store_true", help="ablation: count its operations")
     parser.add_argument("--sentences", type=int)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     if args.mode == "cost":
         cost(args.sentences or 1000, args.runs)
     elif args.mode == "ablation":
-        ablation(args.sentences or DEFAULT_ABLATION, args.runs, args.corpus, args.save)
+        sentences = args.sentences or DEFAULT_ABLATION
+        ablation(sentences, args.runs, args.corpus, args.save, args.flops)
     elif args.mode == "subsets":
         subsets(args.sentences or 300)
     else:

@@ -19,6 +19,7 @@ from atlas.cli import main
 from atlas.corpus import read_corpus
 from atlas.model import Runner
 from atlas.probe import (
+    ABLATION_ROWS,
     CLASSIFIER,
     ENCODER,
     MASKED_LM,
@@ -115,11 +116,11 @@ def test_layer_cut_equals_a_full_pass(tiny_model, examples, family):
 def _naive_ablation(probe: Probe, indices: list[int]) -> np.ndarray:
     """[N, L, H] as ``ablation_per_example`` defines it, the slow way: full passes of every
     layer, each row a copy of its sentence with one head's gate at 0 (no cut stack, no
-    attention shared among a sentence's rows)."""
+    attention shared among a sentence's rows), on the same batches."""
     values = np.zeros((len(indices), probe.layers, probe.heads))
     where = {index: row for row, index in enumerate(indices)}
     with torch.no_grad():
-        for batch in probe.batches(indices):
+        for batch in probe.batches(indices, max(1, ABLATION_ROWS // probe.heads)):
             rows = len(batch.indices)
             clean = probe._output(probe._forward(batch.inputs), batch)
             expanded = {k: v.repeat_interleave(probe.heads, 0) for k, v in batch.inputs.items()}
@@ -171,7 +172,8 @@ def test_cut_and_shared_attention_equal_full_passes(tiny_model, examples, family
     assert finite.sum() >= slow.size // 2 and (np.abs(slow[finite]) > 1e-6).all()
     # per batch: the clean pass (its sentences), then each cut stack's first layer (also its
     # sentences) and its later layers (a row per head)
-    batches = [len(b.indices) for b in probe.batches(indices, max(1, 24 // probe.heads))]
+    size = max(1, ABLATION_ROWS // probe.heads)
+    batches = [len(b.indices) for b in probe.batches(indices, size)]
     expected = []
     for sentences in batches:
         expected += [(layer, sentences) for layer in range(probe.layers)]
