@@ -124,8 +124,8 @@ class Probe:
 
     def _gate_hook(self, layer: int):
         def hook(module, args):
-            if self.gate is None:
-                return None
+            if self.gate is None or (self._feed is not None and layer != self._first):
+                return None  # a cut stack gates its first layer only: the later gates are ones
             (context, *rest) = args
             rows, width, size = context.shape
             gate = self.gate[:, layer].to(context.dtype)
