@@ -3,6 +3,8 @@
     .venv/bin/python bench/importance.py cost [--sentences 1000] [--runs 1]
     .venv/bin/python bench/importance.py report [--sentences 200]
     .venv/bin/python bench/importance.py subsets [--sentences 300]
+    .venv/bin/python bench/importance.py ablation [--sentences 32] [--runs 3] [--save out.npy]
+        [--flops]
 
 ``cost``: in one process, after a warm-up, the whole ``atlas.build`` of the first
 ``--sentences`` `# text = ` lines of the UD English EWT dev split (default model, default
@@ -16,6 +18,13 @@ drawn at random from the UD dev split; as many sentences of licence prose from
 /usr/share/common-licenses; examples/sentences.txt): every sentence ablated once, then for
 each size the mean over 100 random subsets against the mean over the whole corpus (Spearman ρ
 over the heads, its spread, the share of subsets reaching ρ ≥ 0.95, top ten shared).
+
+``ablation``: the ablation alone, as the build runs it on its default sample (the first
+``--sentences`` UD dev sentences, or the sentences of a .conllu/.txt ``--corpus``), timed in CPU
+seconds after a warm-up, ``--runs`` times; ``--save`` writes the per-sentence values [N, L, H]
+(to compare two versions of the code: run this file with the other version's atlas on
+PYTHONPATH); ``--flops`` also counts its floating-point operations (torch's count of the
+matrix products), a measure of the work that the machine's load does not blur.
 
 ``report``: head importance by ablation on the first ``--sentences`` sentences (every one
 ablated), with the per-head metrics it is compared with; prints the three most and least
@@ -266,14 +275,55 @@ def subsets(sentences: int) -> None:
         subset_table(name, each)
 
 
+def ablation(
+    sentences: int, runs: int, source: Path | None, save: Path | None, flops: bool = False
+) -> None:
+    from atlas.corpus import read_corpus
+    from atlas.model import Runner
+
+    with tempfile.TemporaryDirectory() as tmp:
+        examples = read_corpus(source or corpus(sentences, Path(tmp)))[:sentences]
+    probe = Runner(None, device="cpu").probe(examples)
+    try:
+        probe.ablation_per_example(range(min(2, len(examples))))  # warm-up
+        spent = []
+        for _ in range(runs):
+            started = time.process_time()
+            values = probe.ablation_per_example(range(len(examples)))
+            spent.append(time.process_time() - started)
+    finally:
+        probe.close()
+    runs_text = ", ".join(f"{s:.2f}" for s in spent)
+    print(f"ablation of {len(examples)} sentences: median {statistics.median(spent):.2f} s CPU "
+          f"(runs {runs_text})")  # fmt: skip
+    if flops:  # the work done, which the machine's load does not change
+        from torch.utils.flop_counter import FlopCounterMode
+
+        probe = Runner(None, device="cpu").probe(examples)
+        try:
+            with FlopCounterMode(display=False) as counter:
+                probe.ablation_per_example(range(len(examples)))
+        finally:
+            probe.close()
+        print(f"floating-point operations (torch's count): {counter.get_total_flops() / 1e9:.1f} G")
+    if save:
+        np.save(save, values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("cost", "report", "subsets"))
+    parser.add_argument("mode", choices=("cost", "report", "subsets", "ablation"))
+    parser.add_argument("--corpus", type=Path, help="ablation: a .conllu or .txt corpus")
+    parser.add_argument("--save", type=Path, help="ablation: where to save the values (.npy)")
+    parser.add_argument("--flops", action="store_true", help="ablation: count its operations")
     parser.add_argument("--sentences", type=int)
     parser.add_argument("--runs", type=int, default=1)
     args = parser.parse_args(argv)
     if args.mode == "cost":
         cost(args.sentences or 1000, args.runs)
+    elif args.mode == "ablation":
+        sentences = args.sentences or DEFAULT_ABLATION
+        ablation(sentences, args.runs, args.corpus, args.save, args.flops)
     elif args.mode == "subsets":
         subsets(args.sentences or 300)
     else:
