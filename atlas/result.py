@@ -145,12 +145,26 @@ class Atlas:
     def to_json(self) -> str:
         """atlas.json: everything but the per-sentence attention, which the site keeps in
         data/NNNN.js (see viewdata.py) rather than twice."""
-        data = dataclasses.asdict(self)
+        # json walks the dataclasses itself (``_fields``): dataclasses.asdict would copy every
+        # value first, the whole results tree, to be thrown away once written.
+        data = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
         del data["views"], data["views_b"]
-        where = first_non_finite(data)
-        if where is not None:  # JSON has no NaN or Infinity, and load() would refuse them
-            raise ValueError(f"atlas.json would hold a number that is not finite, at {where}")
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+        options = {"sort_keys": True, "ensure_ascii": False, "default": _fields}
+        try:
+            return json.dumps(data, allow_nan=False, **options) + "\n"
+        except ValueError:
+            where = first_non_finite(json.loads(json.dumps(data, default=_fields)))
+            if where is None:
+                raise
+        # JSON has no NaN or Infinity, and load() would refuse them
+        raise ValueError(f"atlas.json would hold a number that is not finite, at {where}")
+
+
+def _fields(value: Any) -> dict:
+    """A dataclass as ``to_json`` writes it: its fields, by name, as ``asdict`` gives them."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def first_non_finite(value: Any, where: str = "$") -> str | None:
@@ -183,8 +197,8 @@ def rounded(atlas: Atlas) -> Atlas:
             return {k: walk(v) for k, v in value.items()}
         return value
 
-    data = walk(dataclasses.asdict(atlas))
-    data["views"] = data["views_b"] = []  # kept as they are, in data/, not in atlas.json
+    # kept as they are, in data/, not in atlas.json (nor copied by asdict and walked)
+    data = walk(dataclasses.asdict(dataclasses.replace(atlas, views=[], views_b=[])))
     stored = json.loads(from_dict(data).to_json())
     return from_dict(stored, views=atlas.views, views_b=atlas.views_b)
 
