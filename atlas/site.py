@@ -234,6 +234,9 @@ class BoundedCodeGenerator(CodeGenerator):
         self.writeline(f"{frame.buffer} = environment.bounded_buffer()")
 
 
+MAX_SAFE_NAMES = 100_000  # (type, name) pairs a site's Sandbox remembers as safe or not
+
+
 class Sandbox(ImmutableSandboxedEnvironment):
     """Jinja's sandbox for themes (no attribute starting with "_", no module, no changing the
     Atlas's lists and dicts), with every way to make a large value bounded: the operators
@@ -245,13 +248,25 @@ class Sandbox(ImmutableSandboxedEnvironment):
     intercepted_binops = frozenset({"*", "+", "%", "**"})
     code_generator_class = BoundedCodeGenerator
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._safe: dict[tuple[type, str], bool] = {}
+
     def is_safe_attribute(self, obj, attr: str, value) -> bool:
-        """As Jinja's immutable sandbox decides, asked only of the names that can change a
-        list, dict, set or deque: its check costs more than the rest of an attribute's
-        lookup, and pages look up 100,000s of attributes."""
-        if attr in MUTATING:
-            return super().is_safe_attribute(obj, attr, value)
-        return SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+        """As Jinja's immutable sandbox decides (asked only of the names that can change a
+        list, dict, set or deque), once per type and name: Jinja's checks look at the name
+        and the object's type alone (``isinstance`` against function, method, type, frame,
+        generator and mutable types), and pages look up 100,000s of attributes."""
+        key = (type(obj), attr)
+        safe = self._safe.get(key)
+        if safe is None:
+            if attr in MUTATING:
+                safe = super().is_safe_attribute(obj, attr, value)
+            else:
+                safe = SandboxedEnvironment.is_safe_attribute(self, obj, attr, value)
+            if len(self._safe) < MAX_SAFE_NAMES:
+                self._safe[key] = safe
+        return safe
 
     def call_binop(self, context, operator: str, left, right):
         what = f"{type(left).__name__} {operator} {type(right).__name__}"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from atlas import viewdata
 from atlas.model import Record
@@ -98,3 +99,89 @@ def test_the_page_gets_the_float_rollout_not_one_from_its_uint8_attention(tmp_pa
     np.testing.assert_array_equal(back.rollout_matrix(), view.rollout_matrix())
     some = viewdata.make_view(record(attention), vectors=False, causal=False, heads_kept=[3])
     assert some.rollout == "" and some.rollout_matrix() is None
+
+
+def reference_blocks(q: np.ndarray, k: np.ndarray, attention: np.ndarray, causal: bool):
+    """The level search as written first: each head, level after level, on its own, with the
+    quantisation spelt out; the first level within the tolerance (or the finest) wins."""
+    scores = viewdata.Scores.plain(q.shape[0], q.shape[-1])
+
+    def quantised(x: np.ndarray, levels: int):
+        low, high = x.min(-2), x.max(-2)
+        offset = ((low + high) / 2).astype(np.float16)
+        spread = np.maximum(high - offset, offset - low) / levels
+        scale = (spread * (1 + 2**-9)).astype(np.float16)
+        scale = np.where(scale > 0, scale, np.float16(1))
+        raw = np.rint((x - offset[None, :].astype(np.float64)) / scale[None, :])
+        raw = np.clip(raw, -levels, levels).astype(np.int8 if levels <= 127 else np.int16)
+        return raw, scale, offset, raw * scale[None, :].astype(np.float64) + offset[None, :]
+
+    chosen = []
+    for layer in range(q.shape[0]):
+        for head in range(q.shape[1]):
+            for levels in viewdata.LEVELS:
+                *qb, q_ = quantised(q[layer, head], levels)
+                *kb, k_ = quantised(k[layer, head], levels)
+                error = scores.layer_error(layer, q_, k_, attention[layer, head], causal)
+                if error <= viewdata.VECTOR_TOLERANCE or levels == viewdata.LEVELS[-1]:
+                    chosen.append((levels, qb, kb, error))
+                    break
+    return chosen
+
+
+def test_level_search_chooses_as_trying_each_head_level_after_level(monkeypatch):
+    """Heads that need every level from 7 to int16 (queries scaled up head by head): the search
+    that tries several levels at once, on the heads still open, chooses each head's level,
+    blocks and error exactly as the plain search does, whether it may try one level at a time
+    or all of them, layer by layer or every layer at once."""
+    rng = np.random.default_rng(5)
+    layers, heads, n, d = 2, 8, 11, 8
+    q = rng.normal(0, 0.3, (layers, heads, n, d)).astype(np.float32)
+    k = (rng.normal(0, 0.3, (layers, heads, n, d)) + 5.0).astype(np.float32)
+    q *= np.geomspace(1, 600, heads, dtype=np.float32)[None, :, None, None]
+    for causal in (False, True):
+        attention = softmax(q.astype(np.float64), k.astype(np.float64))
+        if causal:
+            attention = viewdata.Scores.plain(layers, d).probabilities(q, k, True)
+        attention = attention.astype(np.float32)
+        want = reference_blocks(q, k, attention, causal)
+        assert {c[0] for c in want} >= {7, 127, 32767}  # the heads span the levels
+        for at_once, values in ((1, 10**9), (2, 10**9), (6, 10**9), (6, 1)):
+            monkeypatch.setattr(viewdata, "LEVELS_AT_ONCE", at_once)
+            monkeypatch.setattr(viewdata, "TRIED_VALUES", values)
+            by_layer = [
+                c
+                for at in range(layers)
+                for c in viewdata.choose_blocks(q[at], k[at], attention[at], causal, layer=at)
+            ]
+            for got in (by_layer, viewdata.choose_blocks(q, k, attention, causal)):
+                assert len(got) == len(want)
+                for mine, theirs in zip(got, want, strict=True):
+                    assert mine[0] == theirs[0] and mine[3] == theirs[3]  # levels, error
+                    for a, b in zip([*mine[1], *mine[2]], [*theirs[1], *theirs[2]], strict=True):
+                        assert a.dtype == b.dtype and np.array_equal(a, b)
+
+
+def test_only_a_checking_maker_measures_how_its_vectors_reproduce_the_attention():
+    """Uniform attention that the vectors do not give: a maker with ``check`` (the record that
+    decides for the run) finds the error and the head, and the note says so; one without skips
+    that softmax, and cannot be asked for the note."""
+    from atlas.analyses.views import not_reproduced
+
+    rng = np.random.default_rng(2)
+    layers, heads, n, d = 2, 3, 6, 4
+    attention = np.full((layers, heads, n, n), 1 / n, dtype=np.float32)
+    made = record(attention)
+    made.query = rng.normal(0, 3, (layers, heads, n, d)).astype(np.float32)
+    made.key = rng.normal(0, 3, (layers, heads, n, d)).astype(np.float32)
+    makers = {}
+    for check in (True, False):
+        makers[check] = viewdata.ViewMaker(made, layers=layers, heads=heads, vectors=True,
+                                           causal=False, check=check)  # fmt: skip
+        for layer in range(layers):
+            makers[check].layer(layer, attention[layer])
+    assert makers[True].error > 0.1 and "differs from the model's" in not_reproduced(makers[True])
+    assert makers[False].error == 0.0
+    with pytest.raises(ValueError, match="without checking"):
+        not_reproduced(makers[False])
+    assert makers[True].view() == makers[False].view()  # the same data either way

@@ -65,6 +65,8 @@ def not_reproduced(maker: ViewMaker) -> str:
     the neuron view computes it from them, is within REPRODUCED of the model's)."""
     if not maker.vectors:
         return "the model's queries and keys were not captured, so the neuron view is off"
+    if not maker.check:
+        raise ValueError("the view was made without checking its queries and keys")
     if maker.error < REPRODUCED:
         return ""
     layer, head = divmod(maker.worst, maker.heads)
@@ -136,7 +138,7 @@ class ViewData(Analysis):
             vectors = heads is None and self.keeps_vectors(record.index)
             return ViewMaker(record, layers=self.run.layers, heads=self.run.heads,
                              vectors=vectors, causal=self.run.causal, heads_kept=heads,
-                             scores=self.run.scores)  # fmt: skip
+                             scores=self.run.scores, check=not self.checked)  # fmt: skip
 
         return record.stash(self.name, make)
 
