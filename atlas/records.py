@@ -123,4 +123,3 @@ def reproduction_error(
     its largest)."""
     layers, d = query.shape[0], query.shape[-1]
     return float(Scores.plain(layers, d).error(query, key, attention, causal).max())
-

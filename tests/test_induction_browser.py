@@ -42,8 +42,10 @@ def test_the_overview_head_page_and_search_show_the_induction_head(browser, site
     label = induction[0]["label"]
     assert texts[: len(names)] == [f"{name} {label} induction" for name in names]
     assert "1st highest on induction" in texts[len(names)]
-    assert page.locator(OPTIONS).first.get_attribute("data-href").endswith(
-        contract.head_page(induction[0]["layer"], induction[0]["head"])
+    assert (
+        page.locator(OPTIONS)
+        .first.get_attribute("data-href")
+        .endswith(contract.head_page(induction[0]["layer"], induction[0]["head"]))
     )
     assert rep.clean, rep
     page.close()

@@ -57,3 +57,18 @@ def test_ranking_does_not_import_scipy_stats():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_spearman_is_scipys_spearmanr_to_the_bit():
+    """ρ and p as scipy.stats.spearmanr gives them, on data with and without ties, and with
+    ρ = ±1 (p = 0), so importance.correlations need not import scipy.stats."""
+    from atlas.ranking import spearman
+
+    rng = np.random.default_rng(7)
+    cases = [(rng.normal(size=72), rng.normal(size=72)) for _ in range(20)]
+    cases += [(rng.integers(0, 5, 30).astype(float), rng.integers(0, 4, 30).astype(float))]
+    x = rng.normal(size=12)
+    cases += [(x, 2 * x + 1), (x, -x), (x[:3], x[:3] ** 3)]
+    for a, b in cases:
+        expected = spearmanr(a, b)
+        assert spearman(a, b) == (float(expected.statistic), float(expected.pvalue))

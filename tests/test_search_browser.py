@@ -43,9 +43,7 @@ def search(page, query: str) -> list[str]:
     box.click()
     box.fill("")
     page.keyboard.type(query)
-    page.wait_for_function(
-        f"!document.querySelector({STATUS!r}).textContent.includes('loading')"
-    )
+    page.wait_for_function(f"!document.querySelector({STATUS!r}).textContent.includes('loading')")
     return page.locator(OPTIONS).all_inner_texts()
 
 
@@ -120,11 +118,14 @@ def test_a_label_finds_its_heads_then_the_column_top_heads(browser, default_site
     texts = search(page, "prev")
     heads = len(labelled) + len(top)
     assert [t.split()[0] for t in texts[:heads]] == labelled + top
-    assert all("highest on previous" in t for t in texts[len(labelled):heads])
+    assert all("highest on previous" in t for t in texts[len(labelled) : heads])
     # then the column's entry on the Definitions page
     assert texts[heads:] == ["previous definition: attention to the previous token"]
-    assert page.locator(OPTIONS).nth(heads).get_attribute("data-href").endswith(
-        "definitions.html#prev"
+    assert (
+        page.locator(OPTIONS)
+        .nth(heads)
+        .get_attribute("data-href")
+        .endswith("definitions.html#prev")
     )
     status = page.locator(STATUS).inner_text()
     assert f"{len(labelled)} heads by name or label, the 3 highest on previous" in status

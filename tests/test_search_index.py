@@ -42,9 +42,7 @@ def test_the_site_writes_the_index_once_at_the_contract_path(atlas):
     script = files[contract.SEARCH_SCRIPT].decode("utf-8")
     prefix = f"window.{contract.SEARCH_GLOBAL} = "
     assert script.startswith(prefix) and script.endswith(";\n")
-    assert json.loads(script[len(prefix) : -2]) == json.loads(
-        json.dumps(search_index(atlas))
-    )
+    assert json.loads(script[len(prefix) : -2]) == json.loads(json.dumps(search_index(atlas)))
     config = files[contract.CONFIG_SCRIPT].decode("utf-8")
     assert f'"search":"{contract.SEARCH_SCRIPT}"' in config
     assert f'"search":"{contract.SEARCH_GLOBAL}"' in config

@@ -33,7 +33,7 @@ from .. import charts
 from ..exact import ExactSum
 from ..model import Record
 from ..probe import ENCODER
-from ..ranking import competition_ranks, ordinal, rank_rows, ranked
+from ..ranking import competition_ranks, ordinal, rank_rows, ranked, spearman
 from ..result import DIGITS, Atlas, Head
 from .base import PROBE, Analysis, Column, Result, RunInfo, per_head
 
@@ -240,8 +240,6 @@ def bootstrap(
 def correlations(columns: Mapping[str, list[float]], results: Mapping[str, Result]) -> dict:
     """Spearman's rank correlation of each importance with attention to [SEP] and to [CLS]
     (Clark et al.: heads that attend to [SEP] act as no-ops, so a negative correlation)."""
-    from scipy.stats import spearmanr
-
     heads = results.get("heads")
     out: dict = {}
     if heads is None:
@@ -254,7 +252,7 @@ def correlations(columns: Mapping[str, list[float]], results: Mapping[str, Resul
             if np.ptp(values) == 0 or np.ptp(other) == 0:  # e.g. GPT-2: no [SEP], all 0
                 out[f"{key}~{target}"] = {"rho": None, "p": None}
                 continue
-            rho, p = spearmanr(values, other)
+            rho, p = spearman(values, other)
             out[f"{key}~{target}"] = {
                 "rho": None if np.isnan(rho) else round(float(rho), 4),
                 "p": None if np.isnan(p) else float(f"{p:.3g}"),
