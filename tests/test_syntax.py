@@ -12,8 +12,10 @@ from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.syntax import (
     ALL,
     BASELINE_OFFSETS,
+    OFFSET_BUCKETS,
     ROOT,
     Candidates,
+    ProbeLoss,
     Syntax,
     arborescence,
     arborescences,
@@ -317,6 +319,65 @@ def test_softmax_probe_scores_root_from_the_special_tokens_and_words_by_attentio
     expected = [a * (c.start @ w) + b * (c.end @ w), *(c.attention @ w)]
     np.testing.assert_allclose(probe_scores(params, c, False), expected, rtol=1e-6)
     np.testing.assert_array_equal(fit_probe(train, offsets=False), params)  # deterministic
+
+
+def plain_probe_loss(train: list[Candidates], offsets: bool, params: np.ndarray):
+    """The probe's loss and gradient as first written, one numpy expression a step, with
+    fresh arrays and 0/1 products: what ``ProbeLoss`` must reproduce bit for bit."""
+    k2 = train[0].start.size
+    x, o = np.concatenate([c.attention for c in train]), np.concatenate([c.offsets for c in train])
+    start = np.stack([c.start for c in train]).astype(np.float64)
+    end = np.stack([c.end for c in train]).astype(np.float64)
+    sizes = np.array([len(c.attention) + 1 for c in train])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    word_rows = np.ones(sizes.sum(), bool)
+    word_rows[first] = False
+    gold = first + np.array([c.gold for c in train])
+    w, a, b = params[:k2], params[k2], params[k2 + 1]
+    v, r = (params[k2 + 2 : -1], params[-1]) if offsets else (None, 0.0)
+    sw, ew = start @ w, end @ w
+    logits = np.empty(sizes.sum())
+    logits[first] = a * sw + b * ew + r
+    logits[word_rows] = x @ w.astype(np.float32)
+    if offsets:
+        logits[word_rows] += o @ v.astype(np.float32)
+    top = np.maximum.reduceat(logits, first)
+    e = np.exp(logits - np.repeat(top, sizes))
+    total = np.add.reduceat(e, first)
+    value = float(np.sum(np.log(total) + top) - logits[gold].sum())
+    g = e / np.repeat(total, sizes)
+    g[gold] -= 1.0
+    root, rest32 = g[first], g[word_rows].astype(np.float32)
+    grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
+    if offsets:
+        grad += [o.T @ rest32, [root.sum()]]
+    return value, np.concatenate(grad)
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_the_probe_loss_is_bit_for_bit_the_plain_numpy_expression(offsets):
+    """Random words of 1 to 30 candidates, 12 heads: reused buffers and the offsets' lookup
+    give the same loss and gradient, to the last bit, at several weights (the evaluations run
+    one after another, as L-BFGS calls them, so a stale buffer would show)."""
+    rng = np.random.default_rng(5)
+    train = []
+    for _ in range(60):
+        words = int(rng.integers(1, 31))
+        c = Candidates(*(rng.random(shape, dtype=np.float32) for shape in ((words, 24), 24, 24)),
+                       np.zeros((words, len(OFFSET_BUCKETS)), np.float32))  # fmt: skip
+        position = int(rng.integers(words))
+        c.offsets[np.arange(words) != position] = np.eye(len(OFFSET_BUCKETS), dtype=np.float32)[
+            rng.integers(len(OFFSET_BUCKETS), size=words - 1)
+        ]
+        c.gold = int(rng.integers(words + 1))
+        train.append(c)
+    loss = ProbeLoss(train, offsets)
+    for scale in (0.0, 1.0, 30.0, 0.5):
+        params = rng.normal(size=loss.size) * scale
+        value, grad = loss(params)
+        expected_value, expected_grad = plain_probe_loss(train, offsets, params)
+        assert value == expected_value
+        assert grad.tobytes() == expected_grad.tobytes()
 
 
 def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():

@@ -657,46 +657,73 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
     Written here because scikit-learn has no softmax over a varying set of candidates."""
     from scipy.optimize import minimize
 
-    k2 = train[0].start.size
-    # The candidates' features stay float32 (the bulk of the probe's memory; the products are
-    # taken in float32 and everything after them in float64).
-    x = np.concatenate([c.attention for c in train])
-    o = np.concatenate([c.offsets for c in train])
-    start = np.stack([c.start for c in train]).astype(np.float64)
-    end = np.stack([c.end for c in train]).astype(np.float64)
-    sizes = np.array([len(c.attention) + 1 for c in train])
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
-    word_rows = np.ones(sizes.sum(), bool)
-    word_rows[first] = False
-    gold = first + np.array([c.gold for c in train])
-
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        w, a, b, v, r = _unpack(params, k2, offsets)
-        sw, ew = start @ w, end @ w
-        logits = np.empty(sizes.sum())
-        logits[first] = a * sw + b * ew + r
-        logits[word_rows] = x @ w.astype(np.float32)
-        if offsets:
-            logits[word_rows] += o @ v.astype(np.float32)
-        top = np.maximum.reduceat(logits, first)
-        e = np.exp(logits - np.repeat(top, sizes))
-        total = np.add.reduceat(e, first)
-        value = float(np.sum(np.log(total) + top) - logits[gold].sum())
-        g = e / np.repeat(total, sizes)
-        g[gold] -= 1.0
-        root, rest = g[first], g[word_rows]
-        rest32 = rest.astype(np.float32)
-        grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
-        if offsets:
-            grad += [o.T @ rest32, [root.sum()]]
-        return value, np.concatenate(grad)
-
-    size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
-    initial = np.zeros(size)
-    initial[k2 : k2 + 2] = 1.0
+    loss = ProbeLoss(train, offsets)
+    initial = np.zeros(loss.size)
+    initial[loss.k2 : loss.k2 + 2] = 1.0
     fit = minimize(loss, initial, jac=True, method="L-BFGS-B",
                    options={"maxiter": PROBE_ITERATIONS})  # fmt: skip
     return fit.x
+
+
+class ProbeLoss:
+    """The probe's loss and its gradient at given weights (``fit_probe``'s objective).
+
+    The candidates' features stay float32 (the bulk of the probe's memory; the products are
+    taken in float32 and everything after them in float64). One evaluation reads the training
+    features twice (scores, then gradient), so its cost is those two float32 products; the
+    float64 arrays between them are kept from one evaluation to the next (``out=``) rather than
+    allocated anew, and the offsets' one-hot product is a lookup of the bucket's weight (the
+    same float32 value: one nonzero term). Every operation is the one it replaces, in the same
+    order, so the weights are bit for bit those of the plain numpy expression
+    (``tests/test_syntax.py`` checks)."""
+
+    def __init__(self, train: list[Candidates], offsets: bool):
+        self.offsets = offsets
+        self.k2 = k2 = train[0].start.size
+        self.size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
+        self.x = np.concatenate([c.attention for c in train])
+        self.o = np.concatenate([c.offsets for c in train])
+        # Each row's offset bucket, len(OFFSET_BUCKETS) for none (the word itself): o @ v.
+        self.bucket = np.where(self.o.any(1), self.o.argmax(1), len(OFFSET_BUCKETS))
+        self.start = np.stack([c.start for c in train]).astype(np.float64)
+        self.end = np.stack([c.end for c in train]).astype(np.float64)
+        self.sizes = sizes = np.array([len(c.attention) + 1 for c in train])
+        self.first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
+        rows = int(sizes.sum())
+        word_rows = np.ones(rows, bool)
+        word_rows[self.first] = False
+        self.word_rows = np.flatnonzero(word_rows)
+        self.owner = np.repeat(np.arange(len(train)), sizes)  # each row's word
+        self.gold = self.first + np.array([c.gold for c in train])
+        self.logits, self.e = np.empty(rows), np.empty(rows)
+        self.scores = np.empty(len(self.x), np.float32)
+        self.root_features = np.empty_like(self.start)
+        self.end_part = np.empty_like(self.end)
+
+    def __call__(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        w, a, b, v, r = _unpack(params, self.k2, self.offsets)
+        x, first, word_rows, logits, e = self.x, self.first, self.word_rows, self.logits, self.e
+        sw, ew = self.start @ w, self.end @ w
+        logits[first] = a * sw + b * ew + r
+        scores = np.matmul(x, w.astype(np.float32), out=self.scores)
+        if self.offsets:  # float32 products, summed in float64 as the rest
+            offset = np.append(v.astype(np.float32), np.float32(0))[self.bucket]
+            scores = np.add(scores, offset, dtype=np.float64)
+        logits[word_rows] = scores
+        top = np.maximum.reduceat(logits, first)
+        np.subtract(logits, top[self.owner], out=e)
+        np.exp(e, out=e)
+        total = np.add.reduceat(e, first)
+        value = float(np.sum(np.log(total) + top) - logits[self.gold].sum())
+        g = np.divide(e, total[self.owner], out=e)
+        g[self.gold] -= 1.0
+        root, rest32 = g[first], g[word_rows].astype(np.float32)
+        features = np.multiply(self.start, a, out=self.root_features)
+        features += np.multiply(self.end, b, out=self.end_part)
+        grad = [(x.T @ rest32) + features.T @ root, [root @ sw], [root @ ew]]
+        if self.offsets:
+            grad += [self.o.T @ rest32, [root.sum()]]
+        return value, np.concatenate(grad)
 
 
 def directed_trees(words: np.ndarray, root: int) -> np.ndarray:
