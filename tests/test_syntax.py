@@ -15,12 +15,14 @@ from atlas.analyses.syntax import (
     OFFSET_BUCKETS,
     ROOT,
     Candidates,
+    ProbeData,
     ProbeLoss,
     Syntax,
     arborescence,
     arborescences,
     directed_trees,
     fit_probe,
+    fit_probes,
     offset_heads,
     probe_scores,
     spanning_trees,
@@ -263,6 +265,22 @@ def test_heads_contracted_in_lockstep_get_each_its_own_best_tree():
             assert node == 3
 
 
+def test_ties_are_broken_as_they_always_were():
+    """300 batches of graphs whose scores are small integers (ties everywhere: many trees are
+    equally best, and which one comes out depends on the order of contraction and the lower
+    index winning each argmax): the trees are those the first lockstep implementation gave
+    (their digest, taken from it), so a faster contraction keeps every UUAS."""
+    import hashlib
+
+    rng = np.random.default_rng(11)
+    digest = hashlib.sha256()
+    for _ in range(300):
+        n, k = int(rng.integers(2, 16)), int(rng.integers(1, 12))
+        scores = rng.integers(0, int(rng.integers(1, 5)), size=(k, n, n)).astype(float)
+        digest.update(arborescences(scores, int(rng.integers(n))).astype(np.int64).tobytes())
+    assert digest.hexdigest()[:16] == "891bd51314cf77f8"
+
+
 def test_directed_tree_contracts_a_cycle_and_differs_from_the_undirected_tree():
     """Four words, root 0; w[d, h] is how much d attends to h, so h → d weighs w[d, h]. Words 1
     and 2 attend to each other most (a cycle), 3 attends to 2. The best tree, 0→1, 1→2, 2→3
@@ -354,12 +372,9 @@ def plain_probe_loss(train: list[Candidates], offsets: bool, params: np.ndarray)
     return value, np.concatenate(grad)
 
 
-@pytest.mark.parametrize("offsets", [False, True])
-def test_the_probe_loss_is_bit_for_bit_the_plain_numpy_expression(offsets):
-    """Random words of 1 to 30 candidates, 12 heads: reused buffers and the offsets' lookup
-    give the same loss and gradient, to the last bit, at several weights (the evaluations run
-    one after another, as L-BFGS calls them, so a stale buffer would show)."""
-    rng = np.random.default_rng(5)
+def random_probe_words(seed: int) -> list[Candidates]:
+    """60 words of 1 to 30 candidates, 12 heads, random attention, offsets and gold heads."""
+    rng = np.random.default_rng(seed)
     train = []
     for _ in range(60):
         words = int(rng.integers(1, 31))
@@ -371,13 +386,29 @@ def test_the_probe_loss_is_bit_for_bit_the_plain_numpy_expression(offsets):
         ]
         c.gold = int(rng.integers(words + 1))
         train.append(c)
-    loss = ProbeLoss(train, offsets)
+    return train
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_the_probe_loss_is_bit_for_bit_the_plain_numpy_expression(offsets):
+    """Reused buffers and the offsets' lookup give the same loss and gradient, to the last bit,
+    at several weights (the evaluations run one after another, as L-BFGS calls them, so a stale
+    buffer would show)."""
+    train, rng = random_probe_words(5), np.random.default_rng(6)
+    loss = ProbeLoss(ProbeData(train), offsets)
     for scale in (0.0, 1.0, 30.0, 0.5):
         params = rng.normal(size=loss.size) * scale
         value, grad = loss(params)
         expected_value, expected_grad = plain_probe_loss(train, offsets, params)
         assert value == expected_value
         assert grad.tobytes() == expected_grad.tobytes()
+
+
+def test_the_two_probes_fitted_side_by_side_are_those_fitted_one_after_the_other():
+    train = random_probe_words(7)
+    together = fit_probes(train)
+    for offsets, weights in zip((False, True), together, strict=True):
+        assert weights.tobytes() == fit_probe(train, offsets).tobytes()
 
 
 def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():

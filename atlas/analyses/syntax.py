@@ -70,26 +70,31 @@ def offset_heads(count: int, offset: int) -> np.ndarray:
     return np.clip(np.arange(count) + offset, ROOT, count - 1)
 
 
-def _first_cycles(parent: np.ndarray, alive: np.ndarray, root: int) -> np.ndarray:
+def _first_cycles(
+    parent: np.ndarray, alive: np.ndarray, root: int, live: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per graph [G, size], the nodes of the cycle that a walk along the parent pointers meets
-    first, starting from each live node in order (what a depth-first scan finds first), or none:
-    [G, size] bool. Each node's 2^k-th ancestor by pointer doubling; a node whose walk does not
-    end at the root ends on a cycle, which is then walked once."""
+    first, starting from each live node in order (what a depth-first scan finds first): the
+    graphs that have one [G'], and their cycles [G', size] bool. Each node's 2^k-th ancestor by
+    pointer doubling (no walk is longer than
+    ``live``, the most live nodes a graph has); a node whose walk does not end at the root ends
+    on a cycle, which is then walked once. Pointers are indices into the flattened [G, size]
+    arrays, so that each step is one gather."""
     g, size = parent.shape
-    rows = np.arange(g)
-    step = np.where((parent < 0) | ~alive, root, parent)  # the root (and dead nodes) stay put
+    base = (np.arange(g) * size)[:, None]
+    # the root (and dead nodes) stay put
+    step = (np.where((parent < 0) | ~alive, root, parent) + base).reshape(-1)
     far = step
-    for _ in range(int(size).bit_length()):  # 2^k ≥ size steps: every walk has ended
-        far = far[rows[:, None], far]
-    off = alive & (far != root)
-    found = off.any(1)
-    node = np.where(found, far[rows, off.argmax(1)], root)
-    cycle = np.zeros((g, size), bool)
-    while not cycle[rows, node][found].all():
-        cycle[rows, node] = True
-        node = step[rows, node]
-    cycle[~found] = False
-    return cycle
+    for _ in range(int(live).bit_length()):  # 2^k > live steps: every walk has ended
+        far = far[far]
+    off = alive & (far.reshape(g, size) != base + root)
+    found = np.flatnonzero(off.any(1))
+    node = far[found * size + off[found].argmax(1)]
+    cycle = np.zeros(g * size, bool)
+    while not cycle[node].all():
+        cycle[node] = True
+        node = step[node]
+    return found, cycle.reshape(g, size)[found]
 
 
 def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
@@ -114,18 +119,17 @@ def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
     s[:, :n, :n] = scores
     s[:, np.arange(n), np.arange(n)] = -np.inf
     s[:, :, root] = -np.inf
-    parent = s.argmax(1)  # [K, size]: each node's best parent
+    parent = s[:, :n].argmax(1)  # [K, size]: each node's best parent (0 for the slots)
     parent[:, root] = -1
     alive = np.zeros((k, size), bool)
     alive[:, :n] = True
     rounds = []
     at, new = np.arange(k), n
     while len(at):
-        cycle = _first_cycles(parent[at], alive[at], root)
-        count = cycle.sum(1)
-        at, cycle, count = at[count > 0], cycle[count > 0], count[count > 0]
-        if not len(at):
+        found, cycle = _first_cycles(parent[at], alive[at], root, n)
+        if not len(found):
             break
+        at, count = at[found], cycle.sum(1)
         alive[at] &= ~cycle
         alive[at, new] = True
         order = np.arange(len(at))[:, None]
@@ -544,8 +548,9 @@ class Syntax(Analysis):
         if not train or not scored:
             return {"available": False, "note": "too few sentences with trees for a probe"}
         uas = {}
-        for variant, offsets in (("attention_only", False), ("attention_offsets", True)):
-            weights = fit_probe(train, offsets)
+        variants = ("attention_only", "attention_offsets")
+        fits = zip(variants, (False, True), fit_probes(train), strict=True)
+        for variant, offsets, weights in fits:
             hits = sum(c.scored and probe_scores(weights, c, offsets).argmax() == c.gold
                        for c in test)  # fmt: skip
             uas[variant] = hits / scored
@@ -648,7 +653,7 @@ def probe_scores(params: np.ndarray, c: Candidates, offsets: bool) -> np.ndarray
     return np.concatenate([[a * (c.start @ w) + b * (c.end @ w) + r], words])
 
 
-def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
+def fit_probe(train: list[Candidates] | ProbeData, offsets: bool) -> np.ndarray:
     """Fit the probe by L-BFGS on the summed cross-entropy of a softmax over each word's
     candidates (Clark et al.'s objective: their code trains it with one epoch of Adam; a full
     deterministic fit is reproducible). Clark's ROOT score is the bilinear a·(w·start) +
@@ -657,72 +662,94 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
     Written here because scikit-learn has no softmax over a varying set of candidates."""
     from scipy.optimize import minimize
 
-    loss = ProbeLoss(train, offsets)
+    loss = ProbeLoss(train if isinstance(train, ProbeData) else ProbeData(train), offsets)
     initial = np.zeros(loss.size)
-    initial[loss.k2 : loss.k2 + 2] = 1.0
+    initial[loss.data.k2 : loss.data.k2 + 2] = 1.0
     fit = minimize(loss, initial, jac=True, method="L-BFGS-B",
                    options={"maxiter": PROBE_ITERATIONS})  # fmt: skip
     return fit.x
 
 
-class ProbeLoss:
-    """The probe's loss and its gradient at given weights (``fit_probe``'s objective).
+def fit_probes(train: list[Candidates]) -> tuple[np.ndarray, np.ndarray]:
+    """The attention-only probe and the attention + offsets probe (``fit_probe``), fitted at
+    the same time in two threads on one copy of the features: nearly all of a fit's time is in
+    numpy's float32 products, which release the GIL, so on two free cores the pair takes about
+    the time of the longer fit; each fit's arithmetic is unchanged (the same weights as one
+    after the other), and on one core the two take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = ProbeData(train)
+    with ThreadPoolExecutor(2, thread_name_prefix="atlas-probe") as pool:
+        only, offsets = pool.map(lambda o: fit_probe(data, o), (False, True))
+    return only, offsets
+
+
+class ProbeData:
+    """The training words' features for the probe, stacked once and read by both fits.
 
     The candidates' features stay float32 (the bulk of the probe's memory; the products are
-    taken in float32 and everything after them in float64). One evaluation reads the training
-    features twice (scores, then gradient), so its cost is those two float32 products; the
-    float64 arrays between them are kept from one evaluation to the next (``out=``) rather than
-    allocated anew, and the offsets' one-hot product is a lookup of the bucket's weight (the
-    same float32 value: one nonzero term). Every operation is the one it replaces, in the same
-    order, so the weights are bit for bit those of the plain numpy expression
-    (``tests/test_syntax.py`` checks)."""
+    taken in float32 and everything after them in float64)."""
 
-    def __init__(self, train: list[Candidates], offsets: bool):
-        self.offsets = offsets
-        self.k2 = k2 = train[0].start.size
-        self.size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
+    def __init__(self, train: list[Candidates]):
+        self.k2 = train[0].start.size
         self.x = np.concatenate([c.attention for c in train])
         self.o = np.concatenate([c.offsets for c in train])
         # Each row's offset bucket, len(OFFSET_BUCKETS) for none (the word itself): o @ v.
         self.bucket = np.where(self.o.any(1), self.o.argmax(1), len(OFFSET_BUCKETS))
         self.start = np.stack([c.start for c in train]).astype(np.float64)
         self.end = np.stack([c.end for c in train]).astype(np.float64)
-        self.sizes = sizes = np.array([len(c.attention) + 1 for c in train])
+        sizes = np.array([len(c.attention) + 1 for c in train])
         self.first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
-        rows = int(sizes.sum())
-        word_rows = np.ones(rows, bool)
+        self.rows = int(sizes.sum())
+        word_rows = np.ones(self.rows, bool)
         word_rows[self.first] = False
         self.word_rows = np.flatnonzero(word_rows)
         self.owner = np.repeat(np.arange(len(train)), sizes)  # each row's word
         self.gold = self.first + np.array([c.gold for c in train])
-        self.logits, self.e = np.empty(rows), np.empty(rows)
-        self.scores = np.empty(len(self.x), np.float32)
-        self.root_features = np.empty_like(self.start)
-        self.end_part = np.empty_like(self.end)
+
+
+class ProbeLoss:
+    """The probe's loss and its gradient at given weights (``fit_probe``'s objective).
+
+    One evaluation reads the training features twice (scores, then gradient), so its cost is
+    those two float32 products; the float64 arrays between them are this loss's own, kept from
+    one evaluation to the next (``out=``) rather than allocated anew, and the offsets' one-hot
+    product is a lookup of the bucket's weight (the same float32 value: one nonzero term).
+    Every operation is the one it replaces, in the same order, so the weights are bit for bit
+    those of the plain numpy expression (``tests/test_syntax.py`` checks)."""
+
+    def __init__(self, data: ProbeData, offsets: bool):
+        self.data, self.offsets = data, offsets
+        self.size = data.k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
+        self.logits, self.e = np.empty(data.rows), np.empty(data.rows)
+        self.scores = np.empty(len(data.x), np.float32)
+        self.root_features = np.empty_like(data.start)
+        self.end_part = np.empty_like(data.end)
 
     def __call__(self, params: np.ndarray) -> tuple[float, np.ndarray]:
-        w, a, b, v, r = _unpack(params, self.k2, self.offsets)
-        x, first, word_rows, logits, e = self.x, self.first, self.word_rows, self.logits, self.e
-        sw, ew = self.start @ w, self.end @ w
+        d = self.data
+        w, a, b, v, r = _unpack(params, d.k2, self.offsets)
+        x, first, word_rows, logits, e = d.x, d.first, d.word_rows, self.logits, self.e
+        sw, ew = d.start @ w, d.end @ w
         logits[first] = a * sw + b * ew + r
         scores = np.matmul(x, w.astype(np.float32), out=self.scores)
         if self.offsets:  # float32 products, summed in float64 as the rest
-            offset = np.append(v.astype(np.float32), np.float32(0))[self.bucket]
+            offset = np.append(v.astype(np.float32), np.float32(0))[d.bucket]
             scores = np.add(scores, offset, dtype=np.float64)
         logits[word_rows] = scores
         top = np.maximum.reduceat(logits, first)
-        np.subtract(logits, top[self.owner], out=e)
+        np.subtract(logits, top[d.owner], out=e)
         np.exp(e, out=e)
         total = np.add.reduceat(e, first)
-        value = float(np.sum(np.log(total) + top) - logits[self.gold].sum())
-        g = np.divide(e, total[self.owner], out=e)
-        g[self.gold] -= 1.0
+        value = float(np.sum(np.log(total) + top) - logits[d.gold].sum())
+        g = np.divide(e, total[d.owner], out=e)
+        g[d.gold] -= 1.0
         root, rest32 = g[first], g[word_rows].astype(np.float32)
-        features = np.multiply(self.start, a, out=self.root_features)
-        features += np.multiply(self.end, b, out=self.end_part)
+        features = np.multiply(d.start, a, out=self.root_features)
+        features += np.multiply(d.end, b, out=self.end_part)
         grad = [(x.T @ rest32) + features.T @ root, [root @ sw], [root @ ew]]
         if self.offsets:
-            grad += [self.o.T @ rest32, [root.sum()]]
+            grad += [d.o.T @ rest32, [root.sum()]]
         return value, np.concatenate(grad)
 
 
