@@ -286,31 +286,42 @@ class Syntax(Analysis):
             [offset_heads(len(heads), o)[deps] == heads[deps] for o in BASELINE_OFFSETS]
         )  # [offsets, D]
         at = self.run.stream_key(record.index, record.n)
-        for rank, relation in enumerate((*sorted(set(relations)), ALL)):
+        # Every relation of the sentence at once: a 0/1 membership of each dependent in each
+        # relation (sorted, then ALL), so that the counts are two integer products.
+        names, inverse = np.unique(relations, return_inverse=True)
+        names = [*names.tolist(), ALL]
+        member = np.zeros((len(deps), len(names)), np.int64)
+        member[np.arange(len(deps)), inverse] = 1
+        member[:, -1] = 1
+        counts = member.sum(0)
+        hits = right.astype(np.int64) @ member  # [2, K, relations]: dependents right
+        baseline_hits = baseline.astype(np.int64) @ member  # [offsets, relations]
+        happened = np.stack([hits > 0, hits < counts], axis=1)  # [2, right|wrong, K, relations]
+        stored = False
+        for rank, relation in enumerate(names):
             # ties of count list relations in the order first seen: kept for a merge
             self.first_seen.setdefault(relation, (*at, rank))
-            mask = np.array([relation in (r, ALL) for r in relations])
-            self.count[relation] += int(mask.sum())
-            self.right[relation] += right[:, :, mask].sum(-1)
-            self.baseline[relation] += baseline[:, mask].sum(-1)
-            self._remember(relation, record.index, right[:, :, mask])
-        if any((slots == record.index).any() for slots in self.examples.values()):
+            self.count[relation] += int(counts[rank])
+            self.right[relation] += hits[:, :, rank]
+            self.baseline[relation] += baseline_hits[:, rank]
+            stored |= self._remember(relation, record.index, happened[..., rank])
+        if stored:
             self.tokens[record.index] = record.n  # kept: a merge orders the examples by it
         for d in deps:
             self.subtypes[relation_of(record.deprels[d])][record.deprels[d]] += 1
         self._trees(attention, unit_word, heads)
         self._probe(record, attention, unit_word, unit_for, forward)
 
-    def _remember(self, relation: str, index: int, right: np.ndarray) -> None:
-        """Keep up to EXAMPLES sentences per (direction, right or wrong, head)."""
+    def _remember(self, relation: str, index: int, happened: np.ndarray) -> bool:
+        """Keep up to EXAMPLES sentences per (direction, right or wrong, head): this one in the
+        first free slot of each where it ``happened`` ([direction, right|wrong, K]: some
+        dependent of the relation right, some wrong); whether it was kept anywhere."""
         slots = self.examples[relation]  # [direction, wrong?, K, EXAMPLES]
-        for direction in range(2):
-            outcomes = (right[direction].any(-1), (~right[direction]).any(-1))
-            for wrong, happened in enumerate(outcomes):
-                free = (slots[direction, wrong] < 0).argmax(-1)
-                room = (slots[direction, wrong] < 0).any(-1) & happened
-                heads = np.flatnonzero(room)
-                slots[direction, wrong, heads, free[heads]] = index
+        empty = slots < 0
+        room = empty.any(-1) & happened
+        direction, wrong, heads = np.nonzero(room)
+        slots[direction, wrong, heads, empty.argmax(-1)[direction, wrong, heads]] = index
+        return len(heads) > 0
 
     def _trees(self, attention: np.ndarray, unit_word: np.ndarray, heads: np.ndarray) -> None:
         """UUAS of each head's spanning trees over the words present (Htut et al.'s directed
