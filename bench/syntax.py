@@ -11,10 +11,11 @@ resident memory, and the relation table (Clark et al. 2019, Table 1) as Markdown
 and its records are kept in memory; then, ``--runs`` times, the analysis is fed every record
 and finished, with the directed trees (``directed_trees``), the undirected trees
 (``spanning_trees``), the probe's features (``probe_candidates``) and each probe fit
-(``fit_probe``) timed by wrapping them. Prints one JSON line of medians and a digest of the
-result (so that two versions of the code, run on the same records, can be compared:
-``PYTHONPATH=<other checkout> python bench/syntax.py --parts`` runs this script on that
-code).
+(``fit_probe``) timed by wrapping them (wall time; the two fits run side by side in two threads,
+so ``fit_probe`` is the sum of both and can exceed ``finish``). Prints one JSON line of medians
+and a digest of the result (so that two versions of the code, run on the same records, can be
+compared: ``PYTHONPATH=<other checkout> python bench/syntax.py --parts`` runs this script on
+that code).
 """
 
 from __future__ import annotations

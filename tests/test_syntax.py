@@ -12,13 +12,17 @@ from atlas.analyses.base import RunInfo, feed
 from atlas.analyses.syntax import (
     ALL,
     BASELINE_OFFSETS,
+    OFFSET_BUCKETS,
     ROOT,
     Candidates,
+    ProbeData,
+    ProbeLoss,
     Syntax,
     arborescence,
     arborescences,
     directed_trees,
     fit_probe,
+    fit_probes,
     offset_heads,
     probe_scores,
     spanning_trees,
@@ -261,6 +265,22 @@ def test_heads_contracted_in_lockstep_get_each_its_own_best_tree():
             assert node == 3
 
 
+def test_ties_are_broken_as_they_always_were():
+    """300 batches of graphs whose scores are small integers (ties everywhere: many trees are
+    equally best, and which one comes out depends on the order of contraction and the lower
+    index winning each argmax): the trees are those the first lockstep implementation gave
+    (their digest, taken from it), so a faster contraction keeps every UUAS."""
+    import hashlib
+
+    rng = np.random.default_rng(11)
+    digest = hashlib.sha256()
+    for _ in range(300):
+        n, k = int(rng.integers(2, 16)), int(rng.integers(1, 12))
+        scores = rng.integers(0, int(rng.integers(1, 5)), size=(k, n, n)).astype(float)
+        digest.update(arborescences(scores, int(rng.integers(n))).astype(np.int64).tobytes())
+    assert digest.hexdigest()[:16] == "891bd51314cf77f8"
+
+
 def test_directed_tree_contracts_a_cycle_and_differs_from_the_undirected_tree():
     """Four words, root 0; w[d, h] is how much d attends to h, so h → d weighs w[d, h]. Words 1
     and 2 attend to each other most (a cycle), 3 attends to 2. The best tree, 0→1, 1→2, 2→3
@@ -317,6 +337,78 @@ def test_softmax_probe_scores_root_from_the_special_tokens_and_words_by_attentio
     expected = [a * (c.start @ w) + b * (c.end @ w), *(c.attention @ w)]
     np.testing.assert_allclose(probe_scores(params, c, False), expected, rtol=1e-6)
     np.testing.assert_array_equal(fit_probe(train, offsets=False), params)  # deterministic
+
+
+def plain_probe_loss(train: list[Candidates], offsets: bool, params: np.ndarray):
+    """The probe's loss and gradient as first written, one numpy expression a step, with
+    fresh arrays and 0/1 products: what ``ProbeLoss`` must reproduce bit for bit."""
+    k2 = train[0].start.size
+    x, o = np.concatenate([c.attention for c in train]), np.concatenate([c.offsets for c in train])
+    start = np.stack([c.start for c in train]).astype(np.float64)
+    end = np.stack([c.end for c in train]).astype(np.float64)
+    sizes = np.array([len(c.attention) + 1 for c in train])
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    word_rows = np.ones(sizes.sum(), bool)
+    word_rows[first] = False
+    gold = first + np.array([c.gold for c in train])
+    w, a, b = params[:k2], params[k2], params[k2 + 1]
+    v, r = (params[k2 + 2 : -1], params[-1]) if offsets else (None, 0.0)
+    sw, ew = start @ w, end @ w
+    logits = np.empty(sizes.sum())
+    logits[first] = a * sw + b * ew + r
+    logits[word_rows] = x @ w.astype(np.float32)
+    if offsets:
+        logits[word_rows] += o @ v.astype(np.float32)
+    top = np.maximum.reduceat(logits, first)
+    e = np.exp(logits - np.repeat(top, sizes))
+    total = np.add.reduceat(e, first)
+    value = float(np.sum(np.log(total) + top) - logits[gold].sum())
+    g = e / np.repeat(total, sizes)
+    g[gold] -= 1.0
+    root, rest32 = g[first], g[word_rows].astype(np.float32)
+    grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
+    if offsets:
+        grad += [o.T @ rest32, [root.sum()]]
+    return value, np.concatenate(grad)
+
+
+def random_probe_words(seed: int) -> list[Candidates]:
+    """60 words of 1 to 30 candidates, 12 heads, random attention, offsets and gold heads."""
+    rng = np.random.default_rng(seed)
+    train = []
+    for _ in range(60):
+        words = int(rng.integers(1, 31))
+        c = Candidates(*(rng.random(shape, dtype=np.float32) for shape in ((words, 24), 24, 24)),
+                       np.zeros((words, len(OFFSET_BUCKETS)), np.float32))  # fmt: skip
+        position = int(rng.integers(words))
+        c.offsets[np.arange(words) != position] = np.eye(len(OFFSET_BUCKETS), dtype=np.float32)[
+            rng.integers(len(OFFSET_BUCKETS), size=words - 1)
+        ]
+        c.gold = int(rng.integers(words + 1))
+        train.append(c)
+    return train
+
+
+@pytest.mark.parametrize("offsets", [False, True])
+def test_the_probe_loss_is_bit_for_bit_the_plain_numpy_expression(offsets):
+    """Reused buffers and the offsets' lookup give the same loss and gradient, to the last bit,
+    at several weights (the evaluations run one after another, as L-BFGS calls them, so a stale
+    buffer would show)."""
+    train, rng = random_probe_words(5), np.random.default_rng(6)
+    loss = ProbeLoss(ProbeData(train), offsets)
+    for scale in (0.0, 1.0, 30.0, 0.5):
+        params = rng.normal(size=loss.size) * scale
+        value, grad = loss(params)
+        expected_value, expected_grad = plain_probe_loss(train, offsets, params)
+        assert value == expected_value
+        assert grad.tobytes() == expected_grad.tobytes()
+
+
+def test_the_two_probes_fitted_side_by_side_are_those_fitted_one_after_the_other():
+    train = random_probe_words(7)
+    together = fit_probes(train)
+    for offsets, weights in zip((False, True), together, strict=True):
+        assert weights.tobytes() == fit_probe(train, offsets).tobytes()
 
 
 def test_ties_are_listed_and_a_best_head_at_the_baseline_is_flagged():

@@ -70,26 +70,31 @@ def offset_heads(count: int, offset: int) -> np.ndarray:
     return np.clip(np.arange(count) + offset, ROOT, count - 1)
 
 
-def _first_cycles(parent: np.ndarray, alive: np.ndarray, root: int) -> np.ndarray:
+def _first_cycles(
+    parent: np.ndarray, alive: np.ndarray, root: int, live: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Per graph [G, size], the nodes of the cycle that a walk along the parent pointers meets
-    first, starting from each live node in order (what a depth-first scan finds first), or none:
-    [G, size] bool. Each node's 2^k-th ancestor by pointer doubling; a node whose walk does not
-    end at the root ends on a cycle, which is then walked once."""
+    first, starting from each live node in order (what a depth-first scan finds first): the
+    graphs that have one [G'], and their cycles [G', size] bool. Each node's 2^k-th ancestor by
+    pointer doubling (no walk is longer than
+    ``live``, the most live nodes a graph has); a node whose walk does not end at the root ends
+    on a cycle, which is then walked once. Pointers are indices into the flattened [G, size]
+    arrays, so that each step is one gather."""
     g, size = parent.shape
-    rows = np.arange(g)
-    step = np.where((parent < 0) | ~alive, root, parent)  # the root (and dead nodes) stay put
+    base = (np.arange(g) * size)[:, None]
+    # the root (and dead nodes) stay put
+    step = (np.where((parent < 0) | ~alive, root, parent) + base).reshape(-1)
     far = step
-    for _ in range(int(size).bit_length()):  # 2^k ≥ size steps: every walk has ended
-        far = far[rows[:, None], far]
-    off = alive & (far != root)
-    found = off.any(1)
-    node = np.where(found, far[rows, off.argmax(1)], root)
-    cycle = np.zeros((g, size), bool)
-    while not cycle[rows, node][found].all():
-        cycle[rows, node] = True
-        node = step[rows, node]
-    cycle[~found] = False
-    return cycle
+    for _ in range(int(live).bit_length()):  # 2^k > live steps: every walk has ended
+        far = far[far]
+    off = alive & (far.reshape(g, size) != base + root)
+    found = np.flatnonzero(off.any(1))
+    node = far[found * size + off[found].argmax(1)]
+    cycle = np.zeros(g * size, bool)
+    while not cycle[node].all():
+        cycle[node] = True
+        node = step[node]
+    return found, cycle.reshape(g, size)[found]
 
 
 def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
@@ -114,18 +119,17 @@ def arborescences(scores: np.ndarray, root: int) -> np.ndarray:
     s[:, :n, :n] = scores
     s[:, np.arange(n), np.arange(n)] = -np.inf
     s[:, :, root] = -np.inf
-    parent = s.argmax(1)  # [K, size]: each node's best parent
+    parent = s[:, :n].argmax(1)  # [K, size]: each node's best parent (0 for the slots)
     parent[:, root] = -1
     alive = np.zeros((k, size), bool)
     alive[:, :n] = True
     rounds = []
     at, new = np.arange(k), n
     while len(at):
-        cycle = _first_cycles(parent[at], alive[at], root)
-        count = cycle.sum(1)
-        at, cycle, count = at[count > 0], cycle[count > 0], count[count > 0]
-        if not len(at):
+        found, cycle = _first_cycles(parent[at], alive[at], root, n)
+        if not len(found):
             break
+        at, count = at[found], cycle.sum(1)
         alive[at] &= ~cycle
         alive[at, new] = True
         order = np.arange(len(at))[:, None]
@@ -282,31 +286,42 @@ class Syntax(Analysis):
             [offset_heads(len(heads), o)[deps] == heads[deps] for o in BASELINE_OFFSETS]
         )  # [offsets, D]
         at = self.run.stream_key(record.index, record.n)
-        for rank, relation in enumerate((*sorted(set(relations)), ALL)):
+        # Every relation of the sentence at once: a 0/1 membership of each dependent in each
+        # relation (sorted, then ALL), so that the counts are two integer products.
+        names, inverse = np.unique(relations, return_inverse=True)
+        names = [*names.tolist(), ALL]
+        member = np.zeros((len(deps), len(names)), np.int64)
+        member[np.arange(len(deps)), inverse] = 1
+        member[:, -1] = 1
+        counts = member.sum(0)
+        hits = right.astype(np.int64) @ member  # [2, K, relations]: dependents right
+        baseline_hits = baseline.astype(np.int64) @ member  # [offsets, relations]
+        happened = np.stack([hits > 0, hits < counts], axis=1)  # [2, right|wrong, K, relations]
+        stored = False
+        for rank, relation in enumerate(names):
             # ties of count list relations in the order first seen: kept for a merge
             self.first_seen.setdefault(relation, (*at, rank))
-            mask = np.array([relation in (r, ALL) for r in relations])
-            self.count[relation] += int(mask.sum())
-            self.right[relation] += right[:, :, mask].sum(-1)
-            self.baseline[relation] += baseline[:, mask].sum(-1)
-            self._remember(relation, record.index, right[:, :, mask])
-        if any((slots == record.index).any() for slots in self.examples.values()):
+            self.count[relation] += int(counts[rank])
+            self.right[relation] += hits[:, :, rank]
+            self.baseline[relation] += baseline_hits[:, rank]
+            stored |= self._remember(relation, record.index, happened[..., rank])
+        if stored:
             self.tokens[record.index] = record.n  # kept: a merge orders the examples by it
         for d in deps:
             self.subtypes[relation_of(record.deprels[d])][record.deprels[d]] += 1
         self._trees(attention, unit_word, heads)
         self._probe(record, attention, unit_word, unit_for, forward)
 
-    def _remember(self, relation: str, index: int, right: np.ndarray) -> None:
-        """Keep up to EXAMPLES sentences per (direction, right or wrong, head)."""
+    def _remember(self, relation: str, index: int, happened: np.ndarray) -> bool:
+        """Keep up to EXAMPLES sentences per (direction, right or wrong, head): this one in the
+        first free slot of each where it ``happened`` ([direction, right|wrong, K]: some
+        dependent of the relation right, some wrong); whether it was kept anywhere."""
         slots = self.examples[relation]  # [direction, wrong?, K, EXAMPLES]
-        for direction in range(2):
-            outcomes = (right[direction].any(-1), (~right[direction]).any(-1))
-            for wrong, happened in enumerate(outcomes):
-                free = (slots[direction, wrong] < 0).argmax(-1)
-                room = (slots[direction, wrong] < 0).any(-1) & happened
-                heads = np.flatnonzero(room)
-                slots[direction, wrong, heads, free[heads]] = index
+        empty = slots < 0
+        room = empty.any(-1) & happened
+        direction, wrong, heads = np.nonzero(room)
+        slots[direction, wrong, heads, empty.argmax(-1)[direction, wrong, heads]] = index
+        return len(heads) > 0
 
     def _trees(self, attention: np.ndarray, unit_word: np.ndarray, heads: np.ndarray) -> None:
         """UUAS of each head's spanning trees over the words present (Htut et al.'s directed
@@ -544,8 +559,9 @@ class Syntax(Analysis):
         if not train or not scored:
             return {"available": False, "note": "too few sentences with trees for a probe"}
         uas = {}
-        for variant, offsets in (("attention_only", False), ("attention_offsets", True)):
-            weights = fit_probe(train, offsets)
+        variants = ("attention_only", "attention_offsets")
+        fits = zip(variants, (False, True), fit_probes(train), strict=True)
+        for variant, offsets, weights in fits:
             hits = sum(c.scored and probe_scores(weights, c, offsets).argmax() == c.gold
                        for c in test)  # fmt: skip
             uas[variant] = hits / scored
@@ -648,7 +664,7 @@ def probe_scores(params: np.ndarray, c: Candidates, offsets: bool) -> np.ndarray
     return np.concatenate([[a * (c.start @ w) + b * (c.end @ w) + r], words])
 
 
-def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
+def fit_probe(train: list[Candidates] | ProbeData, offsets: bool) -> np.ndarray:
     """Fit the probe by L-BFGS on the summed cross-entropy of a softmax over each word's
     candidates (Clark et al.'s objective: their code trains it with one epoch of Adam; a full
     deterministic fit is reproducible). Clark's ROOT score is the bilinear a·(w·start) +
@@ -657,46 +673,95 @@ def fit_probe(train: list[Candidates], offsets: bool) -> np.ndarray:
     Written here because scikit-learn has no softmax over a varying set of candidates."""
     from scipy.optimize import minimize
 
-    k2 = train[0].start.size
-    # The candidates' features stay float32 (the bulk of the probe's memory; the products are
-    # taken in float32 and everything after them in float64).
-    x = np.concatenate([c.attention for c in train])
-    o = np.concatenate([c.offsets for c in train])
-    start = np.stack([c.start for c in train]).astype(np.float64)
-    end = np.stack([c.end for c in train]).astype(np.float64)
-    sizes = np.array([len(c.attention) + 1 for c in train])
-    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
-    word_rows = np.ones(sizes.sum(), bool)
-    word_rows[first] = False
-    gold = first + np.array([c.gold for c in train])
-
-    def loss(params: np.ndarray) -> tuple[float, np.ndarray]:
-        w, a, b, v, r = _unpack(params, k2, offsets)
-        sw, ew = start @ w, end @ w
-        logits = np.empty(sizes.sum())
-        logits[first] = a * sw + b * ew + r
-        logits[word_rows] = x @ w.astype(np.float32)
-        if offsets:
-            logits[word_rows] += o @ v.astype(np.float32)
-        top = np.maximum.reduceat(logits, first)
-        e = np.exp(logits - np.repeat(top, sizes))
-        total = np.add.reduceat(e, first)
-        value = float(np.sum(np.log(total) + top) - logits[gold].sum())
-        g = e / np.repeat(total, sizes)
-        g[gold] -= 1.0
-        root, rest = g[first], g[word_rows]
-        rest32 = rest.astype(np.float32)
-        grad = [(x.T @ rest32) + (a * start + b * end).T @ root, [root @ sw], [root @ ew]]
-        if offsets:
-            grad += [o.T @ rest32, [root.sum()]]
-        return value, np.concatenate(grad)
-
-    size = k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
-    initial = np.zeros(size)
-    initial[k2 : k2 + 2] = 1.0
+    loss = ProbeLoss(train if isinstance(train, ProbeData) else ProbeData(train), offsets)
+    initial = np.zeros(loss.size)
+    initial[loss.data.k2 : loss.data.k2 + 2] = 1.0
     fit = minimize(loss, initial, jac=True, method="L-BFGS-B",
                    options={"maxiter": PROBE_ITERATIONS})  # fmt: skip
     return fit.x
+
+
+def fit_probes(train: list[Candidates]) -> tuple[np.ndarray, np.ndarray]:
+    """The attention-only probe and the attention + offsets probe (``fit_probe``), fitted at
+    the same time in two threads on one copy of the features: nearly all of a fit's time is in
+    numpy's float32 products, which release the GIL, so on two free cores the pair takes about
+    the time of the longer fit; each fit's arithmetic is unchanged (the same weights as one
+    after the other), and on one core the two take turns."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    data = ProbeData(train)
+    with ThreadPoolExecutor(2, thread_name_prefix="atlas-probe") as pool:
+        only, offsets = pool.map(lambda o: fit_probe(data, o), (False, True))
+    return only, offsets
+
+
+class ProbeData:
+    """The training words' features for the probe, stacked once and read by both fits.
+
+    The candidates' features stay float32 (the bulk of the probe's memory; the products are
+    taken in float32 and everything after them in float64)."""
+
+    def __init__(self, train: list[Candidates]):
+        self.k2 = train[0].start.size
+        self.x = np.concatenate([c.attention for c in train])
+        self.o = np.concatenate([c.offsets for c in train])
+        # Each row's offset bucket, len(OFFSET_BUCKETS) for none (the word itself): o @ v.
+        self.bucket = np.where(self.o.any(1), self.o.argmax(1), len(OFFSET_BUCKETS))
+        self.start = np.stack([c.start for c in train]).astype(np.float64)
+        self.end = np.stack([c.end for c in train]).astype(np.float64)
+        sizes = np.array([len(c.attention) + 1 for c in train])
+        self.first = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # each word's ROOT row
+        self.rows = int(sizes.sum())
+        word_rows = np.ones(self.rows, bool)
+        word_rows[self.first] = False
+        self.word_rows = np.flatnonzero(word_rows)
+        self.owner = np.repeat(np.arange(len(train)), sizes)  # each row's word
+        self.gold = self.first + np.array([c.gold for c in train])
+
+
+class ProbeLoss:
+    """The probe's loss and its gradient at given weights (``fit_probe``'s objective).
+
+    One evaluation reads the training features twice (scores, then gradient), so its cost is
+    those two float32 products; the float64 arrays between them are this loss's own, kept from
+    one evaluation to the next (``out=``) rather than allocated anew, and the offsets' one-hot
+    product is a lookup of the bucket's weight (the same float32 value: one nonzero term).
+    Every operation is the one it replaces, in the same order, so the weights are bit for bit
+    those of the plain numpy expression (``tests/test_syntax.py`` checks)."""
+
+    def __init__(self, data: ProbeData, offsets: bool):
+        self.data, self.offsets = data, offsets
+        self.size = data.k2 + 2 + (len(OFFSET_BUCKETS) + 1 if offsets else 0)
+        self.logits, self.e = np.empty(data.rows), np.empty(data.rows)
+        self.scores = np.empty(len(data.x), np.float32)
+        self.root_features = np.empty_like(data.start)
+        self.end_part = np.empty_like(data.end)
+
+    def __call__(self, params: np.ndarray) -> tuple[float, np.ndarray]:
+        d = self.data
+        w, a, b, v, r = _unpack(params, d.k2, self.offsets)
+        x, first, word_rows, logits, e = d.x, d.first, d.word_rows, self.logits, self.e
+        sw, ew = d.start @ w, d.end @ w
+        logits[first] = a * sw + b * ew + r
+        scores = np.matmul(x, w.astype(np.float32), out=self.scores)
+        if self.offsets:  # float32 products, summed in float64 as the rest
+            offset = np.append(v.astype(np.float32), np.float32(0))[d.bucket]
+            scores = np.add(scores, offset, dtype=np.float64)
+        logits[word_rows] = scores
+        top = np.maximum.reduceat(logits, first)
+        np.subtract(logits, top[d.owner], out=e)
+        np.exp(e, out=e)
+        total = np.add.reduceat(e, first)
+        value = float(np.sum(np.log(total) + top) - logits[d.gold].sum())
+        g = np.divide(e, total[d.owner], out=e)
+        g[d.gold] -= 1.0
+        root, rest32 = g[first], g[word_rows].astype(np.float32)
+        features = np.multiply(d.start, a, out=self.root_features)
+        features += np.multiply(d.end, b, out=self.end_part)
+        grad = [(x.T @ rest32) + features.T @ root, [root @ sw], [root @ ew]]
+        if self.offsets:
+            grad += [d.o.T @ rest32, [root.sum()]]
+        return value, np.concatenate(grad)
 
 
 def directed_trees(words: np.ndarray, root: int) -> np.ndarray:
