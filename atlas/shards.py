@@ -32,7 +32,7 @@ from . import __version__
 from .analyses import default_analyses
 from .analyses.states import ARRAYS_NAME, JSON_NAME
 from .build import _title, render_site, runner_of
-from .corpus import Example, read_corpus
+from .corpus import Corpus, Example
 from .loading import DEFAULT_MODEL, default_model_path
 from .options import BuildOptions
 from .output import claim
@@ -183,8 +183,10 @@ def runner_for(options: BuildOptions) -> Runner:
     return _RUNNERS[key]
 
 
-def read_input(input: Path, options: BuildOptions) -> list[Example]:
-    return read_corpus(input, limit=options.limit, words=options.words)
+def read_input(input: Path, options: BuildOptions) -> Corpus:
+    """The input, checked whole but not held (``corpus.Corpus``): a worker reads its range's
+    examples, the driver the few it runs again and, once, each sentence's text for the site."""
+    return Corpus(input, limit=options.limit, words=options.words)
 
 
 class Counting:
