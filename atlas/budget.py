@@ -128,10 +128,7 @@ def _trim(
     return dataclasses.replace(
         atlas,
         views=[views[i] for i in sorted(views)],
-        sentences=[
-            dataclasses.replace(s, has_view=s.index in pages, has_data=s.index in views)
-            for s in atlas.sentences
-        ],
+        sentences=atlas.sentences.with_pages(pages, views),
     )
 
 

@@ -31,9 +31,11 @@ traceback.
 from __future__ import annotations
 
 import codecs
+import itertools
 import json
 import re
 import sys
+from array import array
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,45 +80,146 @@ def read_corpus(path: str | Path, limit: int | None = None, words: bool = False)
 
     ``words``: split .txt lines (and .jsonl records without "words") on whitespace into words,
     so the runner can say which token belongs to which word."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if limit is not None and limit < 1:
-        raise CorpusError(f"limit must be at least 1, got {limit}")
-    try:
-        data = _read(path, suffix)
-    except OSError as err:  # unreadable: permissions, an I/O error
-        raise CorpusError(f"{path}: cannot read ({err.strerror or err})") from None
-    bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
-    try:
-        text = data[bom:].decode("utf-8")
-    except UnicodeDecodeError as err:
-        line = len(LINE_END_BYTES.findall(data, 0, bom + err.start)) + 1
-        raise CorpusError(
-            f"{path}:{line}: not UTF-8 text (byte {bom + err.start} of the file)"
-        ) from None
-    lines = _lines(path, text)
-    parse = {".txt": _parse_txt, ".jsonl": _parse_jsonl, ".conllu": _parse_conllu}[suffix]
-    examples: list[Example] = []
-    seen: dict[str, int] = {}
-    for example in parse(path, lines, words):
-        if example.id in seen:
+    return [example for example, _ in _Scan(Path(path), limit, words)]
+
+
+class Corpus(Sequence[Example]):
+    """The examples of an input file, read as they are asked for, not held: one pass checks
+    the whole file (every error ``read_corpus`` gives) and keeps, per example, only where it
+    starts (its byte offset and line number, 16 bytes); an example is parsed again from there,
+    by ranges of ``BLOCK`` examples, the last range read kept. What the driver of a sharded
+    build holds of a corpus of any size, and what its workers read their range through."""
+
+    BLOCK = 256
+
+    def __init__(self, path: str | Path, limit: int | None = None, words: bool = False):
+        self.path, self.words = Path(path), words
+        self._offsets, self._lines = array("q"), array("q")
+        self.pairs, self.labelled = 0, False
+        scan = _Scan(self.path, limit, words)
+        for example, offset in scan:
+            self._offsets.append(offset)
+            self._lines.append(example.line)
+            self.pairs += example.text_b is not None
+            self.labelled = self.labelled or example.label is not None
+        self._end, self._stat = scan.end, _identity(self.path)
+        self._block: tuple[int, list[Example]] = (-1, [])
+
+    def __len__(self) -> int:
+        return len(self._offsets)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"example {index} of a corpus of {len(self)}")
+        block = index // self.BLOCK
+        if self._block[0] != block:
+            start = block * self.BLOCK
+            self._block = (block, list(self.read(start, start + self.BLOCK)))
+        return self._block[1][index % self.BLOCK]
+
+    def __iter__(self) -> Iterator[Example]:
+        for start in range(0, len(self), self.BLOCK):
+            yield from self.read(start, start + self.BLOCK)
+
+    def read(self, start: int, stop: int) -> Iterator[Example]:
+        """The examples [start, stop), parsed from their bytes in the file alone."""
+        stop = min(stop, len(self))
+        if start >= stop:
+            return
+        end = self._offsets[stop] if stop < len(self) else self._end
+        if _identity(self.path) != self._stat:
+            raise CorpusError(f"{self.path}: changed while the build was reading it")
+        with open(self.path, "rb") as file:
+            file.seek(self._offsets[start])
+            text = file.read(end - self._offsets[start]).decode("utf-8")
+        lines = _lines(self.path, text, first=self._lines[start])
+        parse = PARSERS[self.path.suffix.lower()]
+        yield from itertools.islice(parse(self.path, lines, self.words, start + 1), stop - start)
+
+
+def has_labels(examples: Sequence[Example]) -> bool:
+    """Whether any example has a gold label (a ``Corpus`` knows without reading it again)."""
+    if isinstance(examples, Corpus):
+        return examples.labelled
+    return any(e.label is not None for e in examples)
+
+
+def count_pairs(examples: Sequence[Example]) -> int:
+    """How many examples are sentence pairs (a ``Corpus`` knows without reading it again)."""
+    if isinstance(examples, Corpus):
+        return examples.pairs
+    return sum(e.text_b is not None for e in examples)
+
+
+class _Scan:
+    """Every example of ``path`` (at most ``limit``) with the byte offset of its first line,
+    checked as ``read_corpus`` checks them; once drawn to its end, ``end`` is the byte offset
+    just past the last line read (what a range read of the last example reads up to)."""
+
+    def __init__(self, path: Path, limit: int | None, words: bool):
+        self.path, self.limit, self.words, self.end = path, limit, words, 0
+
+    def __iter__(self) -> Iterator[tuple[Example, int]]:
+        path, limit = self.path, self.limit
+        suffix = path.suffix.lower()
+        if limit is not None and limit < 1:
+            raise CorpusError(f"limit must be at least 1, got {limit}")
+        try:
+            data = _read(path, suffix)
+        except OSError as err:  # unreadable: permissions, an I/O error
+            raise CorpusError(f"{path}: cannot read ({err.strerror or err})") from None
+        bom = len(codecs.BOM_UTF8) if data.startswith(codecs.BOM_UTF8) else 0
+        try:
+            text = data[bom:].decode("utf-8")
+        except UnicodeDecodeError as err:
+            line = len(LINE_END_BYTES.findall(data, 0, bom + err.start)) + 1
             raise CorpusError(
-                f"{path}:{example.line}: duplicate id {example.id!r} "
-                f"(first on line {seen[example.id]})"
-            )
-        seen[example.id] = example.line
-        examples.append(example)
-        if limit is not None and len(examples) >= limit:
-            break
-    if not examples:
-        raise CorpusError(f"{path}: no sentences found (blank and '#' lines are skipped)")
-    return examples
+                f"{path}:{line}: not UTF-8 text (byte {bom + err.start} of the file)"
+            ) from None
+        # where each line starts in the file: the lines of the bytes are those of the text
+        # (a UTF-8 character's bytes are never CR or LF)
+        starts = itertools.chain((bom,), (m.end() for m in LINE_END_BYTES.finditer(data, bom)))
+        pending: dict[int, int] = {}  # the lines read since the last example: their offsets
+
+        def lines() -> Iterator[tuple[int, str]]:
+            for (number, line), offset in zip(_lines(path, text), starts, strict=False):
+                pending[number] = offset
+                yield number, line
+
+        seen: dict[str, int] = {}
+        count = 0
+        for example in PARSERS[suffix](path, lines(), self.words):
+            if example.id in seen:
+                raise CorpusError(
+                    f"{path}:{example.line}: duplicate id {example.id!r} "
+                    f"(first on line {seen[example.id]})"
+                )
+            seen[example.id] = example.line
+            offset = pending[example.line]
+            pending.clear()
+            count += 1
+            yield example, offset
+            if limit is not None and count >= limit:
+                break
+        if not count:
+            raise CorpusError(f"{path}: no sentences found (blank and '#' lines are skipped)")
+        self.end = next(starts, len(data))
 
 
-def _lines(path: Path, text: str) -> Iterator[tuple[int, str]]:
-    """Each line with its 1-based number, checked for control characters as it is reached
-    (so ``limit`` stops before a bad line, as it does for every other error)."""
-    for number, line in enumerate(LINE_END.split(text), start=1):
+def _identity(path: Path) -> tuple[int, int, int]:
+    """What tells a file changed: its inode, size and time of change."""
+    stat = path.stat()
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+
+def _lines(path: Path, text: str, first: int = 1) -> Iterator[tuple[int, str]]:
+    """Each line with its 1-based number (from ``first``), checked for control characters as
+    it is reached (so ``limit`` stops before a bad line, as it does for every other error)."""
+    for number, line in enumerate(LINE_END.split(text), start=first):
         yield number, _checked_line(path, number, line)
 
 
@@ -156,8 +259,9 @@ def _read(path: Path, suffix: str) -> bytes:
 Lines = Iterable[tuple[int, str]]  # (1-based number, the line without its line end)
 
 
-def _parse_txt(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
-    count = 0
+def _parse_txt(path: Path, lines: Lines, words: bool, first: int = 1) -> Iterator[Example]:
+    """``first``: the running count (the id) of the first example (each parser takes it)."""
+    count = first - 1
     for number, raw in lines:
         stripped = raw.strip()
         if not stripped or stripped.startswith("#"):
@@ -193,8 +297,8 @@ def _parse_txt(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
         )
 
 
-def _parse_jsonl(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
-    count = 0
+def _parse_jsonl(path: Path, lines: Lines, words: bool, first: int = 1) -> Iterator[Example]:
+    count = first - 1
     for number, raw in lines:
         if not raw.strip():
             continue
@@ -390,11 +494,11 @@ def _check_heads(heads: list[int], names: list[str]) -> None:
             node = heads[node - 1]
 
 
-def _parse_conllu(path: Path, lines: Lines, words: bool) -> Iterator[Example]:
+def _parse_conllu(path: Path, lines: Lines, words: bool, first: int = 1) -> Iterator[Example]:
     """One Example per sentence block; each block is parsed by ``conllu`` on its own, so an
     error can name the line it is on (the package itself does not say)."""
     del words  # a CoNLL-U sentence always has its words
-    for count, block in enumerate(_blocks(lines), start=1):
+    for count, block in enumerate(_blocks(lines), start=first):
         if all(text.lstrip().startswith("#") for _, text in block):
             raise CorpusError(
                 f"{path}:{block[0][0]}: comment lines with no word lines after them "
@@ -485,3 +589,6 @@ def _conllu_sentence(path: Path, block: list[tuple[int, str]], count: int) -> Ex
         heads=tuple(heads),
         deprels=tuple(deprels),
     )
+
+
+PARSERS = {".txt": _parse_txt, ".jsonl": _parse_jsonl, ".conllu": _parse_conllu}

@@ -53,6 +53,23 @@ def continue_examples(
     (``Runner.generator``). The prompts are encoded as the analysis pass encodes them (the chat
     template, the room kept for the generation), so the pass sees exactly these tokens.
     ``indices``: continue only those examples (a shard's); the others are returned as given."""
+    made = generated_ids(examples, runner, tokens, batch_size, progress, indices)
+    return [
+        continued(example, made[i], runner.tokenizer) if i in made else example
+        for i, example in enumerate(examples)
+    ]
+
+
+def generated_ids(
+    examples: Sequence[Example],
+    runner: Runner,
+    tokens: int,
+    batch_size: int = 16,
+    progress: bool = False,
+    indices: Iterable[int] | None = None,
+) -> dict[int, list[int]]:
+    """The ids ``continue_examples`` gives each example of ``indices`` (all by default), by
+    index: what a shard sends, without holding every example of the corpus as a list."""
     import torch
     from tqdm.auto import tqdm
     from transformers import GenerationConfig
@@ -93,10 +110,7 @@ def continue_examples(
                 bar.update(len(chunk))
     finally:
         bar.close()
-    return [
-        continued(example, made[i], tokenizer) if i in made else example
-        for i, example in enumerate(examples)
-    ]
+    return made
 
 
 def continued(example: Example, ids: Sequence[int], tokenizer) -> Example:

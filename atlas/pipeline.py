@@ -34,11 +34,11 @@ from .analyses.base import (
     wants_whole,
 )
 from .analyses.states import load_states, save_states
-from .corpus import Example
+from .corpus import Example, count_pairs, has_labels
 from .options import BuildOptions
 from .probe import ProbeError
 from .records import Record
-from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, rounded
+from .result import Atlas, CorpusSummary, Head, ModelCard, Options, Sentence, Sentences, rounded
 from .running import Runner
 from .scores import Scores
 from .sequences import TokenPasses
@@ -85,6 +85,51 @@ def measure(
                           input_name=input_name))  # fmt: skip
 
 
+Row = tuple[int, bool, tuple[int | None, int | None] | None]  # tokens, truncated, kept chars
+
+
+class Rows:
+    """Each sentence's row (``row``: tokens, truncated, the characters kept of each side) over a
+    range of the corpus, in arrays (33 bytes a sentence), not a tuple of Python objects per
+    sentence: what a build of any size holds of every sentence beside its text."""
+
+    def __init__(self, span: range) -> None:
+        self.span = span
+        self.tokens = np.zeros(len(span), np.int64)
+        self.truncated = np.zeros(len(span), bool)
+        self.cut = np.zeros(len(span), bool)  # kept characters given (the tuple, not None)
+        self._kept = np.full((len(span), 2), -1, np.int64)  # -1: None
+
+    @classmethod
+    def of(cls, rows: Mapping[int, Row] | Rows, size: int) -> Rows:
+        """``rows`` (by index, as a dict) as the rows of a corpus of ``size`` sentences."""
+        if isinstance(rows, Rows) and rows.span == range(size):
+            return rows
+        made = cls(range(size))
+        made.update(rows)
+        return made
+
+    def __setitem__(self, index: int, row: Row) -> None:
+        at = index - self.span.start
+        self.tokens[at], self.truncated[at] = row[0], row[1]
+        self.cut[at] = row[2] is not None
+        self._kept[at] = [-1 if end is None else end for end in row[2] or (None, None)]
+
+    def __getitem__(self, index: int) -> Row:
+        at = index - self.span.start
+        kept = None
+        if self.cut[at]:
+            kept = tuple(None if end < 0 else int(end) for end in self._kept[at])
+        return int(self.tokens[at]), bool(self.truncated[at]), kept
+
+    def items(self) -> Iterator[tuple[int, Row]]:
+        return ((i, self[i]) for i in self.span)
+
+    def update(self, rows: Mapping[int, Row] | Rows) -> None:
+        for i, given in rows.items():
+            self[i] = given
+
+
 @dataclasses.dataclass
 class Part:
     """What one range [start, stop) of the corpus gave (``measure_states``): each sentence's
@@ -94,7 +139,7 @@ class Part:
 
     start: int
     stop: int
-    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]
+    rows: Rows | dict[int, Row]
     states: dict[str, dict]
     generated: dict[int, tuple[int, ...]] = dataclasses.field(default_factory=dict)
 
@@ -113,12 +158,11 @@ def save_part(part: Part, folder: str | Path, analyses: Sequence[Analysis]) -> N
 def load_part(folder: str | Path, analyses: Sequence[Analysis]) -> Part:
     """The part ``save_part`` wrote in ``folder``."""
     states, extra = load_states(folder, {a.name: a.state_version for a in analyses})
-    rows = {
-        int(i): (int(n), bool(truncated), tuple(kept) if kept is not None else None)
-        for i, n, truncated, kept in extra["rows"]
-    }
+    rows = Rows(range(int(extra["start"]), int(extra["stop"])))
+    for i, n, truncated, kept in extra["rows"]:
+        rows[int(i)] = (int(n), bool(truncated), tuple(kept) if kept is not None else None)
     generated = {int(i): tuple(int(t) for t in ids) for i, ids in extra.get("generated", [])}
-    return Part(int(extra["start"]), int(extra["stop"]), rows, states, generated)
+    return Part(rows.span.start, rows.span.stop, rows, states, generated)
 
 
 def measure_states(
@@ -193,7 +237,8 @@ def finish_parts(
     analyses, run, _ = _start(examples, runner, merged, batch_size, probe=False)
     for analysis in analyses:
         analysis.load_state(first.states[analysis.name])
-    rows, at = dict(first.rows), first.stop
+    rows, at = Rows(range(len(examples))), first.stop
+    rows.update(first.rows)
     del first
     for part in parts:
         if part.start != at:
@@ -312,7 +357,7 @@ def _start(
         sequences=TokenPasses(runner, batch_size) if probe and SEQUENCES in needs else None,
         task=info.task,
         classes=tuple(info.classes),
-        gold_labels=any(e.label is not None for e in examples),
+        gold_labels=has_labels(examples),
         batch_size=batch_size,
         scores=Scores.from_json(info.scores, info.layers, info.head_dim),
     )
@@ -328,10 +373,10 @@ def _feed(
     indices: range | None,
     batch_size: int,
     progress: bool,
-) -> dict[int, tuple[int, bool, tuple[int | None, int | None] | None]]:
+) -> Rows:
     """Feed every record (of ``indices``, default all) to every analysis; return each
     sentence's (tokens, truncated, kept characters)."""
-    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]] = {}
+    rows = Rows(range(len(examples)) if indices is None else indices)
     for record in _run(examples, runner, analyses, indices, batch_size, progress):
         rows[record.index] = row(record, examples, runner.max_length)
     return rows
@@ -415,7 +460,7 @@ def _atlas(
     runner: Runner,
     analyses: Sequence[Analysis],
     run: RunInfo,
-    rows: dict[int, tuple[int, bool, tuple[int | None, int | None] | None]],
+    rows: Mapping[int, Row] | Rows,
     results: dict[str, Result],
     options: BuildOptions,
     *,
@@ -424,7 +469,8 @@ def _atlas(
 ) -> Atlas:
     """The Atlas of finished results and the sentences' rows, not yet ``rounded``."""
     info = runner.info
-    if any(rows[i][2] for i in rows):
+    rows = Rows.of(rows, len(examples))
+    if rows.cut.any():
         log.info(
             "pages and atlas.json keep of each truncated sentence only the text its %d tokens "
             "cover, marked '… [cut at %d tokens]'",
@@ -433,7 +479,7 @@ def _atlas(
         )
     views_data = results["views"].data if "views" in results else {}
     kept = results["views"].sentences if "views" in results else {}
-    token_counts = [rows[i][0] for i in range(len(examples))]
+    token_counts = rows.tokens
     return Atlas(
         title=title,
         model=ModelCard(
@@ -456,13 +502,13 @@ def _atlas(
         ),
         corpus=CorpusSummary(
             sentences=len(examples),
-            pairs=sum(e.text_b is not None for e in examples),
+            pairs=count_pairs(examples),
             tokens=int(sum(token_counts)),
             mean_tokens=float(np.mean(token_counts)),
-            max_tokens=int(max(token_counts)),
-            truncated=sum(rows[i][1] for i in range(len(examples))),
+            max_tokens=int(token_counts.max()),
+            truncated=int(rows.truncated.sum()),
         ),
-        sentences=[
+        sentences=Sentences(  # compact, made as the examples are read again
             Sentence(
                 index=i,
                 id=e.id,
@@ -476,7 +522,7 @@ def _atlas(
                 **analysed_text(e, rows[i][2]),
             )
             for i, e in enumerate(examples)
-        ],
+        ),
         views=list(kept.values()),
         **assemble(results, analyses, run),
     )

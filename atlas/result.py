@@ -7,11 +7,14 @@ The JSON schema is documented in docs/atlas-json.md; bump SCHEMA_VERSION on any 
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
 import re
 import sys
+from array import array
+from collections.abc import Container, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,6 +101,114 @@ class Sentence:
     generated: int = 0
 
 
+class Strings:
+    """A column of strings (or None), compact: their UTF-8 bytes one after another and where
+    each ends, 9 bytes a string beside its text; a column of Nones alone holds a count."""
+
+    def __init__(self) -> None:
+        self._data = bytearray()
+        self._ends: array | None = None  # None while every value is None
+        self._none = bytearray()
+        self._count = 0
+
+    def append(self, value: str | None) -> None:
+        if value is not None and self._ends is None:
+            self._ends, self._none = array("q", [0]) * self._count, bytearray(b"\1") * self._count
+        if self._ends is not None:
+            if value is not None:
+                self._data += value.encode("utf-8", "surrogatepass")
+            self._ends.append(len(self._data))
+            self._none.append(value is None)
+        self._count += 1
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index: int) -> str | None:
+        if self._ends is None or self._none[index]:
+            return None
+        start = self._ends[index - 1] if index else 0
+        return self._data[start : self._ends[index]].decode("utf-8", "surrogatepass")
+
+
+CUTS = ([], ["text"], ["text_b"], ["text", "text_b"], ["text_b", "text"])  # Sentence.cut
+
+
+class Sentences(Sequence[Sentence]):
+    """Every sentence of an atlas, in corpus order, held compact: per sentence the UTF-8 bytes
+    of its texts (id, text, second text, label, generation) and a few numbers, some 50 bytes
+    beside the text, not a ``Sentence`` of Python objects (a corpus of 100,000 sentences held
+    so is some 50 MB more). A ``Sentence`` is made each time one is asked for."""
+
+    def __init__(self, sentences: Iterable[Sentence] = ()) -> None:
+        self._texts = {name: Strings() for name in ("id", "text", "text_b", "label", "generation")}
+        self._numbers = {name: array("q") for name in ("tokens", "generated")}
+        self._flags = bytearray()  # truncated, has_view, has_data: bits 0 to 2; cut: 3 up
+        for sentence in sentences:
+            self.append(sentence)
+
+    def append(self, sentence: Sentence) -> None:
+        if sentence.index != len(self):
+            raise ValueError(f"sentence {sentence.index} given as sentence {len(self)}")
+        for name, column in self._texts.items():
+            column.append(getattr(sentence, name))
+        for name, numbers in self._numbers.items():
+            numbers.append(getattr(sentence, name))
+        flags = sentence.truncated | sentence.has_view << 1 | sentence.has_data << 2
+        self._flags.append(flags | CUTS.index(list(sentence.cut)) << 3)
+
+    def __len__(self) -> int:
+        return len(self._flags)
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(f"sentence {index} of {len(self)}")
+        flags = self._flags[index]
+        return Sentence(
+            index=index,
+            **{name: column[index] for name, column in self._texts.items()},
+            **{name: numbers[index] for name, numbers in self._numbers.items()},
+            truncated=bool(flags & 1),
+            has_view=bool(flags & 2),
+            has_data=bool(flags & 4),
+            cut=list(CUTS[flags >> 3]),
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Sequence) or isinstance(other, str):
+            return NotImplemented
+        return len(self) == len(other) and all(a == b for a, b in zip(self, other, strict=True))
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<Sentences: {len(self)}>"
+
+    def with_pages(self, pages: Container[int], data: Container[int]) -> Sentences:
+        """These sentences with ``has_view`` (a page) for those in ``pages`` alone, and
+        ``has_data`` for those in ``data``: what a site fitted to a budget keeps. The texts and
+        numbers are shared with this list, not copied (neither is appended to once made)."""
+        made = copy.copy(self)
+        made._flags = bytearray(
+            flags & ~6 | (i in pages) << 1 | (i in data) << 2 for i, flags in enumerate(self._flags)
+        )
+        return made
+
+    def json_chunks(self) -> Iterator[str]:
+        """The list as ``json.dumps`` writes it in atlas.json (sorted keys, ", " and ": "),
+        a sentence at a time: the file is written without every sentence as a dict at once."""
+        yield "["
+        for i, sentence in enumerate(self):
+            text = json.dumps(dataclasses.asdict(sentence), sort_keys=True, ensure_ascii=False,
+                              allow_nan=False)  # fmt: skip
+            yield text if i == 0 else ", " + text
+        yield "]"
+
+
 @dataclass
 class Atlas:
     title: str
@@ -112,7 +223,7 @@ class Atlas:
     tables: list[Table]
     sections: dict[str, list[str]]  # page -> the analyses' section templates, in order
     pages: dict[str, dict[str, str]]  # the analyses' own pages: path -> {template, title}
-    sentences: list[Sentence]
+    sentences: Sequence[Sentence]  # a Sentences (compact); a list is made one in __post_init__
     views: list[View]  # the sentences with a page; kept in data/, not in atlas.json
     schema_version: int = SCHEMA_VERSION
     atlas_version: str = __version__
@@ -120,6 +231,10 @@ class Atlas:
     # A compare atlas (results["compare"]): model B's attention of the sentences with a page,
     # on the same tokens; kept in data/NNNN.b.js, not in atlas.json.
     views_b: list[View] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.sentences, Sentences):
+            self.sentences = Sentences(self.sentences)
 
     def head(self, layer: int, head: int) -> Head:
         return self.heads[(layer - 1) * self.model.heads + (head - 1)]
@@ -145,15 +260,27 @@ class Atlas:
     def to_json(self) -> str:
         """atlas.json: everything but the per-sentence attention, which the site keeps in
         data/NNNN.js (see viewdata.py) rather than twice."""
-        return _dumps(self.tree())
+        return "".join(self.json_chunks())
 
-    def tree(self, digits: int | None = None) -> dict[str, Any]:
-        """What atlas.json holds, as ``dataclasses.asdict`` gives it less the views, floats
-        rounded to ``digits`` decimals if given (``plain``)."""
+    def json_chunks(self) -> Iterator[str]:
+        """atlas.json in pieces, the sentence list a sentence at a time (``Sentences``): the
+        bytes of ``json.dumps`` of the whole with sorted keys, without the whole as dicts."""
+        data = self.tree(leave=("sentences", "views", "views_b"))
+        before = _dumps({k: v for k, v in data.items() if k < "sentences"})
+        after = _dumps({k: v for k, v in data.items() if k > "sentences"})
+        yield before[:-1] + ', "sentences": '
+        yield from self.sentences.json_chunks()
+        yield ", " + after[1:] + "\n"
+
+    def tree(
+        self, digits: int | None = None, leave: tuple[str, ...] = ("views", "views_b")
+    ) -> dict[str, Any]:
+        """What atlas.json holds, as ``dataclasses.asdict`` gives it, less the fields ``leave``
+        (not copied at all), floats rounded to ``digits`` decimals if given (``plain``)."""
         return {
             f.name: plain(getattr(self, f.name), digits)
             for f in dataclasses.fields(self)
-            if f.name not in ("views", "views_b")
+            if f.name not in leave
         }
 
 
@@ -173,10 +300,10 @@ def plain(value: Any, digits: int | None = None) -> Any:
 
 
 def _dumps(data: dict[str, Any]) -> str:
-    """atlas.json's text of ``Atlas.tree``: keys sorted, no NaN or Infinity (JSON has none,
+    """JSON text of part of ``Atlas.tree``: keys sorted, no NaN or Infinity (JSON has none,
     and load() would refuse them: the error names where the first one is)."""
     try:
-        return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+        return json.dumps(data, sort_keys=True, ensure_ascii=False, allow_nan=False)
     except ValueError:
         where = first_non_finite(data)
         if where is None:
@@ -204,14 +331,22 @@ def rounded(atlas: Atlas) -> Atlas:
     sorted and strings, tuples lists. The site is rendered from this, so the build's pages are
     those ``atlas render`` makes from atlas.json; an order that matters must be a list, since a
     dict's order is not kept."""
-    stored = json.loads(_dumps(atlas.tree(DIGITS)))
-    return from_dict(stored, views=atlas.views, views_b=atlas.views_b)
+    # the sentences hold no float and nothing JSON changes (strings, integers, lists of
+    # strings): kept as they are, as the views (in data/, not in atlas.json)
+    data = atlas.tree(DIGITS, leave=("sentences", "views", "views_b"))
+    data["sentences"] = []
+    stored = json.loads(_dumps(data))
+    return from_dict(stored, views=atlas.views, views_b=atlas.views_b, sentences=atlas.sentences)
 
 
 def from_dict(
-    data: dict, views: list[View] | None = None, views_b: list[View] | None = None
+    data: dict,
+    views: list[View] | None = None,
+    views_b: list[View] | None = None,
+    sentences: Sentences | None = None,
 ) -> Atlas:
-    """Rebuild an Atlas from its ``asdict`` form (as read from atlas.json)."""
+    """Rebuild an Atlas from its ``asdict`` form (as read from atlas.json); ``views``,
+    ``views_b`` and ``sentences``, when given, in place of the data's."""
     return Atlas(
         title=data["title"],
         model=ModelCard(**data["model"]),
@@ -225,7 +360,11 @@ def from_dict(
         tables=[Table(**t) for t in data["tables"]],
         sections=data["sections"],
         pages=data["pages"],
-        sentences=[Sentence(**s) for s in data["sentences"]],
+        sentences=(
+            sentences
+            if sentences is not None
+            else Sentences(Sentence(**s) for s in data["sentences"])
+        ),
         views=views if views is not None else [View(**v) for v in data["views"]],
         schema_version=data["schema_version"],
         atlas_version=data["atlas_version"],

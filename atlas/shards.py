@@ -30,6 +30,7 @@ import itertools
 import json
 import logging
 import os
+from array import array
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -46,8 +47,8 @@ from .comparison import (
     measure_compare_states,
     save_compare_part,
 )
-from .corpus import Example, read_corpus
-from .generation import Continued, continue_examples, generations
+from .corpus import Corpus, Example
+from .generation import Continued, generated_ids, generations
 from .loading import DEFAULT_MODEL, default_model_path
 from .options import BuildOptions
 from .output import claim
@@ -236,8 +237,10 @@ def model_a(runner: Runner | PairedRunner) -> Runner:
     return runner.a if isinstance(runner, PairedRunner) else runner
 
 
-def read_input(input: Path, options: BuildOptions) -> list[Example]:
-    return read_corpus(input, limit=options.limit, words=options.words)
+def read_input(input: Path, options: BuildOptions) -> Corpus:
+    """The input, checked whole but not held (``corpus.Corpus``): a worker reads its range's
+    examples, the driver the few it runs again and, once, each sentence's text for the site."""
+    return Corpus(input, limit=options.limit, words=options.words)
 
 
 class Counting:
@@ -273,9 +276,12 @@ def measure_shard(
     runner = runner_for(options)
     if options.generate:
         needed = generating(span, options, len(examples))
-        examples = continue_examples(
+        # lazily, as a Continued: a worker holds its prompts' generated ids, not the corpus
+        made = generated_ids(
             examples, model_a(runner), options.generate, options.batch_size, indices=needed
         )
+        examples = Continued(examples, model_a(runner).tokenizer)
+        examples.generated.update((i, array("i", ids)) for i, ids in made.items())
     if report is not None:
         runner = Counting(runner, report)
     measure = measure_compare_states if options.compare is not None else measure_states

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import io
 import logging
 import os
 import re
@@ -574,8 +575,10 @@ def _files(
         yield f"{ASSETS}/{source.name}", source.read_bytes()
     yield f"{ASSETS}/{VEGA_BUNDLE}", vega_bundle().encode("utf-8")
     yield contract.CONFIG_SCRIPT, _config_script(atlas)
-    yield contract.SEARCH_SCRIPT, contract.search_script(search_index(atlas)).encode("utf-8")
-    yield "atlas.json", atlas.to_json().encode("utf-8")
+    # the two files that hold every sentence's text: written from the compact sentence list a
+    # sentence at a time, never held but as the file's own bytes
+    yield contract.SEARCH_SCRIPT, encoded(search_script_chunks(atlas))
+    yield "atlas.json", encoded(atlas.json_chunks())
     yield ".nojekyll", b""
 
 
@@ -646,15 +649,35 @@ def search_index(atlas: Atlas) -> dict:
     once (words are matched in the page), and each catalogue column's top heads and its entry
     on the Definitions page, as [title, [[head name, value], ...], key, description]. About the
     corpus's text in size, plus ~12 bytes a sentence."""
+    return _search_index(atlas, list(_search_sentences(atlas)))
+
+
+def search_script_chunks(atlas: Atlas) -> Iterator[str]:
+    """assets/search-index.js (``contract.search_script(search_index(atlas))``) in pieces, a
+    sentence's row at a time: the sentences are the index's last field."""
+    head, tail = contract.search_script(_search_index(atlas, [])).rsplit('"sentences":[]', 1)
+    yield head + '"sentences":['
+    for i, row in enumerate(_search_sentences(atlas)):
+        yield ("," if i else "") + contract.script_json(row)
+    yield "]" + tail
+
+
+def _search_sentences(atlas: Atlas) -> Iterator[list]:
     total = len(atlas.sentences)
-    sentence, column = contract.SEARCH_SENTENCE_ROW, contract.SEARCH_COLUMN_ROW
+    for s in atlas.sentences:
+        yield contract.search_row(
+            contract.SEARCH_SENTENCE_ROW,
+            contract.sentence_key(s.index, total),
+            s.text,
+            s.text_b,
+            int(s.has_view),
+        )
+
+
+def _search_index(atlas: Atlas, sentences: list) -> dict:
+    column = contract.SEARCH_COLUMN_ROW
     index = {
-        "sentences": [
-            contract.search_row(
-                sentence, contract.sentence_key(s.index, total), s.text, s.text_b, int(s.has_view)
-            )
-            for s in atlas.sentences
-        ],
+        "sentences": sentences,
         "columns": [
             contract.search_row(
                 column,
@@ -736,19 +759,23 @@ def _where(err: BaseException) -> str | None:
 def render_page(chunks: Iterator[str], template: str, path: str) -> bytes:
     """A page's bytes from the template's output as it is made, stopped in one line once it
     passes MAX_PAGE_BYTES: a theme cannot make a page no host serves, nor fill the memory."""
-    made, size = [], 0
-    for chunk in chunks:
-        made.append(chunk)
-        size += len(chunk)  # characters: at most the bytes, so the check below still holds
-        if size > MAX_PAGE_BYTES:
-            break
-    page = "".join(made).encode("utf-8")
+    page = encoded(chunks, MAX_PAGE_BYTES)
     if len(page) > MAX_PAGE_BYTES:
         raise SiteError(
             f"template {template}: the page {path} is over {MAX_PAGE_BYTES // 1_000_000} MB, "
             "GitHub's limit per file; stopped there"
         )
     return page
+
+
+def encoded(chunks: Iterable[str], limit: int | None = None) -> bytes:
+    """The UTF-8 bytes of the chunks joined, made as they come (no str of the whole beside
+    the bytes: a page listing 100,000 sentences is held once); stopped once past ``limit``."""
+    buffer = io.BytesIO()
+    for chunk in chunks:
+        if buffer.write(chunk.encode("utf-8")) and limit is not None and buffer.tell() > limit:
+            break
+    return buffer.getvalue()
 
 
 def _pages(

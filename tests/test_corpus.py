@@ -1,4 +1,5 @@
-"""Tests of atlas.corpus.read_corpus (both formats, every error) and atlas.model.is_punctuation."""
+"""Tests of atlas.corpus.read_corpus (every format, every error), of ``Corpus`` (the same
+examples and errors, read by ranges and not held) and of atlas.model.is_punctuation."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import unicodedata
 import pytest
 from conftest import ROOT
 
-from atlas.corpus import CorpusError, Example, read_corpus
+from atlas.corpus import Corpus, CorpusError, Example, read_corpus
 from atlas.model import is_punctuation
 
 
@@ -114,6 +115,9 @@ def assert_error(path, *fragments: str, limit=None):
     with pytest.raises(CorpusError) as info:
         read_corpus(path, limit=limit)
     message = str(info.value)
+    with pytest.raises(CorpusError) as lazy:  # a Corpus checks the whole file as it opens
+        Corpus(path, limit=limit)
+    assert str(lazy.value) == message
     assert "\n" not in message
     assert message.startswith(str(path))
     for fragment in fragments:
@@ -593,3 +597,66 @@ def test_jsonl_label_errors(tmp_path, label):
     """A label that is not a non-empty string or an integer is refused, naming the line."""
     data = jsonl({"text": "ok"}, {"text": "a", "label": label})
     assert_error(write(tmp_path, "c.jsonl", data), ":2:", "'label' must be")
+
+
+# ---------------------------------------------------------------------------------------------
+# Corpus: the examples of read_corpus, read again by ranges, not held
+
+SAMPLES = {
+    "bom-crlf.txt": b"\xef\xbb\xbf# c\r\n\r\nOne.\r\nTwo \xc3\xa9t\xc3\xa9.\tPair.\r\n"
+    b"\rThree\t\tgold\n",
+    "lone-cr.txt": b"A.\rB.\r\r# no\rC. \xe2\x80\xa8 D.",
+    "words.jsonl": jsonl(
+        {"text": "Hello , world .", "words": ["Hello", ",", "world", "."], "heads": [3, 1, 0, 3]},
+        {"text": "A", "text_b": "B", "label": 2, "id": "x"},
+        {"text": "\u00e9l\u00e8ve \u2028 ok"},
+    ),
+    "tree.conllu": (ROOT / "examples" / "ud-ewt-sample.conllu").read_bytes(),
+}
+
+
+@pytest.mark.parametrize("name", SAMPLES)
+@pytest.mark.parametrize("limit", [None, 2])
+@pytest.mark.parametrize("block", [1, 2, 256])
+def test_a_corpus_reads_the_examples_read_corpus_reads(tmp_path, monkeypatch, name, limit, block):
+    """Every example, in order and by index (from either end, by slice), equal to
+    read_corpus's: ids that count, line numbers, the text after a BOM, CR, CRLF and a lone CR
+    (a range starts at any line), a U+2028 inside a line; with a limit, and read in ranges of
+    one, two or many examples."""
+    monkeypatch.setattr(Corpus, "BLOCK", block)
+    path = write(tmp_path, name, SAMPLES[name])
+    words = name.startswith("lone")
+    examples = read_corpus(path, limit=limit, words=words)
+    corpus = Corpus(path, limit=limit, words=words)
+    assert len(corpus) == len(examples) > 1
+    assert list(corpus) == examples
+    order = [len(examples) - 1, 0, *range(len(examples))]
+    assert [corpus[i] for i in order] == [examples[i] for i in order]
+    assert corpus[-1] == examples[-1] and corpus[1:3] == examples[1:3]
+    assert corpus.pairs == sum(e.text_b is not None for e in examples)
+    assert corpus.labelled == any(e.label is not None for e in examples)
+    with pytest.raises(IndexError):
+        corpus[len(examples)]
+
+
+def test_a_corpus_holds_one_range_of_examples(tmp_path, monkeypatch):
+    """Reading a corpus through, or at random, keeps one range of ``BLOCK`` examples alive at
+    a time, not the corpus (what a sharded build's driver relies on)."""
+    import gc
+    import weakref
+
+    monkeypatch.setattr(Corpus, "BLOCK", 3)
+    path = write(tmp_path, "c.txt", "".join(f"Sentence {i}.\n" for i in range(20)).encode())
+    corpus = Corpus(path)
+    seen = [weakref.ref(e) for e in corpus]
+    seen += [weakref.ref(corpus[i]) for i in (17, 2, 9)]
+    gc.collect()
+    assert sum(ref() is not None for ref in seen) <= 3
+
+
+def test_a_corpus_refuses_a_file_changed_under_it(tmp_path):
+    path = write(tmp_path, "c.txt", b"One.\nTwo.\n")
+    corpus = Corpus(path)
+    path.write_bytes(b"Uno.\nDos.\nTres.\n")
+    with pytest.raises(CorpusError, match="changed while the build was reading it"):
+        corpus[1]

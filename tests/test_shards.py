@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from test_output import files_of
 
-from atlas import shards
+from atlas import contract, shards
 from atlas.cli import main
 from atlas.options import BuildOptions
 
@@ -102,6 +102,39 @@ def test_merge_reads_and_merges_one_state_folder_at_a_time(states, tiny, monkeyp
     assert drawn.starts == [0, 6, 13]
     assert drawn.held == [[], [], []]
     assert files_of(tmp_path / "site") == one
+
+
+def test_merge_holds_a_range_of_the_corpus_not_the_corpus(states, tiny, monkeypatch, tmp_path):
+    """The driver reads the input by ranges (``corpus.Corpus``): as it finishes (running some
+    sentences again) and as it writes the site (every sentence's text), at most one range of
+    examples is alive, not the corpus's 20, and the site is the one-process site."""
+    from atlas import pipeline, site
+    from atlas.corpus import Corpus, Example
+
+    def alive() -> int:
+        gc.collect()
+        return sum(type(o) is Example for o in gc.get_objects())
+
+    monkeypatch.setattr(Corpus, "BLOCK", 4)
+    before, counts = alive(), []
+    finish, files = pipeline._finish, site._files
+
+    def finishing(*args, **kwargs):
+        counts.append(alive() - before)
+        return finish(*args, **kwargs)
+
+    def rendering(*args, **kwargs):
+        for made in files(*args, **kwargs):
+            if made[0] in ("atlas.json", contract.SEARCH_SCRIPT, "sentences/index.html"):
+                counts.append(alive() - before)
+            yield made
+
+    monkeypatch.setattr(pipeline, "_finish", finishing)
+    monkeypatch.setattr(site, "_files", rendering)
+    parts = [str(states / n) for n in ("1-of-3", "2-of-3", "3-of-3")]
+    assert main(["merge", *parts, "-o", str(tmp_path / "site"), "-q"]) == 0
+    assert len(counts) == 4 and max(counts) <= 4, counts
+    assert files_of(tmp_path / "site") == tiny[1]
 
 
 # Ray's tests are marked slow: a quick run (-m "not slow") leaves out Ray's start-up; CI runs them.
