@@ -253,7 +253,7 @@ def _finish(
     examples: Sequence[Example],
     sides: tuple[_Side, _Side],
     cross: Compare,
-    rows: dict,
+    rows: dict | pipeline.Rows,
     options: BuildOptions,
     title: str,
     input_name: str,
@@ -396,7 +396,8 @@ def finish_compare_parts(
     a = pipeline.Merging(examples, runner.a, analyses, first.a.states, batch)
     b = pipeline.Merging(examples, runner.b, copies, first.b.states, batch)
     crossing = pipeline.Merging(examples, runner.a, [cross], first.a.states, batch)
-    rows = dict(first.a.rows)
+    rows = pipeline.Rows(range(len(examples)))  # compact, as pipeline.finish_parts holds them
+    rows.update(first.a.rows)
     del first
     for part in parts:
         _merge_part(part, a, b, crossing)

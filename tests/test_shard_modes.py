@@ -276,13 +276,13 @@ def test_shards_across_a_sorting_window_continue_only_their_batches(lm, tmp_path
     args = [str(corpus), "--model", str(lm), "--generate", "2", "--views", "2", "--importance",
             "0", "--batch-size", "8"]  # fmt: skip
     continued = []
-    generate = shards.continue_examples
+    generate = shards.generated_ids
 
     def spied(examples, runner, tokens, batch_size, indices):
         continued.append(indices)
         return generate(examples, runner, tokens, batch_size, indices=indices)
 
-    monkeypatch.setattr(shards, "continue_examples", spied)
+    monkeypatch.setattr(shards, "generated_ids", spied)
     one = one_process(args, tmp_path / "one")
     assert merged(args, 3, tmp_path / "merged") == one
     assert continued == [list(range(0, 256)), list(range(0, 512)), list(range(256, 520))]
