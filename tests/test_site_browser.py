@@ -19,9 +19,10 @@ def test_overview_draws_every_chart(browser, default_site):
         timeout=20000,
     )
     charts = page.locator("div.vega")
-    # 13 metric heatmaps (9 + 3 head types + importance), the layer curves, the head map, and
-    # importance against attention to [SEP] and to [CLS]
-    assert charts.count() == 17
+    # 12 metric heatmaps (9 + an encoder's 2 head types, duplicate and induction: its first
+    # position is [CLS], so no first-token column + importance), the layer curves, the head
+    # map, and importance against attention to [SEP] and to [CLS]
+    assert charts.count() == 16
     # The head map has one mark per head.
     marks = page.locator("div[data-spec='spec-head-map'] path[role='graphics-symbol']")
     assert marks.count() >= 72
