@@ -111,10 +111,7 @@ class Corpus(Sequence[Example]):
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"example {index} of a corpus of {len(self)}")
+        index = range(len(self))[index]  # negative from the end; IndexError past it
         block = index // self.BLOCK
         if self._block[0] != block:
             start = block * self.BLOCK

@@ -163,10 +163,7 @@ class Sentences(Sequence[Sentence]):
     def __getitem__(self, index):  # type: ignore[override]
         if isinstance(index, slice):
             return [self[i] for i in range(*index.indices(len(self)))]
-        if index < 0:
-            index += len(self)
-        if not 0 <= index < len(self):
-            raise IndexError(f"sentence {index} of {len(self)}")
+        index = range(len(self))[index]  # negative from the end; IndexError past it
         flags = self._flags[index]
         return Sentence(
             index=index,
